@@ -1,0 +1,102 @@
+# shoal - one non-recursive Makefile.
+#
+#   make                 build/shoal, build/libshoal.a, build/libshoal.so
+#   make run             build and start the store on default settings
+#   make test            install what tests need, build, run every test
+#   make bench           build and run the C benchmark suite
+#   make SANITIZE=address,undefined   the same in build/san/
+#   make WERROR=1 OPT=-O0              variants as variables
+#
+# Each variant builds in its own folder so they never mix objects.
+
+CC ?= cc
+OPT ?= -O2
+SANITIZE ?=
+WERROR ?=
+
+ifeq ($(SANITIZE),)
+BUILD ?= build
+else
+BUILD ?= build/san
+endif
+
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Wshadow \
+	-Wstrict-prototypes -Wno-missing-field-initializers -fPIC \
+	-fvisibility=hidden -Iinclude -Isrc/common -Isrc/daemon -Isrc/client
+ifneq ($(WERROR),)
+CFLAGS_BASE += -Werror
+endif
+ifneq ($(SANITIZE),)
+CFLAGS_BASE += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
+	-fno-sanitize-recover=all
+LDFLAGS_SAN := -fsanitize=$(SANITIZE)
+endif
+ALL_CFLAGS := $(CFLAGS_BASE) $(CFLAGS)
+ALL_LDFLAGS := $(LDFLAGS_SAN) $(LDFLAGS)
+LIBS := -lpthread
+
+COMMON_SRC := $(sort $(wildcard src/common/*.c))
+CLIENT_SRC := $(sort $(wildcard src/client/*.c))
+DAEMON_SRC := $(sort $(wildcard src/daemon/*.c))
+CLI_SRC := $(sort $(wildcard src/cli/*.c))
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+COMMON_OBJ := $(call obj,$(COMMON_SRC))
+CLIENT_OBJ := $(call obj,$(CLIENT_SRC))
+DAEMON_OBJ := $(call obj,$(DAEMON_SRC))
+CLI_OBJ := $(call obj,$(CLI_SRC))
+
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+INTEG_SRC := $(sort $(wildcard tests/integration/test_*.c))
+INTEG_BIN := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(INTEG_SRC))
+TEST_SUPPORT_SRC := $(sort $(wildcard tests/support/*.c))
+TEST_SUPPORT_OBJ := $(call obj,$(TEST_SUPPORT_SRC))
+
+.PHONY: all run test test-c test-python bench clean format deps
+all: $(BUILD)/shoal $(BUILD)/libshoal.a $(BUILD)/libshoal.so
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libshoal.a: $(COMMON_OBJ) $(CLIENT_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libshoal.so: $(COMMON_OBJ) $(CLIENT_OBJ)
+	$(CC) -shared $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/shoal: $(CLI_OBJ) $(DAEMON_OBJ) $(BUILD)/libshoal.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJ) $(DAEMON_OBJ) $(BUILD)/libshoal.a $(LIBS)
+
+# Unit tests link the daemon's objects (without its entry point) directly.
+$(BUILD)/tests/%: tests/unit/%.c $(DAEMON_OBJ) $(BUILD)/libshoal.a $(TEST_SUPPORT_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/support -o $@ $< $(DAEMON_OBJ) \
+		$(TEST_SUPPORT_OBJ) $(BUILD)/libshoal.a $(ALL_LDFLAGS) -lcmocka $(LIBS)
+
+$(BUILD)/tests/%: tests/integration/%.c $(BUILD)/libshoal.a $(TEST_SUPPORT_OBJ) $(BUILD)/shoal
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/support -o $@ $< $(TEST_SUPPORT_OBJ) \
+		$(BUILD)/libshoal.a $(ALL_LDFLAGS) -lcmocka $(LIBS)
+
+tests-c: $(UNIT_BIN) $(INTEG_BIN)
+
+run: all
+	$(BUILD)/shoal serve
+
+deps:
+	@tests/deps.sh
+
+test: deps
+	@tests/run.sh
+
+clean:
+	rm -rf build
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

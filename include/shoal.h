@@ -1,0 +1,386 @@
+/*
+ * shoal.h - the public C API of shoal, a shared-memory object store for one
+ * host.
+ *
+ * A daemon (`shoal serve`) owns one shared-memory arena. A client connects
+ * over a Unix socket, receives the arena's file descriptor once and maps it;
+ * from then on every object is an (offset, size) inside that mapping, so a
+ * get hands out a pointer into shared memory with no copy.
+ *
+ * Life cycle of an object: shoal_create() reserves space and returns where to
+ * write; the creator writes the data (and metadata); shoal_seal() makes it
+ * immutable and visible to every client; shoal_abort() drops it instead.
+ * shoal_get() returns read-only views of sealed objects and pins them: the
+ * daemon never frees or reuses the memory of an object while any client
+ * holds it. Each view is given back with shoal_release().
+ *
+ * Names are the store's own namespace: a UTF-8 name points at a sealed
+ * object and carries a version that changes on every set, for
+ * compare-and-set. Named objects are never evicted; the object a name stops
+ * pointing at is deleted (once nobody holds it).
+ *
+ * Errors: every function that can fail returns an int, 0 on success or a
+ * negative code: -errno for system errors, or one of the SHOAL_E* codes
+ * below. shoal_strerror() describes any of them. The library never aborts or
+ * exits the process.
+ *
+ * Threads: a shoal_client may be used from several threads; requests are
+ * serialised on its connection, so a blocking get in one thread delays the
+ * requests of the others (shoal_release() never waits for it). Open a second
+ * client for long waits.
+ *
+ * Fork: a client belongs to the process that connected it. In a forked child
+ * every call on an inherited client returns SHOAL_EFORKED without touching
+ * the parent's connection; the child calls shoal_disconnect() on it (which
+ * then only frees local memory) and connects anew.
+ */
+#ifndef SHOAL_H
+#define SHOAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Marks the library's exported functions (the build hides the rest). */
+#define SHOAL_API __attribute__((visibility("default")))
+
+#define SHOAL_VERSION_MAJOR  0
+#define SHOAL_VERSION_MINOR  1
+#define SHOAL_VERSION_PATCH  0
+#define SHOAL_VERSION_STRING "0.1.0"
+
+/* Size of an object ID in bytes (Plasma's size). */
+#define SHOAL_ID_SIZE 20
+
+/* Longest name, in bytes of UTF-8. */
+#define SHOAL_NAME_MAX 1024
+
+/* Largest metadata part of one object, in bytes. */
+#define SHOAL_META_MAX (1u << 20)
+
+/* Largest number of IDs in one get, release or delete request. */
+#define SHOAL_BATCH_MAX 65536
+
+/* Timeouts in milliseconds: wait forever, or do not wait at all. */
+#define SHOAL_WAIT_FOREVER (-1)
+#define SHOAL_NO_WAIT      0
+
+/*
+ * Error codes. System errors are returned as -errno; these are shoal's own
+ * and never collide with errno values.
+ */
+enum shoal_error {
+	SHOAL_OK = 0,
+	SHOAL_ENOTFOUND = -1000, /* no such object or name */
+	SHOAL_EEXISTS = -1001,   /* an object with this ID already exists */
+	SHOAL_EFULL = -1002,     /* the store cannot hold the object */
+	SHOAL_EUNAVAILABLE =
+	        -1003,        /* no daemon serves the socket, or it went away */
+	SHOAL_EPROTO = -1004, /* a malformed message or a protocol mismatch */
+	SHOAL_ETIMEDOUT = -1005,  /* the wait ran out */
+	SHOAL_ENOTSEALED = -1006, /* the object is not sealed yet */
+	SHOAL_ESEALED = -1007,    /* the object is already sealed */
+	SHOAL_ENOTOWNER =
+	        -1008,          /* only the creating client may seal or abort */
+	SHOAL_EVERSION = -1009, /* compare-and-set: the version did not match */
+	SHOAL_EFORKED =
+	        -1010, /* the client was connected by the parent process */
+	SHOAL_ETOOBIG = -1011, /* a size, count or name is over its limit */
+	SHOAL_EARENA =
+	        -1012, /* the arena header is not one this library reads */
+	SHOAL_EINVAL = -1013,  /* an invalid argument */
+	SHOAL_ENOMEM = -1014,  /* out of private memory */
+	SHOAL_EBUSY = -1015,   /* the daemon is overloaded; try again */
+	SHOAL_ECLOSED = -1016, /* the client has been shut down */
+};
+
+/* Returns a static, human-readable description of any code above or of a
+ * negated errno. Never NULL. */
+SHOAL_API const char *shoal_strerror(int code);
+
+/* An object ID: 20 opaque bytes. */
+typedef struct shoal_id {
+	uint8_t bytes[SHOAL_ID_SIZE];
+} shoal_id;
+
+/* Fills *id with random bytes from getrandom(2). Returns 0 or -errno. */
+SHOAL_API int shoal_id_random(shoal_id *id);
+
+/* State of an object as the daemon reports it. */
+enum shoal_state {
+	SHOAL_STATE_ABSENT = 0,
+	SHOAL_STATE_CREATED = 1, /* created, being written, not yet sealed */
+	SHOAL_STATE_SEALED = 2,
+};
+
+/*
+ * A read-only view of a sealed object, as filled in by shoal_get().
+ * data and metadata point into the shared arena and stay valid until the
+ * view is passed to shoal_release() (or the client is disconnected).
+ * metadata is NULL when metadata_size is 0. status is 0 when the object was
+ * returned, or SHOAL_ENOTFOUND when it was not available within the timeout;
+ * a view with a non-zero status holds nothing and need not be released.
+ */
+typedef struct shoal_view {
+	shoal_id id;
+	int status;
+	uint32_t metadata_size;
+	uint64_t data_size;
+	const uint8_t *data;
+	const uint8_t *metadata;
+	uint64_t handle; /* the daemon's handle of the object; opaque */
+} shoal_view;
+
+typedef struct shoal_client shoal_client;
+
+/*
+ * Default socket path: $SHOAL_SOCKET if set and non-empty, else
+ * $XDG_RUNTIME_DIR/shoal.sock if XDG_RUNTIME_DIR is set, else
+ * /tmp/shoal-<uid>.sock. Writes at most size bytes including the NUL.
+ * Returns 0, or SHOAL_ETOOBIG when the path does not fit.
+ */
+SHOAL_API int shoal_default_socket(char *buf, size_t size);
+
+/*
+ * Connects to the daemon at socket_path (NULL: shoal_default_socket()) and
+ * maps its arena. On success *out is a new client owned by the caller, to be
+ * freed with shoal_disconnect().
+ * Returns 0; SHOAL_EUNAVAILABLE when no daemon listens there; SHOAL_ETOOBIG
+ * for a path longer than a socket address holds; SHOAL_EPROTO or
+ * SHOAL_EARENA when the daemon speaks another protocol or arena format;
+ * SHOAL_ENOMEM; or -errno.
+ */
+SHOAL_API int shoal_connect(const char *socket_path, shoal_client **out);
+
+/*
+ * Closes the connection, unmaps the arena and frees the client. Every view
+ * it handed out becomes invalid; the daemon releases everything the client
+ * held and drops its unsealed objects. NULL is a no-op.
+ */
+SHOAL_API void shoal_disconnect(shoal_client *c);
+
+/* The socket path the client connected to (owned by the client). */
+SHOAL_API const char *shoal_socket_path(const shoal_client *c);
+
+/*
+ * Creates an object of data_size bytes of data and metadata_size bytes of
+ * metadata and reserves memory for both, so that writing them can never
+ * fault with SIGBUS. On success *data points at data_size writable bytes,
+ * 64-byte aligned, and *metadata (if not NULL) at metadata_size writable
+ * bytes (NULL when metadata_size is 0). Both stay valid until shoal_seal()
+ * or shoal_abort() of the object, and after seal as a view that the caller
+ * gives back with shoal_release_id() (sealing does not drop the creator's
+ * hold; see shoal_seal()).
+ *
+ * When the store is full, least-recently-released unnamed objects that
+ * nobody holds are evicted, just enough to make room. If even evicting all
+ * of them would not make room, nothing is evicted and, with timeout_ms 0,
+ * SHOAL_EFULL is returned at once; with timeout_ms > 0 (or
+ * SHOAL_WAIT_FOREVER) the daemon waits up to that long for space to be
+ * freed, then returns SHOAL_EFULL.
+ *
+ * Returns 0; SHOAL_EEXISTS if an object with this ID exists in any state;
+ * SHOAL_EFULL; SHOAL_ETOOBIG for metadata over SHOAL_META_MAX or an object
+ * larger than the store; SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or -errno.
+ */
+SHOAL_API int shoal_create(shoal_client *c, const shoal_id *id,
+                           uint64_t data_size, uint32_t metadata_size,
+                           int64_t timeout_ms, uint8_t **data,
+                           uint8_t **metadata);
+
+/*
+ * Seals an object this client created: it becomes immutable and visible to
+ * every client, and clients waiting for it in a get are answered. The seal
+ * is sent without waiting for a reply (requests on one connection are
+ * handled in order, so the client's next request already sees it sealed).
+ * The creator keeps holding the object after sealing, exactly as if it had
+ * got it once: call shoal_release_id() when done with the written bytes.
+ * Returns 0; SHOAL_ENOTFOUND if this client has no unsealed object with this
+ * ID; SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or -errno.
+ */
+SHOAL_API int shoal_seal(shoal_client *c, const shoal_id *id);
+
+/*
+ * Drops an unsealed object this client created; its memory is freed and its
+ * pointers become invalid. Waiting getters keep waiting (the ID may be
+ * created again). Returns 0; SHOAL_ENOTFOUND; SHOAL_ESEALED if it was
+ * already sealed; SHOAL_ENOTOWNER if another client created it;
+ * SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or -errno.
+ */
+SHOAL_API int shoal_abort(shoal_client *c, const shoal_id *id);
+
+/*
+ * Gets n objects (n <= SHOAL_BATCH_MAX; duplicate IDs are fine) in one round
+ * trip. Waits until every one is sealed or timeout_ms runs out (0: do not
+ * wait; SHOAL_WAIT_FOREVER: no limit). views[i] describes ids[i]: status 0
+ * and a pinned view, or status SHOAL_ENOTFOUND when the object was not
+ * available in time. Each view with status 0 must be given back with
+ * shoal_release() (once per view, duplicates included).
+ * Returns 0 (even when some objects were not available); SHOAL_EINVAL;
+ * SHOAL_ETOOBIG for n over the limit; SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or
+ * -errno.
+ */
+SHOAL_API int shoal_get(shoal_client *c, const shoal_id *ids, size_t n,
+                        int64_t timeout_ms, shoal_view *views);
+
+/*
+ * Gives back one view obtained from shoal_get(), shoal_get_name() or a
+ * sealed shoal_create(). When the client's last view of an object goes, a
+ * release is sent to the daemon without waiting for a reply (and without
+ * waiting for a request another thread has in flight). The view's pointers
+ * are invalid afterwards. Releasing a view with a non-zero status, or one
+ * already released, is a no-op returning 0. Returns 0, SHOAL_EFORKED, or
+ * SHOAL_EUNAVAILABLE (the view is released locally all the same).
+ */
+SHOAL_API int shoal_release(shoal_client *c, shoal_view *view);
+
+/* Like shoal_release() for the view of an object known by ID (e.g. the
+ * creator's hold after seal). Returns 0, SHOAL_ENOTFOUND if the client holds
+ * no view of it, SHOAL_EFORKED or SHOAL_EUNAVAILABLE. */
+SHOAL_API int shoal_release_id(shoal_client *c, const shoal_id *id);
+
+/*
+ * Deletes n objects. An object that some client holds disappears at once
+ * for lookups (get, contains, list) and its ID may be created again, but its
+ * memory is freed only after the last holder releases it. A named object is
+ * not deleted: delete its names first. results (may be NULL) receives, per
+ * ID, 0, SHOAL_ENOTFOUND, SHOAL_ENOTSEALED (unsealed objects are aborted by
+ * their creator) or SHOAL_EEXISTS (it still has a name).
+ * Returns 0, SHOAL_ETOOBIG, SHOAL_EUNAVAILABLE, SHOAL_EFORKED or -errno.
+ */
+SHOAL_API int shoal_delete(shoal_client *c, const shoal_id *ids, size_t n,
+                           int *results);
+
+/* Sets *state to the object's enum shoal_state. Returns 0,
+ * SHOAL_EUNAVAILABLE, SHOAL_EFORKED or -errno. */
+SHOAL_API int shoal_contains(shoal_client *c, const shoal_id *id, int *state);
+
+/* Asks the daemon to evict unnamed, unheld, sealed objects, least recently
+ * released first, until at least nbytes are freed or none is left. *freed
+ * (may be NULL) receives the bytes freed. */
+SHOAL_API int shoal_evict(shoal_client *c, uint64_t nbytes, uint64_t *freed);
+
+/* One object as listed by shoal_list(). */
+typedef struct shoal_object_info {
+	shoal_id id;
+	int state; /* enum shoal_state */
+	uint32_t metadata_size;
+	uint64_t data_size;
+	uint32_t holders;        /* clients holding it now */
+	uint32_t names;          /* names pointing at it */
+	uint64_t create_time_ns; /* CLOCK_REALTIME at create */
+} shoal_object_info;
+
+/*
+ * Lists objects, page by page. *cursor is 0 to start; on return it holds
+ * the cursor of the next page, or 0 when the listing is complete. Up to max
+ * entries are written to out and their number to *count. Objects created
+ * or deleted during a listing may or may not appear; one that exists for
+ * the whole listing appears exactly once.
+ */
+SHOAL_API int shoal_list(shoal_client *c, uint64_t *cursor,
+                         shoal_object_info *out, size_t max, size_t *count);
+
+/* Store-wide counters, as `shoal stats` prints them. */
+typedef struct shoal_stats {
+	uint64_t capacity_bytes; /* the largest total of objects */
+	uint64_t used_bytes;     /* bytes taken by objects (64-byte blocks) */
+	uint64_t objects;        /* objects that exist (any state) */
+	uint64_t sealed_objects;
+	uint64_t pending_deletes; /* deleted, still held by a reader */
+	uint64_t names;
+	uint64_t clients;
+	uint64_t evictions; /* objects evicted since start */
+	uint64_t evicted_bytes;
+	uint64_t creates; /* counters since start */
+	uint64_t gets;
+	uint64_t backed_bytes; /* arena memory the backing has reserved */
+	uint64_t largest_free; /* largest free block: the biggest create that
+	                          fits without eviction */
+	uint64_t uptime_ms;
+} shoal_stats;
+
+SHOAL_API int shoal_get_stats(shoal_client *c, shoal_stats *out);
+
+/*
+ * Points name (name_len bytes of UTF-8, 1..SHOAL_NAME_MAX, no NUL) at the
+ * sealed object id, atomically: a reader resolving the name sees the old
+ * object or the new one, never nothing. The object the name pointed at
+ * before is deleted once nobody holds it and no other name points at it.
+ * With expected_version != NULL this is a compare-and-set: it succeeds only
+ * if the name's current version is *expected_version (0 meaning "the name
+ * must not exist"); otherwise SHOAL_EVERSION. *version (may be NULL)
+ * receives the name's new version. Versions are unique over the daemon's
+ * lifetime and increase.
+ * Returns 0; SHOAL_ENOTFOUND if the object does not exist;
+ * SHOAL_ENOTSEALED; SHOAL_EVERSION; SHOAL_EINVAL for a name that is empty,
+ * not UTF-8 or contains NUL; SHOAL_ETOOBIG; SHOAL_EUNAVAILABLE;
+ * SHOAL_EFORKED; or -errno.
+ */
+SHOAL_API int shoal_set_name(shoal_client *c, const char *name, size_t name_len,
+                             const shoal_id *id,
+                             const uint64_t *expected_version,
+                             uint64_t *version);
+
+/*
+ * Resolves name and gets its object in one round trip. If the name does not
+ * exist, waits up to timeout_ms for it to be set. On success *view is a
+ * pinned view to give back with shoal_release() and *version (may be NULL)
+ * the name's version. Returns 0; SHOAL_ENOTFOUND when the name did not
+ * exist within the timeout; SHOAL_EINVAL; SHOAL_ETOOBIG; SHOAL_EUNAVAILABLE;
+ * SHOAL_EFORKED; or -errno.
+ */
+SHOAL_API int shoal_get_name(shoal_client *c, const char *name, size_t name_len,
+                             int64_t timeout_ms, shoal_view *view,
+                             uint64_t *version);
+
+/*
+ * Removes a name. With expected_version != NULL, only if the name's version
+ * is *expected_version (else SHOAL_EVERSION). Its object is deleted once
+ * nobody holds it and no other name points at it. Returns 0;
+ * SHOAL_ENOTFOUND; SHOAL_EVERSION; SHOAL_EINVAL; SHOAL_ETOOBIG;
+ * SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or -errno.
+ */
+SHOAL_API int shoal_delete_name(shoal_client *c, const char *name,
+                                size_t name_len,
+                                const uint64_t *expected_version);
+
+/* One name as listed by shoal_list_names(). name is NUL-terminated. */
+typedef struct shoal_name_info {
+	char name[SHOAL_NAME_MAX + 1];
+	shoal_id id;
+	uint64_t version;
+	uint64_t data_size;
+	uint32_t metadata_size;
+} shoal_name_info;
+
+/* Lists names page by page, with the cursor rules of shoal_list(). */
+SHOAL_API int shoal_list_names(shoal_client *c, uint64_t *cursor,
+                               shoal_name_info *out, size_t max, size_t *count);
+
+/*
+ * Convenience: creates an object from data/metadata, copies them in, seals
+ * it and releases the creator's hold. Returns what shoal_create() returns.
+ */
+SHOAL_API int shoal_put(shoal_client *c, const shoal_id *id, const void *data,
+                        uint64_t data_size, const void *metadata,
+                        uint32_t metadata_size);
+
+/* Arena facts, for tools and tests. */
+typedef struct shoal_arena_info {
+	const uint8_t *base;  /* the client's mapping of the whole arena */
+	uint64_t map_size;    /* bytes mapped */
+	uint64_t capacity;    /* capacity in bytes */
+	uint64_t data_offset; /* where the object area starts */
+} shoal_arena_info;
+
+SHOAL_API void shoal_arena(const shoal_client *c, shoal_arena_info *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SHOAL_H */

@@ -1,0 +1,88 @@
+/*
+ * alloc.h - the arena allocator: which byte ranges of the data area hold
+ * objects and which are free.
+ *
+ * All of its state lives in the daemon's private memory; the arena itself is
+ * never read or written here, so no client can corrupt it. It hands out
+ * offsets, not pointers. Blocks are multiples of LAYOUT_ALIGN (64) bytes at
+ * 64-byte aligned offsets. Guarantees:
+ *   - exact capacity: a request fits whenever some free block is at least as
+ *     large as the request rounded up to 64 bytes (in an empty allocator, a
+ *     request of the whole size fits);
+ *   - complete coalescing: two free blocks are never adjacent, so after
+ *     every block is freed there is exactly one free block of the whole size;
+ *   - operations are O(log n) or better in the number of blocks (no scans
+ *     over all blocks on alloc or free).
+ */
+#ifndef SHOAL_ALLOC_H
+#define SHOAL_ALLOC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct alloc; /* opaque */
+
+/*
+ * Creates an allocator over [base, base + size). base and size must be
+ * multiples of 64 and size > 0. Returns 0 and *out, SHOAL_EINVAL, or
+ * SHOAL_ENOMEM.
+ */
+int alloc_create(uint64_t base, uint64_t size, struct alloc **out);
+
+/* Frees the allocator and all its metadata. NULL is a no-op. */
+void alloc_destroy(struct alloc *a);
+
+/*
+ * Allocates a block of at least size bytes (rounded up to 64; size 0 is
+ * taken as 64). On success *offset is the block's start. Returns 0,
+ * SHOAL_EFULL when no free block is large enough (nothing changes), or
+ * SHOAL_ENOMEM when private memory for metadata ran out (nothing changes).
+ */
+int alloc_alloc(struct alloc *a, uint64_t size, uint64_t *offset);
+
+/*
+ * Frees the block that starts at offset and returns its size. offset must be
+ * the start of an allocated block (anything else is a bug in the caller; it
+ * is detected and returns 0 without changing anything).
+ */
+uint64_t alloc_free(struct alloc *a, uint64_t offset);
+
+/* Size of the allocated block at offset, or 0 if none starts there. */
+uint64_t alloc_block_size(const struct alloc *a, uint64_t offset);
+
+/* Bytes in allocated blocks. */
+uint64_t alloc_used(const struct alloc *a);
+
+/* Size of the largest free block (0 when none). */
+uint64_t alloc_largest_free(const struct alloc *a);
+
+/* Number of free blocks (1 for an empty allocator). */
+uint64_t alloc_free_blocks(const struct alloc *a);
+
+/*
+ * Would a block of size bytes fit if every allocated block for which
+ * reclaimable(ctx, offset, size) returns true were freed? Looks for a run of
+ * adjacent free-or-reclaimable blocks of total size >= size. O(blocks); for
+ * the slow path of a create that does not fit.
+ */
+bool alloc_fits_if(const struct alloc *a, uint64_t size,
+                   bool (*reclaimable)(void *ctx, uint64_t offset,
+                                       uint64_t size),
+                   void *ctx);
+
+/* Calls fn for every free block in address order; stops early when fn
+ * returns non-zero and returns that value, else 0. */
+int alloc_foreach_free(const struct alloc *a,
+                       int (*fn)(void *ctx, uint64_t offset, uint64_t size),
+                       void *ctx);
+
+/*
+ * Checks every invariant of the structure (blocks tile the range in order,
+ * no two adjacent free blocks, the size index holds exactly the free blocks,
+ * the used count matches). Returns 0, or -1 and writes what is broken to
+ * msg (size bytes) when msg is not NULL.
+ */
+int alloc_check(const struct alloc *a, char *msg, size_t size);
+
+#endif /* SHOAL_ALLOC_H */
