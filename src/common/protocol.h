@@ -100,10 +100,24 @@ struct proto_create {
 	uint64_t data_size;
 	int64_t timeout_ms;
 };
+/*
+ * CREATE reply. flags has PROTO_CREATE_BACKED when every LAYOUT_CHUNK that
+ * the object's range covers fully is known to have its pages allocated in
+ * the arena. Otherwise the client must reserve the range itself before
+ * writing: madvise(MADV_POPULATE_WRITE) over [offset, offset + data_size +
+ * metadata_size) of its mapping. If that fails (ENOMEM, EFAULT) the machine
+ * cannot back the object: the client aborts it and reports SHOAL_EFULL, and
+ * nobody ever faults with SIGBUS. With the flag set, the client may still
+ * populate the chunks it has not mapped yet (mapping by populate costs less
+ * than one page fault per page).
+ */
+#define PROTO_CREATE_BACKED 1u
 struct proto_create_reply {
 	struct proto_reply r;
 	uint64_t offset; /* data at offset, metadata at offset + data_size */
 	uint64_t handle;
+	uint32_t flags;
+	uint32_t pad;
 };
 
 #define PROTO_SEAL_NOREPLY 1u
@@ -258,7 +272,7 @@ _Static_assert(sizeof(struct proto_reply) == 8, "reply layout");
 _Static_assert(sizeof(struct proto_hello) == 16, "hello layout");
 _Static_assert(sizeof(struct proto_hello_reply) == 40, "hello reply layout");
 _Static_assert(sizeof(struct proto_create) == 40, "create layout");
-_Static_assert(sizeof(struct proto_create_reply) == 24, "create reply");
+_Static_assert(sizeof(struct proto_create_reply) == 32, "create reply");
 _Static_assert(sizeof(struct proto_id_req) == 24, "id request layout");
 _Static_assert(sizeof(struct proto_get) == 16, "get layout");
 _Static_assert(sizeof(struct proto_object) == 32, "object layout");
