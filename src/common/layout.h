@@ -18,6 +18,9 @@
 #define LAYOUT_VERSION     1
 #define LAYOUT_HEADER_SIZE 4096u /* the data area starts here */
 #define LAYOUT_ALIGN       64u   /* every object starts on this boundary */
+/* Granule in which the daemon tracks which parts of the arena are backed by
+ * allocated pages (see PROTO_CREATE_BACKED). */
+#define LAYOUT_CHUNK (2u << 20)
 
 struct layout_header {
 	uint64_t magic;
@@ -25,8 +28,8 @@ struct layout_header {
 	uint32_t header_size;
 	uint64_t capacity;    /* bytes of the data area usable by objects */
 	uint64_t data_offset; /* == header_size */
-	uint64_t map_size; /* size of the file: header + capacity, page-rounded
-	                    */
+	/* size of the file: header + capacity, rounded to whole pages */
+	uint64_t map_size;
 	uint64_t daemon_pid;
 	uint64_t start_time_ns;
 	uint64_t reserved[8]; /* zero; room for a published index */
