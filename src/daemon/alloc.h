@@ -12,7 +12,11 @@
  *   - complete coalescing: two free blocks are never adjacent, so after
  *     every block is freed there is exactly one free block of the whole size;
  *   - operations are O(log n) or better in the number of blocks (no scans
- *     over all blocks on alloc or free).
+ *     over all blocks on alloc or free). The one exception, in alloc.c's
+ *     two-level segregated fit: a request within 1/16 of the largest free
+ *     size scans the free blocks of its own size class, as does
+ *     alloc_largest_free() for the highest class. alloc_fits_if(),
+ *     alloc_foreach_free() and alloc_check() are O(blocks).
  */
 #ifndef SHOAL_ALLOC_H
 #define SHOAL_ALLOC_H

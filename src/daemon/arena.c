@@ -1,0 +1,339 @@
+/*
+ * arena.c - creating, checking and trimming the shared-memory arena (see
+ * arena.h).
+ *
+ * Sizing: the file is the header page plus the capacity, rounded up to the
+ * backing's page size (a huge page on hugetlbfs). A capacity larger than
+ * the machine's memory, or than the free space of the directory's
+ * filesystem, is refused before anything is created, with a message that
+ * says what to do: this is where Docker's 64 MiB /dev/shm is caught, instead
+ * of a client dying of SIGBUS later.
+ *
+ * Chunk flags are bytes written by the main thread and the prefault thread
+ * with relaxed atomics: a flag only ever says "known backed", and a stale
+ * "not backed" costs a client one redundant populate, never correctness.
+ */
+#include "arena.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/sysinfo.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "layout.h"
+#include "shoal.h"
+
+static uint64_t round_up(uint64_t n, uint64_t to)
+{
+	return (n + to - 1) / to * to;
+}
+
+static void human(uint64_t n, char *buf, size_t size)
+{
+	const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	double v = (double)n;
+	int u = 0;
+
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, size, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+}
+
+static uint64_t machine_memory(void)
+{
+	struct sysinfo si;
+
+	if (sysinfo(&si) != 0)
+		return 0;
+	return (uint64_t)si.totalram * si.mem_unit;
+}
+
+/* Opens an unlinked file in dir. Returns the fd or -errno. */
+static int open_in_dir(const char *dir)
+{
+	char path[4096];
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+
+	if (fd >= 0)
+		return fd;
+	/* Some filesystems (hugetlbfs among them) refuse O_TMPFILE. */
+	if (snprintf(path, sizeof(path), "%s/.shoal-arena-XXXXXX", dir) >=
+	    (int)sizeof(path))
+		return -ENAMETOOLONG;
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	unlink(path);
+	return fd;
+}
+
+static int check_dir_space(const char *dir, uint64_t file_size, uint64_t *page,
+                           char *err, size_t size)
+{
+	struct statvfs sv;
+	char need[32], have[32];
+
+	if (statvfs(dir, &sv) != 0) {
+		int e = errno;
+		snprintf(err, size, "cannot use directory %s: %s", dir,
+		         strerror(e));
+		return -e;
+	}
+	if (sv.f_bsize > 4096)
+		*page = sv.f_bsize;
+	uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	uint64_t want = round_up(file_size, *page);
+	if (want > avail) {
+		human(want, need, sizeof(need));
+		human(avail, have, sizeof(have));
+		snprintf(
+		        err, size,
+		        "a store of %s does not fit in %s, which has %s free "
+		        "(Docker gives /dev/shm only 64 MiB: run the container "
+		        "with --shm-size, or use a smaller -m)",
+		        need, dir, have);
+		return SHOAL_EFULL;
+	}
+	return 0;
+}
+
+int arena_open(struct arena *a, uint64_t capacity, const char *dir, char *err,
+               size_t size)
+{
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	uint64_t mem = machine_memory();
+	char want[32], have[32];
+	int rc;
+
+	memset(a, 0, sizeof(*a));
+	a->fd = -1;
+	if (capacity == 0) {
+		snprintf(err, size, "the capacity must be at least 1 byte");
+		return SHOAL_EINVAL;
+	}
+	a->capacity =
+	        (capacity + LAYOUT_ALIGN - 1) & ~(uint64_t)(LAYOUT_ALIGN - 1);
+	if (mem && a->capacity > mem) {
+		human(a->capacity, want, sizeof(want));
+		human(mem, have, sizeof(have));
+		snprintf(err, size,
+		         "a store of %s is larger than this machine's memory "
+		         "(%s): use a smaller -m",
+		         want, have);
+		return SHOAL_EFULL;
+	}
+	uint64_t file_size = LAYOUT_HEADER_SIZE + a->capacity;
+	if (dir) {
+		rc = check_dir_space(dir, file_size, &page, err, size);
+		if (rc)
+			return rc;
+		rc = open_in_dir(dir);
+		if (rc < 0) {
+			snprintf(err, size, "cannot create the arena in %s: %s",
+			         dir, strerror(-rc));
+			return rc;
+		}
+		a->fd = rc;
+		snprintf(a->backing, sizeof(a->backing), "file in %s", dir);
+	} else {
+		a->fd = memfd_create("shoal-arena",
+		                     MFD_CLOEXEC | MFD_ALLOW_SEALING);
+		if (a->fd < 0) {
+			rc = -errno;
+			snprintf(err, size, "memfd_create: %s", strerror(-rc));
+			return rc;
+		}
+		snprintf(a->backing, sizeof(a->backing), "memfd");
+	}
+	a->map_size = round_up(file_size, page);
+	a->data_offset = LAYOUT_HEADER_SIZE;
+	if (ftruncate(a->fd, (off_t)a->map_size) != 0) {
+		rc = -errno;
+		snprintf(err, size, "cannot size the arena: %s", strerror(-rc));
+		goto fail;
+	}
+	/* A client could otherwise shrink the memfd and make every other
+	 * client fault with SIGBUS. */
+	if (!dir)
+		(void)fcntl(a->fd, F_ADD_SEALS,
+		            F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+	a->base = mmap(NULL, a->map_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+	               a->fd, 0);
+	if (a->base == MAP_FAILED) {
+		rc = -errno;
+		a->base = NULL;
+		snprintf(err, size, "cannot map the arena: %s", strerror(-rc));
+		goto fail;
+	}
+	a->nchunks = (a->map_size + LAYOUT_CHUNK - 1) / LAYOUT_CHUNK;
+	a->chunks = calloc(a->nchunks, 1);
+	if (!a->chunks) {
+		rc = SHOAL_ENOMEM;
+		snprintf(err, size, "out of memory");
+		goto fail;
+	}
+	struct layout_header h = {
+	        .magic = LAYOUT_MAGIC,
+	        .version = LAYOUT_VERSION,
+	        .header_size = LAYOUT_HEADER_SIZE,
+	        .capacity = a->capacity,
+	        .data_offset = a->data_offset,
+	        .map_size = a->map_size,
+	        .daemon_pid = (uint64_t)getpid(),
+	};
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	h.start_time_ns = (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+	/* The header page is the first write: on a backing that cannot give
+	 * even one page this fails cleanly instead of raising SIGBUS. */
+	if (madvise(a->base, LAYOUT_HEADER_SIZE, MADV_POPULATE_WRITE) != 0 &&
+	    errno != EINVAL) {
+		rc = -errno;
+		snprintf(err, size, "cannot allocate the arena header: %s",
+		         strerror(-rc));
+		goto fail;
+	}
+	memcpy(a->base, &h, sizeof(h));
+	return 0;
+fail:
+	arena_close(a);
+	return rc;
+}
+
+void arena_close(struct arena *a)
+{
+	if (a->prefault_running) {
+		atomic_store(&a->prefault_stop, true);
+		pthread_join(a->prefault_thread, NULL);
+		a->prefault_running = false;
+	}
+	if (a->base)
+		munmap(a->base, a->map_size);
+	if (a->fd >= 0)
+		close(a->fd);
+	free((void *)a->chunks);
+	memset(a, 0, sizeof(*a));
+	a->fd = -1;
+}
+
+/* The chunks fully inside [off, off + len): [*first, *end). */
+static void inner_chunks(const struct arena *a, uint64_t off, uint64_t len,
+                         uint64_t *first, uint64_t *end)
+{
+	uint64_t stop = off + len;
+
+	*first = (off + LAYOUT_CHUNK - 1) / LAYOUT_CHUNK;
+	*end = stop / LAYOUT_CHUNK;
+	if (stop >= a->map_size)
+		*end = a->nchunks; /* the last chunk may be short */
+	if (*end < *first)
+		*end = *first;
+}
+
+bool arena_is_backed(const struct arena *a, uint64_t off, uint64_t len)
+{
+	uint64_t c, end;
+
+	inner_chunks(a, off, len, &c, &end);
+	for (; c < end; c++)
+		if (!(atomic_load_explicit(&a->chunks[c],
+		                           memory_order_relaxed) &
+		      ARENA_BACKED))
+			return false;
+	return true;
+}
+
+void arena_mark_backed(struct arena *a, uint64_t off, uint64_t len)
+{
+	uint64_t c, end;
+
+	inner_chunks(a, off, len, &c, &end);
+	for (; c < end; c++)
+		atomic_fetch_or_explicit(&a->chunks[c],
+		                         ARENA_BACKED | ARENA_TOUCHED,
+		                         memory_order_relaxed);
+}
+
+void arena_mark_touched(struct arena *a, uint64_t off, uint64_t len)
+{
+	if (len == 0)
+		return;
+	for (uint64_t c = off / LAYOUT_CHUNK;
+	     c <= (off + len - 1) / LAYOUT_CHUNK && c < a->nchunks; c++)
+		atomic_fetch_or_explicit(&a->chunks[c], ARENA_TOUCHED,
+		                         memory_order_relaxed);
+}
+
+uint64_t arena_trim(struct arena *a, uint64_t off, uint64_t len,
+                    uint64_t max_chunks)
+{
+	uint64_t c, end, done = 0;
+
+	inner_chunks(a, off, len, &c, &end);
+	for (; c < end && done < max_chunks; c++) {
+		if (!(atomic_load_explicit(&a->chunks[c],
+		                           memory_order_relaxed) &
+		      ARENA_TOUCHED))
+			continue;
+		uint64_t start = c * LAYOUT_CHUNK;
+		uint64_t n = LAYOUT_CHUNK;
+		if (start + n > a->map_size)
+			n = a->map_size - start;
+		if (fallocate(a->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		              (off_t)start, (off_t)n) == 0)
+			atomic_store_explicit(&a->chunks[c], 0,
+			                      memory_order_relaxed);
+		done++;
+	}
+	return done;
+}
+
+uint64_t arena_backed_bytes(const struct arena *a)
+{
+	uint64_t n = 0;
+
+	for (uint64_t c = 0; c < a->nchunks; c++)
+		if (atomic_load_explicit(&a->chunks[c], memory_order_relaxed) &
+		    ARENA_BACKED)
+			n += LAYOUT_CHUNK;
+	return n > a->map_size ? a->map_size : n;
+}
+
+static void *prefault_main(void *arg)
+{
+	struct arena *a = arg;
+
+	for (uint64_t c = 0; c < a->nchunks; c++) {
+		if (atomic_load(&a->prefault_stop))
+			break;
+		uint64_t start = c * LAYOUT_CHUNK;
+		uint64_t n = LAYOUT_CHUNK;
+		if (start + n > a->map_size)
+			n = a->map_size - start;
+		if (madvise(a->base + start, n, MADV_POPULATE_WRITE) != 0)
+			break; /* out of memory: leave the rest to clients */
+		atomic_fetch_or_explicit(&a->chunks[c],
+		                         ARENA_BACKED | ARENA_TOUCHED,
+		                         memory_order_relaxed);
+	}
+	return NULL;
+}
+
+int arena_start_prefault(struct arena *a)
+{
+	int rc = pthread_create(&a->prefault_thread, NULL, prefault_main, a);
+
+	if (rc)
+		return -rc;
+	a->prefault_running = true;
+	return 0;
+}

@@ -1,0 +1,75 @@
+/*
+ * arena.h - the shared-memory arena: its file, its header, and which parts
+ * of it are backed by allocated pages.
+ *
+ * The arena is a memfd (sealed against growing and shrinking, so no client
+ * can truncate it under the others) or an unlinked file in a directory the
+ * user names (e.g. a hugetlbfs or tmpfs mount). The daemon maps it only to
+ * write the header and to prefault; it never reads or writes object bytes.
+ * Pages are reserved by the creating client (see PROTO_CREATE_BACKED); the
+ * daemon remembers, per LAYOUT_CHUNK, which chunks are known to be backed,
+ * and forgets a chunk when it trims it.
+ */
+#ifndef SHOAL_ARENA_H
+#define SHOAL_ARENA_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARENA_BACKED  1u /* every page of the chunk is allocated */
+#define ARENA_TOUCHED 2u /* some page of the chunk may be allocated */
+
+struct arena {
+	int fd;
+	uint8_t *base;
+	uint64_t map_size;
+	uint64_t capacity;
+	uint64_t data_offset;
+	uint64_t nchunks;
+	_Atomic uint8_t *chunks; /* ARENA_BACKED | ARENA_TOUCHED per chunk */
+	char backing[256];       /* "memfd" or the directory, for messages */
+	bool prefault_running;
+	atomic_bool prefault_stop;
+	pthread_t prefault_thread;
+};
+
+/*
+ * Creates the arena for capacity bytes (rounded up to 64) backed by a memfd,
+ * or by an unlinked file in dir when dir is not NULL. Refuses a capacity the
+ * backing cannot hold (more than the machine's memory, or than the free
+ * space of dir's filesystem). On failure writes a message for the user into
+ * err (size bytes) and returns a negative code.
+ */
+int arena_open(struct arena *a, uint64_t capacity, const char *dir, char *err,
+               size_t size);
+
+/* Stops the prefault thread, unmaps and closes. */
+void arena_close(struct arena *a);
+
+/* Whether every chunk fully inside [off, off + len) is known backed. */
+bool arena_is_backed(const struct arena *a, uint64_t off, uint64_t len);
+
+/* Marks the chunks fully inside [off, off + len) as backed. */
+void arena_mark_backed(struct arena *a, uint64_t off, uint64_t len);
+
+/* Marks every chunk that [off, off + len) overlaps as possibly holding
+ * allocated pages (so that trimming knows where to look). */
+void arena_mark_touched(struct arena *a, uint64_t off, uint64_t len);
+
+/* Returns the pages of the touched chunks fully inside [off, off + len) to
+ * the OS (the range must hold no object) and forgets them; stops after
+ * max_chunks chunks. Returns the number of chunks trimmed. */
+uint64_t arena_trim(struct arena *a, uint64_t off, uint64_t len,
+                    uint64_t max_chunks);
+
+/* Bytes in chunks known to be backed. */
+uint64_t arena_backed_bytes(const struct arena *a);
+
+/* Starts a background thread that populates the whole arena, chunk by
+ * chunk, marking chunks backed as it goes. Returns 0 or -errno. */
+int arena_start_prefault(struct arena *a);
+
+#endif /* SHOAL_ARENA_H */

@@ -1,0 +1,557 @@
+/*
+ * commands.c - one handler per request type: decode (every length checked
+ * by protocol.c), call the store, encode the reply.
+ *
+ * Handlers never block and never close a connection themselves: a request
+ * that must wait returns CMD_PARK and is called again with final set when
+ * its deadline passes; a protocol violation returns CMD_CLOSE after
+ * queueing an error reply. A malformed body of a known type gets an error
+ * reply and the connection goes on (the framing is intact).
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "layout.h"
+#include "net.h"
+#include "server.h"
+
+typedef enum cmd_result handler(struct conn *c, const struct proto_header *h,
+                                const uint8_t *body, bool final);
+
+#define REPLY_ERR(c, h, rc, ...)                                        \
+	do {                                                            \
+		conn_reply_error((c), (h)->type, (h)->request_id, (rc), \
+		                 __VA_ARGS__);                          \
+		return CMD_DONE;                                        \
+	} while (0)
+
+static void fill_object(const struct object *o, uint64_t handle,
+                        struct proto_object *e)
+{
+	e->status = 0;
+	e->metadata_size = o->metadata_size;
+	e->offset = o->offset;
+	e->data_size = o->data_size;
+	e->handle = handle;
+}
+
+static enum cmd_result cmd_hello(struct conn *c, const struct proto_header *h,
+                                 const uint8_t *body, bool final)
+{
+	struct server *srv = c->srv;
+	struct proto_hello req;
+	struct {
+		struct proto_header h;
+		struct proto_hello_reply r;
+	} msg;
+
+	(void) final;
+	if (c->hello || c->out_len != c->out_off) {
+		conn_reply_error(c, h->type, h->request_id, SHOAL_EPROTO,
+		                 "hello sent twice");
+		return CMD_CLOSE;
+	}
+	if (proto_decode_fixed(body, h->body_len, &req, sizeof(req))) {
+		conn_reply_error(c, h->type, h->request_id, SHOAL_EPROTO,
+		                 "malformed hello");
+		return CMD_CLOSE;
+	}
+	if (req.proto_version != PROTO_VERSION) {
+		conn_reply_error(c, h->type, h->request_id, SHOAL_EPROTO,
+		                 "protocol version %u is not served (this "
+		                 "daemon speaks %u)",
+		                 req.proto_version, PROTO_VERSION);
+		return CMD_CLOSE;
+	}
+	memset(&msg, 0, sizeof(msg));
+	proto_header_init(&msg.h, PROTO_HELLO | PROTO_REPLY, h->request_id,
+	                  sizeof(msg.r));
+	msg.r.map_size = srv->arena.map_size;
+	msg.r.capacity = srv->arena.capacity;
+	msg.r.data_offset = srv->arena.data_offset;
+	msg.r.client_id = c->sc.id;
+	long n = net_send_with_fd(c->fd, &msg, sizeof(msg), srv->arena.fd);
+	if (n <= 0)
+		return CMD_CLOSE; /* a fresh socket always takes 56 bytes */
+	if ((size_t)n < sizeof(msg)) {
+		uint8_t *rest = conn_out_reserve(c, sizeof(msg) - (size_t)n);
+		if (!rest)
+			return CMD_CLOSE;
+		memcpy(rest, (uint8_t *)&msg + n, sizeof(msg) - (size_t)n);
+	}
+	c->hello = true;
+	c->pid = req.pid;
+	return CMD_DONE;
+}
+
+static enum cmd_result cmd_create(struct conn *c, const struct proto_header *h,
+                                  const uint8_t *body, bool final)
+{
+	struct server *srv = c->srv;
+	struct proto_create req;
+	struct proto_create_reply rep = {0};
+	bool backed = false;
+
+	if (proto_decode_fixed(body, h->body_len, &req, sizeof(req)))
+		REPLY_ERR(c, h, SHOAL_EPROTO, "malformed create");
+	if (req.metadata_size > SHOAL_META_MAX)
+		REPLY_ERR(c, h, SHOAL_ETOOBIG,
+		          "metadata of %u bytes is over the limit of %u",
+		          req.metadata_size, SHOAL_META_MAX);
+	uint64_t total = req.data_size + req.metadata_size;
+	if (req.data_size > srv->arena.capacity ||
+	    layout_align(total) > srv->arena.capacity)
+		REPLY_ERR(c, h, SHOAL_EFULL,
+		          "an object of %llu bytes is larger than the store "
+		          "(%llu bytes): start it with a larger -m",
+		          (unsigned long long)req.data_size,
+		          (unsigned long long)srv->arena.capacity);
+	int rc = store_create(&srv->store, &c->sc, req.id, req.data_size,
+	                      req.metadata_size, &rep.offset, &rep.handle,
+	                      &backed);
+	if (rc == SHOAL_EFULL && req.timeout_ms != 0 && !final)
+		return CMD_PARK;
+	if (rc == SHOAL_EFULL)
+		REPLY_ERR(c, h, rc,
+		          "store full: %llu bytes do not fit even after "
+		          "evicting every unused object",
+		          (unsigned long long)total);
+	if (rc)
+		REPLY_ERR(c, h, rc, "%s", shoal_strerror(rc));
+	rep.flags = backed ? PROTO_CREATE_BACKED : 0;
+	void *p = conn_reply(c, h->type, h->request_id, sizeof(rep));
+	if (p)
+		memcpy(p, &rep, sizeof(rep));
+	return CMD_DONE;
+}
+
+static enum cmd_result cmd_seal(struct conn *c, const struct proto_header *h,
+                                const uint8_t *body, bool final)
+{
+	struct proto_id_req req;
+
+	(void) final;
+	if (proto_decode_fixed(body, h->body_len, &req, sizeof(req)))
+		REPLY_ERR(c, h, SHOAL_EPROTO, "malformed seal");
+	int rc = h->type == PROTO_SEAL
+	                 ? store_seal(&c->srv->store, &c->sc, req.id)
+	                 : store_abort(&c->srv->store, &c->sc, req.id);
+	if (rc)
+		REPLY_ERR(c, h, rc, "%s", shoal_strerror(rc));
+	if (h->type == PROTO_SEAL && (req.flags & PROTO_SEAL_NOREPLY))
+		return CMD_DONE;
+	void *p = conn_reply(c, h->type, h->request_id,
+	                     sizeof(struct proto_reply));
+	(void)p;
+	return CMD_DONE;
+}
+
+static bool all_sealed(const struct store *st, const uint8_t *ids, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (store_contains(st, ids + (size_t)i * SHOAL_ID_SIZE) !=
+		    SHOAL_STATE_SEALED)
+			return false;
+	return true;
+}
+
+static enum cmd_result cmd_get(struct conn *c, const struct proto_header *h,
+                               const uint8_t *body, bool final)
+{
+	struct store *st = &c->srv->store;
+	struct proto_get req;
+	const uint8_t *ids;
+	int rc = proto_decode_get(body, h->body_len, &req, &ids);
+
+	if (rc)
+		REPLY_ERR(c, h, rc, "malformed get");
+	if (req.timeout_ms != 0 && !final && !all_sealed(st, ids, req.count))
+		return CMD_PARK;
+	size_t len = sizeof(struct proto_get_reply) +
+	             (size_t)req.count * sizeof(struct proto_object);
+	uint8_t *p = conn_reply(c, h->type, h->request_id, len);
+	if (!p)
+		return CMD_DONE;
+	struct proto_get_reply head = {.count = req.count};
+	memcpy(p, &head, sizeof(head));
+	for (uint32_t i = 0; i < req.count; i++) {
+		struct proto_object e = {0};
+		uint32_t slot;
+		rc = store_get(st, &c->sc, ids + (size_t)i * SHOAL_ID_SIZE,
+		               &slot);
+		if (rc == 0)
+			fill_object(objtab_get(&st->objs, slot),
+			            objtab_handle(&st->objs, slot), &e);
+		else
+			e.status = rc;
+		memcpy(p + sizeof(head) + i * sizeof(e), &e, sizeof(e));
+	}
+	return CMD_DONE;
+}
+
+static enum cmd_result cmd_release(struct conn *c, const struct proto_header *h,
+                                   const uint8_t *body, bool final)
+{
+	struct proto_release req;
+	const uint8_t *handles;
+
+	(void) final;
+	if (proto_decode_release(body, h->body_len, &req, &handles))
+		REPLY_ERR(c, h, SHOAL_EPROTO, "malformed release");
+	for (uint32_t i = 0; i < req.count; i++) {
+		uint64_t handle;
+		memcpy(&handle, handles + (size_t)i * sizeof(handle),
+		       sizeof(handle));
+		store_release(&c->srv->store, &c->sc, handle);
+	}
+	return CMD_DONE;
+}
+
+static enum cmd_result cmd_delete(struct conn *c, const struct proto_header *h,
+                                  const uint8_t *body, bool final)
+{
+	struct proto_delete req;
+	const uint8_t *ids;
+	int rc = proto_decode_delete(body, h->body_len, &req, &ids);
+
+	(void) final;
+	if (rc)
+		REPLY_ERR(c, h, rc, "malformed delete");
+	size_t len = sizeof(struct proto_delete_reply) +
+	             (size_t)req.count * sizeof(int32_t);
+	uint8_t *p = conn_reply(c, h->type, h->request_id, len);
+	if (!p)
+		return CMD_DONE;
+	struct proto_delete_reply head = {.count = req.count};
+	memcpy(p, &head, sizeof(head));
+	for (uint32_t i = 0; i < req.count; i++) {
+		int32_t r = store_delete(&c->srv->store,
+		                         ids + (size_t)i * SHOAL_ID_SIZE);
+		memcpy(p + sizeof(head) + i * sizeof(r), &r, sizeof(r));
+	}
+	return CMD_DONE;
+}
+
+static enum cmd_result cmd_contains(struct conn *c,
+                                    const struct proto_header *h,
+                                    const uint8_t *body, bool final)
+{
+	struct proto_id_req req;
+	struct proto_contains_reply rep = {0};
+
+	(void) final;
+	if (proto_decode_fixed(body, h->body_len, &req, sizeof(req)))
+		REPLY_ERR(c, h, SHOAL_EPROTO, "malformed contains");
+	rep.state = (uint32_t)store_contains(&c->srv->store, req.id);
+	void *p = conn_reply(c, h->type, h->request_id, sizeof(rep));
+	if (p)
+		memcpy(p, &rep, sizeof(rep));
+	return CMD_DONE;
+}
+
+static uint32_t list_limit(uint32_t asked)
+{
+	return asked == 0 || asked > PROTO_LIST_MAX ? PROTO_LIST_MAX : asked;
+}
+
+static enum cmd_result cmd_list(struct conn *c, const struct proto_header *h,
+                                const uint8_t *body, bool final)
+{
+	const struct objtab *t = &c->srv->store.objs;
+	struct proto_list req;
+	struct proto_list_reply head = {0};
+
+	(void) final;
+	if (proto_decode_fixed(body, h->body_len, &req, sizeof(req)))
+		REPLY_ERR(c, h, SHOAL_EPROTO, "malformed list");
+	uint32_t limit = list_limit(req.limit);
+	uint8_t *p = conn_reply(
+	        c, h->type, h->request_id,
+	        sizeof(head) + (size_t)limit * sizeof(struct proto_list_entry));
+	if (!p)
+		return CMD_DONE;
+	uint64_t s = req.cursor;
+	for (; s < t->nslots && head.count < limit; s++) {
+		const struct object *o = objtab_get(t, (uint32_t)s);
+		if (o->state == OBJ_FREE || o->deleted)
+			continue;
+		struct proto_list_entry e = {0};
+		memcpy(e.id, o->id, SHOAL_ID_SIZE);
+		e.state = o->state == OBJ_SEALED ? SHOAL_STATE_SEALED
+		                                 : SHOAL_STATE_CREATED;
+		e.data_size = o->data_size;
+		e.metadata_size = o->metadata_size;
+		e.holders = o->holders;
+		e.create_time_ns = o->create_time_ns;
+		e.names = o->names;
+		memcpy(p + sizeof(head) + head.count * sizeof(e), &e,
+		       sizeof(e));
+		head.count++;
+	}
+	head.next_cursor = s < t->nslots ? s : 0;
+	memcpy(p, &head, sizeof(head));
+	/* Give back the unused tail of the reservation. */
+	size_t unused =
+	        (size_t)(limit - head.count) * sizeof(struct proto_list_entry);
+	c->out_len -= unused;
+	struct proto_header rh;
+	memcpy(&rh, p - sizeof(rh), sizeof(rh));
+	rh.body_len -= (uint32_t)unused;
+	memcpy(p - sizeof(rh), &rh, sizeof(rh));
+	return CMD_DONE;
+}
+
+static enum cmd_result cmd_list_names(struct conn *c,
+                                      const struct proto_header *h,
+                                      const uint8_t *body, bool final)
+{
+	struct store *st = &c->srv->store;
+	const struct names *n = &st->names;
+	struct proto_list req;
+	struct proto_list_reply head = {0};
+
+	(void) final;
+	if (proto_decode_fixed(body, h->body_len, &req, sizeof(req)))
+		REPLY_ERR(c, h, SHOAL_EPROTO, "malformed list");
+	uint32_t limit = list_limit(req.limit);
+	size_t max = sizeof(head) +
+	             (size_t)limit * proto_name_entry_size(SHOAL_NAME_MAX);
+	uint8_t *p = conn_reply(c, h->type, h->request_id, max);
+	if (!p)
+		return CMD_DONE;
+	size_t pos = sizeof(head);
+	uint64_t s = req.cursor;
+	for (; s < n->nslots && head.count < limit; s++) {
+		const struct name_entry *ne = &n->slots[s];
+		if (!ne->name)
+			continue;
+		const struct object *o = objtab_get(&st->objs, ne->obj);
+		struct proto_name_entry e = {0};
+		memcpy(e.id, o->id, SHOAL_ID_SIZE);
+		e.name_len = ne->len;
+		e.version = ne->version;
+		e.data_size = o->data_size;
+		e.metadata_size = o->metadata_size;
+		memcpy(p + pos, &e, sizeof(e));
+		memcpy(p + pos + sizeof(e), ne->name, ne->len);
+		pos += proto_name_entry_size(ne->len);
+		head.count++;
+	}
+	head.next_cursor = s < n->nslots ? s : 0;
+	memcpy(p, &head, sizeof(head));
+	size_t unused = max - pos;
+	c->out_len -= unused;
+	struct proto_header rh;
+	memcpy(&rh, p - sizeof(rh), sizeof(rh));
+	rh.body_len -= (uint32_t)unused;
+	memcpy(p - sizeof(rh), &rh, sizeof(rh));
+	return CMD_DONE;
+}
+
+static enum cmd_result cmd_evict(struct conn *c, const struct proto_header *h,
+                                 const uint8_t *body, bool final)
+{
+	struct proto_evict req;
+	struct proto_evict_reply rep = {0};
+
+	(void) final;
+	if (proto_decode_fixed(body, h->body_len, &req, sizeof(req)))
+		REPLY_ERR(c, h, SHOAL_EPROTO, "malformed evict");
+	rep.freed = store_evict(&c->srv->store, req.nbytes);
+	void *p = conn_reply(c, h->type, h->request_id, sizeof(rep));
+	if (p)
+		memcpy(p, &rep, sizeof(rep));
+	return CMD_DONE;
+}
+
+static enum cmd_result cmd_stats(struct conn *c, const struct proto_header *h,
+                                 const uint8_t *body, bool final)
+{
+	struct proto_stats_reply rep = {0};
+	shoal_stats s;
+
+	(void)body;
+	(void) final;
+	if (h->body_len != 0)
+		REPLY_ERR(c, h, SHOAL_EPROTO, "malformed stats");
+	store_stats(&c->srv->store, c->srv->nconns, &s);
+	_Static_assert(sizeof(rep) - sizeof(rep.r) == sizeof(s),
+	               "stats reply mirrors shoal_stats");
+	memcpy((uint8_t *)&rep + sizeof(rep.r), &s, sizeof(s));
+	void *p = conn_reply(c, h->type, h->request_id, sizeof(rep));
+	if (p)
+		memcpy(p, &rep, sizeof(rep));
+	return CMD_DONE;
+}
+
+static enum cmd_result cmd_set_name(struct conn *c,
+                                    const struct proto_header *h,
+                                    const uint8_t *body, bool final)
+{
+	struct proto_set_name req;
+	struct proto_version_reply rep = {0};
+	const char *name;
+	int rc = proto_decode_set_name(body, h->body_len, &req, &name);
+
+	(void) final;
+	if (rc)
+		REPLY_ERR(c, h, rc, "malformed name or request");
+	rc = store_set_name(&c->srv->store, name, req.name_len, req.id,
+	                    req.flags & PROTO_NAME_CAS, req.expected_version,
+	                    &rep.version);
+	if (rc)
+		REPLY_ERR(c, h, rc, "%s", shoal_strerror(rc));
+	void *p = conn_reply(c, h->type, h->request_id, sizeof(rep));
+	if (p)
+		memcpy(p, &rep, sizeof(rep));
+	return CMD_DONE;
+}
+
+static enum cmd_result cmd_get_name(struct conn *c,
+                                    const struct proto_header *h,
+                                    const uint8_t *body, bool final)
+{
+	struct store *st = &c->srv->store;
+	struct proto_get_name req;
+	struct proto_get_name_reply rep = {0};
+	const char *name;
+	uint32_t slot;
+	int rc = proto_decode_get_name(body, h->body_len, &req, &name);
+
+	if (rc)
+		REPLY_ERR(c, h, rc, "malformed name or request");
+	rc = store_get_name(st, &c->sc, name, req.name_len, &slot,
+	                    &rep.version);
+	if (rc == SHOAL_ENOTFOUND && req.timeout_ms != 0 && !final)
+		return CMD_PARK;
+	if (rc)
+		REPLY_ERR(c, h, rc, "%s", shoal_strerror(rc));
+	const struct object *o = objtab_get(&st->objs, slot);
+	memcpy(rep.id, o->id, SHOAL_ID_SIZE);
+	fill_object(o, objtab_handle(&st->objs, slot), &rep.object);
+	void *p = conn_reply(c, h->type, h->request_id, sizeof(rep));
+	if (p)
+		memcpy(p, &rep, sizeof(rep));
+	return CMD_DONE;
+}
+
+static enum cmd_result cmd_delete_name(struct conn *c,
+                                       const struct proto_header *h,
+                                       const uint8_t *body, bool final)
+{
+	struct proto_delete_name req;
+	const char *name;
+	int rc = proto_decode_delete_name(body, h->body_len, &req, &name);
+
+	(void) final;
+	if (rc)
+		REPLY_ERR(c, h, rc, "malformed name or request");
+	rc = store_delete_name(&c->srv->store, name, req.name_len,
+	                       req.flags & PROTO_NAME_CAS,
+	                       req.expected_version);
+	if (rc)
+		REPLY_ERR(c, h, rc, "%s", shoal_strerror(rc));
+	(void)conn_reply(c, h->type, h->request_id, sizeof(struct proto_reply));
+	return CMD_DONE;
+}
+
+static enum cmd_result cmd_debug_check(struct conn *c,
+                                       const struct proto_header *h,
+                                       const uint8_t *body, bool final)
+{
+	struct server *srv = c->srv;
+	struct store_client **clients;
+	char msg[256] = "";
+
+	(void)body;
+	(void) final;
+	if (!srv->opt.debug_checks)
+		REPLY_ERR(c, h, SHOAL_EINVAL,
+		          "consistency checks are off (serve --debug-checks)");
+	clients = calloc(srv->nconns + 1, sizeof(*clients));
+	if (!clients)
+		REPLY_ERR(c, h, SHOAL_ENOMEM, "out of memory");
+	for (uint32_t i = 0; i < srv->nconns; i++)
+		clients[i] = &srv->conns[i]->sc;
+	int rc = store_check(&srv->store, clients, srv->nconns, msg,
+	                     sizeof(msg));
+	free(clients);
+	if (rc)
+		REPLY_ERR(c, h, SHOAL_EPROTO, "invariant broken: %s", msg);
+	(void)conn_reply(c, h->type, h->request_id, sizeof(struct proto_reply));
+	return CMD_DONE;
+}
+
+static handler *const handlers[PROTO_TYPE_END] = {
+        [PROTO_HELLO] = cmd_hello,
+        [PROTO_CREATE] = cmd_create,
+        [PROTO_SEAL] = cmd_seal,
+        [PROTO_ABORT] = cmd_seal,
+        [PROTO_GET] = cmd_get,
+        [PROTO_RELEASE] = cmd_release,
+        [PROTO_DELETE] = cmd_delete,
+        [PROTO_CONTAINS] = cmd_contains,
+        [PROTO_LIST] = cmd_list,
+        [PROTO_EVICT] = cmd_evict,
+        [PROTO_STATS] = cmd_stats,
+        [PROTO_SET_NAME] = cmd_set_name,
+        [PROTO_GET_NAME] = cmd_get_name,
+        [PROTO_DELETE_NAME] = cmd_delete_name,
+        [PROTO_LIST_NAMES] = cmd_list_names,
+        [PROTO_DEBUG_CHECK] = cmd_debug_check,
+};
+
+enum cmd_result commands_dispatch(struct conn *c, const struct proto_header *h,
+                             const uint8_t *body, bool final)
+{
+	if (h->type >= PROTO_TYPE_END || !handlers[h->type]) {
+		conn_reply_error(c, h->type, h->request_id, SHOAL_EPROTO,
+		                 "unknown request type %u", h->type);
+		return CMD_DONE;
+	}
+	if (!c->hello && h->type != PROTO_HELLO) {
+		conn_reply_error(c, h->type, h->request_id, SHOAL_EPROTO,
+		                 "the first request must be a hello");
+		return CMD_CLOSE;
+	}
+	return handlers[h->type](c, h, body, final);
+}
+
+bool commands_wake_on(uint16_t type, unsigned events)
+{
+	switch (type) {
+	case PROTO_GET:
+		return events & STORE_EV_SEALED;
+	case PROTO_GET_NAME:
+		return events & STORE_EV_NAMED;
+	case PROTO_CREATE:
+		return events & STORE_EV_FREED;
+	default:
+		return false;
+	}
+}
+
+uint64_t commands_deadline(const struct proto_header *h, const uint8_t *body)
+{
+	int64_t timeout = -1;
+
+	/* Only parkable requests get here, already decoded once. */
+	if (h->type == PROTO_GET)
+		memcpy(&timeout, body + offsetof(struct proto_get, timeout_ms),
+		       sizeof(timeout));
+	else if (h->type == PROTO_GET_NAME)
+		memcpy(&timeout,
+		       body + offsetof(struct proto_get_name, timeout_ms),
+		       sizeof(timeout));
+	else if (h->type == PROTO_CREATE)
+		memcpy(&timeout,
+		       body + offsetof(struct proto_create, timeout_ms),
+		       sizeof(timeout));
+	if (timeout < 0)
+		return UINT64_MAX;
+	if ((uint64_t)timeout > UINT64_MAX / 2000000ull)
+		return UINT64_MAX;
+	return server_now_ns() + (uint64_t)timeout * 1000000ull;
+}

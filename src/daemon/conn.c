@@ -1,0 +1,332 @@
+/*
+ * conn.c - one client connection: buffered non-blocking reads and writes,
+ * framing, and the in-order handling of its requests (see server.h).
+ *
+ * Limits that keep one client from hurting the others: a request body is at
+ * most PROTO_MAX_REQUEST bytes (a larger header closes the connection); at
+ * most CONN_READ_BUDGET bytes are read per turn of the loop; requests are
+ * not read further while CONN_OUT_SOFT_CAP bytes of replies wait to be
+ * read; a client whose replies stop draining for stall_ms is dropped.
+ * Input and output buffers shrink back after a large message.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "server.h"
+
+#define CONN_READ_BUDGET (256u << 10)
+#define CONN_BUF_KEEP    (64u << 10)
+
+static void conn_update_mask(struct conn *c);
+static void park_remove(struct conn *c);
+
+void *conn_out_reserve(struct conn *c, size_t len)
+{
+	if (c->out_off && c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+	if (c->out_len + len > c->out_cap) {
+		size_t cap = c->out_cap ? c->out_cap : 4096;
+		while (cap < c->out_len + len)
+			cap *= 2;
+		uint8_t *n = realloc(c->out, cap);
+		if (!n) {
+			c->closing = true;
+			return NULL;
+		}
+		c->out = n;
+		c->out_cap = cap;
+	}
+	void *p = c->out + c->out_len;
+	c->out_len += len;
+	return p;
+}
+
+void *conn_reply(struct conn *c, uint16_t type, uint32_t request_id, size_t len)
+{
+	struct proto_header h;
+	uint8_t *p = conn_out_reserve(c, sizeof(h) + len);
+
+	if (!p)
+		return NULL;
+	proto_header_init(&h, (uint16_t)(type | PROTO_REPLY), request_id,
+	                  (uint32_t)len);
+	memcpy(p, &h, sizeof(h));
+	memset(p + sizeof(h), 0, len);
+	return p + sizeof(h);
+}
+
+void conn_reply_error(struct conn *c, uint16_t type, uint32_t request_id,
+                      int status, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= sizeof(msg))
+		n = sizeof(msg) - 1;
+	struct proto_reply *r =
+	        conn_reply(c, type, request_id, sizeof(*r) + (size_t)n);
+	if (!r)
+		return;
+	struct proto_reply head = {.status = status, .msg_len = (uint32_t)n};
+	memcpy(r, &head, sizeof(head));
+	memcpy((uint8_t *)r + sizeof(head), msg, (size_t)n);
+}
+
+static void shrink(uint8_t **buf, size_t *cap)
+{
+	if (*cap > CONN_BUF_KEEP) {
+		free(*buf);
+		*buf = NULL;
+		*cap = 0;
+	}
+}
+
+/* Writes what is pending. Returns false if the connection broke. */
+static bool conn_flush(struct conn *c)
+{
+	while (c->out_off < c->out_len) {
+		ssize_t n = send(c->fd, c->out + c->out_off,
+		                 c->out_len - c->out_off, MSG_NOSIGNAL);
+		if (n > 0) {
+			c->out_off += (size_t)n;
+			c->out_stalled_ns = 0;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (!c->out_stalled_ns)
+				c->out_stalled_ns = server_now_ns();
+			return true;
+		}
+		return false;
+	}
+	c->out_off = c->out_len = 0;
+	c->out_stalled_ns = 0;
+	shrink(&c->out, &c->out_cap);
+	return true;
+}
+
+static size_t out_pending(const struct conn *c)
+{
+	return c->out_len - c->out_off;
+}
+
+static void park_add(struct conn *c, uint64_t deadline)
+{
+	struct server *srv = c->srv;
+
+	c->parked = true;
+	c->deadline_ns = deadline;
+	c->park_next = NULL;
+	c->park_prev = srv->park_tail;
+	if (srv->park_tail)
+		srv->park_tail->park_next = c;
+	else
+		srv->park_head = c;
+	srv->park_tail = c;
+}
+
+static void park_remove(struct conn *c)
+{
+	struct server *srv = c->srv;
+
+	if (!c->parked)
+		return;
+	if (c->park_prev)
+		c->park_prev->park_next = c->park_next;
+	else
+		srv->park_head = c->park_next;
+	if (c->park_next)
+		c->park_next->park_prev = c->park_prev;
+	else
+		srv->park_tail = c->park_prev;
+	c->park_prev = c->park_next = NULL;
+	c->parked = false;
+}
+
+/*
+ * Handles complete requests at the front of the input, in order, until one
+ * parks, the input runs out, or too much output waits. retry_final says how
+ * to handle a request that was parked: as a retry (false) or as a final
+ * answer because its deadline passed (true).
+ */
+static void conn_process(struct conn *c, bool retry, bool retry_final)
+{
+	size_t pos = 0;
+
+	while (!c->closing && out_pending(c) < CONN_OUT_SOFT_CAP) {
+		struct proto_header h;
+		if (c->in_len - pos < sizeof(h))
+			break;
+		memcpy(&h, c->in + pos, sizeof(h));
+		int rc = proto_check_header(&h, PROTO_MAX_REQUEST);
+		if (rc) {
+			/* The stream cannot be resynchronised: say why, close.
+			 */
+			conn_reply_error(
+			        c, h.type, h.request_id, rc,
+			        rc == SHOAL_ETOOBIG
+			                ? "request of %u bytes is over the "
+			                  "limit"
+			                : "bad magic or protocol version (%u)",
+			        rc == SHOAL_ETOOBIG ? h.body_len : h.version);
+			c->closing = true;
+			break;
+		}
+		if (c->in_len - pos - sizeof(h) < h.body_len)
+			break;
+		const uint8_t *body = c->in + pos + sizeof(h);
+		bool was_parked = c->parked;
+		bool final = was_parked && retry_final;
+		if (was_parked && !retry)
+			break;
+		enum cmd_result r = commands_dispatch(c, &h, body, final);
+		if (r == CMD_CLOSE) {
+			c->closing = true;
+			break;
+		}
+		if (r == CMD_PARK) {
+			if (!was_parked)
+				park_add(c, commands_deadline(&h, body));
+			break;
+		}
+		if (was_parked)
+			park_remove(c);
+		pos += sizeof(h) + h.body_len;
+		retry = false;
+	}
+	if (pos) {
+		memmove(c->in, c->in + pos, c->in_len - pos);
+		c->in_len -= pos;
+		if (c->in_len == 0)
+			shrink(&c->in, &c->in_cap);
+	}
+}
+
+/* Reads what the socket has, up to the budget. Returns false on EOF or
+ * error (the client is gone). */
+static bool conn_read(struct conn *c)
+{
+	size_t budget = CONN_READ_BUDGET;
+
+	while (budget) {
+		if (c->in_len == c->in_cap) {
+			size_t max =
+			        sizeof(struct proto_header) + PROTO_MAX_REQUEST;
+			if (c->in_cap >= max)
+				return true; /* full: wait until processed */
+			size_t cap = c->in_cap ? c->in_cap * 2 : 16384;
+			if (cap > max)
+				cap = max;
+			uint8_t *n = realloc(c->in, cap);
+			if (!n)
+				return false;
+			c->in = n;
+			c->in_cap = cap;
+		}
+		size_t want = c->in_cap - c->in_len;
+		if (want > budget)
+			want = budget;
+		ssize_t n = recv(c->fd, c->in + c->in_len, want, 0);
+		if (n > 0) {
+			c->in_len += (size_t)n;
+			budget -= (size_t)n;
+			if ((size_t)n < want)
+				return true;
+			continue;
+		}
+		if (n == 0)
+			return false;
+		if (errno == EINTR)
+			continue;
+		return errno == EAGAIN || errno == EWOULDBLOCK;
+	}
+	return true;
+}
+
+/* Reading is on unless the input is full, a request is parked and the
+ * buffer holds a whole one already, or replies pile up. */
+static void conn_update_mask(struct conn *c)
+{
+	unsigned mask = 0;
+	bool in_full =
+	        c->in_len >= sizeof(struct proto_header) + PROTO_MAX_REQUEST;
+
+	if (!c->closing && !in_full && out_pending(c) < CONN_OUT_SOFT_CAP)
+		mask |= LOOP_READ;
+	if (out_pending(c))
+		mask |= LOOP_WRITE;
+	loop_mask(c->srv->loop, c->fd, mask);
+}
+
+/* After anything happened on c: write, close if due, fix the mask. */
+static void conn_settle(struct conn *c)
+{
+	if (!conn_flush(c) || (c->closing && out_pending(c) == 0)) {
+		conn_close(c);
+		return;
+	}
+	conn_update_mask(c);
+}
+
+void conn_on_event(struct loop *l, int fd, void *ctx, unsigned events)
+{
+	struct conn *c = ctx;
+
+	(void)l;
+	(void)fd;
+	if (events & (LOOP_READ | LOOP_ERROR)) {
+		if (!conn_read(c)) {
+			conn_close(c);
+			return;
+		}
+		conn_process(c, false, false);
+	}
+	if (events & LOOP_WRITE) {
+		if (!conn_flush(c)) {
+			conn_close(c);
+			return;
+		}
+		/* Draining may let held-back requests run. */
+		if (!c->parked)
+			conn_process(c, false, false);
+	}
+	conn_settle(c);
+}
+
+/* Handles a parked connection's request again (final: deadline passed). */
+void conn_retry(struct conn *c, bool final)
+{
+	conn_process(c, true, final);
+	conn_settle(c);
+}
+
+void conn_close(struct conn *c)
+{
+	struct server *srv = c->srv;
+
+	if (srv->opt.verbose)
+		fprintf(stderr, "shoal: client %u (pid %llu) left\n", c->sc.id,
+		        (unsigned long long)c->pid);
+	park_remove(c);
+	loop_unwatch(srv->loop, c->fd);
+	close(c->fd);
+	store_client_gone(&srv->store, &c->sc);
+	srv->conns[c->index] = srv->conns[--srv->nconns];
+	srv->conns[c->index]->index = c->index;
+	free(c->in);
+	free(c->out);
+	free(c);
+}

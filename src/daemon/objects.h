@@ -1,0 +1,94 @@
+/*
+ * objects.h - the object table: every object the daemon knows, in a slot
+ * array, found by ID through a chained hash, and the LRU list of the ones
+ * that may be evicted.
+ *
+ * A slot index plus the slot's generation make an object's handle, which
+ * clients use to release it: a stale handle (the slot was freed and reused)
+ * never matches. A deleted object that readers still hold keeps its slot but
+ * leaves the ID hash, so its ID can be created again meanwhile. All links
+ * are 32-bit slot indices (OBJ_NIL for none), never pointers, so the slot
+ * array may move when it grows.
+ */
+#ifndef SHOAL_OBJECTS_H
+#define SHOAL_OBJECTS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "shoal.h"
+
+#define OBJ_NIL UINT32_MAX
+
+enum obj_state {
+	OBJ_FREE = 0, /* slot unused */
+	OBJ_CREATED = 1,
+	OBJ_SEALED = 2,
+};
+
+struct object {
+	uint8_t id[SHOAL_ID_SIZE];
+	uint8_t state;    /* enum obj_state */
+	bool deleted;     /* out of the ID hash; freed when holders reach 0 */
+	uint32_t gen;     /* bumped each time the slot is freed */
+	uint32_t holders; /* clients holding it (each counts once) */
+	uint32_t names;   /* names pointing at it */
+	uint32_t creator; /* client id of the creator */
+	uint32_t id_next; /* ID hash chain, or free-slot list */
+	uint32_t lru_prev, lru_next;
+	bool in_lru;
+	uint32_t metadata_size;
+	uint64_t offset;
+	uint64_t data_size;
+	uint64_t block_size;
+	uint64_t create_time_ns;
+};
+
+struct objtab {
+	struct object *slots;
+	uint32_t nslots; /* slots in use or on the free list */
+	uint32_t cap;    /* allocated slots */
+	uint32_t free_head;
+	uint32_t *buckets;           /* ID hash heads */
+	uint32_t nbuckets;           /* power of two */
+	uint32_t live;               /* objects in the ID hash */
+	uint32_t lru_head, lru_tail; /* head: least recently released */
+	uint32_t lru_count;
+};
+
+int objtab_init(struct objtab *t);
+void objtab_free(struct objtab *t);
+
+/* Finds a live (not deleted) object by ID. Returns its slot or OBJ_NIL. */
+uint32_t objtab_find(const struct objtab *t, const uint8_t *id);
+
+/*
+ * Takes a free slot for a new object with this ID (which must not be live)
+ * and links it into the ID hash; the caller fills in the rest. Returns 0 and
+ * *slot, or SHOAL_ENOMEM with nothing changed.
+ */
+int objtab_add(struct objtab *t, const uint8_t *id, uint32_t *slot);
+
+/* Takes a live object out of the ID hash (for a deferred delete). */
+void objtab_unlink(struct objtab *t, uint32_t slot);
+
+/* Returns an unlinked, unheld object's slot to the free list. */
+void objtab_release_slot(struct objtab *t, uint32_t slot);
+
+/* The handle of an object, and the slot of a handle if it is current. */
+uint64_t objtab_handle(const struct objtab *t, uint32_t slot);
+uint32_t objtab_from_handle(const struct objtab *t, uint64_t handle);
+
+static inline struct object *objtab_get(const struct objtab *t, uint32_t slot)
+{
+	return &t->slots[slot];
+}
+
+/* LRU of evictable objects: push at the tail (most recent), pop the head. */
+void lru_push(struct objtab *t, uint32_t slot);
+void lru_remove(struct objtab *t, uint32_t slot);
+
+/* Checks the table's structure. Returns 0 or -1 with a message. */
+int objtab_check(const struct objtab *t, char *msg, size_t size);
+
+#endif /* SHOAL_OBJECTS_H */

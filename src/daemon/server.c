@@ -1,0 +1,260 @@
+/*
+ * server.c - the daemon's main loop: accepting clients, signals, waking
+ * parked requests, dropping stalled clients and trimming freed memory.
+ *
+ * Everything runs on one thread. Work that follows from a batch of
+ * requests (waking waiters, trimming) is done in the before-sleep hook, so
+ * a burst of seals wakes each waiter once, not once per seal. The hook also
+ * computes how long the loop may sleep: until the nearest deadline of a
+ * parked request or a periodic check.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "net.h"
+
+#define STALL_CHECK_NS       200000000ull /* 200 ms */
+#define TRIM_CHUNKS_PER_TURN 16 /* ~32 MiB: a few ms of hole punching */
+
+uint64_t server_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void on_accept(struct loop *l, int fd, void *ctx, unsigned events)
+{
+	struct server *srv = ctx;
+
+	(void)l;
+	(void)fd;
+	(void)events;
+	for (int i = 0; i < 64; i++) {
+		int cfd = net_accept(srv->listen_fd);
+		if (cfd < 0)
+			return; /* EAGAIN, or EMFILE: retried next turn */
+		struct conn *c = calloc(1, sizeof(*c));
+		if (c && srv->nconns == srv->conns_cap) {
+			uint32_t cap = srv->conns_cap ? srv->conns_cap * 2 : 64;
+			struct conn **n = realloc(srv->conns, cap * sizeof(*n));
+			if (n) {
+				srv->conns = n;
+				srv->conns_cap = cap;
+			}
+		}
+		if (!c || srv->nconns == srv->conns_cap ||
+		    loop_watch(srv->loop, cfd, LOOP_READ, conn_on_event, c)) {
+			free(c);
+			close(cfd);
+			continue;
+		}
+		c->srv = srv;
+		c->fd = cfd;
+		c->index = srv->nconns;
+		srv->conns[srv->nconns++] = c;
+		store_client_init(&c->sc, ++srv->next_client_id);
+		if (srv->opt.verbose)
+			fprintf(stderr, "shoal: client %u connected\n",
+			        c->sc.id);
+	}
+}
+
+static void on_signal(struct loop *l, int fd, void *ctx, unsigned events)
+{
+	struct signalfd_siginfo si;
+
+	(void)ctx;
+	(void)events;
+	while (read(fd, &si, sizeof(si)) == sizeof(si))
+		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+			loop_stop(l);
+}
+
+/* Wakes parked requests that events or deadlines concern. A woken request
+ * may cause events in turn (a create that evicts frees nothing net, but a
+ * disconnect can), so this repeats until quiet; each pass answers or keeps
+ * each parked request once. */
+static void wake_parked(struct server *srv)
+{
+	for (int pass = 0; pass < 8; pass++) {
+		unsigned ev = srv->store.events;
+		uint64_t now = server_now_ns();
+		bool any = false;
+		srv->store.events = 0;
+		struct conn *c = srv->park_head;
+		struct conn *tail = srv->park_tail;
+		while (c) {
+			struct conn *next = c->park_next;
+			bool last = c == tail;
+			bool due = c->deadline_ns <= now;
+			struct proto_header h;
+			memcpy(&h, c->in, sizeof(h));
+			if (due || commands_wake_on(h.type, ev)) {
+				conn_retry(c, due);
+				any = true;
+			}
+			if (last)
+				break;
+			c = next;
+		}
+		if (!any || !srv->store.events)
+			break;
+	}
+}
+
+struct trim_ctx {
+	struct server *srv;
+	uint64_t budget;
+};
+
+static int trim_free_block(void *ctx, uint64_t offset, uint64_t size)
+{
+	struct trim_ctx *t = ctx;
+
+	t->budget -= arena_trim(&t->srv->arena, offset, size, t->budget);
+	return t->budget == 0;
+}
+
+/* Returns freed memory to the OS, a bounded amount per turn. Returns
+ * whether more may be left. */
+static bool trim_some(struct server *srv)
+{
+	struct trim_ctx t = {srv, TRIM_CHUNKS_PER_TURN};
+
+	alloc_foreach_free(srv->store.alloc, trim_free_block, &t);
+	return t.budget == 0;
+}
+
+static void drop_stalled(struct server *srv, uint64_t now)
+{
+	uint64_t limit = srv->opt.stall_ms * 1000000ull;
+
+	for (uint32_t i = 0; i < srv->nconns;) {
+		struct conn *c = srv->conns[i];
+		if (c->out_stalled_ns && now - c->out_stalled_ns > limit) {
+			fprintf(stderr,
+			        "shoal: dropping client %u: it has not read "
+			        "its "
+			        "replies for %llu ms\n",
+			        c->sc.id,
+			        (unsigned long long)srv->opt.stall_ms);
+			conn_close(c); /* moves the last conn into slot i */
+			continue;
+		}
+		i++;
+	}
+}
+
+static int before_sleep(struct loop *l, void *ctx)
+{
+	struct server *srv = ctx;
+	uint64_t now, next;
+	int timeout = -1;
+
+	(void)l;
+	if (srv->store.events & STORE_EV_FREED)
+		srv->trim_wanted = srv->opt.trim;
+	wake_parked(srv);
+	now = server_now_ns();
+	if (now >= srv->next_stall_check_ns) {
+		drop_stalled(srv, now);
+		srv->next_stall_check_ns = now + STALL_CHECK_NS;
+	}
+	if (srv->trim_wanted)
+		srv->trim_wanted = trim_some(srv);
+	if (srv->trim_wanted)
+		return 0;
+	next = srv->next_stall_check_ns;
+	for (struct conn *c = srv->park_head; c; c = c->park_next)
+		if (c->deadline_ns < next)
+			next = c->deadline_ns;
+	now = server_now_ns();
+	if (next != UINT64_MAX) {
+		uint64_t ms = next > now ? (next - now + 999999) / 1000000 : 0;
+		timeout = ms > 60000 ? 60000 : (int)ms;
+	}
+	return timeout;
+}
+
+int server_init(struct server *srv, const struct server_options *opt, char *err,
+                size_t size)
+{
+	sigset_t mask;
+	int rc;
+
+	memset(srv, 0, sizeof(*srv));
+	srv->opt = *opt;
+	srv->listen_fd = srv->signal_fd = -1;
+	rc = arena_open(&srv->arena, opt->capacity, opt->dir, err, size);
+	if (rc)
+		return rc;
+	rc = store_init(&srv->store, &srv->arena);
+	if (rc) {
+		snprintf(err, size, "out of memory");
+		goto fail;
+	}
+	rc = loop_create(&srv->loop);
+	if (rc) {
+		snprintf(err, size, "cannot create the event loop");
+		goto fail;
+	}
+	rc = net_listen_unix(opt->socket_path, err, size);
+	if (rc < 0)
+		goto fail;
+	srv->listen_fd = rc;
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	srv->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (srv->signal_fd < 0 ||
+	    loop_watch(srv->loop, srv->listen_fd, LOOP_READ, on_accept, srv) ||
+	    loop_watch(srv->loop, srv->signal_fd, LOOP_READ, on_signal, srv)) {
+		rc = -errno;
+		snprintf(err, size, "cannot set up the event loop");
+		goto fail;
+	}
+	loop_before_sleep(srv->loop, before_sleep, srv);
+	if (opt->prefault && arena_start_prefault(&srv->arena) != 0)
+		fprintf(stderr,
+		        "shoal: cannot start prefaulting; continuing\n");
+	return 0;
+fail:
+	server_free(srv);
+	return rc;
+}
+
+int server_run(struct server *srv)
+{
+	return loop_run(srv->loop);
+}
+
+void server_free(struct server *srv)
+{
+	while (srv->nconns)
+		conn_close(srv->conns[srv->nconns - 1]);
+	free(srv->conns);
+	if (srv->listen_fd >= 0) {
+		close(srv->listen_fd);
+		unlink(srv->opt.socket_path);
+	}
+	if (srv->signal_fd >= 0)
+		close(srv->signal_fd);
+	loop_destroy(srv->loop);
+	if (srv->store.alloc)
+		store_free(&srv->store);
+	arena_close(&srv->arena);
+	memset(srv, 0, sizeof(*srv));
+	srv->listen_fd = srv->signal_fd = -1;
+}

@@ -1,0 +1,131 @@
+/*
+ * server.h - the daemon's state: the listening socket, the connections,
+ * the store, and the requests that are waiting (parked).
+ *
+ * A connection's requests are handled strictly in order. A get, get-name
+ * or create that has to wait is "parked": it stays at the front of the
+ * connection's input buffer and is handled again when something it may be
+ * waiting for happens (a seal, a name set, memory freed) or when its
+ * deadline passes; the connection's later requests wait behind it. Nothing
+ * a client does blocks the loop: reads and writes are non-blocking and
+ * buffered per connection, input and output are capped per connection.
+ */
+#ifndef SHOAL_SERVER_H
+#define SHOAL_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "loop.h"
+#include "protocol.h"
+#include "store.h"
+
+/* Output beyond which a connection's further requests are not read until
+ * the client reads its replies. */
+#define CONN_OUT_SOFT_CAP (1u << 20)
+
+struct server_options {
+	uint64_t capacity;
+	const char *socket_path;
+	const char *dir;
+	bool prefault;
+	bool trim;
+	bool verbose;
+	bool debug_checks; /* allow PROTO_DEBUG_CHECK */
+	uint64_t stall_ms; /* drop a client that reads nothing this long */
+};
+
+struct conn {
+	struct server *srv;
+	int fd;
+	uint32_t index; /* in srv->conns */
+	struct store_client sc;
+	uint64_t pid;
+	bool hello;
+	bool closing; /* drop once the output is flushed */
+	uint8_t *in;
+	size_t in_len, in_cap;
+	uint8_t *out;
+	size_t out_off, out_len, out_cap;
+	uint64_t out_stalled_ns; /* when output last stopped draining; 0 */
+	/* Parking: the request at the front of in. */
+	bool parked;
+	uint64_t deadline_ns; /* UINT64_MAX: none */
+	struct conn *park_prev, *park_next;
+};
+
+struct server {
+	struct server_options opt;
+	struct loop *loop;
+	struct arena arena;
+	struct store store;
+	int listen_fd;
+	int signal_fd;
+	struct conn **conns;
+	uint32_t nconns, conns_cap;
+	uint32_t next_client_id;
+	struct conn *park_head, *park_tail;
+	uint64_t next_stall_check_ns;
+	bool trim_wanted;
+};
+
+/* Sets up arena, store, socket and loop. Returns 0, or a negative code with
+ * a message for the user in err. */
+int server_init(struct server *srv, const struct server_options *opt, char *err,
+                size_t size);
+
+/* Serves until SIGTERM/SIGINT. Returns 0 or a negative code. */
+int server_run(struct server *srv);
+
+/* Closes every connection and frees everything; removes the socket file. */
+void server_free(struct server *srv);
+
+uint64_t server_now_ns(void);
+
+/* Connection layer (conn.c) used by the command handlers. */
+
+/* Reserves len bytes of output and returns where to write them, or NULL
+ * (the connection is then marked closing). */
+void *conn_out_reserve(struct conn *c, size_t len);
+
+/* Appends a reply header and body prefix; returns the body to fill (len
+ * bytes), starting with a struct proto_reply whose status is set to 0. */
+void *conn_reply(struct conn *c, uint16_t type, uint32_t request_id,
+                 size_t len);
+
+/* Appends an error reply with a message. */
+void conn_reply_error(struct conn *c, uint16_t type, uint32_t request_id,
+                      int status, const char *fmt, ...)
+        __attribute__((format(printf, 5, 6)));
+
+void conn_close(struct conn *c);
+
+/* The loop's handler for a connection's fd. */
+void conn_on_event(struct loop *l, int fd, void *ctx, unsigned events);
+
+/* Handles a parked connection's request again; final when its deadline has
+ * passed. May close and free c. */
+void conn_retry(struct conn *c, bool final);
+
+/* Command layer (commands.c). */
+enum cmd_result {
+	CMD_DONE = 0,
+	CMD_PARK = 1,  /* wait: handle again on an event or the deadline */
+	CMD_CLOSE = 2, /* protocol violation: drop the client */
+};
+
+/* Handles one request. final is true when a parked request's deadline has
+ * passed: it must be answered now. */
+enum cmd_result commands_dispatch(struct conn *c, const struct proto_header *h,
+                             const uint8_t *body, bool final);
+
+/* Whether a parked request of this type may proceed after these store
+ * events (STORE_EV_*). */
+bool commands_wake_on(uint16_t type, unsigned events);
+
+/* Deadline of a request that is about to park, from its timeout. */
+uint64_t commands_deadline(const struct proto_header *h, const uint8_t *body);
+
+#endif /* SHOAL_SERVER_H */

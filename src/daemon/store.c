@@ -1,0 +1,571 @@
+/*
+ * store.c - the store's semantics (see store.h for the rules).
+ *
+ * Every change of an object's holders, names or deletion goes through
+ * settle(), which decides in one place whether the object is now to be
+ * freed, evictable, or neither. Invariants checked by store_check():
+ *   - each in-use slot owns exactly one allocator block, found by offset in
+ *     by_offset, and the blocks' sizes add up to alloc_used();
+ *   - in_lru == (sealed && !deleted && names == 0 && holders == 0);
+ *   - holders == the number of clients whose holds contain the handle;
+ *   - names == the number of name entries pointing at the slot, and every
+ *     named object is sealed and not deleted;
+ *   - deleted_held == the number of deleted slots still in use.
+ */
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "layout.h"
+
+static uint64_t now_ns(int clock)
+{
+	struct timespec ts;
+
+	clock_gettime(clock, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int store_init(struct store *st, struct arena *a)
+{
+	int rc;
+
+	memset(st, 0, sizeof(*st));
+	st->arena = a;
+	st->start_ns = now_ns(CLOCK_MONOTONIC);
+	rc = alloc_create(a->data_offset, a->capacity, &st->alloc);
+	if (rc)
+		return rc;
+	if (objtab_init(&st->objs) || names_init(&st->names)) {
+		store_free(st);
+		return SHOAL_ENOMEM;
+	}
+	return 0;
+}
+
+void store_free(struct store *st)
+{
+	alloc_destroy(st->alloc);
+	objtab_free(&st->objs);
+	names_free(&st->names);
+	u64map_free(&st->by_offset);
+	memset(st, 0, sizeof(*st));
+}
+
+void store_client_init(struct store_client *sc, uint32_t id)
+{
+	memset(sc, 0, sizeof(*sc));
+	sc->id = id;
+}
+
+static void note(struct store *st, enum store_note n, const struct object *o,
+                 const char *name, size_t len, uint64_t version)
+{
+	if (st->notify)
+		st->notify(st->notify_ctx, n, o, name, len, version);
+}
+
+/* Frees an object's memory and slot. It must be unheld. */
+static void destroy(struct store *st, uint32_t slot)
+{
+	struct object *o = objtab_get(&st->objs, slot);
+
+	if (o->deleted)
+		st->deleted_held--;
+	if (o->state == OBJ_SEALED)
+		st->sealed--;
+	alloc_free(st->alloc, o->offset);
+	u64map_del(&st->by_offset, o->offset);
+	objtab_release_slot(&st->objs, slot);
+	st->events |= STORE_EV_FREED;
+}
+
+/* Puts an object where its holders, names and deletion say it belongs. */
+static void settle(struct store *st, uint32_t slot)
+{
+	struct object *o = objtab_get(&st->objs, slot);
+
+	if (o->holders > 0) {
+		lru_remove(&st->objs, slot);
+		return;
+	}
+	if (o->deleted)
+		destroy(st, slot);
+	else if (o->state == OBJ_SEALED && o->names == 0)
+		lru_push(&st->objs, slot);
+	else
+		lru_remove(&st->objs, slot);
+}
+
+/* Takes an object out of lookups; it is freed once nobody holds it. */
+static void delete_object(struct store *st, uint32_t slot, enum store_note n)
+{
+	struct object *o = objtab_get(&st->objs, slot);
+
+	if (o->deleted)
+		return;
+	if (o->state == OBJ_SEALED)
+		note(st, n, o, NULL, 0, 0);
+	objtab_unlink(&st->objs, slot);
+	st->deleted_held++;
+	settle(st, slot);
+}
+
+static int hold(struct store *st, struct store_client *sc, uint32_t slot)
+{
+	uint64_t h = objtab_handle(&st->objs, slot);
+	struct object *o = objtab_get(&st->objs, slot);
+	int rc;
+
+	if (u64map_get(&sc->holds, h, NULL))
+		return 0;
+	rc = u64map_put(&sc->holds, h, 0);
+	if (rc)
+		return rc;
+	o->holders++;
+	settle(st, slot);
+	return 0;
+}
+
+static void unhold(struct store *st, uint32_t slot)
+{
+	struct object *o = objtab_get(&st->objs, slot);
+
+	o->holders--;
+	settle(st, slot);
+}
+
+static bool evictable_at(void *ctx, uint64_t offset, uint64_t size)
+{
+	struct store *st = ctx;
+	uint64_t slot;
+
+	(void)size;
+	return u64map_get(&st->by_offset, offset, &slot) &&
+	       objtab_get(&st->objs, (uint32_t)slot)->in_lru;
+}
+
+static uint64_t evict_one(struct store *st, uint32_t slot)
+{
+	struct object *o = objtab_get(&st->objs, slot);
+	uint64_t size = o->block_size;
+
+	st->evictions++;
+	st->evicted_bytes += size;
+	delete_object(st, slot, STORE_NOTE_EVICTED);
+	return size;
+}
+
+/* Finds room for block bytes, evicting only if that is sure to succeed. */
+static int make_room(struct store *st, uint64_t block, uint64_t *offset)
+{
+	int rc = alloc_alloc(st->alloc, block, offset);
+
+	if (rc != SHOAL_EFULL)
+		return rc;
+	if (!alloc_fits_if(st->alloc, block, evictable_at, st))
+		return SHOAL_EFULL;
+	while (rc == SHOAL_EFULL && st->objs.lru_head != OBJ_NIL) {
+		evict_one(st, st->objs.lru_head);
+		rc = alloc_alloc(st->alloc, block, offset);
+	}
+	return rc;
+}
+
+int store_create(struct store *st, struct store_client *sc, const uint8_t *id,
+                 uint64_t data_size, uint32_t metadata_size, uint64_t *offset,
+                 uint64_t *handle, bool *backed)
+{
+	uint64_t total, block, off;
+	uint32_t slot;
+	int rc;
+
+	if (metadata_size > SHOAL_META_MAX)
+		return SHOAL_ETOOBIG;
+	if (objtab_find(&st->objs, id) != OBJ_NIL)
+		return SHOAL_EEXISTS;
+	if (data_size > st->arena->capacity ||
+	    data_size + metadata_size > st->arena->capacity)
+		return SHOAL_EFULL;
+	total = data_size + metadata_size;
+	block = layout_align(total ? total : 1);
+	rc = make_room(st, block, &off);
+	if (rc)
+		return rc;
+	rc = objtab_add(&st->objs, id, &slot);
+	if (rc)
+		goto fail_block;
+	uint64_t h = objtab_handle(&st->objs, slot);
+	if ((rc = u64map_put(&st->by_offset, off, slot)) != 0)
+		goto fail_slot;
+	if ((rc = u64map_put(&sc->creating, h, 0)) != 0)
+		goto fail_offset;
+	if ((rc = u64map_put(&sc->holds, h, 0)) != 0)
+		goto fail_creating;
+	struct object *o = objtab_get(&st->objs, slot);
+	o->state = OBJ_CREATED;
+	o->creator = sc->id;
+	o->holders = 1;
+	o->offset = off;
+	o->data_size = data_size;
+	o->metadata_size = metadata_size;
+	o->block_size = alloc_block_size(st->alloc, off);
+	o->create_time_ns = now_ns(CLOCK_REALTIME);
+	st->creates++;
+	arena_mark_touched(st->arena, off, total);
+	*offset = off;
+	*handle = h;
+	*backed = arena_is_backed(st->arena, off, total);
+	return 0;
+
+fail_creating:
+	u64map_del(&sc->creating, h);
+fail_offset:
+	u64map_del(&st->by_offset, off);
+fail_slot:
+	objtab_release_slot(&st->objs, slot);
+fail_block:
+	alloc_free(st->alloc, off);
+	return rc;
+}
+
+/* Finds the caller's own unsealed object. */
+static int own_unsealed(struct store *st, struct store_client *sc,
+                        const uint8_t *id, uint32_t *slot)
+{
+	uint32_t s = objtab_find(&st->objs, id);
+
+	if (s == OBJ_NIL)
+		return SHOAL_ENOTFOUND;
+	if (objtab_get(&st->objs, s)->state == OBJ_SEALED)
+		return SHOAL_ESEALED;
+	if (objtab_get(&st->objs, s)->creator != sc->id)
+		return SHOAL_ENOTOWNER;
+	*slot = s;
+	return 0;
+}
+
+int store_seal(struct store *st, struct store_client *sc, const uint8_t *id)
+{
+	uint32_t slot;
+	int rc = own_unsealed(st, sc, id, &slot);
+
+	if (rc)
+		return rc;
+	struct object *o = objtab_get(&st->objs, slot);
+	o->state = OBJ_SEALED;
+	st->sealed++;
+	u64map_del(&sc->creating, objtab_handle(&st->objs, slot));
+	/* The creator reserved the pages before writing (or was told they
+	 * were reserved already). */
+	arena_mark_backed(st->arena, o->offset,
+	                  o->data_size + o->metadata_size);
+	st->events |= STORE_EV_SEALED;
+	note(st, STORE_NOTE_SEALED, o, NULL, 0, 0);
+	settle(st, slot);
+	return 0;
+}
+
+int store_abort(struct store *st, struct store_client *sc, const uint8_t *id)
+{
+	uint32_t slot;
+	int rc = own_unsealed(st, sc, id, &slot);
+
+	if (rc)
+		return rc;
+	uint64_t h = objtab_handle(&st->objs, slot);
+	u64map_del(&sc->creating, h);
+	u64map_del(&sc->holds, h);
+	objtab_get(&st->objs, slot)->holders--;
+	delete_object(st, slot, STORE_NOTE_DELETED);
+	return 0;
+}
+
+int store_get(struct store *st, struct store_client *sc, const uint8_t *id,
+              uint32_t *slot)
+{
+	uint32_t s = objtab_find(&st->objs, id);
+	int rc;
+
+	if (s == OBJ_NIL || objtab_get(&st->objs, s)->state != OBJ_SEALED)
+		return SHOAL_ENOTFOUND;
+	rc = hold(st, sc, s);
+	if (rc)
+		return rc;
+	st->gets++;
+	*slot = s;
+	return 0;
+}
+
+void store_release(struct store *st, struct store_client *sc, uint64_t handle)
+{
+	uint32_t slot = objtab_from_handle(&st->objs, handle);
+
+	/* The creator's hold of an unsealed object goes with seal or abort. */
+	if (slot == OBJ_NIL || u64map_get(&sc->creating, handle, NULL))
+		return;
+	if (!u64map_del(&sc->holds, handle))
+		return;
+	unhold(st, slot);
+}
+
+int store_delete(struct store *st, const uint8_t *id)
+{
+	uint32_t slot = objtab_find(&st->objs, id);
+
+	if (slot == OBJ_NIL)
+		return SHOAL_ENOTFOUND;
+	if (objtab_get(&st->objs, slot)->state != OBJ_SEALED)
+		return SHOAL_ENOTSEALED;
+	if (objtab_get(&st->objs, slot)->names > 0)
+		return SHOAL_EEXISTS;
+	delete_object(st, slot, STORE_NOTE_DELETED);
+	return 0;
+}
+
+int store_contains(const struct store *st, const uint8_t *id)
+{
+	uint32_t slot = objtab_find(&st->objs, id);
+
+	if (slot == OBJ_NIL)
+		return SHOAL_STATE_ABSENT;
+	return objtab_get(&st->objs, slot)->state == OBJ_SEALED
+	               ? SHOAL_STATE_SEALED
+	               : SHOAL_STATE_CREATED;
+}
+
+uint64_t store_evict(struct store *st, uint64_t nbytes)
+{
+	uint64_t freed = 0;
+
+	while (freed < nbytes && st->objs.lru_head != OBJ_NIL)
+		freed += evict_one(st, st->objs.lru_head);
+	return freed;
+}
+
+/* Drops one name's reference to an object. */
+static void unname(struct store *st, uint32_t slot)
+{
+	struct object *o = objtab_get(&st->objs, slot);
+
+	if (--o->names == 0)
+		delete_object(st, slot, STORE_NOTE_DELETED);
+}
+
+int store_set_name(struct store *st, const char *name, size_t len,
+                   const uint8_t *id, bool cas, uint64_t expected,
+                   uint64_t *version)
+{
+	uint32_t slot = objtab_find(&st->objs, id);
+	uint32_t ns;
+	int rc;
+
+	if (slot == OBJ_NIL)
+		return SHOAL_ENOTFOUND;
+	if (objtab_get(&st->objs, slot)->state != OBJ_SEALED)
+		return SHOAL_ENOTSEALED;
+	ns = names_find(&st->names, name, len);
+	if (cas &&
+	    expected !=
+	            (ns == NAME_NIL ? 0 : names_get(&st->names, ns)->version))
+		return SHOAL_EVERSION;
+	uint64_t v = st->last_version + 1;
+	if (ns == NAME_NIL) {
+		rc = names_add(&st->names, name, len, slot, v, &ns);
+		if (rc)
+			return rc;
+		objtab_get(&st->objs, slot)->names++;
+	} else {
+		struct name_entry *e = names_get(&st->names, ns);
+		uint32_t old = e->obj;
+		/* The new object gains its name before the old one loses it,
+		 * so naming the same object again changes nothing. */
+		objtab_get(&st->objs, slot)->names++;
+		e->obj = slot;
+		e->version = v;
+		unname(st, old);
+	}
+	st->last_version = v;
+	settle(st, slot);
+	st->events |= STORE_EV_NAMED;
+	note(st, STORE_NOTE_NAME_SET, objtab_get(&st->objs, slot), name, len,
+	     v);
+	*version = v;
+	return 0;
+}
+
+int store_get_name(struct store *st, struct store_client *sc, const char *name,
+                   size_t len, uint32_t *slot, uint64_t *version)
+{
+	uint32_t ns = names_find(&st->names, name, len);
+	int rc;
+
+	if (ns == NAME_NIL)
+		return SHOAL_ENOTFOUND;
+	struct name_entry *e = names_get(&st->names, ns);
+	rc = hold(st, sc, e->obj);
+	if (rc)
+		return rc;
+	st->gets++;
+	*slot = e->obj;
+	*version = e->version;
+	return 0;
+}
+
+int store_delete_name(struct store *st, const char *name, size_t len, bool cas,
+                      uint64_t expected)
+{
+	uint32_t ns = names_find(&st->names, name, len);
+
+	if (ns == NAME_NIL)
+		return cas && expected != 0 ? SHOAL_EVERSION : SHOAL_ENOTFOUND;
+	struct name_entry *e = names_get(&st->names, ns);
+	if (cas && e->version != expected)
+		return SHOAL_EVERSION;
+	uint32_t slot = e->obj;
+	uint64_t v = e->version;
+	note(st, STORE_NOTE_NAME_DELETED, objtab_get(&st->objs, slot), name,
+	     len, v);
+	names_remove(&st->names, ns);
+	unname(st, slot);
+	return 0;
+}
+
+void store_client_gone(struct store *st, struct store_client *sc)
+{
+	uint64_t h;
+
+	/* Unsealed objects go first; the holds pass below frees them. */
+	for (size_t i = 0; u64map_next(&sc->creating, &i, &h, NULL);) {
+		uint32_t slot = objtab_from_handle(&st->objs, h);
+		if (slot != OBJ_NIL)
+			delete_object(st, slot, STORE_NOTE_DELETED);
+	}
+	u64map_free(&sc->creating);
+	for (size_t i = 0; u64map_next(&sc->holds, &i, &h, NULL);) {
+		uint32_t slot = objtab_from_handle(&st->objs, h);
+		if (slot != OBJ_NIL)
+			unhold(st, slot);
+	}
+	u64map_free(&sc->holds);
+}
+
+void store_stats(const struct store *st, uint64_t clients, shoal_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->capacity_bytes = st->arena->capacity;
+	out->used_bytes = alloc_used(st->alloc);
+	out->objects = st->objs.live;
+	out->sealed_objects = st->sealed;
+	out->pending_deletes = st->deleted_held;
+	out->names = st->names.count;
+	out->clients = clients;
+	out->evictions = st->evictions;
+	out->evicted_bytes = st->evicted_bytes;
+	out->creates = st->creates;
+	out->gets = st->gets;
+	out->backed_bytes = arena_backed_bytes(st->arena);
+	out->largest_free = alloc_largest_free(st->alloc);
+	out->uptime_ms = (now_ns(CLOCK_MONOTONIC) - st->start_ns) / 1000000;
+}
+
+#define FAIL(...)                                 \
+	do {                                      \
+		snprintf(msg, size, __VA_ARGS__); \
+		return -1;                        \
+	} while (0)
+
+static int check_object(const struct store *st, uint32_t s,
+                        struct store_client *const *clients, size_t nclients,
+                        const uint32_t *name_refs, char *msg, size_t size)
+{
+	const struct object *o = objtab_get(&st->objs, s);
+	uint64_t h = objtab_handle(&st->objs, s), at;
+	uint32_t holders = 0;
+
+	if (!u64map_get(&st->by_offset, o->offset, &at) || at != s)
+		FAIL("object %u is not found by its offset", s);
+	if (alloc_block_size(st->alloc, o->offset) != o->block_size)
+		FAIL("object %u's block size disagrees with the allocator", s);
+	if (o->block_size < o->data_size + o->metadata_size)
+		FAIL("object %u is larger than its block", s);
+	for (size_t c = 0; c < nclients; c++)
+		if (u64map_get(&clients[c]->holds, h, NULL))
+			holders++;
+	if (holders != o->holders)
+		FAIL("object %u has %u holders, counted %u", s, holders,
+		     o->holders);
+	if (name_refs[s] != o->names)
+		FAIL("object %u has %u names, counted %u", s, name_refs[s],
+		     o->names);
+	if (o->names && (o->deleted || o->state != OBJ_SEALED))
+		FAIL("named object %u is deleted or unsealed", s);
+	bool evictable = o->state == OBJ_SEALED && !o->deleted &&
+	                 o->names == 0 && o->holders == 0;
+	if (evictable != o->in_lru)
+		FAIL("object %u is %sin the LRU", s, o->in_lru ? "" : "not ");
+	if (o->deleted && o->holders == 0)
+		FAIL("object %u is deleted and unheld but not freed", s);
+	return 0;
+}
+
+int store_check(const struct store *st, struct store_client *const *clients,
+                size_t nclients, char *msg, size_t size)
+{
+	uint64_t used = 0, deleted = 0, sealed = 0, inuse = 0;
+	uint32_t *name_refs;
+	int rc = -1;
+
+	if (alloc_check(st->alloc, msg, size) ||
+	    objtab_check(&st->objs, msg, size) ||
+	    names_check(&st->names, msg, size))
+		return -1;
+	name_refs = calloc(st->objs.nslots + 1, sizeof(*name_refs));
+	if (!name_refs)
+		FAIL("out of memory");
+	for (uint32_t n = 0; n < st->names.nslots; n++) {
+		const struct name_entry *e = &st->names.slots[n];
+		if (!e->name)
+			continue;
+		if (e->obj >= st->objs.nslots) {
+			snprintf(msg, size, "name %s points past the objects",
+			         e->name);
+			goto out;
+		}
+		name_refs[e->obj]++;
+	}
+	for (uint32_t s = 0; s < st->objs.nslots; s++) {
+		const struct object *o = objtab_get(&st->objs, s);
+		if (o->state == OBJ_FREE)
+			continue;
+		if (check_object(st, s, clients, nclients, name_refs, msg,
+		                 size))
+			goto out;
+		used += o->block_size;
+		inuse++;
+		deleted += o->deleted;
+		sealed += o->state == OBJ_SEALED;
+	}
+	if (used != alloc_used(st->alloc)) {
+		snprintf(msg, size,
+		         "objects take %llu bytes, allocator says %llu",
+		         (unsigned long long)used,
+		         (unsigned long long)alloc_used(st->alloc));
+		goto out;
+	}
+	if (deleted != st->deleted_held || sealed != st->sealed) {
+		snprintf(msg, size, "deleted/sealed counters are off");
+		goto out;
+	}
+	if (st->by_offset.count != inuse) {
+		snprintf(msg, size, "offset map has stale entries");
+		goto out;
+	}
+	rc = 0;
+out:
+	free(name_refs);
+	return rc;
+}
