@@ -53,7 +53,7 @@ INTEG_BIN := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(INTEG_SRC))
 TEST_SUPPORT_SRC := $(sort $(wildcard tests/support/*.c))
 TEST_SUPPORT_OBJ := $(call obj,$(TEST_SUPPORT_SRC))
 
-.PHONY: all run test test-c test-python bench clean format deps
+.PHONY: all run test tests-c bench clean format deps
 all: $(BUILD)/shoal $(BUILD)/libshoal.a $(BUILD)/libshoal.so
 
 $(BUILD)/obj/%.o: %.c

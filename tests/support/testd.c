@@ -1,0 +1,133 @@
+/*
+ * testd.c - starting and stopping a real daemon for tests (see testd.h).
+ */
+#include "testd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t testd_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+const char *testd_bin(void)
+{
+	const char *b = getenv("SHOAL_BIN");
+
+	return b && *b ? b : "build/shoal";
+}
+
+static bool accepts(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool ok;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return false;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return ok;
+}
+
+int testd_wait_pid(pid_t pid, int timeout_ms)
+{
+	uint64_t end = testd_now_ms() + (uint64_t)timeout_ms;
+	int status;
+
+	for (;;) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+		if (r == pid)
+			return status;
+		if (r < 0 && errno != EINTR)
+			return -1;
+		if (testd_now_ms() >= end) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			return -1;
+		}
+		usleep(2000);
+	}
+}
+
+int testd_start(struct testd *d, const char *memory, ...)
+{
+	const char *argv[32];
+	int argc = 0;
+	va_list ap;
+
+	memset(d, 0, sizeof(*d));
+	snprintf(d->dir, sizeof(d->dir), "/tmp/shoal-test-XXXXXX");
+	if (!mkdtemp(d->dir))
+		return -1;
+	snprintf(d->socket, sizeof(d->socket), "%s/s.sock", d->dir);
+	snprintf(d->log, sizeof(d->log), "%s/daemon.log", d->dir);
+	argv[argc++] = testd_bin();
+	argv[argc++] = "serve";
+	argv[argc++] = "-s";
+	argv[argc++] = d->socket;
+	argv[argc++] = "-m";
+	argv[argc++] = memory;
+	argv[argc++] = "--debug-checks";
+	va_start(ap, memory);
+	for (const char *a; argc < 30 && (a = va_arg(ap, const char *));)
+		argv[argc++] = a;
+	va_end(ap);
+	argv[argc] = NULL;
+	d->pid = fork();
+	if (d->pid < 0)
+		return -1;
+	if (d->pid == 0) {
+		int fd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	uint64_t end = testd_now_ms() + 10000;
+	while (testd_now_ms() < end) {
+		if (accepts(d->socket))
+			return 0;
+		if (waitpid(d->pid, NULL, WNOHANG) == d->pid) {
+			d->pid = 0;
+			return -1;
+		}
+		usleep(2000);
+	}
+	testd_stop(d);
+	return -1;
+}
+
+int testd_stop(struct testd *d)
+{
+	int status, rc = -1;
+
+	if (d->pid > 0) {
+		kill(d->pid, SIGTERM);
+		status = testd_wait_pid(d->pid, 10000);
+		if (status != -1 && WIFEXITED(status))
+			rc = WEXITSTATUS(status);
+		d->pid = 0;
+	}
+	unlink(d->socket);
+	unlink(d->log);
+	rmdir(d->dir);
+	return rc;
+}

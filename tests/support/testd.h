@@ -1,0 +1,38 @@
+/*
+ * testd.h - test support: start a real daemon on a temporary socket, stop
+ * it, and wait for things with a deadline. Every wait here has one.
+ */
+#ifndef SHOAL_TESTD_H
+#define SHOAL_TESTD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct testd {
+	pid_t pid;
+	char dir[256];
+	char socket[300];
+	char log[300];
+};
+
+/* Starts `shoal serve -s <tmp>/s.sock --debug-checks` plus the extra
+ * arguments (NULL-terminated), and waits up to 10 s until it accepts.
+ * The binary is $SHOAL_BIN, else build/shoal. Returns 0 or -1. */
+int testd_start(struct testd *d, const char *memory, ...);
+
+/* Sends SIGTERM and waits up to 10 s. Returns the exit status (0 for a
+ * clean exit), or -1 if it had to be killed or died of a signal. */
+int testd_stop(struct testd *d);
+
+/* Milliseconds on the monotonic clock. */
+uint64_t testd_now_ms(void);
+
+/* Waits up to timeout_ms for pid to exit; returns its wait status, or -1
+ * on timeout (the process is then killed). */
+int testd_wait_pid(pid_t pid, int timeout_ms);
+
+/* The path of the shoal binary. */
+const char *testd_bin(void);
+
+#endif /* SHOAL_TESTD_H */
