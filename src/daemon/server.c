@@ -88,6 +88,7 @@ static void wake_parked(struct server *srv)
 {
 	for (int pass = 0; pass < 8; pass++) {
 		unsigned ev = srv->store.events;
+		size_t seen = srv->store.ndropped;
 		uint64_t now = server_now_ns();
 		bool any = false;
 		srv->store.events = 0;
@@ -96,17 +97,25 @@ static void wake_parked(struct server *srv)
 		while (c) {
 			struct conn *next = c->park_next;
 			bool last = c == tail;
-			bool due = c->deadline_ns <= now;
+			bool due = c->deadline_ns <= now, dropped;
 			struct proto_header h;
 			memcpy(&h, c->in, sizeof(h));
-			if (due || commands_wake_on(h.type, ev)) {
-				conn_retry(c, due);
+			if (commands_wake_on(&srv->store, &h, c->in + sizeof(h),
+			                     ev, &dropped) ||
+			    due) {
+				conn_retry(c, due || dropped);
 				any = true;
 			}
 			if (last)
 				break;
 			c = next;
 		}
+		/* Forget the dropped IDs this pass has shown to everyone;
+		 * ones added meanwhile are for the next pass. */
+		struct store *st = &srv->store;
+		memmove(st->dropped, st->dropped + seen,
+			(st->ndropped - seen) * SHOAL_ID_SIZE);
+		st->ndropped -= seen;
 		if (!any || !srv->store.events)
 			break;
 	}

@@ -119,11 +119,13 @@ enum cmd_result {
 /* Handles one request. final is true when a parked request's deadline has
  * passed: it must be answered now. */
 enum cmd_result commands_dispatch(struct conn *c, const struct proto_header *h,
-                             const uint8_t *body, bool final);
+                                  const uint8_t *body, bool final);
 
-/* Whether a parked request of this type may proceed after these store
- * events (STORE_EV_*). */
-bool commands_wake_on(uint16_t type, unsigned events);
+/* Whether a parked request may proceed after these store events
+ * (STORE_EV_*); *final is set when it must be answered now because an
+ * object it waits for was dropped with its creator. */
+bool commands_wake_on(const struct store *st, const struct proto_header *h,
+                      const uint8_t *body, unsigned events, bool *final);
 
 /* Deadline of a request that is about to park, from its timeout. */
 uint64_t commands_deadline(const struct proto_header *h, const uint8_t *body);

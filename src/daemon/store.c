@@ -52,6 +52,7 @@ void store_free(struct store *st)
 	objtab_free(&st->objs);
 	names_free(&st->names);
 	u64map_free(&st->by_offset);
+	free(st->dropped);
 	memset(st, 0, sizeof(*st));
 }
 
@@ -434,6 +435,30 @@ int store_delete_name(struct store *st, const char *name, size_t len, bool cas,
 	return 0;
 }
 
+/* Remembers a dropped ID so that its waiters are answered. If memory runs
+ * out the waiters simply wait for their deadline. */
+static void record_dropped(struct store *st, const uint8_t *id)
+{
+	if (st->ndropped == st->dropped_cap) {
+		size_t cap = st->dropped_cap ? st->dropped_cap * 2 : 16;
+		void *n = realloc(st->dropped, cap * SHOAL_ID_SIZE);
+		if (!n)
+			return;
+		st->dropped = n;
+		st->dropped_cap = cap;
+	}
+	memcpy(st->dropped[st->ndropped++], id, SHOAL_ID_SIZE);
+	st->events |= STORE_EV_DROPPED;
+}
+
+bool store_was_dropped(const struct store *st, const uint8_t *id)
+{
+	for (size_t i = 0; i < st->ndropped; i++)
+		if (memcmp(st->dropped[i], id, SHOAL_ID_SIZE) == 0)
+			return true;
+	return false;
+}
+
 void store_client_gone(struct store *st, struct store_client *sc)
 {
 	uint64_t h;
@@ -441,8 +466,10 @@ void store_client_gone(struct store *st, struct store_client *sc)
 	/* Unsealed objects go first; the holds pass below frees them. */
 	for (size_t i = 0; u64map_next(&sc->creating, &i, &h, NULL);) {
 		uint32_t slot = objtab_from_handle(&st->objs, h);
-		if (slot != OBJ_NIL)
-			delete_object(st, slot, STORE_NOTE_DELETED);
+		if (slot == OBJ_NIL)
+			continue;
+		record_dropped(st, objtab_get(&st->objs, slot)->id);
+		delete_object(st, slot, STORE_NOTE_DELETED);
 	}
 	u64map_free(&sc->creating);
 	for (size_t i = 0; u64map_next(&sc->holds, &i, &h, NULL);) {

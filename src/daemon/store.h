@@ -41,6 +41,9 @@ struct store_client {
 #define STORE_EV_SEALED 1u /* an object was sealed: waiting gets may go */
 #define STORE_EV_FREED  2u /* memory was freed: waiting creates may go */
 #define STORE_EV_NAMED  4u /* a name was set: waiting name gets may go */
+#define STORE_EV_DROPPED                                \
+	8u /* a departed client's unsealed objects were \
+	    * dropped: their waiters are answered now */
 
 /* What the notification hook is told. */
 enum store_note {
@@ -63,6 +66,10 @@ struct store {
 	uint64_t sealed;
 	uint64_t creates, gets, evictions, evicted_bytes;
 	uint64_t start_ns;
+	/* IDs of unsealed objects dropped because their creator left, since
+	 * the caller last cleared ndropped (STORE_EV_DROPPED). */
+	uint8_t (*dropped)[SHOAL_ID_SIZE];
+	size_t ndropped, dropped_cap;
 	/* Optional hook for subscribers; called after the change. */
 	void (*notify)(void *ctx, enum store_note note, const struct object *o,
 	               const char *name, size_t name_len, uint64_t version);
@@ -75,8 +82,9 @@ void store_free(struct store *st);
 
 void store_client_init(struct store_client *sc, uint32_t id);
 
-/* The client is gone: its unsealed objects are dropped and everything it
- * held is released. sc is empty afterwards. */
+/* The client is gone: its unsealed objects are dropped (and their IDs
+ * listed in st->dropped) and everything it held is released. sc is empty
+ * afterwards. */
 void store_client_gone(struct store *st, struct store_client *sc);
 
 /*
@@ -106,6 +114,9 @@ void store_release(struct store *st, struct store_client *sc, uint64_t handle);
 
 /* Returns 0, SHOAL_ENOTFOUND, SHOAL_ENOTSEALED or SHOAL_EEXISTS (named). */
 int store_delete(struct store *st, const uint8_t *id);
+
+/* Whether id is among the dropped IDs. */
+bool store_was_dropped(const struct store *st, const uint8_t *id);
 
 /* Returns the enum shoal_state of a live object. */
 int store_contains(const struct store *st, const uint8_t *id);
