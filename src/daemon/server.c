@@ -113,9 +113,11 @@ static void wake_parked(struct server *srv)
 		/* Forget the dropped IDs this pass has shown to everyone;
 		 * ones added meanwhile are for the next pass. */
 		struct store *st = &srv->store;
-		memmove(st->dropped, st->dropped + seen,
-			(st->ndropped - seen) * SHOAL_ID_SIZE);
-		st->ndropped -= seen;
+		if (seen) {
+			memmove(st->dropped, st->dropped + seen,
+				(st->ndropped - seen) * SHOAL_ID_SIZE);
+			st->ndropped -= seen;
+		}
 		if (!any || !srv->store.events)
 			break;
 	}
