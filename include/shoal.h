@@ -183,8 +183,9 @@ SHOAL_API const char *shoal_socket_path(const shoal_client *c);
  * freed, then returns SHOAL_EFULL.
  *
  * Returns 0; SHOAL_EEXISTS if an object with this ID exists in any state;
- * SHOAL_EFULL; SHOAL_ETOOBIG for metadata over SHOAL_META_MAX or an object
- * larger than the store; SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or -errno.
+ * SHOAL_EFULL (also, at once and whatever the timeout, for an object larger
+ * than the whole store); SHOAL_ETOOBIG for metadata over SHOAL_META_MAX;
+ * SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or -errno.
  */
 SHOAL_API int shoal_create(shoal_client *c, const shoal_id *id,
                            uint64_t data_size, uint32_t metadata_size,
