@@ -100,3 +100,11 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# Benchmarks: build/shoal-bench prints a table and writes build/bench.json.
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+$(BUILD)/shoal-bench: $(BENCH_SRC) $(BUILD)/libshoal.a $(BUILD)/shoal
+	$(CC) $(ALL_CFLAGS) -O2 -o $@ $(BENCH_SRC) $(BUILD)/libshoal.a $(ALL_LDFLAGS) $(LIBS)
+
+bench: $(BUILD)/shoal-bench
+	$(BUILD)/shoal-bench --shoal $(BUILD)/shoal --json $(BUILD)/bench.json
