@@ -380,6 +380,65 @@ typedef struct shoal_arena_info {
 
 SHOAL_API void shoal_arena(const shoal_client *c, shoal_arena_info *out);
 
+/*
+ * Notifications. A subscription is a connection of its own on which the
+ * daemon sends an event for every seal, delete, eviction and name change,
+ * in the order they happen, for cache invalidation across many processes.
+ */
+enum shoal_event_kind {
+	SHOAL_EVENT_SEALED = 1,   /* an object was sealed */
+	SHOAL_EVENT_DELETED = 2,  /* an object was deleted (gone for lookups) */
+	SHOAL_EVENT_EVICTED = 3,  /* an object was evicted */
+	SHOAL_EVENT_NAME_SET = 4, /* a name now points at id, as version */
+	SHOAL_EVENT_NAME_DELETED = 5, /* a name was removed */
+	SHOAL_EVENT_OVERFLOW = 6,     /* too many unread events: the
+	                                 subscription is closed after this */
+	SHOAL_EVENT_SNAPSHOT_END = 7, /* the snapshot is complete */
+};
+
+/* One event. name is NUL-terminated (empty for object events). */
+typedef struct shoal_event {
+	int kind; /* enum shoal_event_kind */
+	shoal_id id;
+	uint64_t data_size;
+	uint32_t metadata_size;
+	uint64_t version;
+	uint64_t seq; /* 1, 2, ... on this subscription */
+	char name[SHOAL_NAME_MAX + 1];
+} shoal_event;
+
+typedef struct shoal_subscription shoal_subscription;
+
+/* Ask for the current objects and names first, as SEALED and NAME_SET
+ * events, ended by SNAPSHOT_END. */
+#define SHOAL_SUBSCRIBE_SNAPSHOT 1u
+
+/*
+ * Opens a subscription to the daemon at socket_path (NULL: the default).
+ * flags: 0 or SHOAL_SUBSCRIBE_SNAPSHOT. *out is owned by the caller, freed
+ * with shoal_unsubscribe(). Returns 0, SHOAL_EUNAVAILABLE, SHOAL_ETOOBIG,
+ * SHOAL_EPROTO, SHOAL_ENOMEM or -errno.
+ */
+SHOAL_API int shoal_subscribe(const char *socket_path, unsigned flags,
+                              shoal_subscription **out);
+
+/*
+ * Waits up to timeout_ms (0: poll; SHOAL_WAIT_FOREVER) for the next event.
+ * Returns 0 with *ev filled; SHOAL_ETIMEDOUT; SHOAL_EUNAVAILABLE when the
+ * daemon closed the subscription (after an OVERFLOW event, or when it
+ * stopped); SHOAL_EPROTO; or -errno.
+ */
+SHOAL_API int shoal_next_event(shoal_subscription *s, int64_t timeout_ms,
+                               shoal_event *ev);
+
+/* The subscription's socket, to wait for readability with poll(2). Events
+ * may also be buffered already: call shoal_next_event() with timeout 0
+ * until it returns SHOAL_ETIMEDOUT before polling. */
+SHOAL_API int shoal_subscription_fd(const shoal_subscription *s);
+
+/* Closes the subscription. NULL is a no-op. */
+SHOAL_API void shoal_unsubscribe(shoal_subscription *s);
+
 #ifdef __cplusplus
 }
 #endif

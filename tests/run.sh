@@ -44,6 +44,30 @@ c_suite() {
 		[ -x "$t" ] || continue
 		run_c "$t" "$tag" "$PWD/$build/shoal"
 	done
+	for t in tests/integration/test_*.sh; do
+		[ -f "$t" ] || continue
+		run_sh "$t" "$tag" "$PWD/$build/shoal"
+	done
+}
+
+# Runs a shell test that ends with "name: N passed, N failed".
+run_sh() {
+	local t=$1 tag=$2 out p f
+	out="$log/$(basename "$t")-$tag.log"
+	SHOAL_BIN=$3 timeout 600 bash "$t" "$3" >"$out" 2>&1
+	local rc=$?
+	read -r p f < <(tail -1 "$out" | sed -En 's/.* ([0-9]+) passed, ([0-9]+) failed.*/\1 \2/p')
+	p=${p:-0}
+	f=${f:-0}
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		f=1
+	fi
+	passed=$((passed + p))
+	failed=$((failed + f))
+	printf '%-40s %s: %d passed, %d failed\n' "$(basename "$t")" "$tag" "$p" "$f"
+	if [ "$f" -ne 0 ]; then
+		sed 's/^/    /' "$out" | tail -40
+	fi
 }
 
 c_suite plain build

@@ -59,8 +59,9 @@ enum proto_type {
 	PROTO_DELETE_NAME = 14,
 	PROTO_LIST_NAMES = 15,
 	PROTO_SUBSCRIBE = 16,
-	PROTO_DEBUG_CHECK =
-	        17, /* test builds: run the daemon's invariant check */
+	/* test builds (serve --debug-checks): the invariant check */
+	PROTO_DEBUG_CHECK = 17,
+	PROTO_EVENT = 18, /* daemon to subscriber only */
 	PROTO_TYPE_END
 };
 
@@ -264,6 +265,30 @@ struct proto_delete_name {
 	uint64_t expected_version;
 };
 
+/*
+ * SUBSCRIBE turns the connection into a stream of events: after its reply
+ * the daemon sends PROTO_EVENT messages (request_id counts them from 1) and
+ * accepts no further requests on it. With PROTO_SUBSCRIBE_SNAPSHOT the
+ * stream starts with a SEALED event per sealed object and a NAME_SET event
+ * per name, then SNAPSHOT_END. A subscriber that lets more than its
+ * queue's worth of events pile up unread gets OVERFLOW and is disconnected.
+ */
+#define PROTO_SUBSCRIBE_SNAPSHOT 1u
+struct proto_subscribe {
+	uint32_t flags;
+	uint32_t pad;
+};
+
+/* An event; followed by name_len bytes of name for the name events. */
+struct proto_event {
+	uint32_t kind; /* enum shoal_event_kind */
+	uint32_t name_len;
+	uint8_t id[SHOAL_ID_SIZE];
+	uint32_t metadata_size;
+	uint64_t data_size;
+	uint64_t version; /* name events: the name's version */
+};
+
 /* DEBUG_CHECK reply: status 0 when every invariant holds, else an error with
  * a message naming the first broken one. */
 
@@ -281,6 +306,7 @@ _Static_assert(sizeof(struct proto_name_entry) == 48, "name entry layout");
 _Static_assert(sizeof(struct proto_set_name) == 40, "set name layout");
 _Static_assert(sizeof(struct proto_get_name_reply) == 72, "get name reply");
 _Static_assert(sizeof(struct proto_stats_reply) == 120, "stats reply");
+_Static_assert(sizeof(struct proto_event) == 48, "event layout");
 
 /* Bytes a name entry takes in a LIST_NAMES reply. */
 static inline size_t proto_name_entry_size(uint32_t name_len)

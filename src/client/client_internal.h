@@ -1,0 +1,208 @@
+/*
+ * client_internal.h - what the files of the client library share: the
+ * client structure, its reference maps and its request transport.
+ *
+ * A client is one Unix socket connection to the daemon plus one MAP_SHARED
+ * mapping of the daemon's arena. Two locks guard it:
+ *
+ *   io_lock   serialises requests: the socket, the read buffer, request
+ *             ids, the map of unsealed creates and the broken flag. A
+ *             thread holds it across a whole request/reply exchange.
+ *   ref_lock  guards the view counts (views) and the queue of pending
+ *             releases. It is only ever held for a few memory operations,
+ *             never across a system call that can block, so shoal_release()
+ *             never waits for another thread's request.
+ *
+ * Lock order: io_lock before ref_lock.
+ *
+ * Reference invariant: the daemon keeps one "holds" mark per (client,
+ * object); the client keeps, per daemon handle, the number of views it
+ * handed out. A count goes from 0 to 1 only while io_lock is held (it is
+ * done when a reply is processed), so a thread that holds io_lock and sees a
+ * count of 0 knows it stays 0 until it sends the RELEASE. A handle whose
+ * count drops to 0 is queued (pending) and sent in the next write on the
+ * socket; if a get re-acquires it before that, the queued release is
+ * dropped instead of sent, because the daemon already processed the get.
+ */
+#ifndef SHOAL_CLIENT_INTERNAL_H
+#define SHOAL_CLIENT_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "protocol.h"
+#include "shoal.h"
+
+_Static_assert(sizeof(shoal_id) == SHOAL_ID_SIZE, "shoal_id has no padding");
+
+/* One entry of a reference map. */
+struct client_ref {
+	uint64_t handle;
+	shoal_id id;
+	uint32_t count;  /* views handed out (views map) */
+	uint8_t used;    /* slot holds an entry */
+	uint8_t pending; /* handle sits in the pending-release queue */
+};
+
+/*
+ * An open-addressing hash map of struct client_ref, keyed by handle or (with
+ * by_id) by object ID. Linear probing with backward-shift deletion: no
+ * tombstones. A zeroed struct with by_id set as needed is an empty map.
+ */
+struct client_refmap {
+	struct client_ref *slots;
+	size_t mask; /* capacity - 1; capacity is a power of two, or 0 */
+	size_t count;
+	bool by_id;
+};
+
+/* Makes room so that `extra` more inserts cannot fail. Returns 0 or
+ * SHOAL_ENOMEM (map unchanged). */
+int client_refmap_reserve(struct client_refmap *m, size_t extra);
+
+/* Slots in the map (0 for an empty map). */
+static inline size_t client_refmap_capacity(const struct client_refmap *m)
+{
+	return m->slots ? m->mask + 1 : 0;
+}
+
+/* Finds the entry of handle (or of id, in a by_id map), or NULL. */
+struct client_ref *client_refmap_find(const struct client_refmap *m,
+                                      uint64_t handle, const shoal_id *id);
+
+/* Inserts an absent key with count 0. Never allocates: returns NULL when the
+ * map has no room (cannot happen after a reserve). */
+struct client_ref *client_refmap_insert(struct client_refmap *m,
+                                        uint64_t handle, const shoal_id *id);
+
+/* Removes an entry returned by find or insert (other pointers into the map
+ * are invalid afterwards). */
+void client_refmap_remove(struct client_refmap *m, struct client_ref *r);
+
+/* Iteration: for (size_t i = 0; (r = client_refmap_next(m, &i));) ... */
+struct client_ref *client_refmap_next(const struct client_refmap *m,
+                                      size_t *pos);
+
+void client_refmap_free(struct client_refmap *m);
+
+struct shoal_client {
+	int fd;
+	unsigned generation; /* fork generation at connect */
+	char *path;
+
+	uint8_t *base; /* the arena mapping */
+	uint64_t map_size;
+	uint64_t capacity;
+	uint64_t data_offset;
+	uint64_t client_id;
+	size_t page_size;
+
+	/* Chunks (LAYOUT_CHUNK) of the arena this client has populated in its
+	 * page tables; set bits only, updated without locks. */
+	_Atomic uint64_t *populated;
+	size_t nchunks;
+
+	pthread_mutex_t io_lock;
+	pthread_mutex_t ref_lock;
+	bool locks_ready;
+
+	/* io_lock */
+	uint32_t next_request;
+	int deferred_error; /* status of the last failed no-reply seal */
+	uint8_t *rbuf;      /* buffered reader: bytes [rstart, rend) unread */
+	size_t rcap, rstart, rend;
+	struct client_refmap unsealed; /* by id: creates not yet sealed */
+	uint64_t *rel_out;             /* scratch for RELEASE bodies */
+	atomic_bool broken;            /* connection lost or out of sync */
+
+	/* ref_lock */
+	struct client_refmap views; /* by handle: view counts */
+	uint64_t *pending;          /* handles whose count reached 0 */
+	size_t pending_cap;         /* == capacity of pending and rel_out */
+	atomic_size_t npending;
+};
+
+/* Current fork generation of this process (incremented in every child). */
+unsigned client_fork_generation(void);
+
+/* Returns SHOAL_EFORKED if c was connected by an ancestor process. */
+static inline int client_check_fork(const shoal_client *c)
+{
+	return c->generation == client_fork_generation() ? 0 : SHOAL_EFORKED;
+}
+
+/*
+ * Starts a request: checks the fork generation, takes io_lock and checks
+ * that the connection is usable. Returns 0 with io_lock held, or
+ * SHOAL_EINVAL (c NULL), SHOAL_EFORKED or SHOAL_EUNAVAILABLE without it.
+ */
+int client_begin(shoal_client *c);
+
+/* Ends a request: sends the releases queued meanwhile and drops io_lock. */
+void client_end(shoal_client *c);
+
+/*
+ * Sends one request of type `type` whose body is the iovcnt pieces of iov
+ * (queued releases go first in the same write), then reads its reply. On 0,
+ * *reply points at the reply body (len bytes, at least a proto_reply whose
+ * status is 0), valid until the next read on c; the caller copies fields out
+ * with memcpy, as the body need not be aligned. A reply with exactly
+ * fixed_len bytes is required unless fixed_len is 0 (the caller checks
+ * variable bodies itself). io_lock must be held.
+ * Returns 0; the negative status of the reply; SHOAL_EPROTO for a malformed
+ * reply; SHOAL_ETOOBIG for a request over PROTO_MAX_REQUEST;
+ * SHOAL_EUNAVAILABLE when the daemon went away; SHOAL_ENOMEM; or -errno.
+ */
+int client_call(shoal_client *c, uint16_t type, const struct iovec *iov,
+                int iovcnt, size_t fixed_len, const uint8_t **reply,
+                size_t *len);
+
+/* Sends a request that gets no reply (SEAL with PROTO_SEAL_NOREPLY).
+ * io_lock must be held. Returns 0, SHOAL_EUNAVAILABLE or -errno. */
+int client_send(shoal_client *c, uint16_t type, const struct iovec *iov,
+                int iovcnt);
+
+/*
+ * Makes room for `extra` more handles in the view map and the release
+ * queues. io_lock and ref_lock must be held. Returns 0 or SHOAL_ENOMEM.
+ */
+int client_reserve_views(shoal_client *c, size_t extra);
+
+/* Adds one view of handle (object id) to the view map, which must have room
+ * (client_reserve_views). io_lock and ref_lock must be held. */
+void client_hold(shoal_client *c, uint64_t handle, const shoal_id *id);
+
+/*
+ * Checks an object description from a reply: status 0 and a range inside
+ * the data area of the mapping. Returns 0, the object's negative status, or
+ * SHOAL_EPROTO.
+ */
+int client_check_object(const shoal_client *c, const struct proto_object *o);
+
+/* Fills a view from a checked object (does not count it). */
+void client_fill_view(const shoal_client *c, const struct proto_object *o,
+                      const uint8_t *id, shoal_view *v);
+
+/*
+ * Reads one whole message. *h receives its header, *body its body (valid
+ * until the next read). io_lock must be held. Returns 0, SHOAL_EPROTO for a
+ * header that does not frame the stream (the client is then broken),
+ * SHOAL_EUNAVAILABLE, SHOAL_ENOMEM or -errno.
+ */
+int client_read_message(shoal_client *c, struct proto_header *h,
+                        const uint8_t **body);
+
+/* Bytes received and not yet read as messages. */
+static inline size_t client_buffered(const shoal_client *c)
+{
+	return c->rend - c->rstart;
+}
+
+/* Whether [offset, offset + size) lies in the data area of the mapping. */
+bool client_range_ok(const shoal_client *c, uint64_t offset, uint64_t size);
+
+#endif /* SHOAL_CLIENT_INTERNAL_H */

@@ -1,0 +1,419 @@
+/*
+ * connect.c - opening and closing a client: the socket, the HELLO exchange
+ * that brings the arena's fd, the one mapping of the arena, and fork
+ * detection.
+ *
+ * The arena is mapped once, whole, read-write and shared. Before the mapping
+ * is used, everything the daemon said about it is checked against the file
+ * (fstat: a mapping longer than the file would raise SIGBUS) and against
+ * the header at offset 0 (magic, format version, sizes). Any mismatch is
+ * SHOAL_EARENA; nothing past this file trusts a size that was not checked.
+ *
+ * Fork: a child handler registered once with pthread_atfork() bumps a
+ * process-wide generation. A client remembers the generation it was
+ * connected in; in a child the numbers differ and every call returns
+ * SHOAL_EFORKED before touching the socket or a lock (a lock may have been
+ * held by a parent thread that does not exist in the child).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "client_internal.h"
+#include "layout.h"
+
+/* Largest HELLO reply body accepted (a fixed struct or an error message). */
+#define HELLO_REPLY_MAX 65536
+/* File descriptors accepted in one control message (extras are closed). */
+#define MAX_FDS 4
+
+static atomic_uint fork_generation;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static int fork_handler_status;
+
+static void on_fork_child(void)
+{
+	atomic_fetch_add(&fork_generation, 1);
+}
+
+static void register_fork_handler(void)
+{
+	fork_handler_status = -pthread_atfork(NULL, NULL, on_fork_child);
+}
+
+unsigned client_fork_generation(void)
+{
+	return atomic_load(&fork_generation);
+}
+
+SHOAL_API int shoal_default_socket(char *buf, size_t size)
+{
+	const char *env = getenv("SHOAL_SOCKET");
+	int n;
+
+	if (!buf)
+		return SHOAL_EINVAL;
+	if (env && *env) {
+		n = snprintf(buf, size, "%s", env);
+	} else {
+		env = getenv("XDG_RUNTIME_DIR");
+		if (env && *env)
+			n = snprintf(buf, size, "%s/shoal.sock", env);
+		else
+			n = snprintf(buf, size, "/tmp/shoal-%u.sock",
+			             (unsigned)getuid());
+	}
+	if (n < 0 || (size_t)n >= size)
+		return SHOAL_ETOOBIG;
+	return 0;
+}
+
+SHOAL_API int shoal_id_random(shoal_id *id)
+{
+	size_t done = 0;
+
+	if (!id)
+		return SHOAL_EINVAL;
+	while (done < sizeof(id->bytes)) {
+		ssize_t n = getrandom(id->bytes + done,
+		                      sizeof(id->bytes) - done, 0);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+SHOAL_API const char *shoal_socket_path(const shoal_client *c)
+{
+	return c ? c->path : NULL;
+}
+
+SHOAL_API void shoal_arena(const shoal_client *c, shoal_arena_info *out)
+{
+	if (!out)
+		return;
+	memset(out, 0, sizeof(*out));
+	if (!c)
+		return;
+	out->base = c->base;
+	out->map_size = c->map_size;
+	out->capacity = c->capacity;
+	out->data_offset = c->data_offset;
+}
+
+/*
+ * Connects fd to path, waiting out an interrupted connect. Returns 0,
+ * SHOAL_EUNAVAILABLE when nothing listens there, or -errno.
+ */
+static int connect_path(int fd, const char *path)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	struct pollfd p = {.fd = fd, .events = POLLOUT};
+	socklen_t len = sizeof(int);
+	int err = 0;
+
+	memcpy(addr.sun_path, path, strlen(path) + 1);
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0)
+		return 0;
+	err = errno;
+	if (err == EINTR || err == EINPROGRESS) {
+		/* The connect goes on in the background: wait for its end. */
+		while (poll(&p, 1, -1) < 0)
+			if (errno != EINTR)
+				return -errno;
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+			return -errno;
+		if (err == 0)
+			return 0;
+	}
+	if (err == ENOENT || err == ECONNREFUSED)
+		return SHOAL_EUNAVAILABLE;
+	return -err;
+}
+
+/* Keeps the first fd of an SCM_RIGHTS message in *fd, closes the others. */
+static void take_fds(struct msghdr *mh, int *fd)
+{
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm;
+	     cm = CMSG_NXTHDR(mh, cm)) {
+		size_t n;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int got;
+
+			memcpy(&got, CMSG_DATA(cm) + i * sizeof(int),
+			       sizeof(int));
+			if (*fd < 0)
+				*fd = got;
+			else
+				close(got);
+		}
+	}
+}
+
+/*
+ * Receives exactly len bytes (the HELLO reply reads exactly what it needs,
+ * so no later bytes are consumed here), collecting a passed fd in *fd.
+ * Returns 0, SHOAL_EUNAVAILABLE on EOF, SHOAL_EPROTO if control data was
+ * truncated, or -errno.
+ */
+static int recv_exact(int sock, void *buf, size_t len, int *fd)
+{
+	union {
+		char buf[CMSG_SPACE(MAX_FDS * sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	size_t done = 0;
+
+	while (done < len) {
+		struct iovec iov = {(uint8_t *)buf + done, len - done};
+		struct msghdr mh = {.msg_iov = &iov,
+		                    .msg_iovlen = 1,
+		                    .msg_control = ctl.buf,
+		                    .msg_controllen = sizeof(ctl.buf)};
+		ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == ECONNRESET ? SHOAL_EUNAVAILABLE
+			                           : -errno;
+		}
+		take_fds(&mh, fd);
+		if (mh.msg_flags & MSG_CTRUNC)
+			return SHOAL_EPROTO;
+		if (n == 0)
+			return SHOAL_EUNAVAILABLE;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+/* Sends len bytes. Returns 0, SHOAL_EUNAVAILABLE or -errno. */
+static int send_exact(int sock, const void *buf, size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = send(sock, (const uint8_t *)buf + done, len - done,
+		                 MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EPIPE || errno == ECONNRESET
+			               ? SHOAL_EUNAVAILABLE
+			               : -errno;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * The HELLO exchange. On 0, *rep is the checked reply and *arena_fd the
+ * arena's fd. On failure *arena_fd may still hold an fd for the caller to
+ * close. Returns 0, the daemon's negative status, SHOAL_EPROTO,
+ * SHOAL_EUNAVAILABLE, SHOAL_ENOMEM or -errno.
+ */
+static int hello(shoal_client *c, struct proto_hello_reply *rep, int *arena_fd)
+{
+	struct {
+		struct proto_header h;
+		struct proto_hello b;
+	} req = {.b = {.proto_version = PROTO_VERSION,
+	               .pid = (uint64_t)getpid()}};
+	struct proto_header h;
+	struct proto_reply r;
+	uint8_t *body = NULL;
+	uint32_t id = c->next_request++;
+	int rc;
+
+	proto_header_init(&req.h, PROTO_HELLO, id, sizeof(req.b));
+	rc = send_exact(c->fd, &req, sizeof(req));
+	if (rc < 0)
+		return rc;
+	rc = recv_exact(c->fd, &h, sizeof(h), arena_fd);
+	if (rc < 0)
+		return rc;
+	if (proto_check_header(&h, HELLO_REPLY_MAX) != 0 ||
+	    h.type != (PROTO_HELLO | PROTO_REPLY) || h.request_id != id ||
+	    h.body_len < sizeof(r))
+		return SHOAL_EPROTO;
+	body = malloc(h.body_len);
+	if (!body)
+		return SHOAL_ENOMEM;
+	rc = recv_exact(c->fd, body, h.body_len, arena_fd);
+	if (rc < 0)
+		goto out;
+	memcpy(&r, body, sizeof(r));
+	if (r.status < 0) {
+		rc = r.status;
+		goto out;
+	}
+	if (r.status > 0 || h.body_len != sizeof(*rep) || *arena_fd < 0) {
+		rc = SHOAL_EPROTO;
+		goto out;
+	}
+	memcpy(rep, body, sizeof(*rep));
+out:
+	free(body);
+	return rc;
+}
+
+/*
+ * Checks the arena facts of the HELLO reply against the file, maps it and
+ * checks its header. Returns 0, SHOAL_EARENA, SHOAL_ENOMEM or -errno.
+ */
+static int map_arena(shoal_client *c, const struct proto_hello_reply *rep,
+                     int fd)
+{
+	const struct layout_header *lh;
+	struct stat st;
+	void *p;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (rep->map_size < sizeof(*lh) || rep->map_size > SIZE_MAX ||
+	    (uint64_t)st.st_size < rep->map_size ||
+	    rep->data_offset < sizeof(*lh) ||
+	    rep->data_offset > rep->map_size ||
+	    rep->capacity > rep->map_size - rep->data_offset)
+		return SHOAL_EARENA;
+	p = mmap(NULL, rep->map_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+	         0);
+	if (p == MAP_FAILED)
+		return errno == ENOMEM ? SHOAL_ENOMEM : -errno;
+	c->base = p;
+	c->map_size = rep->map_size;
+	c->capacity = rep->capacity;
+	c->data_offset = rep->data_offset;
+	c->client_id = rep->client_id;
+	lh = p;
+	if (lh->magic != LAYOUT_MAGIC || lh->version != LAYOUT_VERSION ||
+	    lh->capacity != rep->capacity ||
+	    lh->data_offset != rep->data_offset ||
+	    lh->map_size != rep->map_size)
+		return SHOAL_EARENA;
+	c->nchunks = (size_t)((c->map_size + LAYOUT_CHUNK - 1) / LAYOUT_CHUNK);
+	c->populated = calloc((c->nchunks + 63) / 64, sizeof(uint64_t));
+	if (!c->populated)
+		return SHOAL_ENOMEM;
+	return 0;
+}
+
+/* Frees whatever part of a client exists. Sends nothing. */
+static void client_free(shoal_client *c, bool forked)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	if (c->base)
+		munmap(c->base, c->map_size);
+	free((void *)c->populated);
+	free(c->rbuf);
+	free(c->pending);
+	free(c->rel_out);
+	client_refmap_free(&c->views);
+	client_refmap_free(&c->unsealed);
+	/* A forked child may have inherited the locks in a held state;
+	 * destroying a held mutex is undefined, so the child leaves them. */
+	if (c->locks_ready && !forked) {
+		pthread_mutex_destroy(&c->io_lock);
+		pthread_mutex_destroy(&c->ref_lock);
+	}
+	free(c->path);
+	free(c);
+}
+
+SHOAL_API int shoal_connect(const char *socket_path, shoal_client **out)
+{
+	char def[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	struct proto_hello_reply rep;
+	shoal_client *c;
+	int arena_fd = -1;
+	int rc;
+
+	if (!out)
+		return SHOAL_EINVAL;
+	*out = NULL;
+	pthread_once(&fork_once, register_fork_handler);
+	if (fork_handler_status < 0)
+		return fork_handler_status;
+	if (!socket_path) {
+		rc = shoal_default_socket(def, sizeof(def));
+		if (rc < 0)
+			return rc;
+		socket_path = def;
+	}
+	if (!*socket_path)
+		return SHOAL_EINVAL;
+	if (strlen(socket_path) >= sizeof(def))
+		return SHOAL_ETOOBIG;
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return SHOAL_ENOMEM;
+	c->fd = -1;
+	c->generation = client_fork_generation();
+	c->next_request = 1;
+	c->unsealed.by_id = true;
+	c->page_size = (size_t)sysconf(_SC_PAGESIZE);
+	c->path = strdup(socket_path);
+	if (!c->path || pthread_mutex_init(&c->io_lock, NULL) != 0) {
+		rc = SHOAL_ENOMEM;
+		goto fail;
+	}
+	if (pthread_mutex_init(&c->ref_lock, NULL) != 0) {
+		pthread_mutex_destroy(&c->io_lock);
+		rc = SHOAL_ENOMEM;
+		goto fail;
+	}
+	c->locks_ready = true;
+
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	rc = connect_path(c->fd, socket_path);
+	if (rc < 0)
+		goto fail;
+	rc = hello(c, &rep, &arena_fd);
+	if (rc < 0)
+		goto fail;
+	rc = map_arena(c, &rep, arena_fd);
+	if (rc < 0)
+		goto fail;
+	close(arena_fd);
+	*out = c;
+	return 0;
+
+fail:
+	if (arena_fd >= 0)
+		close(arena_fd);
+	client_free(c, false);
+	return rc;
+}
+
+SHOAL_API void shoal_disconnect(shoal_client *c)
+{
+	if (!c)
+		return;
+	client_free(c, client_check_fork(c) < 0);
+}

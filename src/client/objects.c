@@ -1,0 +1,629 @@
+/*
+ * objects.c - the object calls of the client library: create, seal, abort,
+ * get, release, delete, contains, evict, list, stats and put.
+ *
+ * Each call is one request on the connection (seal and release send one
+ * and wait for nothing). Every offset a reply carries is checked against
+ * the mapping before a pointer is formed from it, so a wrong or hostile
+ * reply yields SHOAL_EPROTO, never a crash.
+ *
+ * Holds: create puts the new object in the map of unsealed creates (ID ->
+ * handle); seal moves it to the view map with a count of 1, which is the
+ * creator's hold; abort drops it. get adds one count per returned view;
+ * release takes one away and queues a RELEASE when the last one goes.
+ *
+ * Memory reservation: a create reply without PROTO_CREATE_BACKED means the
+ * daemon does not know that the object's pages exist; the client populates
+ * them with MADV_POPULATE_WRITE before handing out the pointer, so a machine
+ * that cannot back the object gives SHOAL_EFULL instead of a later SIGBUS.
+ * With the flag, the client still populates the whole chunks it has never
+ * mapped, which is cheaper than taking one page fault per page.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "client_internal.h"
+#include "layout.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+bool client_range_ok(const shoal_client *c, uint64_t offset, uint64_t size)
+{
+	return offset >= c->data_offset && offset <= c->map_size &&
+	       size <= c->map_size - offset;
+}
+
+int client_check_object(const shoal_client *c, const struct proto_object *o)
+{
+	if (o->status > 0)
+		return SHOAL_EPROTO;
+	if (o->status < 0)
+		return o->status;
+	if (o->metadata_size > SHOAL_META_MAX ||
+	    o->data_size > UINT64_MAX - o->metadata_size ||
+	    !client_range_ok(c, o->offset, o->data_size + o->metadata_size))
+		return SHOAL_EPROTO;
+	return 0;
+}
+
+void client_fill_view(const shoal_client *c, const struct proto_object *o,
+                      const uint8_t *id, shoal_view *v)
+{
+	memcpy(v->id.bytes, id, SHOAL_ID_SIZE);
+	v->status = 0;
+	v->data_size = o->data_size;
+	v->metadata_size = o->metadata_size;
+	v->data = c->base + o->offset;
+	v->metadata =
+	        o->metadata_size ? c->base + o->offset + o->data_size : NULL;
+	v->handle = o->handle;
+}
+
+/* A view that holds nothing, with the given status. */
+static void empty_view(shoal_view *v, const uint8_t *id, int status)
+{
+	memset(v, 0, sizeof(*v));
+	if (id)
+		memcpy(v->id.bytes, id, SHOAL_ID_SIZE);
+	v->status = status;
+}
+
+static bool timeout_ok(int64_t timeout_ms)
+{
+	return timeout_ms >= SHOAL_WAIT_FOREVER;
+}
+
+/* MADV_POPULATE_WRITE over [off, end) of the mapping, page-rounded.
+ * Returns 0 or -errno; EINVAL means the kernel predates the advice. */
+static int populate_range(shoal_client *c, uint64_t off, uint64_t end)
+{
+	uint64_t mask = c->page_size - 1;
+	uint64_t start = off & ~mask;
+
+	end = (end + mask) & ~mask;
+	if (end > c->map_size)
+		end = c->map_size;
+	while (madvise(c->base + start, end - start, MADV_POPULATE_WRITE) < 0)
+		if (errno != EINTR && errno != EAGAIN)
+			return -errno;
+	return 0;
+}
+
+static bool chunk_populated(const shoal_client *c, size_t k)
+{
+	return atomic_load(&c->populated[k / 64]) & (1ull << (k % 64));
+}
+
+static void mark_chunks(shoal_client *c, size_t first, size_t end)
+{
+	for (size_t k = first; k < end; k++)
+		atomic_fetch_or(&c->populated[k / 64], 1ull << (k % 64));
+}
+
+/*
+ * Makes sure the object at [off, off + len) can be written without SIGBUS
+ * (backed: the daemon vouches for it) and maps the whole chunks it covers
+ * that this client has not mapped yet. Returns 0 or SHOAL_EFULL when the
+ * machine cannot back the object.
+ */
+static int populate_object(shoal_client *c, uint64_t off, uint64_t len,
+                           bool backed)
+{
+	size_t first = (size_t)((off + LAYOUT_CHUNK - 1) / LAYOUT_CHUNK);
+	size_t end = (size_t)((off + len) / LAYOUT_CHUNK);
+	int rc;
+
+	if (len == 0)
+		return 0;
+	if (!backed) {
+		rc = populate_range(c, off, off + len);
+		/* Without MADV_POPULATE_WRITE (Linux < 5.14) the daemon's
+		 * own reservation is all there is. */
+		if (rc < 0 && rc != -EINVAL)
+			return SHOAL_EFULL;
+		if (rc == 0 && first < end)
+			mark_chunks(c, first, end);
+		return 0;
+	}
+	for (size_t k = first; k < end;) {
+		size_t run = k;
+
+		if (chunk_populated(c, k)) {
+			k++;
+			continue;
+		}
+		while (run < end && !chunk_populated(c, run))
+			run++;
+		rc = populate_range(c, (uint64_t)k * LAYOUT_CHUNK,
+		                    (uint64_t)run * LAYOUT_CHUNK);
+		if (rc == -EINVAL)
+			return 0;
+		if (rc < 0)
+			return SHOAL_EFULL;
+		mark_chunks(c, k, run);
+		k = run;
+	}
+	return 0;
+}
+
+/*
+ * The CREATE exchange: on 0, *offset and *backed describe the new object,
+ * which is recorded as this client's unsealed create. io_lock must be held.
+ */
+static int create_locked(shoal_client *c, const shoal_id *id,
+                         uint64_t data_size, uint32_t metadata_size,
+                         int64_t timeout_ms, uint64_t *offset, bool *backed)
+{
+	struct proto_create req = {.metadata_size = metadata_size,
+	                           .data_size = data_size,
+	                           .timeout_ms = timeout_ms};
+	struct iovec iov = {&req, sizeof(req)};
+	struct proto_create_reply rep;
+	const uint8_t *body;
+	size_t len;
+	int rc;
+
+	memcpy(req.id, id->bytes, SHOAL_ID_SIZE);
+	rc = client_refmap_reserve(&c->unsealed, 1);
+	if (rc < 0)
+		return rc;
+	rc = client_call(c, PROTO_CREATE, &iov, 1, sizeof(rep), &body, &len);
+	if (rc < 0)
+		return rc;
+	memcpy(&rep, body, sizeof(rep));
+	if (!client_range_ok(c, rep.offset, data_size + metadata_size) ||
+	    client_refmap_find(&c->unsealed, 0, id))
+		return SHOAL_EPROTO;
+	client_refmap_insert(&c->unsealed, rep.handle, id);
+	*offset = rep.offset;
+	*backed = rep.flags & PROTO_CREATE_BACKED;
+	return 0;
+}
+
+SHOAL_API int shoal_create(shoal_client *c, const shoal_id *id,
+                           uint64_t data_size, uint32_t metadata_size,
+                           int64_t timeout_ms, uint8_t **data,
+                           uint8_t **metadata)
+{
+	uint64_t offset;
+	bool backed;
+	int rc;
+
+	if (!c || !id || !data || !timeout_ok(timeout_ms))
+		return SHOAL_EINVAL;
+	if (metadata_size > SHOAL_META_MAX)
+		return SHOAL_ETOOBIG;
+	/* Larger than the whole store: full, whatever the timeout. */
+	if (data_size > c->capacity || metadata_size > c->capacity - data_size)
+		return SHOAL_EFULL;
+	rc = client_begin(c);
+	if (rc < 0)
+		return rc;
+	rc = create_locked(c, id, data_size, metadata_size, timeout_ms, &offset,
+	                   &backed);
+	client_end(c);
+	if (rc < 0)
+		return rc;
+	rc = populate_object(c, offset, data_size + metadata_size, backed);
+	if (rc < 0) {
+		shoal_abort(c, id);
+		return rc;
+	}
+	*data = c->base + offset;
+	if (metadata)
+		*metadata = metadata_size ? c->base + offset + data_size : NULL;
+	return 0;
+}
+
+SHOAL_API int shoal_seal(shoal_client *c, const shoal_id *id)
+{
+	struct proto_id_req req = {.flags = PROTO_SEAL_NOREPLY};
+	struct iovec iov = {&req, sizeof(req)};
+	struct client_ref *r;
+	uint64_t handle;
+	int rc;
+
+	if (!id)
+		return SHOAL_EINVAL;
+	rc = client_begin(c);
+	if (rc < 0)
+		return rc;
+	r = client_refmap_find(&c->unsealed, 0, id);
+	if (!r) {
+		rc = SHOAL_ENOTFOUND;
+		goto out;
+	}
+	handle = r->handle;
+	pthread_mutex_lock(&c->ref_lock);
+	rc = client_reserve_views(c, 1);
+	pthread_mutex_unlock(&c->ref_lock);
+	if (rc < 0)
+		goto out;
+	memcpy(req.id, id->bytes, SHOAL_ID_SIZE);
+	rc = client_send(c, PROTO_SEAL, &iov, 1);
+	if (rc < 0)
+		goto out;
+	client_refmap_remove(&c->unsealed, r);
+	pthread_mutex_lock(&c->ref_lock);
+	client_hold(c, handle, id);
+	pthread_mutex_unlock(&c->ref_lock);
+out:
+	client_end(c);
+	return rc;
+}
+
+/*
+ * An object this client did not create (or already sealed) is still asked
+ * about, so that the daemon can say which of SHOAL_ESEALED, SHOAL_ENOTOWNER
+ * or SHOAL_ENOTFOUND applies; only failures cost this round trip.
+ */
+SHOAL_API int shoal_abort(shoal_client *c, const shoal_id *id)
+{
+	struct proto_id_req req = {.flags = 0};
+	struct iovec iov = {&req, sizeof(req)};
+	struct client_ref *r;
+	const uint8_t *body;
+	size_t len;
+	int rc;
+
+	if (!id)
+		return SHOAL_EINVAL;
+	rc = client_begin(c);
+	if (rc < 0)
+		return rc;
+	memcpy(req.id, id->bytes, SHOAL_ID_SIZE);
+	rc = client_call(c, PROTO_ABORT, &iov, 1, sizeof(struct proto_reply),
+	                 &body, &len);
+	/* Whatever the answer, the daemon no longer keeps it for us. */
+	r = client_refmap_find(&c->unsealed, 0, id);
+	if (r)
+		client_refmap_remove(&c->unsealed, r);
+	client_end(c);
+	return rc;
+}
+
+/*
+ * Checks a GET reply for n objects and fills the views, counting each
+ * returned one. Nothing is counted unless the whole reply is valid.
+ * io_lock must be held and the view map reserved for n more.
+ */
+static int take_get_reply(shoal_client *c, const uint8_t *body, size_t len,
+                          const shoal_id *ids, size_t n, shoal_view *views)
+{
+	const uint8_t *objs = body + sizeof(struct proto_get_reply);
+	struct proto_get_reply rep;
+	struct proto_object o;
+
+	if (len < sizeof(rep))
+		return SHOAL_EPROTO;
+	memcpy(&rep, body, sizeof(rep));
+	if (rep.count != n || len != sizeof(rep) + n * sizeof(o))
+		return SHOAL_EPROTO;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(&o, objs + i * sizeof(o), sizeof(o));
+		if (o.status > 0 ||
+		    (o.status == 0 && client_check_object(c, &o) != 0))
+			return SHOAL_EPROTO;
+	}
+	pthread_mutex_lock(&c->ref_lock);
+	for (size_t i = 0; i < n; i++) {
+		memcpy(&o, objs + i * sizeof(o), sizeof(o));
+		if (o.status < 0) {
+			empty_view(&views[i], ids[i].bytes, o.status);
+			continue;
+		}
+		client_fill_view(c, &o, ids[i].bytes, &views[i]);
+		client_hold(c, o.handle, &ids[i]);
+	}
+	pthread_mutex_unlock(&c->ref_lock);
+	return 0;
+}
+
+SHOAL_API int shoal_get(shoal_client *c, const shoal_id *ids, size_t n,
+                        int64_t timeout_ms, shoal_view *views)
+{
+	struct proto_get req = {.timeout_ms = timeout_ms};
+	struct iovec iov[2];
+	const uint8_t *body;
+	size_t len;
+	int rc;
+
+	if (!c || (n && (!ids || !views)) || !timeout_ok(timeout_ms))
+		return SHOAL_EINVAL;
+	if (n > SHOAL_BATCH_MAX)
+		return SHOAL_ETOOBIG;
+	rc = client_begin(c);
+	if (rc < 0)
+		return rc;
+	if (n == 0)
+		goto out;
+	pthread_mutex_lock(&c->ref_lock);
+	rc = client_reserve_views(c, n);
+	pthread_mutex_unlock(&c->ref_lock);
+	if (rc < 0)
+		goto out;
+	req.count = (uint32_t)n;
+	iov[0] = (struct iovec){&req, sizeof(req)};
+	iov[1] = (struct iovec){(void *)ids, n * sizeof(*ids)};
+	rc = client_call(c, PROTO_GET, iov, 2, 0, &body, &len);
+	if (rc == 0)
+		rc = take_get_reply(c, body, len, ids, n, views);
+out:
+	client_end(c);
+	return rc;
+}
+
+/*
+ * Drops one view of handle (or, with id, of any handle of that object) and
+ * queues a release when the count reaches 0; sends the queue at once unless
+ * another thread holds io_lock (which then sends it). Returns 0,
+ * SHOAL_ENOTFOUND when no view is held, or SHOAL_EUNAVAILABLE when the
+ * connection is gone (the view is dropped all the same).
+ */
+static int drop_view(shoal_client *c, uint64_t handle, const shoal_id *id)
+{
+	struct client_ref *r = NULL;
+
+	pthread_mutex_lock(&c->ref_lock);
+	if (id) {
+		for (size_t i = 0; (r = client_refmap_next(&c->views, &i));)
+			if (r->count > 0 &&
+			    memcmp(r->id.bytes, id->bytes, SHOAL_ID_SIZE) == 0)
+				break;
+	} else {
+		r = client_refmap_find(&c->views, handle, NULL);
+	}
+	if (!r || r->count == 0) {
+		pthread_mutex_unlock(&c->ref_lock);
+		return SHOAL_ENOTFOUND;
+	}
+	if (--r->count == 0 && !r->pending) {
+		r->pending = 1;
+		c->pending[atomic_load(&c->npending)] = r->handle;
+		atomic_fetch_add(&c->npending, 1);
+	}
+	pthread_mutex_unlock(&c->ref_lock);
+	if (atomic_load(&c->npending) > 0 &&
+	    pthread_mutex_trylock(&c->io_lock) == 0)
+		client_end(c);
+	return atomic_load(&c->broken) ? SHOAL_EUNAVAILABLE : 0;
+}
+
+SHOAL_API int shoal_release(shoal_client *c, shoal_view *view)
+{
+	int rc;
+
+	if (!c || !view)
+		return SHOAL_EINVAL;
+	rc = client_check_fork(c);
+	if (rc < 0)
+		return rc;
+	if (view->status != 0)
+		return 0;
+	rc = drop_view(c, view->handle, NULL);
+	/* Mark the view as given back, so a second release is a no-op. */
+	empty_view(view, view->id.bytes, SHOAL_ENOTFOUND);
+	return rc == SHOAL_ENOTFOUND ? 0 : rc;
+}
+
+SHOAL_API int shoal_release_id(shoal_client *c, const shoal_id *id)
+{
+	int rc;
+
+	if (!c || !id)
+		return SHOAL_EINVAL;
+	rc = client_check_fork(c);
+	if (rc < 0)
+		return rc;
+	return drop_view(c, 0, id);
+}
+
+SHOAL_API int shoal_delete(shoal_client *c, const shoal_id *ids, size_t n,
+                           int *results)
+{
+	struct proto_delete req = {.count = (uint32_t)n};
+	struct proto_delete_reply rep;
+	struct iovec iov[2];
+	const uint8_t *body;
+	size_t len;
+	int rc;
+
+	if (!c || (n && !ids))
+		return SHOAL_EINVAL;
+	if (n > SHOAL_BATCH_MAX)
+		return SHOAL_ETOOBIG;
+	rc = client_begin(c);
+	if (rc < 0)
+		return rc;
+	if (n == 0)
+		goto out;
+	iov[0] = (struct iovec){&req, sizeof(req)};
+	iov[1] = (struct iovec){(void *)ids, n * sizeof(*ids)};
+	rc = client_call(c, PROTO_DELETE, iov, 2, 0, &body, &len);
+	if (rc < 0)
+		goto out;
+	if (len < sizeof(rep)) {
+		rc = SHOAL_EPROTO;
+		goto out;
+	}
+	memcpy(&rep, body, sizeof(rep));
+	if (rep.count != n || len != sizeof(rep) + n * sizeof(int32_t)) {
+		rc = SHOAL_EPROTO;
+		goto out;
+	}
+	for (size_t i = 0; results && i < n; i++) {
+		int32_t v;
+
+		memcpy(&v, body + sizeof(rep) + i * sizeof(v), sizeof(v));
+		results[i] = v;
+	}
+out:
+	client_end(c);
+	return rc;
+}
+
+SHOAL_API int shoal_contains(shoal_client *c, const shoal_id *id, int *state)
+{
+	struct proto_id_req req = {.flags = 0};
+	struct iovec iov = {&req, sizeof(req)};
+	struct proto_contains_reply rep;
+	const uint8_t *body;
+	size_t len;
+	int rc;
+
+	if (!id || !state)
+		return SHOAL_EINVAL;
+	rc = client_begin(c);
+	if (rc < 0)
+		return rc;
+	memcpy(req.id, id->bytes, SHOAL_ID_SIZE);
+	rc = client_call(c, PROTO_CONTAINS, &iov, 1, sizeof(rep), &body, &len);
+	if (rc == 0) {
+		memcpy(&rep, body, sizeof(rep));
+		if (rep.state > SHOAL_STATE_SEALED)
+			rc = SHOAL_EPROTO;
+		else
+			*state = (int)rep.state;
+	}
+	client_end(c);
+	return rc;
+}
+
+SHOAL_API int shoal_evict(shoal_client *c, uint64_t nbytes, uint64_t *freed)
+{
+	struct proto_evict req = {.nbytes = nbytes};
+	struct iovec iov = {&req, sizeof(req)};
+	struct proto_evict_reply rep;
+	const uint8_t *body;
+	size_t len;
+	int rc = client_begin(c);
+
+	if (rc < 0)
+		return rc;
+	rc = client_call(c, PROTO_EVICT, &iov, 1, sizeof(rep), &body, &len);
+	if (rc == 0 && freed) {
+		memcpy(&rep, body, sizeof(rep));
+		*freed = rep.freed;
+	}
+	client_end(c);
+	return rc;
+}
+
+SHOAL_API int shoal_list(shoal_client *c, uint64_t *cursor,
+                         shoal_object_info *out, size_t max, size_t *count)
+{
+	struct proto_list req;
+	struct iovec iov = {&req, sizeof(req)};
+	struct proto_list_reply rep;
+	struct proto_list_entry e;
+	const uint8_t *body;
+	size_t len;
+	int rc;
+
+	if (!cursor || !out || !count || max == 0)
+		return SHOAL_EINVAL;
+	*count = 0;
+	req = (struct proto_list){
+	        .cursor = *cursor,
+	        .limit = max < PROTO_LIST_MAX ? (uint32_t)max : PROTO_LIST_MAX};
+	rc = client_begin(c);
+	if (rc < 0)
+		return rc;
+	rc = client_call(c, PROTO_LIST, &iov, 1, 0, &body, &len);
+	if (rc < 0)
+		goto out;
+	if (len < sizeof(rep)) {
+		rc = SHOAL_EPROTO;
+		goto out;
+	}
+	memcpy(&rep, body, sizeof(rep));
+	if (rep.count > req.limit ||
+	    len != sizeof(rep) + (size_t)rep.count * sizeof(e)) {
+		rc = SHOAL_EPROTO;
+		goto out;
+	}
+	for (size_t i = 0; i < rep.count; i++) {
+		memcpy(&e, body + sizeof(rep) + i * sizeof(e), sizeof(e));
+		if (e.state > SHOAL_STATE_SEALED) {
+			rc = SHOAL_EPROTO;
+			goto out;
+		}
+		memcpy(out[i].id.bytes, e.id, SHOAL_ID_SIZE);
+		out[i].state = (int)e.state;
+		out[i].metadata_size = e.metadata_size;
+		out[i].data_size = e.data_size;
+		out[i].holders = e.holders;
+		out[i].names = e.names;
+		out[i].create_time_ns = e.create_time_ns;
+	}
+	*count = rep.count;
+	*cursor = rep.next_cursor;
+out:
+	client_end(c);
+	return rc;
+}
+
+SHOAL_API int shoal_get_stats(shoal_client *c, shoal_stats *out)
+{
+	struct proto_stats_reply rep;
+	const uint8_t *body;
+	size_t len;
+	int rc;
+
+	if (!out)
+		return SHOAL_EINVAL;
+	rc = client_begin(c);
+	if (rc < 0)
+		return rc;
+	rc = client_call(c, PROTO_STATS, NULL, 0, sizeof(rep), &body, &len);
+	if (rc == 0) {
+		memcpy(&rep, body, sizeof(rep));
+		*out = (shoal_stats){
+		        .capacity_bytes = rep.capacity_bytes,
+		        .used_bytes = rep.used_bytes,
+		        .objects = rep.objects,
+		        .sealed_objects = rep.sealed_objects,
+		        .pending_deletes = rep.pending_deletes,
+		        .names = rep.names,
+		        .clients = rep.clients,
+		        .evictions = rep.evictions,
+		        .evicted_bytes = rep.evicted_bytes,
+		        .creates = rep.creates,
+		        .gets = rep.gets,
+		        .backed_bytes = rep.backed_bytes,
+		        .largest_free = rep.largest_free,
+		        .uptime_ms = rep.uptime_ms,
+		};
+	}
+	client_end(c);
+	return rc;
+}
+
+SHOAL_API int shoal_put(shoal_client *c, const shoal_id *id, const void *data,
+                        uint64_t data_size, const void *metadata,
+                        uint32_t metadata_size)
+{
+	uint8_t *d, *m;
+	int rc;
+
+	if ((data_size && !data) || (metadata_size && !metadata))
+		return SHOAL_EINVAL;
+	rc = shoal_create(c, id, data_size, metadata_size, SHOAL_NO_WAIT, &d,
+	                  &m);
+	if (rc < 0)
+		return rc;
+	if (data_size)
+		memcpy(d, data, data_size);
+	if (metadata_size)
+		memcpy(m, metadata, metadata_size);
+	rc = shoal_seal(c, id);
+	if (rc < 0) {
+		shoal_abort(c, id);
+		return rc;
+	}
+	shoal_release_id(c, id);
+	return 0;
+}
