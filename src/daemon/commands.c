@@ -484,6 +484,21 @@ static enum cmd_result cmd_debug_check(struct conn *c,
 	return CMD_DONE;
 }
 
+static enum cmd_result cmd_subscribe(struct conn *c,
+                                     const struct proto_header *h,
+                                     const uint8_t *body, bool final)
+{
+	struct proto_subscribe req;
+
+	(void) final;
+	if (proto_decode_fixed(body, h->body_len, &req, sizeof(req)))
+		REPLY_ERR(c, h, SHOAL_EPROTO, "malformed subscribe");
+	if (!conn_reply(c, h->type, h->request_id, sizeof(struct proto_reply)))
+		return CMD_DONE;
+	events_subscribe(c, req.flags & PROTO_SUBSCRIBE_SNAPSHOT);
+	return CMD_DONE;
+}
+
 static handler *const handlers[PROTO_TYPE_END] = {
         [PROTO_HELLO] = cmd_hello,
         [PROTO_CREATE] = cmd_create,
@@ -500,6 +515,7 @@ static handler *const handlers[PROTO_TYPE_END] = {
         [PROTO_GET_NAME] = cmd_get_name,
         [PROTO_DELETE_NAME] = cmd_delete_name,
         [PROTO_LIST_NAMES] = cmd_list_names,
+        [PROTO_SUBSCRIBE] = cmd_subscribe,
         [PROTO_DEBUG_CHECK] = cmd_debug_check,
 };
 
@@ -510,6 +526,11 @@ enum cmd_result commands_dispatch(struct conn *c, const struct proto_header *h,
 		conn_reply_error(c, h->type, h->request_id, SHOAL_EPROTO,
 		                 "unknown request type %u", h->type);
 		return CMD_DONE;
+	}
+	if (c->subscriber) {
+		conn_reply_error(c, h->type, h->request_id, SHOAL_EPROTO,
+		                 "a subscription takes no requests");
+		return CMD_CLOSE;
 	}
 	if (!c->hello && h->type != PROTO_HELLO) {
 		conn_reply_error(c, h->type, h->request_id, SHOAL_EPROTO,

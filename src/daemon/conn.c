@@ -271,8 +271,7 @@ static void conn_update_mask(struct conn *c)
 	loop_mask(c->srv->loop, c->fd, mask);
 }
 
-/* After anything happened on c: write, close if due, fix the mask. */
-static void conn_settle(struct conn *c)
+void conn_settle(struct conn *c)
 {
 	if (!conn_flush(c) || (c->closing && out_pending(c) == 0)) {
 		conn_close(c);
@@ -321,6 +320,7 @@ void conn_close(struct conn *c)
 		fprintf(stderr, "shoal: client %u (pid %llu) left\n", c->sc.id,
 		        (unsigned long long)c->pid);
 	park_remove(c);
+	events_unsubscribe(c);
 	loop_unwatch(srv->loop, c->fd);
 	close(c->fd);
 	store_client_gone(&srv->store, &c->sc);

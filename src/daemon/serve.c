@@ -45,6 +45,9 @@ static void usage(FILE *f)
 	        "      --stall-timeout MS  drop a client that reads no replies "
 	        "this long\n"
 	        "                        (default 10000)\n"
+	        "      --event-queue SIZE  unread events a subscriber may have "
+	        "before\n"
+	        "                        it is dropped (default 4M)\n"
 	        "  -v, --verbose         log clients coming and going\n"
 	        "  -h, --help            this text\n"
 	        "  -V, --version         print the version\n");
@@ -127,12 +130,14 @@ int daemon_main(int argc, char **argv)
 	        {"trim", no_argument, NULL, 'T'},
 	        {"stall-timeout", required_argument, NULL, 'S'},
 	        {"debug-checks", no_argument, NULL, 'D'},
+	        {"event-queue", required_argument, NULL, 'E'},
 	        {"verbose", no_argument, NULL, 'v'},
 	        {"help", no_argument, NULL, 'h'},
 	        {"version", no_argument, NULL, 'V'},
 	        {NULL, 0, NULL, 0},
 	};
-	struct server_options opt = {.stall_ms = 10000};
+	struct server_options opt = {.stall_ms = 10000,
+	                             .event_queue = 4u << 20};
 	char sock[4096], err[1024], cap[32];
 	struct server *srv;
 	struct sysinfo si;
@@ -181,6 +186,14 @@ int daemon_main(int argc, char **argv)
 		}
 		case 'D':
 			opt.debug_checks = true;
+			break;
+		case 'E':
+			if (parse_size(optarg, &opt.event_queue)) {
+				fprintf(stderr,
+				        "shoal serve: bad --event-queue '%s'\n",
+				        optarg);
+				return 2;
+			}
 			break;
 		case 'v':
 			opt.verbose = true;

@@ -115,7 +115,7 @@ static void wake_parked(struct server *srv)
 		struct store *st = &srv->store;
 		if (seen) {
 			memmove(st->dropped, st->dropped + seen,
-				(st->ndropped - seen) * SHOAL_ID_SIZE);
+			        (st->ndropped - seen) * SHOAL_ID_SIZE);
 			st->ndropped -= seen;
 		}
 		if (!any || !srv->store.events)
@@ -176,6 +176,7 @@ static int before_sleep(struct loop *l, void *ctx)
 	if (srv->store.events & STORE_EV_FREED)
 		srv->trim_wanted = srv->opt.trim;
 	wake_parked(srv);
+	events_flush(srv);
 	now = server_now_ns();
 	if (now >= srv->next_stall_check_ns) {
 		drop_stalled(srv, now);
@@ -214,6 +215,8 @@ int server_init(struct server *srv, const struct server_options *opt, char *err,
 		snprintf(err, size, "out of memory");
 		goto fail;
 	}
+	srv->store.notify = events_notify;
+	srv->store.notify_ctx = srv;
 	rc = loop_create(&srv->loop);
 	if (rc) {
 		snprintf(err, size, "cannot create the event loop");

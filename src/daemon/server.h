@@ -35,6 +35,8 @@ struct server_options {
 	bool verbose;
 	bool debug_checks; /* allow PROTO_DEBUG_CHECK */
 	uint64_t stall_ms; /* drop a client that reads nothing this long */
+	/* unread event bytes before a subscriber overflows */
+	uint64_t event_queue;
 };
 
 struct conn {
@@ -50,6 +52,10 @@ struct conn {
 	uint8_t *out;
 	size_t out_off, out_len, out_cap;
 	uint64_t out_stalled_ns; /* when output last stopped draining; 0 */
+	/* Subscribers: the connection only receives events. */
+	bool subscriber;
+	uint32_t event_seq;
+	struct conn *sub_prev, *sub_next;
 	/* Parking: the request at the front of in. */
 	bool parked;
 	uint64_t deadline_ns; /* UINT64_MAX: none */
@@ -67,6 +73,8 @@ struct server {
 	uint32_t nconns, conns_cap;
 	uint32_t next_client_id;
 	struct conn *park_head, *park_tail;
+	struct conn *subs; /* subscribers */
+	bool subs_dirty;   /* events were queued since the last flush */
 	uint64_t next_stall_check_ns;
 	bool trim_wanted;
 };
@@ -102,12 +110,32 @@ void conn_reply_error(struct conn *c, uint16_t type, uint32_t request_id,
 
 void conn_close(struct conn *c);
 
+/* After anything happened on c: writes what is queued, closes it if due
+ * (freeing c), and sets what the loop watches for. */
+void conn_settle(struct conn *c);
+
 /* The loop's handler for a connection's fd. */
 void conn_on_event(struct loop *l, int fd, void *ctx, unsigned events);
 
 /* Handles a parked connection's request again; final when its deadline has
  * passed. May close and free c. */
 void conn_retry(struct conn *c, bool final);
+
+/* Notifications (events.c). */
+
+/* The store's notification hook: queues an event to every subscriber. */
+void events_notify(void *ctx, enum store_note note, const struct object *o,
+                   const char *name, size_t name_len, uint64_t version);
+
+/* Makes c a subscriber; with snapshot, queues the current objects and names
+ * first. */
+void events_subscribe(struct conn *c, bool snapshot);
+
+/* Takes c off the subscriber list (on close). */
+void events_unsubscribe(struct conn *c);
+
+/* Writes queued events out (before the loop sleeps). */
+void events_flush(struct server *srv);
 
 /* Command layer (commands.c). */
 enum cmd_result {

@@ -1,0 +1,141 @@
+/*
+ * subscribe.c - notification subscriptions (see shoal.h).
+ *
+ * A subscription is an ordinary client connection (HELLO, arena mapping and
+ * all) that has sent SUBSCRIBE; from then on it only reads PROTO_EVENT
+ * messages through the client's buffered reader. Waiting with a timeout
+ * polls the socket only when no whole event is buffered yet.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_internal.h"
+
+struct shoal_subscription {
+	shoal_client *c;
+};
+
+SHOAL_API int shoal_subscribe(const char *socket_path, unsigned flags,
+                              shoal_subscription **out)
+{
+	struct proto_subscribe req = {.flags =
+	                                      flags & SHOAL_SUBSCRIBE_SNAPSHOT};
+	struct iovec iov = {.iov_base = &req, .iov_len = sizeof(req)};
+	shoal_subscription *s;
+	const uint8_t *reply;
+	size_t len;
+	int rc;
+
+	if (!out)
+		return SHOAL_EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return SHOAL_ENOMEM;
+	rc = shoal_connect(socket_path, &s->c);
+	if (rc < 0) {
+		free(s);
+		return rc;
+	}
+	rc = client_begin(s->c);
+	if (rc == 0) {
+		rc = client_call(s->c, PROTO_SUBSCRIBE, &iov, 1,
+		                 sizeof(struct proto_reply), &reply, &len);
+		client_end(s->c);
+	}
+	if (rc < 0) {
+		shoal_unsubscribe(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+/* Whether a whole message is already buffered. */
+static bool have_message(const shoal_client *c)
+{
+	struct proto_header h;
+
+	if (client_buffered(c) < sizeof(h))
+		return false;
+	memcpy(&h, c->rbuf + c->rstart, sizeof(h));
+	return client_buffered(c) - sizeof(h) >= h.body_len;
+}
+
+/* Waits for the socket to be readable. Returns 0, SHOAL_ETIMEDOUT or
+ * -errno. */
+static int wait_readable(int fd, int64_t timeout_ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	int t = timeout_ms < 0            ? -1
+	        : timeout_ms > 0x7fffffff ? 0x7fffffff
+	                                  : (int)timeout_ms;
+	int n;
+
+	do
+		n = poll(&p, 1, t);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	return n == 0 ? SHOAL_ETIMEDOUT : 0;
+}
+
+static int decode_event(const struct proto_header *h, const uint8_t *body,
+                        shoal_event *ev)
+{
+	struct proto_event e;
+
+	if (h->type != PROTO_EVENT || h->body_len < sizeof(e))
+		return SHOAL_EPROTO;
+	memcpy(&e, body, sizeof(e));
+	if (e.name_len > SHOAL_NAME_MAX ||
+	    h->body_len != sizeof(e) + e.name_len || e.kind < 1 ||
+	    e.kind > SHOAL_EVENT_SNAPSHOT_END)
+		return SHOAL_EPROTO;
+	memset(ev, 0, sizeof(*ev));
+	ev->kind = (int)e.kind;
+	memcpy(ev->id.bytes, e.id, SHOAL_ID_SIZE);
+	ev->data_size = e.data_size;
+	ev->metadata_size = e.metadata_size;
+	ev->version = e.version;
+	ev->seq = h->request_id;
+	memcpy(ev->name, body + sizeof(e), e.name_len);
+	ev->name[e.name_len] = '\0';
+	return 0;
+}
+
+SHOAL_API int shoal_next_event(shoal_subscription *s, int64_t timeout_ms,
+                               shoal_event *ev)
+{
+	struct proto_header h;
+	const uint8_t *body;
+	int rc;
+
+	if (!s || !ev)
+		return SHOAL_EINVAL;
+	rc = client_begin(s->c);
+	if (rc < 0)
+		return rc;
+	if (!have_message(s->c))
+		rc = wait_readable(s->c->fd, timeout_ms);
+	if (rc == 0)
+		rc = client_read_message(s->c, &h, &body);
+	if (rc == 0)
+		rc = decode_event(&h, body, ev);
+	client_end(s->c);
+	return rc;
+}
+
+SHOAL_API int shoal_subscription_fd(const shoal_subscription *s)
+{
+	return s ? s->c->fd : -1;
+}
+
+SHOAL_API void shoal_unsubscribe(shoal_subscription *s)
+{
+	if (!s)
+		return;
+	shoal_disconnect(s->c);
+	free(s);
+}

@@ -1,0 +1,122 @@
+/*
+ * events.c - notifications: every seal, delete, eviction and name change
+ * becomes a PROTO_EVENT message queued to each subscriber, in the order the
+ * store made the changes.
+ *
+ * Bounded memory: a subscriber whose unread events pass opt.event_queue
+ * bytes gets one OVERFLOW event and is closed once that is written (or
+ * dropped by the stall timeout if it never reads). Events are only queued
+ * here; they are written in the loop's before-sleep hook, so a burst of
+ * changes costs one write per subscriber, and a subscriber is never closed
+ * while another connection's request is being handled.
+ */
+#include <string.h>
+
+#include "server.h"
+
+static void queue(struct conn *c, uint32_t kind, const struct object *o,
+                  const char *name, size_t name_len, uint64_t version)
+{
+	struct proto_event e = {0};
+	struct proto_header h;
+
+	if (c->closing)
+		return;
+	if (c->out_len - c->out_off > c->srv->opt.event_queue &&
+	    kind != SHOAL_EVENT_OVERFLOW) {
+		queue(c, SHOAL_EVENT_OVERFLOW, NULL, NULL, 0, 0);
+		c->closing = true;
+		return;
+	}
+	e.kind = kind;
+	e.name_len = (uint32_t)name_len;
+	if (o) {
+		memcpy(e.id, o->id, SHOAL_ID_SIZE);
+		e.metadata_size = o->metadata_size;
+		e.data_size = o->data_size;
+	}
+	e.version = version;
+	uint8_t *p = conn_out_reserve(c, sizeof(h) + sizeof(e) + name_len);
+	if (!p)
+		return;
+	proto_header_init(&h, PROTO_EVENT, ++c->event_seq,
+	                  (uint32_t)(sizeof(e) + name_len));
+	memcpy(p, &h, sizeof(h));
+	memcpy(p + sizeof(h), &e, sizeof(e));
+	if (name_len)
+		memcpy(p + sizeof(h) + sizeof(e), name, name_len);
+	c->srv->subs_dirty = true;
+}
+
+void events_notify(void *ctx, enum store_note note, const struct object *o,
+                   const char *name, size_t name_len, uint64_t version)
+{
+	struct server *srv = ctx;
+	static const uint32_t kinds[] = {
+	        [STORE_NOTE_SEALED] = SHOAL_EVENT_SEALED,
+	        [STORE_NOTE_DELETED] = SHOAL_EVENT_DELETED,
+	        [STORE_NOTE_EVICTED] = SHOAL_EVENT_EVICTED,
+	        [STORE_NOTE_NAME_SET] = SHOAL_EVENT_NAME_SET,
+	        [STORE_NOTE_NAME_DELETED] = SHOAL_EVENT_NAME_DELETED,
+	};
+
+	for (struct conn *c = srv->subs; c; c = c->sub_next)
+		queue(c, kinds[note], o, name, name_len, version);
+}
+
+void events_subscribe(struct conn *c, bool snapshot)
+{
+	struct server *srv = c->srv;
+	struct store *st = &srv->store;
+
+	c->subscriber = true;
+	c->sub_prev = NULL;
+	c->sub_next = srv->subs;
+	if (srv->subs)
+		srv->subs->sub_prev = c;
+	srv->subs = c;
+	if (!snapshot)
+		return;
+	/* The snapshot is bounded by the store's own size, not by the event
+	 * queue: a subscriber may ask for it whatever the store holds. */
+	uint64_t queue_limit = srv->opt.event_queue;
+	srv->opt.event_queue = UINT64_MAX;
+	for (uint32_t s = 0; s < st->objs.nslots; s++) {
+		const struct object *o = objtab_get(&st->objs, s);
+		if (o->state == OBJ_SEALED && !o->deleted)
+			queue(c, SHOAL_EVENT_SEALED, o, NULL, 0, 0);
+	}
+	for (uint32_t n = 0; n < st->names.nslots; n++) {
+		const struct name_entry *e = &st->names.slots[n];
+		if (e->name)
+			queue(c, SHOAL_EVENT_NAME_SET,
+			      objtab_get(&st->objs, e->obj), e->name, e->len,
+			      e->version);
+	}
+	queue(c, SHOAL_EVENT_SNAPSHOT_END, NULL, NULL, 0, 0);
+	srv->opt.event_queue = queue_limit;
+}
+
+void events_unsubscribe(struct conn *c)
+{
+	if (!c->subscriber)
+		return;
+	if (c->sub_prev)
+		c->sub_prev->sub_next = c->sub_next;
+	else
+		c->srv->subs = c->sub_next;
+	if (c->sub_next)
+		c->sub_next->sub_prev = c->sub_prev;
+	c->subscriber = false;
+}
+
+void events_flush(struct server *srv)
+{
+	if (!srv->subs_dirty)
+		return;
+	srv->subs_dirty = false;
+	for (struct conn *c = srv->subs, *next; c; c = next) {
+		next = c->sub_next;
+		conn_settle(c); /* writes; closes after an overflow */
+	}
+}
