@@ -53,7 +53,7 @@ INTEG_BIN := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(INTEG_SRC))
 TEST_SUPPORT_SRC := $(sort $(wildcard tests/support/*.c))
 TEST_SUPPORT_OBJ := $(call obj,$(TEST_SUPPORT_SRC))
 
-.PHONY: all run test tests-c bench clean format deps
+.PHONY: all run test tests-c bench clean format deps stress test-valgrind
 all: $(BUILD)/shoal $(BUILD)/libshoal.a $(BUILD)/libshoal.so
 
 $(BUILD)/obj/%.o: %.c
@@ -108,3 +108,18 @@ $(BUILD)/shoal-bench: $(BENCH_SRC) $(BUILD)/libshoal.a $(BUILD)/shoal
 
 bench: $(BUILD)/shoal-bench
 	$(BUILD)/shoal-bench --shoal $(BUILD)/shoal --json $(BUILD)/bench.json
+
+# A long crash storm and load run.
+stress: tests-c
+	SHOAL_BIN=$(BUILD)/shoal SHOAL_STRESS_SCALE=$${SCALE:-10} $(BUILD)/tests/test_stress
+
+# The integration suite with both the tests and the daemon under valgrind's
+# memcheck; fails on any error or definite leak.
+VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full \
+	--errors-for-leak-kinds=definite --show-leak-kinds=definite
+test-valgrind: tests-c
+	@command -v valgrind >/dev/null || apt-get install -y -qq valgrind
+	set -e; for t in $(BUILD)/tests/test_daemon $(BUILD)/tests/test_events \
+		$(BUILD)/tests/test_store; do \
+		SHOAL_BIN=$(BUILD)/shoal SHOAL_WRAP="$(VALGRIND)" \
+		SHOAL_STRESS_SCALE=0.2 $(VALGRIND) $$t; done

@@ -77,6 +77,15 @@ int testd_start(struct testd *d, const char *memory, ...)
 		return -1;
 	snprintf(d->socket, sizeof(d->socket), "%s/s.sock", d->dir);
 	snprintf(d->log, sizeof(d->log), "%s/daemon.log", d->dir);
+	/* SHOAL_WRAP runs the daemon under a tool, e.g. valgrind. */
+	static char wrap[512];
+	const char *w = getenv("SHOAL_WRAP");
+	if (w && *w && strlen(w) < sizeof(wrap)) {
+		strcpy(wrap, w);
+		for (char *t = strtok(wrap, " "); t && argc < 16;
+		     t = strtok(NULL, " "))
+			argv[argc++] = t;
+	}
 	argv[argc++] = testd_bin();
 	argv[argc++] = "serve";
 	argv[argc++] = "-s";
@@ -98,10 +107,11 @@ int testd_start(struct testd *d, const char *memory, ...)
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
-		execv(argv[0], (char *const *)argv);
+		execvp(argv[0], (char *const *)argv);
 		_exit(127);
 	}
-	uint64_t end = testd_now_ms() + 10000;
+	/* Generous: under valgrind the daemon takes seconds to start. */
+	uint64_t end = testd_now_ms() + 30000;
 	while (testd_now_ms() < end) {
 		if (accepts(d->socket))
 			return 0;

@@ -17,8 +17,9 @@ struct testd {
 };
 
 /* Starts `shoal serve -s <tmp>/s.sock --debug-checks` plus the extra
- * arguments (NULL-terminated), and waits up to 10 s until it accepts.
- * The binary is $SHOAL_BIN, else build/shoal. Returns 0 or -1. */
+ * arguments (NULL-terminated), and waits up to 30 s until it accepts.
+ * The binary is $SHOAL_BIN, else build/shoal; $SHOAL_WRAP (e.g. "valgrind
+ * -q") is put in front of it. Returns 0 or -1. */
 int testd_start(struct testd *d, const char *memory, ...);
 
 /* Sends SIGTERM and waits up to 10 s. Returns the exit status (0 for a

@@ -1,0 +1,216 @@
+"""shoal.plasma: code written for pyarrow.plasma (Arrow <= 11) runs with one
+changed import."""
+
+import gc
+import os
+import pickle
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+import shoal
+import shoal.plasma as plasma
+from conftest import wait_until
+
+DAEMON_MEMORY = str(64 << 20)  # Plasma's plain-bytes -m form
+
+
+@pytest.fixture
+def client(daemon):
+    c = plasma.connect(daemon.path)
+    yield c
+    gc.collect()
+    c.delete(list(c.list()))
+    c.disconnect()
+
+
+def random_id():
+    return plasma.ObjectID(np.random.bytes(20))
+
+
+def test_object_id():
+    oid = plasma.ObjectID(20 * b"a")
+    assert oid.binary() == 20 * b"a"
+    assert hash(oid) == hash(plasma.ObjectID(20 * b"a"))
+    assert pickle.loads(pickle.dumps(oid)) == oid
+    assert isinstance(plasma.ObjectID.from_random(), plasma.ObjectID)
+    with pytest.raises(ValueError):
+        plasma.ObjectID(b"too short")
+
+
+def test_exceptions_derive_from_arrow():
+    for cls in (plasma.PlasmaObjectExists, plasma.PlasmaObjectNotFound, plasma.PlasmaStoreFull):
+        assert issubclass(cls, pa.lib.ArrowException)
+        assert issubclass(cls, shoal.Error)
+    assert plasma.PlasmaObjectNonexistent is plasma.PlasmaObjectNotFound
+
+
+def test_connect_failure_is_oserror(tmp_path):
+    with pytest.raises(OSError) as e:
+        plasma.connect(str(tmp_path / "none.sock"), num_retries=2)
+    assert isinstance(e.value, pa.lib.ArrowException)
+
+
+def test_seed_record_batch_stream_round_trip(client):
+    """The Arrow-documented flow from the user story: size with a
+    MockOutputStream, create, write with FixedSizeBufferWriter, seal;
+    read with get_buffers + RecordBatchStreamReader."""
+    thing = pd.DataFrame({"col1": np.arange(1000), "col2": [f"r{i}" for i in range(1000)]})
+    record_batch = pa.RecordBatch.from_pandas(thing)
+    object_id = plasma.ObjectID(np.random.bytes(20))
+    mock_sink = pa.MockOutputStream()
+    stream_writer = pa.RecordBatchStreamWriter(mock_sink, record_batch.schema)
+    stream_writer.write_batch(record_batch)
+    stream_writer.close()
+    data_size = mock_sink.size()
+    buf = client.create(object_id, data_size)
+    stream = pa.FixedSizeBufferWriter(buf)
+    stream_writer = pa.RecordBatchStreamWriter(stream, record_batch.schema)
+    stream_writer.write_batch(record_batch)
+    stream_writer.close()
+    client.seal(object_id)
+
+    [data] = client.get_buffers([object_id])
+    buffer = pa.BufferReader(data)
+    reader = pa.RecordBatchStreamReader(buffer)
+    record_batch = reader.read_next_batch()
+    results = record_batch.to_pandas()
+    pd.testing.assert_frame_equal(results, thing)
+
+
+def test_create_buffer_is_mutable_arrow_buffer(client):
+    oid = random_id()
+    buf = client.create(oid, 16, b"meta")
+    assert isinstance(buf, pa.Buffer) and buf.is_mutable and buf.size == 16
+    arr = np.frombuffer(buf, dtype=np.uint8)
+    arr[:] = np.arange(16)
+    client.seal(oid)
+    [got] = client.get_buffers([oid])
+    assert isinstance(got, pa.Buffer) and not got.is_mutable
+    assert got.to_pybytes() == bytes(range(16))
+    with pytest.raises(ValueError):
+        np.frombuffer(got, dtype=np.uint8)[0] = 1
+    [(meta, data)] = client.get_buffers([oid], with_meta=True)
+    assert meta == b"meta" and data.to_pybytes() == bytes(range(16))
+    [m] = client.get_metadata([oid])
+    assert m.to_pybytes() == b"meta"
+
+
+def test_create_exists_and_full(client):
+    oid = random_id()
+    client.create_and_seal(oid, b"x")
+    with pytest.raises(plasma.PlasmaObjectExists):
+        client.create(oid, 1)
+    with pytest.raises(pa.lib.ArrowException):
+        client.create_and_seal(oid, b"y")
+    cap = client.store_capacity()
+    assert cap == 64 << 20
+    with pytest.raises((plasma.PlasmaStoreFull, shoal.TooBig)):
+        client.create(random_id(), cap + 1)
+    keep = client.create(random_id(), cap // 2)  # held, unsealed: not evictable
+    with pytest.raises(plasma.PlasmaStoreFull):
+        client.create(random_id(), cap // 2 + cap // 4)
+    del keep
+
+
+def test_timeouts_and_not_available(client):
+    missing = random_id()
+    assert client.get_buffers([missing], timeout_ms=0) == [None]
+    assert client.get_buffers([missing], timeout_ms=50) == [None]
+    assert client.get([missing], timeout_ms=0) == [plasma.ObjectNotAvailable]
+    assert client.get(missing, timeout_ms=10) is plasma.ObjectNotAvailable
+    assert client.get_metadata([missing], timeout_ms=0) == [None]
+    assert client.get_buffers([missing], timeout_ms=0, with_meta=True) == [(None, None)]
+
+
+def test_put_get_values(client):
+    values = [np.arange(10.0), {"a": 1, "b": [1, 2]}, pd.DataFrame({"x": [1, 2]}), "text", b"raw"]
+    ids = [client.put(v) for v in values]
+    got = client.get(ids)
+    np.testing.assert_array_equal(got[0], values[0])
+    assert got[1] == values[1]
+    pd.testing.assert_frame_equal(got[2], values[2])
+    assert got[3] == "text"
+    assert bytes(got[4]) == b"raw"
+    oid = random_id()
+    assert client.put(5, object_id=oid) == oid and client.get(oid) == 5
+
+
+def test_put_raw_buffer(client):
+    oid = client.put_raw_buffer(b"hello", metadata=b"m")
+    [data] = client.get_buffers([oid])
+    assert data.to_pybytes() == b"hello"
+    oid2 = client.put_raw_buffer(memoryview(np.arange(4, dtype=np.int32)))
+    assert client.get_buffers([oid2])[0].to_pybytes() == np.arange(4, dtype=np.int32).tobytes()
+
+
+def test_contains_hash_delete_list(client):
+    oid = random_id()
+    assert not client.contains(oid)
+    buf = client.create(oid, 3)
+    assert not client.contains(oid)  # created, not sealed
+    info = client.list()[oid]
+    assert info["state"] == "created"
+    np.frombuffer(buf, dtype=np.uint8)[:] = [1, 2, 3]
+    client.seal(oid)
+    assert client.contains(oid)
+    info = client.list()[oid]
+    assert info["state"] == "sealed" and info["data_size"] == 3 and info["metadata_size"] == 0
+    assert info["ref_count"] >= 1 and info["create_time"] > 0
+    other = client.put_raw_buffer(bytes([1, 2, 3]))
+    assert client.hash(oid) == client.hash(other) and len(client.hash(oid)) == 8
+    assert client.hash(random_id()) == b""
+    del buf
+    client.delete([oid, other])
+    wait_until(lambda: not client.contains(oid) and not client.contains(other))
+
+
+def test_evict_lru_by_release_time(client):
+    """Plasma's LRU: least recently released goes first."""
+    a = client.put_raw_buffer(b"a" * 1000)
+    b = client.put_raw_buffer(b"b" * 1000)
+    c = client.put_raw_buffer(b"c" * 1000)
+    [ba] = client.get_buffers([a])
+    del ba  # a is now the most recently released
+    gc.collect()
+    client.store_capacity()  # a round trip: the release was processed
+    freed = client.evict(1)
+    assert freed >= 1000
+    assert client.contains(a) and client.contains(c)
+    assert not client.contains(b)
+
+
+def test_buffers_pin_objects(client):
+    oid = client.put_raw_buffer(b"z" * 100)
+    [data] = client.get_buffers([oid])
+    client.delete([oid])
+    assert not client.contains(oid)
+    assert data.to_pybytes() == b"z" * 100
+    del data
+
+
+def test_notifications_not_implemented(client):
+    for name in ("subscribe", "get_notification_socket", "get_next_notification"):
+        with pytest.raises(NotImplementedError, match="notification"):
+            getattr(client, name)()
+    with pytest.raises(NotImplementedError):
+        client.decode_notifications(b"")
+
+
+def test_misc(client):
+    assert "capacity_bytes" in client.debug_string()
+    client.set_client_options("me", 1 << 20)
+    assert client.store_socket_name.endswith(".sock")
+
+
+def test_start_plasma_store():
+    with plasma.start_plasma_store(plasma_store_memory=10**7) as (name, proc):
+        c = plasma.connect(name)
+        assert c.store_capacity() >= 10**7 - 4096
+        oid = c.put(np.arange(3))
+        np.testing.assert_array_equal(c.get(oid), np.arange(3))
+        c.disconnect()
+    assert proc.poll() is not None
+    assert not os.path.exists(name)
