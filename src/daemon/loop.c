@@ -115,26 +115,35 @@ void loop_stop(struct loop *l)
 	l->stop = true;
 }
 
+int loop_run_once(struct loop *l, int max_wait_ms)
+{
+	int timeout = l->before_sleep ? l->before_sleep(l, l->sleep_ctx) : -1;
+
+	if (l->stop)
+		return 0;
+	if (max_wait_ms >= 0 && (timeout < 0 || timeout > max_wait_ms))
+		timeout = max_wait_ms;
+	int n = loop_backend_wait(l->backend, l->fired, LOOP_BATCH, timeout);
+	if (n < 0)
+		return n;
+	for (int i = 0; i < n; i++) {
+		int fd = l->fired[i].fd;
+		/* Captured before the call: a handler may unwatch. */
+		if (fd >= l->nfds || !l->fds[fd].used)
+			continue;
+		struct loop_entry e = l->fds[fd];
+		e.fn(l, fd, e.ctx, l->fired[i].events);
+	}
+	return n;
+}
+
 int loop_run(struct loop *l)
 {
 	l->stop = false;
 	while (!l->stop) {
-		int timeout =
-		        l->before_sleep ? l->before_sleep(l, l->sleep_ctx) : -1;
-		if (l->stop)
-			break;
-		int n = loop_backend_wait(l->backend, l->fired, LOOP_BATCH,
-		                          timeout);
+		int n = loop_run_once(l, -1);
 		if (n < 0)
 			return n;
-		for (int i = 0; i < n; i++) {
-			int fd = l->fired[i].fd;
-			/* Captured before the call: a handler may unwatch. */
-			if (fd >= l->nfds || !l->fds[fd].used)
-				continue;
-			struct loop_entry e = l->fds[fd];
-			e.fn(l, fd, e.ctx, l->fired[i].events);
-		}
 	}
 	return 0;
 }

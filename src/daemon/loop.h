@@ -40,6 +40,15 @@ void loop_before_sleep(struct loop *l, loop_sleep_fn *fn, void *ctx);
 
 /* Runs until loop_stop(). Returns 0 or -errno when waiting failed. */
 int loop_run(struct loop *l);
+
+/*
+ * One turn of the loop: the before-sleep hook, one wait of at most what the
+ * hook allows and at most max_wait_ms (-1: no cap; 0: poll), and the
+ * handlers of the fds that fired. Does not wait when loop_stop() was called
+ * (the stop flag is left set). For callers that drive the loop themselves
+ * (the fuzz harness). Returns the number of fds that fired, or -errno.
+ */
+int loop_run_once(struct loop *l, int max_wait_ms);
 void loop_stop(struct loop *l);
 
 #endif /* SHOAL_LOOP_H */

@@ -32,6 +32,34 @@ uint64_t server_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+struct conn *server_add_conn(struct server *srv, int fd)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (c && srv->nconns == srv->conns_cap) {
+		uint32_t cap = srv->conns_cap ? srv->conns_cap * 2 : 64;
+		struct conn **n = realloc(srv->conns, cap * sizeof(*n));
+		if (n) {
+			srv->conns = n;
+			srv->conns_cap = cap;
+		}
+	}
+	if (!c || srv->nconns == srv->conns_cap ||
+	    loop_watch(srv->loop, fd, LOOP_READ, conn_on_event, c)) {
+		free(c);
+		close(fd);
+		return NULL;
+	}
+	c->srv = srv;
+	c->fd = fd;
+	c->index = srv->nconns;
+	srv->conns[srv->nconns++] = c;
+	store_client_init(&c->sc, ++srv->next_client_id);
+	if (srv->opt.verbose)
+		fprintf(stderr, "shoal: client %u connected\n", c->sc.id);
+	return c;
+}
+
 static void on_accept(struct loop *l, int fd, void *ctx, unsigned events)
 {
 	struct server *srv = ctx;
@@ -43,29 +71,7 @@ static void on_accept(struct loop *l, int fd, void *ctx, unsigned events)
 		int cfd = net_accept(srv->listen_fd);
 		if (cfd < 0)
 			return; /* EAGAIN, or EMFILE: retried next turn */
-		struct conn *c = calloc(1, sizeof(*c));
-		if (c && srv->nconns == srv->conns_cap) {
-			uint32_t cap = srv->conns_cap ? srv->conns_cap * 2 : 64;
-			struct conn **n = realloc(srv->conns, cap * sizeof(*n));
-			if (n) {
-				srv->conns = n;
-				srv->conns_cap = cap;
-			}
-		}
-		if (!c || srv->nconns == srv->conns_cap ||
-		    loop_watch(srv->loop, cfd, LOOP_READ, conn_on_event, c)) {
-			free(c);
-			close(cfd);
-			continue;
-		}
-		c->srv = srv;
-		c->fd = cfd;
-		c->index = srv->nconns;
-		srv->conns[srv->nconns++] = c;
-		store_client_init(&c->sc, ++srv->next_client_id);
-		if (srv->opt.verbose)
-			fprintf(stderr, "shoal: client %u connected\n",
-			        c->sc.id);
+		(void)server_add_conn(srv, cfd); /* closed if it failed */
 	}
 }
 
@@ -198,10 +204,9 @@ static int before_sleep(struct loop *l, void *ctx)
 	return timeout;
 }
 
-int server_init(struct server *srv, const struct server_options *opt, char *err,
-                size_t size)
+int server_init_state(struct server *srv, const struct server_options *opt,
+                      char *err, size_t size)
 {
-	sigset_t mask;
 	int rc;
 
 	memset(srv, 0, sizeof(*srv));
@@ -222,6 +227,22 @@ int server_init(struct server *srv, const struct server_options *opt, char *err,
 		snprintf(err, size, "cannot create the event loop");
 		goto fail;
 	}
+	loop_before_sleep(srv->loop, before_sleep, srv);
+	return 0;
+fail:
+	server_free(srv);
+	return rc;
+}
+
+int server_init(struct server *srv, const struct server_options *opt, char *err,
+                size_t size)
+{
+	sigset_t mask;
+	int rc;
+
+	rc = server_init_state(srv, opt, err, size);
+	if (rc)
+		return rc;
 	rc = net_listen_unix(opt->socket_path, err, size);
 	if (rc < 0)
 		goto fail;
@@ -239,7 +260,6 @@ int server_init(struct server *srv, const struct server_options *opt, char *err,
 		snprintf(err, size, "cannot set up the event loop");
 		goto fail;
 	}
-	loop_before_sleep(srv->loop, before_sleep, srv);
 	if (opt->prefault && arena_start_prefault(&srv->arena) != 0)
 		fprintf(stderr,
 		        "shoal: cannot start prefaulting; continuing\n");

@@ -84,6 +84,21 @@ struct server {
 int server_init(struct server *srv, const struct server_options *opt, char *err,
                 size_t size);
 
+/*
+ * The part of server_init() without the socket, the signals and prefaulting:
+ * arena, store and loop, with the before-sleep hook installed. For callers
+ * that add connections themselves (server_add_conn) and drive the loop with
+ * loop_run_once(): the fuzz harness and in-process tests. server_free()
+ * undoes it. Returns 0, or a negative code with a message in err.
+ */
+int server_init_state(struct server *srv, const struct server_options *opt,
+                      char *err, size_t size);
+
+/* Serves fd (a connected stream socket, non-blocking, close-on-exec) as a
+ * new client, which takes ownership of it. Returns the connection, or NULL
+ * when memory ran out (fd is then closed). */
+struct conn *server_add_conn(struct server *srv, int fd);
+
 /* Serves until SIGTERM/SIGINT. Returns 0 or a negative code. */
 int server_run(struct server *srv);
 

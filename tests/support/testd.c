@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -102,6 +103,9 @@ int testd_start(struct testd *d, const char *memory, ...)
 	if (d->pid < 0)
 		return -1;
 	if (d->pid == 0) {
+		/* A test that fails half-way must not leave its daemon behind:
+		 * it dies with the test process. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		int fd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		if (fd >= 0) {
 			dup2(fd, 1);
