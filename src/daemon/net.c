@@ -4,7 +4,8 @@
  * Stale sockets: a socket file whose connect() is refused belongs to a dead
  * daemon and is unlinked; one that accepts means a live daemon, and we
  * refuse to start rather than steal its path. The socket is bound under a
- * 0077 umask so that it is never, even briefly, open to other users.
+ * 0177 umask (mode 0600) so that it is never, even briefly, open to other
+ * users.
  */
 #include "net.h"
 
@@ -77,7 +78,7 @@ int net_listen_unix(const char *path, char *err, size_t size)
 		snprintf(err, size, "socket: %s", strerror(errno));
 		return rc;
 	}
-	mode_t old = umask(0077);
+	mode_t old = umask(0177);
 	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
 	umask(old);
 	if (rc != 0 || listen(fd, SOMAXCONN) != 0) {
