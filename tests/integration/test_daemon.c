@@ -710,6 +710,83 @@ static void test_daemon_gone(void **state)
 	assert_int_equal(s.objects, 0);
 }
 
+/* Shared memory (shmem) of the whole machine, in KiB. */
+static long shmem_kb(void)
+{
+	char line[256];
+	long kb = -1;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "Shmem: %ld kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+static void test_prefault_backs_the_arena(void **state)
+{
+	struct testd d;
+	shoal_client *c;
+	shoal_stats s;
+	shoal_id id;
+	uint8_t *data;
+
+	(void)state;
+	assert_int_equal(testd_start(&d, "64M", "--prefault", NULL), 0);
+	assert_int_equal(shoal_connect(d.socket, &c), 0);
+	/* It serves while it prefaults, and finishes within the deadline. */
+	uint64_t end = testd_now_ms() + 20000;
+	do {
+		assert_int_equal(shoal_get_stats(c, &s), 0);
+		assert_true(testd_now_ms() < end);
+		usleep(5000);
+	} while (s.backed_bytes < s.capacity_bytes);
+	/* A create now reports its pages as backed: nothing to reserve. */
+	id_of(&id, 1);
+	assert_int_equal(shoal_create(c, &id, 8 << 20, 0, 0, &data, NULL), 0);
+	memset(data, 3, 8 << 20);
+	assert_int_equal(shoal_abort(c, &id), 0);
+	shoal_disconnect(c);
+	assert_int_equal(testd_stop(&d), 0);
+}
+
+static void test_trim_returns_memory(void **state)
+{
+	struct testd d;
+	shoal_client *c;
+	shoal_stats s;
+	shoal_id id;
+	uint8_t *data;
+	const uint64_t size = 48u << 20;
+
+	(void)state;
+	assert_int_equal(testd_start(&d, "64M", "--trim", NULL), 0);
+	assert_int_equal(shoal_connect(d.socket, &c), 0);
+	long before = shmem_kb();
+	id_of(&id, 1);
+	assert_int_equal(shoal_create(c, &id, size, 0, 0, &data, NULL), 0);
+	memset(data, 3, size);
+	assert_int_equal(shoal_seal(c, &id), 0);
+	assert_int_equal(shoal_release_id(c, &id), 0);
+	assert_int_equal(shoal_get_stats(c, &s), 0);
+	assert_true(s.backed_bytes >= size - 4 * (2u << 20));
+	long during = shmem_kb();
+	assert_true(during - before > 40 * 1024);
+	assert_int_equal(shoal_delete(c, &id, 1, NULL), 0);
+	uint64_t end = testd_now_ms() + 10000;
+	do {
+		assert_int_equal(shoal_get_stats(c, &s), 0);
+		assert_true(testd_now_ms() < end);
+		usleep(5000);
+	} while (s.backed_bytes > 0);
+	/* The machine got the memory back. */
+	assert_true(during - shmem_kb() > 40 * 1024);
+	shoal_disconnect(c);
+	assert_int_equal(testd_stop(&d), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -730,6 +807,8 @@ int main(void)
 	        T(test_mixed_cycles_keep_capacity),
 	        T(test_daemon_gone),
 #undef T
+	        cmocka_unit_test(test_prefault_backs_the_arena),
+	        cmocka_unit_test(test_trim_returns_memory),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests_name("daemon", tests, NULL, NULL);
