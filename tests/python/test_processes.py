@@ -76,6 +76,17 @@ def test_many_readers_and_writers(daemon, method):
     s.close()
 
 
+def _sum_from(store, name):
+    return int(store[name]["a"].sum())
+
+
+def test_store_passed_to_spawned_process(store):
+    """A Store pickles as its socket path: the receiver reconnects."""
+    store["sent"] = pd.DataFrame({"a": np.arange(10)})
+    with mp.get_context("spawn").Pool(1) as pool:
+        assert pool.apply_async(_sum_from, (store, "sent")).get(DEADLINE) == 45
+
+
 # ------------------------------------------------------------------ fork
 
 
@@ -240,16 +251,18 @@ def test_release_from_other_thread_while_get_waits(store):
 def test_daemon_restart(daemon):
     s = daemon.connect()
     s["before"] = np.arange(100)
+    assert s.get("nothing", timeout=0.05) is None  # a spare connection exists
     held = s["before"]
     daemon.restart()
     with pytest.raises(shoal.StoreUnavailable):
-        s.stats()
+        s.get("nothing", timeout=0.05)  # the first call after, on a spare connection
     # the next call reconnects to the new daemon
     assert s.stats()["names"] == 0
     assert "before" not in s
     s["after"] = b"ok"
     assert s["after"] == b"ok"
     assert held[99] == 99  # the old mapping is still readable
+    assert s.get("nothing", timeout=0.05) is None  # waits use fresh connections too
     del s["after"]
     s.close()
 

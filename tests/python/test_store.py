@@ -216,7 +216,8 @@ def test_wait_for(store, daemon):
     t0 = time.monotonic()
     assert store.wait_for("late", timeout=10) == b"here"
     assert time.monotonic() - t0 >= 0.15
-    t.join()
+    t.join(30)
+    assert not t.is_alive()
     t0 = time.monotonic()
     with pytest.raises(shoal.Timeout):
         store.wait_for("never", timeout=0.3)
@@ -276,7 +277,8 @@ def test_get_waits_for_seal(store, daemon):
     t = threading.Thread(target=writer)
     t.start()
     assert store.get(oid, timeout=10) == b"late"
-    t.join()
+    t.join(30)
+    assert not t.is_alive()
 
 
 def test_create_seal_abort(store):
@@ -398,5 +400,6 @@ def test_put_waits_for_space_with_timeout(store, daemon):
     t0 = time.monotonic()
     store.set("waiter", bytes(cap // 2), timeout=10)
     assert time.monotonic() - t0 >= 0.2
-    t.join()
+    t.join(30)
+    assert not t.is_alive()
     assert len(store["waiter"]) == cap // 2

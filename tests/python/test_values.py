@@ -317,28 +317,51 @@ def test_arrow_ipc_is_written_in_place(store):
 
 
 def column_strategy(n):
-    ints = st.lists(st.integers(-(2**63), 2**63 - 1), min_size=n, max_size=n).map(lambda v: np.array(v, dtype=np.int64))
-    floats = st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=n, max_size=n).map(np.array)
-    bools = st.lists(st.booleans(), min_size=n, max_size=n).map(lambda v: np.array(v, dtype=bool))
+    def sized(elements):
+        return st.lists(elements, min_size=n, max_size=n)
+
     text = st.text(max_size=8)
-    strings = st.lists(st.one_of(st.none(), text), min_size=n, max_size=n).map(lambda v: pd.array(v, dtype="string"))
-    objstr = st.lists(text, min_size=n, max_size=n).map(lambda v: pd.Series(v, dtype=object))
-    cats = st.lists(st.sampled_from(["a", "b", "c"]), min_size=n, max_size=n).map(pd.Categorical)
-    nint = st.lists(st.one_of(st.none(), st.integers(-1000, 1000)), min_size=n, max_size=n).map(lambda v: pd.array(v, dtype="Int64"))
-    times = st.lists(st.integers(0, 2**40), min_size=n, max_size=n).map(
-        lambda v: pd.to_datetime(np.array(v, dtype=np.int64), unit="s").tz_localize("UTC").tz_convert("America/New_York")
+    return st.one_of(
+        sized(st.integers(-(2**63), 2**63 - 1)).map(lambda v: np.array(v, dtype=np.int64)),
+        sized(st.integers(0, 2**64 - 1)).map(lambda v: np.array(v, dtype=np.uint64)),
+        sized(st.floats(allow_nan=True, allow_infinity=True)).map(np.array),
+        sized(st.floats(width=32)).map(lambda v: np.array(v, dtype=np.float32)),
+        sized(st.booleans()).map(lambda v: np.array(v, dtype=bool)),
+        sized(st.one_of(st.none(), text)).map(lambda v: pd.array(v, dtype="string")),
+        sized(st.one_of(st.none(), text)).map(lambda v: pd.Series(v, dtype="str")),
+        sized(text).map(lambda v: pd.Series(v, dtype=object)),
+        sized(st.binary(max_size=6)).map(lambda v: pd.Series(v, dtype=object)),
+        sized(st.one_of(st.none(), st.sampled_from(["a", "b", "c"]))).map(pd.Categorical),
+        sized(st.one_of(st.none(), st.integers(-1000, 1000))).map(lambda v: pd.array(v, dtype="Int64")),
+        sized(st.one_of(st.none(), st.booleans())).map(lambda v: pd.array(v, dtype="boolean")),
+        sized(st.integers(-(2**40), 2**40)).map(lambda v: pd.to_timedelta(np.array(v, dtype=np.int64), unit="us")),
+        sized(st.integers(0, 2**40)).map(lambda v: pd.to_datetime(np.array(v, dtype=np.int64), unit="s")),
+        sized(st.integers(0, 2**40)).map(
+            lambda v: pd.to_datetime(np.array(v, dtype=np.int64), unit="s")
+            .tz_localize("UTC")
+            .tz_convert("America/New_York")
+        ),
     )
-    return st.one_of(ints, floats, bools, strings, objstr, cats, nint, times)
+
+
+def index_strategy(n):
+    return st.one_of(
+        st.just(None),
+        st.lists(st.integers(), min_size=n, max_size=n).map(lambda v: pd.Index(v, name="ix")),
+        st.lists(st.text(max_size=4), min_size=n, max_size=n).map(lambda v: pd.Index(v, dtype=object)),
+        st.just(pd.date_range("2001-01-01", periods=n, freq="D", tz="Asia/Tokyo")),
+        st.just(pd.RangeIndex(5, 5 + 3 * n, 3)),
+    )
 
 
 @st.composite
 def frames(draw):
     n = draw(st.integers(0, 30))
     ncols = draw(st.integers(1, 6))
-    cols = {f"c{i}": draw(column_strategy(n)) for i in range(ncols)}
-    df = pd.DataFrame(cols)
-    if draw(st.booleans()):
-        df.index = pd.Index(draw(st.lists(st.integers(), min_size=n, max_size=n)), name="ix")
+    df = pd.DataFrame({f"c{i}": draw(column_strategy(n)) for i in range(ncols)})
+    index = draw(index_strategy(n))
+    if index is not None:
+        df.index = index
     return df
 
 
@@ -348,3 +371,40 @@ def test_random_frames_round_trip(store, df):
     store["rand"] = df
     pd.testing.assert_frame_equal(store["rand"], df)
     pd.testing.assert_frame_equal(store.get("rand", copy=True), df)
+    first = df.columns[0]
+    pd.testing.assert_frame_equal(store.get("rand", columns=[first]), df[[first]])
+    arrow = store.get("rand", dtype_backend="pyarrow")
+    assert arrow.shape == df.shape and list(arrow.columns) == list(df.columns)
+
+
+PANDAS_WITHOUT_PYARROW = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('pyarrow', 'polars'):
+            raise ImportError('blocked: ' + name)
+sys.meta_path.insert(0, Block())
+import numpy as np, pandas as pd, shoal
+s = shoal.connect(sys.argv[1], start=False)
+df = pd.DataFrame({'a': np.arange(100000), 'b': np.ones(100000), 's': ['x'] * 100000})
+s['nopa'] = df
+assert s.describe('nopa')[0] == 'pickle'
+got = s['nopa']
+pd.testing.assert_frame_equal(got, df)
+a = got['a'].to_numpy()
+arena = s.client.arena
+assert arena['base'] <= a.ctypes.data < arena['base'] + arena['map_size']  # out-of-band, no copy
+pd.testing.assert_frame_equal(s.get('nopa', columns=['b']), df[['b']])
+del s['nopa']
+assert 'pyarrow' not in sys.modules
+print('ok')
+"""
+
+
+def test_pandas_without_pyarrow_uses_pickle_out_of_band(daemon):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", PANDAS_WITHOUT_PYARROW, daemon.path], capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout.strip() == b"ok"

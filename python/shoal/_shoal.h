@@ -1,0 +1,197 @@
+/*
+ * _shoal.h - what the files of the Python extension `shoal._shoal` share.
+ *
+ * The extension is a thin, GIL-aware wrapper of libshoal (include/shoal.h),
+ * built from the same C sources. It has four heap types, all reached from
+ * the module state (multi-phase init, no static types, no globals):
+ *
+ *   ObjectID     20 immutable bytes; hashable, picklable.
+ *   _Connection  one shoal_client (one socket + one arena mapping) and the
+ *                process that opened it. Not visible to users. A Buffer
+ *                keeps its Connection alive, so the arena stays mapped while
+ *                any view of it lives - also in a forked child, and also
+ *                after the Client switched to a new connection.
+ *   Buffer       one pinned object: a read-only view from a get, or the
+ *                writable space of a create. It exports the buffer protocol
+ *                and counts its exports; the object is released (the pin
+ *                dropped) when the last export and reference go.
+ *   Client       what the Python layer talks to: owns the current
+ *                Connection, replaces it after a fork or after the daemon
+ *                went away, and keeps a few spare connections for calls
+ *                that wait (so that a long wait in one thread does not hold
+ *                up the requests of the others).
+ *
+ * Every call into libshoal that can block runs with the GIL released. Long
+ * waits are cut into slices so that Ctrl-C (PyErr_CheckSignals) works. All
+ * Python-level state (dicts, reference counts, Connection swaps) is only
+ * touched with the GIL held, so the extension needs no locks of its own and
+ * nothing it holds can be left locked in a forked child.
+ */
+#ifndef SHOAL_PY_SHOAL_H
+#define SHOAL_PY_SHOAL_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "shoal.h"
+
+/* Parts written by Client.put start at multiples of this (Arrow's
+ * alignment; also what the arena guarantees for the object's start). */
+#define PYSHOAL_PART_ALIGN 64
+
+/* A blocking wait is cut into slices this long (ms) to check signals. */
+#define PYSHOAL_SLICE_MS 100
+
+/* Spare connections kept for waiting calls. */
+#define PYSHOAL_POOL_MAX 4
+
+typedef struct pyshoal_state {
+	PyTypeObject *id_type;
+	PyTypeObject *conn_type;
+	PyTypeObject *buffer_type;
+	PyTypeObject *client_type;
+
+	PyObject *error; /* shoal.Error, base of all below */
+	PyObject *store_full;
+	PyObject *object_exists;
+	PyObject *object_not_found;  /* also a KeyError */
+	PyObject *store_unavailable; /* also a ConnectionError (OSError) */
+	PyObject *timeout;           /* also a TimeoutError */
+	PyObject *version_conflict;
+	PyObject *not_sealed;
+	PyObject *already_sealed;
+	PyObject *not_owner;
+	PyObject *protocol_error;
+	PyObject *too_big; /* also a ValueError */
+	PyObject *invalid; /* also a ValueError */
+	PyObject *busy;
+} pyshoal_state;
+
+typedef struct {
+	PyObject_HEAD shoal_id id;
+} pyid_object;
+
+typedef struct {
+	PyObject_HEAD shoal_client *client;
+	pid_t pid;  /* process that connected */
+	int broken; /* the daemon went away: open a new connection */
+	/* Creates of this connection not yet sealed or aborted: id bytes ->
+	 * address of the live writable Buffer (an int), or None once that
+	 * Buffer died (seal then drops the creator's hold at once). */
+	PyObject *created;
+} pyconn_object;
+
+enum pybuf_state {
+	PYBUF_VIEW = 0,    /* from a get: release with shoal_release() */
+	PYBUF_CREATED = 1, /* being written: writable, not yet sealed */
+	PYBUF_SEALED = 2,  /* the creator's hold after seal */
+	PYBUF_DONE = 3,    /* released or aborted: no memory behind it */
+};
+
+typedef struct {
+	PyObject_HEAD pyconn_object *conn; /* strong: keeps the arena mapped */
+	shoal_view view;    /* id, sizes and pointers in every state */
+	uint8_t *wdata;     /* writable data pointer while CREATED */
+	int state;          /* enum pybuf_state */
+	Py_ssize_t exports; /* live Py_buffer exports */
+	PyObject *weakrefs;
+} pybuf_object;
+
+typedef struct {
+	PyObject_HEAD char *path; /* socket path (PyMem) */
+	pyconn_object *conn;      /* current connection, or NULL */
+	PyObject *pool;           /* list of spare connections for waits */
+	PyObject *autostart;      /* None or (binary, args tuple, timeout_ms) */
+	int closed;
+	PyObject *weakrefs;
+} pyclient_object;
+
+/* _shoal.c */
+pyshoal_state *pyshoal_state_of_type(PyTypeObject *tp);
+pyshoal_state *pyshoal_state_of_module(PyObject *module);
+/* Sets the exception that matches code (a negative shoal or errno code),
+ * with "what: description" as message. Returns NULL for convenience. */
+PyObject *pyshoal_raise(pyshoal_state *st, int code, const char *what);
+/* Parses an ObjectID or a 20-byte bytes-like object. Returns 0 or -1 with
+ * an exception set. */
+int pyid_parse(pyshoal_state *st, PyObject *obj, shoal_id *out);
+PyObject *pyid_new(pyshoal_state *st, const shoal_id *id);
+/* Milliseconds of CLOCK_MONOTONIC. */
+int64_t pyshoal_now_ms(void);
+
+/* _shoal_buffer.c */
+extern PyType_Spec pybuf_spec;
+/* A new Buffer over view (status 0), taking over its pin. On failure the
+ * view is released and NULL returned with an exception set. */
+PyObject *pybuf_from_view(pyshoal_state *st, pyconn_object *conn,
+                          shoal_view *view);
+/* A new writable Buffer for a fresh create; registers it in
+ * conn->created. On failure the create is aborted. */
+PyObject *pybuf_from_create(pyshoal_state *st, pyconn_object *conn,
+                            const shoal_id *id, uint8_t *data, uint64_t size,
+                            uint8_t *meta, uint32_t meta_size);
+
+/* A Python exception is set (returned where libshoal codes are expected). */
+#define PYSHOAL_PYERR 1
+
+/* _shoal_client.c: the Client type and its connections */
+extern PyType_Spec pyconn_spec;
+extern PyType_Spec pyclient_spec;
+pyshoal_state *pyclient_state(pyclient_object *self);
+/* The current connection (a new reference), reconnecting after a fork or
+ * a lost daemon; NULL with an exception set. */
+pyconn_object *pyclient_conn(pyclient_object *self);
+/* Like pyclient_conn, but a spare connection when timeout_ms is not 0 (a
+ * call that may wait). Give it back with pyclient_done_with(). */
+pyconn_object *pyclient_conn_for(pyclient_object *self, int64_t timeout_ms);
+void pyclient_done_with(pyclient_object *self, pyconn_object *c,
+                        int64_t timeout_ms);
+/* Raises the exception of rc (nothing for PYSHOAL_PYERR) and marks c
+ * broken when rc means its socket is gone. Returns NULL. */
+PyObject *pyclient_fail(pyclient_object *self, pyconn_object *c, int rc,
+                        const char *what);
+/* Length of the next slice of a wait ending at deadline (timeout_ms as
+ * given: -1 forever, 0 no wait), and whether the wait is over. */
+int64_t pyclient_next_slice(int64_t timeout_ms, int64_t deadline);
+int pyclient_wait_over(int64_t timeout_ms, int64_t deadline);
+/* A str name as UTF-8 (borrowed from obj). 0 or -1 with an exception. */
+int pyclient_parse_name(PyObject *obj, const char **name, Py_ssize_t *len);
+/* expected_version: None gives *pv NULL, an int gives *pv = v. */
+int pyclient_parse_version(PyObject *obj, uint64_t *v, const uint64_t **pv);
+
+/* _shoal_ops.c: the Client methods that talk to the daemon (see the
+ * method table in _shoal_client.c for their Python signatures) */
+PyObject *pyops_create(PyObject *self, PyObject *args, PyObject *kw);
+PyObject *pyops_seal(PyObject *self, PyObject *args, PyObject *kw);
+PyObject *pyops_abort(PyObject *self, PyObject *id);
+PyObject *pyops_put(PyObject *self, PyObject *args, PyObject *kw);
+PyObject *pyops_get(PyObject *self, PyObject *args, PyObject *kw);
+PyObject *pyops_get_name(PyObject *self, PyObject *args, PyObject *kw);
+PyObject *pyops_set_name(PyObject *self, PyObject *args, PyObject *kw);
+PyObject *pyops_delete_name(PyObject *self, PyObject *args, PyObject *kw);
+PyObject *pyops_list_names(PyObject *self, PyObject *unused);
+PyObject *pyops_delete(PyObject *self, PyObject *ids);
+PyObject *pyops_contains(PyObject *self, PyObject *id);
+PyObject *pyops_evict(PyObject *self, PyObject *nbytes);
+PyObject *pyops_list(PyObject *self, PyObject *unused);
+PyObject *pyops_stats(PyObject *self, PyObject *unused);
+
+/* _shoal_spawn.c */
+/*
+ * Makes sure a daemon serves path: takes an flock on "<path>.lock", checks
+ * again, and if nobody serves the socket starts `binary serve -s path
+ * args...` detached (new session, stdio to /dev/null and "<path>.log"),
+ * then waits up to timeout_ms for it to answer. Returns 1 if it started
+ * one, 0 if one was already serving; -1 with an exception set on failure
+ * (StoreUnavailable carrying the tail of the daemon's log).
+ * Call with the GIL held; it is released while waiting.
+ */
+int pyspawn_ensure(pyshoal_state *st, const char *binary, PyObject *args,
+                   const char *path, int64_t timeout_ms);
+PyObject *pyspawn_ensure_daemon(PyObject *module, PyObject *args,
+                                PyObject *kwargs);
+
+#endif /* SHOAL_PY_SHOAL_H */

@@ -1,0 +1,896 @@
+/*
+ * _shoal_ops.c - the methods of shoal._shoal.Client that talk to the
+ * daemon: create/seal/abort/put, get and get_name, names, objects, stats.
+ *
+ * Each takes a connection from _shoal_client.c (pyclient_conn, or
+ * pyclient_conn_for for calls that may wait), runs the libshoal call with
+ * the GIL released, and maps a failure with pyclient_fail (which also
+ * marks a connection whose socket is gone). Waits are cut into slices of
+ * PYSHOAL_SLICE_MS with signal checks between them.
+ *
+ * Creates are tracked per connection in conn->created (see
+ * _shoal_buffer.c) so that seal/abort by ID find the writable Buffer.
+ * Client.put and Client.seal with a name keep the creator's hold until the
+ * name points at the object: an unnamed, unheld object could be evicted in
+ * between.
+ */
+#include "_shoal.h"
+
+#include <string.h>
+
+/* ------------------------------------------------------------- creating */
+
+/*
+ * shoal_create, waiting for space in slices when timeout_ms is not 0.
+ * Returns 0, a libshoal code, or PYSHOAL_PYERR (a signal handler raised).
+ */
+static int sliced_create(pyconn_object *c, const shoal_id *id, uint64_t size,
+                         uint32_t msize, int64_t timeout_ms, uint8_t **data,
+                         uint8_t **meta)
+{
+	int64_t deadline = pyshoal_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+
+	for (;;) {
+		int64_t slice = pyclient_next_slice(timeout_ms, deadline);
+		PyThreadState *ts = PyEval_SaveThread();
+		int rc = shoal_create(c->client, id, size, msize, slice, data,
+		                      meta);
+
+		PyEval_RestoreThread(ts);
+		if (rc != SHOAL_EFULL ||
+		    pyclient_wait_over(timeout_ms, deadline))
+			return rc;
+		if (PyErr_CheckSignals() < 0)
+			return PYSHOAL_PYERR;
+	}
+}
+
+PyObject *pyops_create(PyObject *obj, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"id", "size", "metadata", "timeout", NULL};
+	pyclient_object *self = (pyclient_object *)obj;
+	pyshoal_state *st = pyclient_state(self);
+	Py_buffer meta = {0};
+	PyObject *idobj, *buf;
+	unsigned long long size;
+	long long timeout_ms = 0;
+	uint8_t *data = NULL, *mdata = NULL;
+	pyconn_object *c;
+	shoal_id id;
+	int rc;
+
+	if (!st ||
+	    !PyArg_ParseTupleAndKeywords(args, kw, "OK|y*L:create", kwlist,
+	                                 &idobj, &size, &meta, &timeout_ms))
+		return NULL;
+	if (pyid_parse(st, idobj, &id) < 0 || meta.len > SHOAL_META_MAX) {
+		if (!PyErr_Occurred())
+			pyshoal_raise(st, SHOAL_ETOOBIG, "create: metadata");
+		PyBuffer_Release(&meta);
+		return NULL;
+	}
+	c = pyclient_conn(self);
+	if (!c) {
+		PyBuffer_Release(&meta);
+		return NULL;
+	}
+	rc = sliced_create(c, &id, size, (uint32_t)meta.len, timeout_ms, &data,
+	                   &mdata);
+	if (rc < 0 || rc == PYSHOAL_PYERR) {
+		PyBuffer_Release(&meta);
+		pyclient_fail(self, c, rc, "create");
+		Py_DECREF(c);
+		return NULL;
+	}
+	if (meta.len)
+		memcpy(mdata, meta.buf, (size_t)meta.len);
+	PyBuffer_Release(&meta);
+	buf = pybuf_from_create(st, c, &id, data, size, mdata,
+	                        (uint32_t)meta.len);
+	Py_DECREF(c);
+	return buf;
+}
+
+/*
+ * Finds the created Buffer of id in c->created and removes the entry.
+ * Returns the Buffer (borrowed: it is alive, its dealloc would have set the
+ * entry to None), NULL with *orphan set when the Buffer died before, or
+ * NULL with *orphan clear when the ID is not there.
+ */
+static pybuf_object *take_created(pyconn_object *c, const shoal_id *id,
+                                  int *orphan)
+{
+	PyObject *key = PyBytes_FromStringAndSize((const char *)id->bytes,
+	                                          SHOAL_ID_SIZE);
+	PyObject *v;
+	pybuf_object *b = NULL;
+
+	*orphan = 0;
+	if (!key) {
+		PyErr_Clear();
+		return NULL;
+	}
+	v = PyDict_GetItemWithError(c->created, key);
+	if (v == Py_None)
+		*orphan = 1;
+	else if (v)
+		b = (pybuf_object *)PyLong_AsVoidPtr(v);
+	if (v)
+		PyDict_DelItem(c->created, key);
+	PyErr_Clear();
+	Py_DECREF(key);
+	return b;
+}
+
+/*
+ * Points name at the sealed object id on c; on failure deletes the object
+ * (its creator may still hold it; the delete then waits for the release)
+ * so that a failed compare-and-set leaves nothing behind. GIL released.
+ */
+static int name_or_delete(shoal_client *c, const char *name, size_t len,
+                          const shoal_id *id, const uint64_t *ev,
+                          uint64_t *version)
+{
+	int rc = shoal_set_name(c, name, len, id, ev, version);
+
+	if (rc < 0 && rc != SHOAL_EUNAVAILABLE)
+		shoal_delete(c, id, 1, NULL);
+	return rc;
+}
+
+PyObject *pyops_seal(PyObject *obj, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"id", "name", "expected_version", NULL};
+	pyclient_object *self = (pyclient_object *)obj;
+	pyshoal_state *st = pyclient_state(self);
+	PyObject *idobj, *nameobj = Py_None, *evobj = Py_None;
+	const char *name = NULL;
+	Py_ssize_t nlen = 0;
+	const uint64_t *ev;
+	uint64_t evv, version = 0;
+	pyconn_object *c;
+	pybuf_object *b;
+	PyThreadState *ts;
+	shoal_id id;
+	int rc, orphan;
+
+	if (!st || !PyArg_ParseTupleAndKeywords(args, kw, "O|OO:seal", kwlist,
+	                                        &idobj, &nameobj, &evobj))
+		return NULL;
+	if (pyid_parse(st, idobj, &id) < 0 ||
+	    (nameobj != Py_None &&
+	     pyclient_parse_name(nameobj, &name, &nlen) < 0) ||
+	    pyclient_parse_version(evobj, &evv, &ev) < 0)
+		return NULL;
+	c = pyclient_conn(self);
+	if (!c)
+		return NULL;
+	ts = PyEval_SaveThread();
+	rc = shoal_seal(c->client, &id);
+	PyEval_RestoreThread(ts);
+	if (rc < 0) {
+		pyclient_fail(self, c, rc, "seal");
+		Py_DECREF(c);
+		return NULL;
+	}
+	b = take_created(c, &id, &orphan);
+	if (b)
+		b->state = PYBUF_SEALED;
+	if (name) {
+		ts = PyEval_SaveThread();
+		rc = name_or_delete(c->client, name, (size_t)nlen, &id, ev,
+		                    &version);
+		PyEval_RestoreThread(ts);
+	}
+	if (orphan)
+		shoal_release_id(c->client, &id);
+	if (rc < 0) {
+		pyclient_fail(self, c, rc, "seal: set name");
+		Py_DECREF(c);
+		return NULL;
+	}
+	Py_DECREF(c);
+	if (name)
+		return PyLong_FromUnsignedLongLong(version);
+	Py_RETURN_NONE;
+}
+
+PyObject *pyops_abort(PyObject *obj, PyObject *idobj)
+{
+	pyclient_object *self = (pyclient_object *)obj;
+	pyshoal_state *st = pyclient_state(self);
+	pyconn_object *c;
+	pybuf_object *b;
+	PyThreadState *ts;
+	shoal_id id;
+	int rc, orphan;
+
+	if (!st || pyid_parse(st, idobj, &id) < 0)
+		return NULL;
+	c = pyclient_conn(self);
+	if (!c)
+		return NULL;
+	ts = PyEval_SaveThread();
+	rc = shoal_abort(c->client, &id);
+	PyEval_RestoreThread(ts);
+	if (rc < 0) {
+		pyclient_fail(self, c, rc, "abort");
+		Py_DECREF(c);
+		return NULL;
+	}
+	b = take_created(c, &id, &orphan);
+	if (b) {
+		b->state = PYBUF_DONE;
+		b->wdata = NULL;
+	}
+	Py_DECREF(c);
+	Py_RETURN_NONE;
+}
+
+/* Collected Py_buffers of Client.put's parts. */
+struct parts {
+	Py_buffer *v;
+	Py_ssize_t n;
+	uint64_t total;
+};
+
+static void parts_free(struct parts *p)
+{
+	for (Py_ssize_t i = 0; i < p->n; i++)
+		PyBuffer_Release(&p->v[i]);
+	PyMem_Free(p->v);
+}
+
+static int parts_get(PyObject *seq_obj, struct parts *p)
+{
+	PyObject *seq = PySequence_Fast(seq_obj, "parts must be a sequence");
+	Py_ssize_t n;
+
+	p->v = NULL;
+	p->n = 0;
+	p->total = 0;
+	if (!seq)
+		return -1;
+	n = PySequence_Fast_GET_SIZE(seq);
+	p->v = PyMem_Calloc(n ? (size_t)n : 1, sizeof(Py_buffer));
+	if (!p->v) {
+		Py_DECREF(seq);
+		PyErr_NoMemory();
+		return -1;
+	}
+	for (Py_ssize_t i = 0; i < n; i++) {
+		PyObject *o = PySequence_Fast_GET_ITEM(seq, i);
+
+		if (PyObject_GetBuffer(o, &p->v[i], PyBUF_ANY_CONTIGUOUS) < 0) {
+			Py_DECREF(seq);
+			parts_free(p);
+			return -1;
+		}
+		p->n = i + 1;
+		if (i > 0)
+			p->total = (p->total + PYSHOAL_PART_ALIGN - 1) &
+			           ~(uint64_t)(PYSHOAL_PART_ALIGN - 1);
+		p->total += (uint64_t)p->v[i].len;
+	}
+	Py_DECREF(seq);
+	return 0;
+}
+
+static void parts_copy(const struct parts *p, uint8_t *dst)
+{
+	uint64_t off = 0;
+
+	for (Py_ssize_t i = 0; i < p->n; i++) {
+		if (i > 0)
+			off = (off + PYSHOAL_PART_ALIGN - 1) &
+			      ~(uint64_t)(PYSHOAL_PART_ALIGN - 1);
+		memcpy(dst + off, p->v[i].buf, (size_t)p->v[i].len);
+		off += (uint64_t)p->v[i].len;
+	}
+}
+
+PyObject *pyops_put(PyObject *obj, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {
+	        "id",      "parts", "metadata", "name", "expected_version",
+	        "timeout", NULL};
+	pyclient_object *self = (pyclient_object *)obj;
+	pyshoal_state *st = pyclient_state(self);
+	PyObject *idobj, *partsobj, *nameobj = Py_None, *evobj = Py_None;
+	Py_buffer meta = {0};
+	long long timeout_ms = 0;
+	const char *name = NULL;
+	Py_ssize_t nlen = 0;
+	const uint64_t *ev;
+	uint64_t evv, version = 0;
+	uint8_t *data = NULL, *mdata = NULL;
+	struct parts p = {0};
+	pyconn_object *c = NULL;
+	PyThreadState *ts;
+	shoal_id id;
+	int rc;
+
+	if (!st || !PyArg_ParseTupleAndKeywords(
+	                   args, kw, "OO|y*OOL:put", kwlist, &idobj, &partsobj,
+	                   &meta, &nameobj, &evobj, &timeout_ms))
+		return NULL;
+	if (pyid_parse(st, idobj, &id) < 0 ||
+	    (nameobj != Py_None &&
+	     pyclient_parse_name(nameobj, &name, &nlen) < 0) ||
+	    pyclient_parse_version(evobj, &evv, &ev) < 0 ||
+	    parts_get(partsobj, &p) < 0)
+		goto fail;
+	if (meta.len > SHOAL_META_MAX) {
+		pyshoal_raise(st, SHOAL_ETOOBIG, "put: metadata");
+		goto fail;
+	}
+	c = pyclient_conn(self);
+	if (!c)
+		goto fail;
+	rc = sliced_create(c, &id, p.total, (uint32_t)meta.len, timeout_ms,
+	                   &data, &mdata);
+	if (rc < 0 || rc == PYSHOAL_PYERR) {
+		pyclient_fail(self, c, rc, "put: create");
+		goto fail;
+	}
+	ts = PyEval_SaveThread();
+	if (meta.len)
+		memcpy(mdata, meta.buf, (size_t)meta.len);
+	parts_copy(&p, data);
+	rc = shoal_seal(c->client, &id);
+	if (rc < 0) {
+		shoal_abort(c->client, &id);
+	} else {
+		if (name)
+			rc = name_or_delete(c->client, name, (size_t)nlen, &id,
+			                    ev, &version);
+		shoal_release_id(c->client, &id);
+	}
+	PyEval_RestoreThread(ts);
+	if (rc < 0) {
+		pyclient_fail(self, c, rc,
+		              name ? "put: set name" : "put: seal");
+		goto fail;
+	}
+	Py_DECREF(c);
+	parts_free(&p);
+	PyBuffer_Release(&meta);
+	if (name)
+		return PyLong_FromUnsignedLongLong(version);
+	Py_RETURN_NONE;
+fail:
+	Py_XDECREF(c);
+	if (p.v)
+		parts_free(&p);
+	PyBuffer_Release(&meta);
+	return NULL;
+}
+
+/* -------------------------------------------------------------- getting */
+
+/*
+ * Gets n objects into views, waiting up to timeout_ms in slices and asking
+ * each slice only for what is still missing. Returns 0 (views with status
+ * 0 are pinned), or a libshoal code / PYSHOAL_PYERR after releasing every view.
+ */
+static int sliced_get(pyconn_object *c, const shoal_id *ids, size_t n,
+                      int64_t timeout_ms, shoal_view *views)
+{
+	int64_t deadline = pyshoal_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	size_t *miss = PyMem_Malloc(n * sizeof(*miss) + 1);
+	shoal_id *mids = PyMem_Malloc(n * sizeof(*mids) + 1);
+	shoal_view *mviews = PyMem_Malloc(n * sizeof(*mviews) + 1);
+	size_t nmiss = n;
+	int rc = 0;
+
+	if (!miss || !mids || !mviews) {
+		rc = SHOAL_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		miss[i] = i;
+		mids[i] = ids[i];
+		views[i].status = SHOAL_ENOTFOUND;
+	}
+	while (nmiss > 0) {
+		int64_t slice = pyclient_next_slice(timeout_ms, deadline);
+		PyThreadState *ts = PyEval_SaveThread();
+		size_t k = 0;
+
+		rc = shoal_get(c->client, mids, nmiss, slice, mviews);
+		PyEval_RestoreThread(ts);
+		if (rc < 0)
+			break;
+		for (size_t j = 0; j < nmiss; j++) {
+			if (mviews[j].status == 0) {
+				views[miss[j]] = mviews[j];
+			} else {
+				miss[k] = miss[j];
+				mids[k] = mids[j];
+				k++;
+			}
+		}
+		nmiss = k;
+		if (nmiss == 0 || pyclient_wait_over(timeout_ms, deadline))
+			break;
+		if (PyErr_CheckSignals() < 0) {
+			rc = PYSHOAL_PYERR;
+			break;
+		}
+	}
+out:
+	if (rc != 0)
+		for (size_t i = 0; i < n; i++)
+			if (views[i].status == 0)
+				shoal_release(c->client, &views[i]);
+	PyMem_Free(miss);
+	PyMem_Free(mids);
+	PyMem_Free(mviews);
+	return rc;
+}
+
+PyObject *pyops_get(PyObject *obj, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"ids", "timeout", NULL};
+	pyclient_object *self = (pyclient_object *)obj;
+	pyshoal_state *st = pyclient_state(self);
+	PyObject *idsobj, *seq = NULL, *out = NULL;
+	long long timeout_ms = 0;
+	shoal_id *ids = NULL;
+	shoal_view *views = NULL;
+	pyconn_object *c = NULL;
+	Py_ssize_t n;
+	int rc;
+
+	if (!st || !PyArg_ParseTupleAndKeywords(args, kw, "O|L:get", kwlist,
+	                                        &idsobj, &timeout_ms))
+		return NULL;
+	seq = PySequence_Fast(idsobj, "get takes a sequence of IDs");
+	if (!seq)
+		return NULL;
+	n = PySequence_Fast_GET_SIZE(seq);
+	if (n > SHOAL_BATCH_MAX) {
+		pyshoal_raise(st, SHOAL_ETOOBIG, "get: too many IDs");
+		goto out;
+	}
+	ids = PyMem_Malloc((size_t)n * sizeof(*ids) + 1);
+	views = PyMem_Calloc((size_t)n + 1, sizeof(*views));
+	if (!ids || !views) {
+		PyErr_NoMemory();
+		goto out;
+	}
+	for (Py_ssize_t i = 0; i < n; i++)
+		if (pyid_parse(st, PySequence_Fast_GET_ITEM(seq, i), &ids[i]) <
+		    0)
+			goto out;
+	c = pyclient_conn_for(self, timeout_ms);
+	if (!c)
+		goto out;
+	rc = sliced_get(c, ids, (size_t)n, timeout_ms, views);
+	if (rc != 0) {
+		pyclient_fail(self, c, rc, "get");
+		goto out;
+	}
+	out = PyList_New(n);
+	for (Py_ssize_t i = 0; i < n; i++) {
+		PyObject *item;
+
+		if (views[i].status != 0) {
+			item = Py_NewRef(Py_None);
+		} else if (out) {
+			item = pybuf_from_view(st, c, &views[i]);
+		} else {
+			/* An earlier step failed: release the rest. */
+			shoal_release(c->client, &views[i]);
+			continue;
+		}
+		if (!item || !out) {
+			Py_XDECREF(item);
+			Py_CLEAR(out);
+			continue;
+		}
+		PyList_SET_ITEM(out, i, item);
+	}
+out:
+	if (c)
+		pyclient_done_with(self, c, timeout_ms);
+	PyMem_Free(ids);
+	PyMem_Free(views);
+	Py_XDECREF(seq);
+	return out;
+}
+
+PyObject *pyops_get_name(PyObject *obj, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"name", "timeout", NULL};
+	pyclient_object *self = (pyclient_object *)obj;
+	pyshoal_state *st = pyclient_state(self);
+	PyObject *nameobj, *buf;
+	long long timeout_ms = 0;
+	const char *name;
+	Py_ssize_t nlen;
+	uint64_t version = 0;
+	int64_t deadline;
+	pyconn_object *c;
+	shoal_view view;
+	int rc;
+
+	if (!st || !PyArg_ParseTupleAndKeywords(args, kw, "O|L:get_name",
+	                                        kwlist, &nameobj, &timeout_ms))
+		return NULL;
+	if (pyclient_parse_name(nameobj, &name, &nlen) < 0)
+		return NULL;
+	c = pyclient_conn_for(self, timeout_ms);
+	if (!c)
+		return NULL;
+	deadline = pyshoal_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	for (;;) {
+		int64_t slice = pyclient_next_slice(timeout_ms, deadline);
+		PyThreadState *ts = PyEval_SaveThread();
+
+		rc = shoal_get_name(c->client, name, (size_t)nlen, slice, &view,
+		                    &version);
+		PyEval_RestoreThread(ts);
+		if (rc != SHOAL_ENOTFOUND ||
+		    pyclient_wait_over(timeout_ms, deadline))
+			break;
+		if (PyErr_CheckSignals() < 0) {
+			rc = PYSHOAL_PYERR;
+			break;
+		}
+	}
+	if (rc == SHOAL_ENOTFOUND) {
+		PyErr_SetObject(st->object_not_found, nameobj);
+		pyclient_done_with(self, c, timeout_ms);
+		return NULL;
+	}
+	if (rc != 0) {
+		pyclient_fail(self, c, rc, "get_name");
+		pyclient_done_with(self, c, timeout_ms);
+		return NULL;
+	}
+	buf = pybuf_from_view(st, c, &view);
+	pyclient_done_with(self, c, timeout_ms);
+	if (!buf)
+		return NULL;
+	return Py_BuildValue("NK", buf, (unsigned long long)version);
+}
+
+/* ---------------------------------------------------------------- names */
+
+PyObject *pyops_set_name(PyObject *obj, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"name", "id", "expected_version", NULL};
+	pyclient_object *self = (pyclient_object *)obj;
+	pyshoal_state *st = pyclient_state(self);
+	PyObject *nameobj, *idobj, *evobj = Py_None;
+	const char *name;
+	Py_ssize_t nlen;
+	const uint64_t *ev;
+	uint64_t evv, version = 0;
+	pyconn_object *c;
+	PyThreadState *ts;
+	shoal_id id;
+	int rc;
+
+	if (!st ||
+	    !PyArg_ParseTupleAndKeywords(args, kw, "OO|O:set_name", kwlist,
+	                                 &nameobj, &idobj, &evobj))
+		return NULL;
+	if (pyclient_parse_name(nameobj, &name, &nlen) < 0 ||
+	    pyid_parse(st, idobj, &id) < 0 ||
+	    pyclient_parse_version(evobj, &evv, &ev) < 0)
+		return NULL;
+	c = pyclient_conn(self);
+	if (!c)
+		return NULL;
+	ts = PyEval_SaveThread();
+	rc = shoal_set_name(c->client, name, (size_t)nlen, &id, ev, &version);
+	PyEval_RestoreThread(ts);
+	if (rc < 0)
+		pyclient_fail(self, c, rc, "set_name");
+	Py_DECREF(c);
+	if (rc < 0)
+		return NULL;
+	return PyLong_FromUnsignedLongLong(version);
+}
+
+PyObject *pyops_delete_name(PyObject *obj, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"name", "expected_version", NULL};
+	pyclient_object *self = (pyclient_object *)obj;
+	pyshoal_state *st = pyclient_state(self);
+	PyObject *nameobj, *evobj = Py_None;
+	const char *name;
+	Py_ssize_t nlen;
+	const uint64_t *ev;
+	uint64_t evv;
+	pyconn_object *c;
+	PyThreadState *ts;
+	int rc;
+
+	if (!st || !PyArg_ParseTupleAndKeywords(args, kw, "O|O:delete_name",
+	                                        kwlist, &nameobj, &evobj))
+		return NULL;
+	if (pyclient_parse_name(nameobj, &name, &nlen) < 0 ||
+	    pyclient_parse_version(evobj, &evv, &ev) < 0)
+		return NULL;
+	c = pyclient_conn(self);
+	if (!c)
+		return NULL;
+	ts = PyEval_SaveThread();
+	rc = shoal_delete_name(c->client, name, (size_t)nlen, ev);
+	PyEval_RestoreThread(ts);
+	if (rc == SHOAL_ENOTFOUND)
+		PyErr_SetObject(st->object_not_found, nameobj);
+	else if (rc < 0)
+		pyclient_fail(self, c, rc, "delete_name");
+	Py_DECREF(c);
+	if (rc < 0)
+		return NULL;
+	Py_RETURN_NONE;
+}
+
+PyObject *pyops_list_names(PyObject *obj, PyObject *unused)
+{
+	enum { PAGE = 256 };
+	pyclient_object *self = (pyclient_object *)obj;
+	pyshoal_state *st = pyclient_state(self);
+	shoal_name_info *page;
+	uint64_t cursor = 0;
+	PyObject *out;
+	pyconn_object *c;
+	int rc = 0;
+
+	if (!st)
+		return NULL;
+	page = PyMem_Malloc(PAGE * sizeof(*page));
+	out = PyList_New(0);
+	c = page && out ? pyclient_conn(self) : NULL;
+	if (!page)
+		PyErr_NoMemory();
+	if (!c)
+		goto fail;
+	do {
+		PyThreadState *ts = PyEval_SaveThread();
+		size_t count = 0;
+
+		rc = shoal_list_names(c->client, &cursor, page, PAGE, &count);
+		PyEval_RestoreThread(ts);
+		if (rc < 0) {
+			pyclient_fail(self, c, rc, "list_names");
+			goto fail;
+		}
+		for (size_t i = 0; i < count; i++) {
+			PyObject *t = Py_BuildValue(
+			        "(s N K K I)", page[i].name,
+			        pyid_new(st, &page[i].id),
+			        (unsigned long long)page[i].version,
+			        (unsigned long long)page[i].data_size,
+			        (unsigned)page[i].metadata_size);
+
+			if (!t || PyList_Append(out, t) < 0) {
+				Py_XDECREF(t);
+				goto fail;
+			}
+			Py_DECREF(t);
+		}
+	} while (cursor != 0);
+	Py_DECREF(c);
+	PyMem_Free(page);
+	return out;
+fail:
+	Py_XDECREF(c);
+	Py_XDECREF(out);
+	PyMem_Free(page);
+	return NULL;
+}
+
+/* -------------------------------------------------------------- objects */
+
+/* Parses a sequence of IDs into a PyMem array. */
+static shoal_id *parse_ids(pyshoal_state *st, PyObject *obj, Py_ssize_t *n)
+{
+	PyObject *seq = PySequence_Fast(obj, "expected a sequence of IDs");
+	shoal_id *ids;
+
+	if (!seq)
+		return NULL;
+	*n = PySequence_Fast_GET_SIZE(seq);
+	ids = PyMem_Malloc((size_t)*n * sizeof(*ids) + 1);
+	if (!ids) {
+		Py_DECREF(seq);
+		PyErr_NoMemory();
+		return NULL;
+	}
+	for (Py_ssize_t i = 0; i < *n; i++) {
+		if (pyid_parse(st, PySequence_Fast_GET_ITEM(seq, i), &ids[i]) <
+		    0) {
+			PyMem_Free(ids);
+			Py_DECREF(seq);
+			return NULL;
+		}
+	}
+	Py_DECREF(seq);
+	return ids;
+}
+
+PyObject *pyops_delete(PyObject *obj, PyObject *idsobj)
+{
+	pyclient_object *self = (pyclient_object *)obj;
+	pyshoal_state *st = pyclient_state(self);
+	PyObject *out = NULL;
+	pyconn_object *c = NULL;
+	shoal_id *ids;
+	int *res = NULL;
+	Py_ssize_t n;
+	int rc;
+
+	if (!st || !(ids = parse_ids(st, idsobj, &n)))
+		return NULL;
+	res = PyMem_Malloc((size_t)n * sizeof(*res) + 1);
+	if (!res) {
+		PyErr_NoMemory();
+		goto out;
+	}
+	c = pyclient_conn(self);
+	if (!c)
+		goto out;
+	for (Py_ssize_t done = 0; done < n;) {
+		size_t k = (size_t)(n - done) < SHOAL_BATCH_MAX
+		                   ? (size_t)(n - done)
+		                   : SHOAL_BATCH_MAX;
+		PyThreadState *ts = PyEval_SaveThread();
+
+		rc = shoal_delete(c->client, ids + done, k, res + done);
+		PyEval_RestoreThread(ts);
+		if (rc < 0) {
+			pyclient_fail(self, c, rc, "delete");
+			goto out;
+		}
+		done += (Py_ssize_t)k;
+	}
+	out = PyList_New(n);
+	for (Py_ssize_t i = 0; out && i < n; i++)
+		PyList_SET_ITEM(out, i, PyLong_FromLong(res[i]));
+out:
+	Py_XDECREF(c);
+	PyMem_Free(ids);
+	PyMem_Free(res);
+	return out;
+}
+
+PyObject *pyops_contains(PyObject *obj, PyObject *idobj)
+{
+	pyclient_object *self = (pyclient_object *)obj;
+	pyshoal_state *st = pyclient_state(self);
+	pyconn_object *c;
+	PyThreadState *ts;
+	shoal_id id;
+	int rc, state = 0;
+
+	if (!st || pyid_parse(st, idobj, &id) < 0)
+		return NULL;
+	c = pyclient_conn(self);
+	if (!c)
+		return NULL;
+	ts = PyEval_SaveThread();
+	rc = shoal_contains(c->client, &id, &state);
+	PyEval_RestoreThread(ts);
+	if (rc < 0)
+		pyclient_fail(self, c, rc, "contains");
+	Py_DECREF(c);
+	if (rc < 0)
+		return NULL;
+	return PyLong_FromLong(state);
+}
+
+PyObject *pyops_evict(PyObject *obj, PyObject *arg)
+{
+	pyclient_object *self = (pyclient_object *)obj;
+	unsigned long long nbytes = PyLong_AsUnsignedLongLong(arg);
+	uint64_t freed = 0;
+	pyconn_object *c;
+	PyThreadState *ts;
+	int rc;
+
+	if (nbytes == (unsigned long long)-1 && PyErr_Occurred())
+		return NULL;
+	c = pyclient_conn(self);
+	if (!c)
+		return NULL;
+	ts = PyEval_SaveThread();
+	rc = shoal_evict(c->client, nbytes, &freed);
+	PyEval_RestoreThread(ts);
+	if (rc < 0)
+		pyclient_fail(self, c, rc, "evict");
+	Py_DECREF(c);
+	if (rc < 0)
+		return NULL;
+	return PyLong_FromUnsignedLongLong(freed);
+}
+
+PyObject *pyops_list(PyObject *obj, PyObject *unused)
+{
+	enum { PAGE = 1024 };
+	pyclient_object *self = (pyclient_object *)obj;
+	pyshoal_state *st = pyclient_state(self);
+	shoal_object_info *page;
+	uint64_t cursor = 0;
+	PyObject *out;
+	pyconn_object *c;
+	int rc;
+
+	if (!st)
+		return NULL;
+	page = PyMem_Malloc(PAGE * sizeof(*page));
+	out = PyList_New(0);
+	c = page && out ? pyclient_conn(self) : NULL;
+	if (!page)
+		PyErr_NoMemory();
+	if (!c)
+		goto fail;
+	do {
+		PyThreadState *ts = PyEval_SaveThread();
+		size_t count = 0;
+
+		rc = shoal_list(c->client, &cursor, page, PAGE, &count);
+		PyEval_RestoreThread(ts);
+		if (rc < 0) {
+			pyclient_fail(self, c, rc, "list");
+			goto fail;
+		}
+		for (size_t i = 0; i < count; i++) {
+			shoal_object_info *o = &page[i];
+			PyObject *t = Py_BuildValue(
+			        "(N i K I I I K)", pyid_new(st, &o->id),
+			        o->state, (unsigned long long)o->data_size,
+			        (unsigned)o->metadata_size,
+			        (unsigned)o->holders, (unsigned)o->names,
+			        (unsigned long long)o->create_time_ns);
+
+			if (!t || PyList_Append(out, t) < 0) {
+				Py_XDECREF(t);
+				goto fail;
+			}
+			Py_DECREF(t);
+		}
+	} while (cursor != 0);
+	Py_DECREF(c);
+	PyMem_Free(page);
+	return out;
+fail:
+	Py_XDECREF(c);
+	Py_XDECREF(out);
+	PyMem_Free(page);
+	return NULL;
+}
+
+PyObject *pyops_stats(PyObject *obj, PyObject *unused)
+{
+	pyclient_object *self = (pyclient_object *)obj;
+	shoal_stats s;
+	pyconn_object *c;
+	PyThreadState *ts;
+	int rc;
+
+	c = pyclient_conn(self);
+	if (!c)
+		return NULL;
+	ts = PyEval_SaveThread();
+	rc = shoal_get_stats(c->client, &s);
+	PyEval_RestoreThread(ts);
+	if (rc < 0)
+		pyclient_fail(self, c, rc, "stats");
+	Py_DECREF(c);
+	if (rc < 0)
+		return NULL;
+#define K(f) #f, (unsigned long long)s.f
+	return Py_BuildValue(
+	        "{s:K s:K s:K s:K s:K s:K s:K s:K s:K s:K s:K s:K s:K s:K}",
+	        K(capacity_bytes), K(used_bytes), K(objects), K(sealed_objects),
+	        K(pending_deletes), K(names), K(clients), K(evictions),
+	        K(evicted_bytes), K(creates), K(gets), K(backed_bytes),
+	        K(largest_free), K(uptime_ms));
+#undef K
+}
