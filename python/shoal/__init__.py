@@ -17,6 +17,7 @@ from shoal._shoal import (
     Buffer,
     Busy,
     Error,
+    Event,
     InvalidArgument,
     NotOwner,
     ObjectExists,
@@ -33,12 +34,13 @@ from shoal._shoal import (
     __version__,
     default_socket,
 )
-from shoal._store import Store, connect
+from shoal._store import Store, Subscription, connect
 
 __all__ = [
     "Buffer",
     "Busy",
     "Error",
+    "Event",
     "InvalidArgument",
     "NotOwner",
     "ObjectExists",
@@ -50,6 +52,7 @@ __all__ = [
     "Store",
     "StoreFull",
     "StoreUnavailable",
+    "Subscription",
     "Timeout",
     "TooBig",
     "VersionConflict",

@@ -99,20 +99,19 @@ static PyObject *error_class(pyshoal_state *st, int code)
 	}
 }
 
-PyObject *pyshoal_raise(pyshoal_state *st, int code, const char *what)
+PyObject *pyshoal_raise_msg(pyshoal_state *st, int code, PyObject *msg)
 {
 	PyObject *cls, *exc, *val;
 
-	if (code == SHOAL_ENOMEM || code == -ENOMEM)
+	if (!msg)
+		return NULL;
+	if (code == SHOAL_ENOMEM || code == -ENOMEM) {
+		Py_DECREF(msg);
 		return PyErr_NoMemory();
+	}
 	cls = error_class(st, code);
 	if (!cls) {
 		/* A system error: an OSError with errno and context. */
-		PyObject *msg = PyUnicode_FromFormat("%s: %s", what,
-		                                     shoal_strerror(code));
-
-		if (!msg)
-			return NULL;
 		exc = PyObject_CallFunction(PyExc_OSError, "iO", -code, msg);
 		Py_DECREF(msg);
 		if (exc) {
@@ -121,11 +120,8 @@ PyObject *pyshoal_raise(pyshoal_state *st, int code, const char *what)
 		}
 		return NULL;
 	}
-	val = PyUnicode_FromFormat("%s: %s", what, shoal_strerror(code));
-	if (!val)
-		return NULL;
-	exc = PyObject_CallOneArg(cls, val);
-	Py_DECREF(val);
+	exc = PyObject_CallOneArg(cls, msg);
+	Py_DECREF(msg);
 	if (!exc)
 		return NULL;
 	val = PyLong_FromLong(code);
@@ -136,6 +132,13 @@ PyObject *pyshoal_raise(pyshoal_state *st, int code, const char *what)
 	PyErr_SetObject(cls, exc);
 	Py_DECREF(exc);
 	return NULL;
+}
+
+PyObject *pyshoal_raise(pyshoal_state *st, int code, const char *what)
+{
+	return pyshoal_raise_msg(
+	        st, code,
+	        PyUnicode_FromFormat("%s: %s", what, shoal_strerror(code)));
 }
 
 /* -------------------------------------------------------------- ObjectID */
@@ -478,7 +481,8 @@ static int pyshoal_exec(PyObject *m)
 	if (add_type(m, &st->id_type, &pyid_spec, "ObjectID") < 0 ||
 	    add_type(m, &st->conn_type, &pyconn_spec, "_Connection") < 0 ||
 	    add_type(m, &st->buffer_type, &pybuf_spec, "Buffer") < 0 ||
-	    add_type(m, &st->client_type, &pyclient_spec, "Client") < 0)
+	    add_type(m, &st->client_type, &pyclient_spec, "Client") < 0 ||
+	    pysub_add_types(m, st) < 0)
 		return -1;
 	if (PyModule_AddStringConstant(m, "__version__", SHOAL_VERSION_STRING) <
 	            0 ||
@@ -524,6 +528,9 @@ static int pyshoal_exec(PyObject *m)
 	X(conn_type)         \
 	X(buffer_type)       \
 	X(client_type)       \
+	X(sub_type)          \
+	X(event_type)        \
+	X(event_kinds)       \
 	X(error)             \
 	X(store_full)        \
 	X(object_exists)     \

@@ -2,7 +2,7 @@
  * _shoal.h - what the files of the Python extension `shoal._shoal` share.
  *
  * The extension is a thin, GIL-aware wrapper of libshoal (include/shoal.h),
- * built from the same C sources. It has four heap types, all reached from
+ * built from the same C sources. It has five heap types, all reached from
  * the module state (multi-phase init, no static types, no globals):
  *
  *   ObjectID     20 immutable bytes; hashable, picklable.
@@ -20,6 +20,9 @@
  *                went away, and keeps a few spare connections for calls
  *                that wait (so that a long wait in one thread does not hold
  *                up the requests of the others).
+ *   Subscription one shoal_subscription: the daemon's notifications, each
+ *                returned as an Event (a struct sequence, also a heap
+ *                type).
  *
  * Every call into libshoal that can block runs with the GIL released. Long
  * waits are cut into slices so that Ctrl-C (PyErr_CheckSignals) works. All
@@ -53,6 +56,9 @@ typedef struct pyshoal_state {
 	PyTypeObject *conn_type;
 	PyTypeObject *buffer_type;
 	PyTypeObject *client_type;
+	PyTypeObject *sub_type;
+	PyTypeObject *event_type; /* struct sequence shoal.Event */
+	PyObject *event_kinds;    /* tuple of str, index kind - 1 */
 
 	PyObject *error; /* shoal.Error, base of all below */
 	PyObject *store_full;
@@ -115,6 +121,9 @@ pyshoal_state *pyshoal_state_of_module(PyObject *module);
 /* Sets the exception that matches code (a negative shoal or errno code),
  * with "what: description" as message. Returns NULL for convenience. */
 PyObject *pyshoal_raise(pyshoal_state *st, int code, const char *what);
+/* The same with msg (a str, stolen; NULL: an exception is already set) as
+ * the whole message. */
+PyObject *pyshoal_raise_msg(pyshoal_state *st, int code, PyObject *msg);
 /* Parses an ObjectID or a 20-byte bytes-like object. Returns 0 or -1 with
  * an exception set. */
 int pyid_parse(pyshoal_state *st, PyObject *obj, shoal_id *out);
@@ -178,6 +187,12 @@ PyObject *pyops_contains(PyObject *self, PyObject *id);
 PyObject *pyops_evict(PyObject *self, PyObject *nbytes);
 PyObject *pyops_list(PyObject *self, PyObject *unused);
 PyObject *pyops_stats(PyObject *self, PyObject *unused);
+
+/* _shoal_events.c: Subscription and Event */
+extern PyType_Spec pysub_spec;
+/* Creates Event and Subscription and adds them and the EVENT_* constants
+ * to m. 0 or -1 with an exception set. */
+int pysub_add_types(PyObject *m, pyshoal_state *st);
 
 /* _shoal_spawn.c */
 /*

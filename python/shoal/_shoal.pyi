@@ -1,7 +1,7 @@
 """Type stubs of shoal._shoal, the C extension (see _shoal*.c)."""
 
 from collections.abc import Sequence
-from typing import Final, TypeAlias
+from typing import Final, Literal, TypeAlias
 
 from typing_extensions import Buffer as _BufferLike, Self
 
@@ -32,6 +32,18 @@ EINVAL: Final[int]
 ENOMEM: Final[int]
 EBUSY: Final[int]
 ECLOSED: Final[int]
+EVENT_SEALED: Final[int]
+EVENT_DELETED: Final[int]
+EVENT_EVICTED: Final[int]
+EVENT_NAME_SET: Final[int]
+EVENT_NAME_DELETED: Final[int]
+EVENT_OVERFLOW: Final[int]
+EVENT_SNAPSHOT_END: Final[int]
+PROTO_MAGIC: Final[int]
+PROTO_VERSION: Final[int]
+PROTO_EVENT: Final[int]
+PROTO_HEADER_SIZE: Final[int]
+PROTO_EVENT_SIZE: Final[int]
 
 class Error(Exception):
     code: int
@@ -125,6 +137,46 @@ class Client:
     def close(self) -> None: ...
     def reconnect(self) -> None: ...
     def _after_fork(self) -> None: ...
+
+EventKind: TypeAlias = Literal[
+    "sealed", "deleted", "evicted", "name_set", "name_deleted", "overflow", "snapshot_end"
+]
+
+class Event(tuple[EventKind, ObjectID | None, int, int, str | None, int, int]):
+    """One notification (a struct sequence)."""
+
+    n_fields: Final[int]
+    n_sequence_fields: Final[int]
+    n_unnamed_fields: Final[int]
+    @property
+    def kind(self) -> EventKind: ...
+    @property
+    def id(self) -> ObjectID | None: ...
+    @property
+    def data_size(self) -> int: ...
+    @property
+    def metadata_size(self) -> int: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def seq(self) -> int: ...
+
+class Subscription:
+    def __init__(self, path: str | None = None, *, snapshot: bool = False) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def snapshot(self) -> bool: ...
+    @property
+    def path(self) -> str | None: ...
+    def next(self, timeout: int = -1) -> Event | None: ...
+    def fileno(self) -> int: ...
+    def close(self) -> None: ...
+    def _after_fork(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *exc: object) -> bool: ...
 
 def default_socket() -> str: ...
 def strerror(code: int, /) -> str: ...

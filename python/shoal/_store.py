@@ -24,11 +24,22 @@ _DEFAULT_START_TIMEOUT = 10.0
 # Every live Client, so that a forked child drops the parent's connections
 # at once (the C layer would also notice on first use, by pid).
 _clients = weakref.WeakSet()
+# Every live _shoal.Subscription: a child frees its inherited copy, so the
+# daemon sees a subscription end when the parent closes it.
+_subscriptions = weakref.WeakSet()
 
 
 def _after_fork_in_child():
     for client in list(_clients):
         client._after_fork()
+    for sub in list(_subscriptions):
+        sub._after_fork()
+
+
+def _track(sub):
+    """Registers a _shoal.Subscription for the at-fork cleanup."""
+    _subscriptions.add(sub)
+    return sub
 
 
 if hasattr(os, "register_at_fork"):
@@ -276,6 +287,15 @@ class Store(MutableMapping):
         with buf:
             return describe(buf.metadata)
 
+    # -------------------------------------------------------- events
+
+    def subscribe(self, snapshot=False):
+        """A :class:`Subscription` to the store's events: every seal,
+        delete, eviction and name change from now on, in order. With
+        snapshot, the current objects and names come first (as "sealed" and
+        "name_set" events), ended by a "snapshot_end" event."""
+        return Subscription(self._c.path, snapshot=snapshot)
+
     # -------------------------------------------------------- the rest
 
     @property
@@ -336,6 +356,69 @@ class Store(MutableMapping):
         version = self._c.seal(oid, name, expected_version)
         buf.release()
         return version
+
+
+class Subscription:
+    """The store's events, for cache invalidation across processes; see
+    :meth:`Store.subscribe`.
+
+    Each event is a :class:`shoal.Event` named tuple ``(kind, id, data_size,
+    metadata_size, name, version, seq)`` with kind one of "sealed",
+    "deleted", "evicted" (objects), "name_set", "name_deleted" (names;
+    ``id`` is the object the name points or pointed at), "snapshot_end" and
+    "overflow". A subscriber that falls far behind gets "overflow", and the
+    daemon then closes the subscription: the next call raises
+    StoreUnavailable, and the subscriber subscribes again (with
+    ``snapshot=True`` to rebuild its view).
+
+    ``next(timeout)`` waits for one event (None when none came in time);
+    iterating waits forever and ends when the subscription is closed, also
+    from another thread. ``fileno()`` is for select/poll/asyncio: events may
+    already be buffered, so drain with ``next(0)`` until it returns None
+    before waiting on the descriptor. A subscription belongs to the process
+    that opened it: after ``os.fork()`` the child subscribes again.
+    """
+
+    def __init__(self, path=None, *, snapshot=False):
+        self._s = _track(_shoal.Subscription(path, snapshot=snapshot))
+
+    def next(self, timeout=None):
+        """The next Event, waiting up to timeout seconds (None: forever; 0:
+        only what has arrived); None if none came in time."""
+        return self._s.next(_ms(timeout, -1))
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        try:
+            return self._s.next(-1)
+        except _shoal.StoreUnavailable:
+            if self._s.closed:
+                raise StopIteration from None
+            raise
+
+    def fileno(self):
+        """The socket to wait on (see the class documentation)."""
+        return self._s.fileno()
+
+    def close(self):
+        """Ends the subscription."""
+        self._s.close()
+
+    @property
+    def closed(self):
+        return self._s.closed
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __repr__(self):
+        return f"<shoal.Subscription {self._s.path}{' (closed)' if self._s.closed else ''}>"
 
 
 def _reopen(path):

@@ -17,24 +17,35 @@ without pyarrow, buffers are :class:`shoal.Buffer` (buffer protocol,
 PlasmaBuffer did. ``put``/``get`` use shoal's serialization (pyarrow's
 ``serialize`` that Plasma used is gone from pyarrow).
 
-Notifications (subscribe, get_notification_socket, get_next_notification,
-decode_notifications) need the daemon's notification feature, which is not
-built yet: they raise NotImplementedError.
+Notifications work as in Plasma: after ``subscribe()``, the existing sealed
+objects and then every seal and delete (evictions included) arrive on the
+notification socket in order; ``get_next_notification()`` returns
+``(object_id, data_size, metadata_size)``, with -1, -1 for a deleted object.
+The socket carries shoal's event messages (a 16-byte header with the body
+length at offset 12, then the event; see docs/python.md), not Plasma's
+flatbuffers: ``decode_notifications()`` decodes them. Name events are not
+passed on. shoal's own API for the same events is ``Store.subscribe()``.
 """
 
 import contextlib
 import functools
 import hashlib
 import os
+import select
 import shutil
+import socket
+import struct
 import subprocess
 import tempfile
+import threading
 import time
+import weakref
 
 import shoal
 from shoal import _shoal
 from shoal._daemon import find_binary
 from shoal._serialize import decode, encode, encode_raw
+from shoal._store import _track
 
 try:
     import pyarrow as _pa
@@ -135,6 +146,7 @@ class PlasmaClient:
         self._c = client
         self._socket = store_socket_name
         self._options = None
+        self._notifier = None
 
     @property
     def store_socket_name(self):
@@ -265,20 +277,51 @@ class PlasmaClient:
         """The store's capacity in bytes."""
         return self._c.arena["capacity"]
 
-    def _notifications(self, *args, **kwargs):
-        raise NotImplementedError(
-            "shoal.plasma notifications need the daemon's notification "
-            "support (subscribe to seal/delete events), which is not built "
-            "yet; poll with contains()/get_buffers(timeout_ms=...) meanwhile"
-        )
+    @_plasma_errors
+    def subscribe(self):
+        """Subscribes to notifications: every sealed object in the store
+        now, then every seal and delete from now on, in order. Calling it
+        again keeps the current subscription (unless it ended, or this is a
+        forked child: then it subscribes anew)."""
+        n = self._notifier
+        if n is None or not n.usable():
+            if n is not None:
+                n.close()
+            self._notifier = _Notifier(self._c.path)
 
-    subscribe = _notifications
-    get_notification_socket = _notifications
-    get_next_notification = _notifications
-    decode_notifications = _notifications
+    def get_notification_socket(self):
+        """The notification socket, for select/poll: readable when a
+        notification is waiting. Read it with get_next_notification(), or
+        read whole messages yourself and pass them to
+        decode_notifications(). The client owns it: disconnect() closes
+        it."""
+        return self._subscribed().user_socket()
+
+    def get_next_notification(self):
+        """Waits for the next notification: (object_id, data_size,
+        metadata_size); data_size and metadata_size are -1 for an object
+        that was deleted or evicted. Raises PlasmaConnectionError when the
+        store ended the subscription (it stopped, or this subscriber fell
+        too far behind)."""
+        return self._subscribed().next()
+
+    def decode_notifications(self, buf):
+        """Decodes bytes read from the notification socket: one or more
+        whole messages (each a 16-byte header, then the body_len bytes its
+        last field gives), or a single message body. Returns three lists as
+        Plasma did: object IDs, data sizes and metadata sizes (-1 for a
+        deleted object). Name events are skipped."""
+        return decode_notifications(buf)
+
+    def _subscribed(self):
+        if self._notifier is None:
+            raise PlasmaConnectionError("not subscribed to notifications: call subscribe() first")
+        return self._notifier
 
     def disconnect(self):
         """Disconnects; buffers still alive keep their memory until they die."""
+        if self._notifier is not None:
+            self._notifier.close()
         self._c.close()
 
     @_plasma_errors
@@ -293,6 +336,232 @@ class PlasmaClient:
 
     def __repr__(self):
         return f"<shoal.plasma.PlasmaClient {self._socket}>"
+
+
+# ------------------------------------------------------------ notifications
+#
+# Why a thread: libshoal reads a subscription through a buffer, so bytes it
+# has taken off the socket would be invisible to select() and to code that
+# reads the socket itself, and the snapshot arrives together with the reply
+# to SUBSCRIBE. Plasma's socket had no such buffer. So a thread reads the
+# events with libshoal and writes the Plasma-relevant ones, as shoal event
+# messages, into a socket pair whose other end is the notification socket:
+# everything not yet read is in that socket, as in Plasma.
+
+_HEADER = struct.Struct("<IHHII")  # magic, version, type, seq, body_len
+_EVENT = struct.Struct("<II20sIQQ")  # kind, name_len, id, metadata, data, version
+assert _HEADER.size == _shoal.PROTO_HEADER_SIZE and _EVENT.size == _shoal.PROTO_EVENT_SIZE
+_MAGIC = _HEADER.pack(_shoal.PROTO_MAGIC, 0, 0, 0, 0)[:4]
+_KINDS = {
+    "sealed": _shoal.EVENT_SEALED,
+    "deleted": _shoal.EVENT_DELETED,
+    "evicted": _shoal.EVENT_EVICTED,
+    "overflow": _shoal.EVENT_OVERFLOW,
+}
+_GONE = (_shoal.EVENT_DELETED, _shoal.EVENT_EVICTED)
+_OVERFLOW_MSG = (
+    "the store ended the notification subscription: this subscriber fell too "
+    "far behind (overflow); call subscribe() again"
+)
+
+
+def _encode(ev):
+    """ev (a shoal.Event of an object) as the daemon's wire message."""
+    body = _EVENT.pack(
+        _KINDS[ev.kind],
+        0,
+        ev.id.binary() if ev.id is not None else bytes(_shoal.ID_SIZE),
+        ev.metadata_size,
+        ev.data_size,
+        ev.version,
+    )
+    header = _HEADER.pack(
+        _shoal.PROTO_MAGIC, _shoal.PROTO_VERSION, _shoal.PROTO_EVENT, ev.seq & 0xFFFFFFFF, len(body)
+    )
+    return header + body
+
+
+def _pump(sub, wsock):
+    """The notification thread: events of sub into wsock until either ends."""
+    try:
+        while True:
+            ev = sub.next(-1)
+            if ev.kind in _KINDS:
+                wsock.sendall(_encode(ev))
+            if ev.kind == "overflow":
+                return
+    except (shoal.Error, OSError):
+        return  # closed, the store went away, or the reader closed its end
+    finally:
+        wsock.close()
+        sub.close()
+
+
+def _end_notifier(sub, socks, pid):
+    """Ends a subscription: sub, then the reading end of the socket pair and
+    the socket handed out by get_notification_socket (socks)."""
+    sub.close()  # the thread notices within 100 ms and closes its end
+    if pid == os.getpid():
+        # Wakes readers blocked in recv; in a forked child this would cut
+        # the parent's socket, so there only the descriptors are closed.
+        with contextlib.suppress(OSError):
+            socks[0].shutdown(socket.SHUT_RDWR)
+    for sock in socks:
+        sock.close()
+
+
+_notifiers = weakref.WeakSet()
+
+
+def _notifiers_after_fork():
+    for n in list(_notifiers):
+        n.forget()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_notifiers_after_fork)
+
+
+class _Notifier:
+    """One Plasma subscription: the libshoal subscription (with snapshot,
+    as Plasma announced the existing objects), its thread and the socket
+    pair."""
+
+    def __init__(self, path):
+        self.pid = os.getpid()
+        sub = _track(_shoal.Subscription(path, snapshot=True))
+        self.rsock, self.wsock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.user_sock = None
+        self.thread = threading.Thread(
+            target=_pump, args=(sub, self.wsock), name="shoal.plasma notifications", daemon=True
+        )
+        self.thread.start()
+        # Also ends the subscription when the client is dropped unclosed.
+        self._socks = [self.rsock]
+        self._end = weakref.finalize(self, _end_notifier, sub, self._socks, self.pid)
+        _notifiers.add(self)
+
+    def close(self):
+        self._end()
+
+    def usable(self):
+        return self.pid == os.getpid() and self._end.alive and self.thread.is_alive()
+
+    def forget(self):
+        """In a forked child: closes this process's copies of the sockets
+        (without touching the parent's subscription)."""
+        self._end.detach()
+        self.wsock.close()
+        for sock in self._socks:
+            sock.close()
+
+    def check(self):
+        if self.pid != os.getpid():
+            raise PlasmaConnectionError(
+                f"this notification subscription belongs to process {self.pid}, "
+                "before a fork: call subscribe() again in the child"
+            )
+        if not self._end.alive:
+            raise PlasmaConnectionError("the client was disconnected")
+
+    def user_socket(self):
+        self.check()
+        if self.user_sock is None or self.user_sock.fileno() == -1:
+            # A descriptor of its own: closing it leaves the client's.
+            self.user_sock = socket.socket(fileno=os.dup(self.rsock.fileno()))
+            self._socks.append(self.user_sock)
+        return self.user_sock
+
+    def next(self):
+        self.check()
+        while True:
+            try:
+                message = _recv_message(self.rsock)
+            except OSError:
+                if self._end.alive:
+                    raise
+                message = None  # disconnect() closed the socket meanwhile
+            if message is None:
+                raise PlasmaConnectionError(
+                    "the store ended the notification subscription (it stopped, "
+                    "or the client was disconnected)"
+                )
+            ids, dsizes, msizes = decode_notifications(message)
+            if ids:
+                return ids[0], dsizes[0], msizes[0]
+            if _EVENT.unpack_from(message, _HEADER.size)[0] == _shoal.EVENT_OVERFLOW:
+                raise PlasmaConnectionError(_OVERFLOW_MSG)
+
+
+def _recv_message(sock):
+    """One whole message (header and body) from sock, or None at the end of
+    the stream."""
+    header = _recv_exact(sock, _HEADER.size)
+    if header is None:
+        return None
+    body = _recv_exact(sock, _HEADER.unpack(header)[4])
+    return None if body is None else header + body
+
+
+def _recv_exact(sock, n):
+    """n bytes from sock, or None at the end of the stream. Waits in select
+    when the user made the shared descriptor non-blocking."""
+    buf = bytearray()
+    while len(buf) < n:
+        try:
+            chunk = sock.recv(n - len(buf))
+        except BlockingIOError:
+            select.select([sock], [], [])
+            continue
+        if not chunk:
+            return None
+        buf += chunk
+    return bytes(buf)
+
+
+def decode_notifications(buf):
+    """Decodes notification bytes (see PlasmaClient.decode_notifications):
+    returns (object_ids, data_sizes, metadata_sizes). ValueError for bytes
+    that are not whole shoal event messages."""
+    mv = memoryview(buf).cast("B")
+    ids, dsizes, msizes = [], [], []
+    if len(mv) and bytes(mv[:4]) != _MAGIC:
+        _decode_event(mv, ids, dsizes, msizes)  # a single body
+        return ids, dsizes, msizes
+    off = 0
+    while off < len(mv):
+        if len(mv) - off < _HEADER.size:
+            raise ValueError(
+                "decode_notifications: a truncated message header (read 16 bytes, "
+                "then the body_len bytes the header's last field gives)"
+            )
+        magic, version, kind, _, body_len = _HEADER.unpack_from(mv, off)
+        if magic != _shoal.PROTO_MAGIC or version != _shoal.PROTO_VERSION or kind != _shoal.PROTO_EVENT:
+            raise ValueError(f"decode_notifications: not a shoal event message at offset {off}")
+        off += _HEADER.size
+        if len(mv) - off < body_len:
+            raise ValueError(
+                f"decode_notifications: a truncated message ({len(mv) - off} of {body_len} body bytes)"
+            )
+        _decode_event(mv[off : off + body_len], ids, dsizes, msizes)
+        off += body_len
+    return ids, dsizes, msizes
+
+
+def _decode_event(body, ids, dsizes, msizes):
+    if len(body) < _EVENT.size:
+        raise ValueError(f"decode_notifications: an event body of {len(body)} bytes (at least {_EVENT.size})")
+    kind, name_len, oid, msize, dsize, _ = _EVENT.unpack_from(body)
+    if len(body) != _EVENT.size + name_len or not 1 <= kind <= _shoal.EVENT_SNAPSHOT_END:
+        raise ValueError("decode_notifications: a malformed event")
+    if kind == _shoal.EVENT_SEALED:
+        ids.append(ObjectID(oid))
+        dsizes.append(dsize)
+        msizes.append(msize)
+    elif kind in _GONE:
+        ids.append(ObjectID(oid))
+        dsizes.append(-1)
+        msizes.append(-1)
 
 
 def connect(store_socket_name, num_retries=-1):

@@ -36,15 +36,16 @@ def wait_until(predicate, timeout=5.0, interval=0.01, what="condition"):
 class Daemon:
     """One `shoal serve` process on a private socket."""
 
-    def __init__(self, path, memory="256M"):
+    def __init__(self, path, memory="256M", args=()):
         self.path = str(path)
         self.memory = memory
+        self.args = tuple(args)  # more `shoal serve` options
         self.proc = None
 
     def start(self, timeout=10.0):
         assert BINARY, "the shoal executable was not found: build it or set $SHOAL_BIN"
         self.proc = subprocess.Popen(
-            [BINARY, "serve", "-s", self.path, "-m", str(self.memory)],
+            [BINARY, "serve", "-s", self.path, "-m", str(self.memory), *self.args],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )

@@ -191,14 +191,6 @@ def test_buffers_pin_objects(client):
     del data
 
 
-def test_notifications_not_implemented(client):
-    for name in ("subscribe", "get_notification_socket", "get_next_notification"):
-        with pytest.raises(NotImplementedError, match="notification"):
-            getattr(client, name)()
-    with pytest.raises(NotImplementedError):
-        client.decode_notifications(b"")
-
-
 def test_misc(client):
     assert "capacity_bytes" in client.debug_string()
     client.set_client_options("me", 1 << 20)
