@@ -123,3 +123,30 @@ test-valgrind: tests-c
 		$(BUILD)/tests/test_store; do \
 		SHOAL_BIN=$(BUILD)/shoal SHOAL_WRAP="$(VALGRIND)" \
 		SHOAL_STRESS_SCALE=0.2 $(VALGRIND) $$t; done
+
+# Fuzzing with clang's libFuzzer (tests/fuzz/): `make fuzz FUZZ_TIME=60`
+# builds every tests/fuzz/fuzz_*.c harness into build/fuzz/ with ASan and
+# UBSan and runs each for FUZZ_TIME seconds on a copy of its corpus; crashers
+# are added to tests/fuzz/corpus/<harness>/, which `make test` replays with
+# the normal compiler (tests/unit/test_fuzz_replay.c).
+FUZZ_TIME ?= 60
+FUZZ_CC ?= clang
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	-Iinclude -Isrc/common -Isrc/daemon -Isrc/client
+FUZZ_LIB_SRC := $(COMMON_SRC) $(DAEMON_SRC) $(CLIENT_SRC)
+
+.PHONY: fuzz fuzz-build
+fuzz-build: $(FUZZ_BIN)
+
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC) $(wildcard src/*/*.h include/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB_SRC) $(LIBS)
+
+fuzz: $(FUZZ_BIN)
+	tests/fuzz/run.sh $(FUZZ_TIME) $(FUZZ_BIN)
+
+# The corpus replay includes the harnesses' sources.
+$(BUILD)/tests/test_fuzz_replay: $(FUZZ_SRC)

@@ -187,11 +187,15 @@ int client_check_object(const shoal_client *c, const struct proto_object *o);
 void client_fill_view(const shoal_client *c, const struct proto_object *o,
                       const uint8_t *id, shoal_view *v);
 
+/* Allocates the read buffer (done at connect, so that a request is never
+ * sent without room for its reply). Returns 0 or SHOAL_ENOMEM. */
+int client_reader_init(shoal_client *c);
+
 /*
  * Reads one whole message. *h receives its header, *body its body (valid
  * until the next read). io_lock must be held. Returns 0, SHOAL_EPROTO for a
- * header that does not frame the stream (the client is then broken),
- * SHOAL_EUNAVAILABLE, SHOAL_ENOMEM or -errno.
+ * header that does not frame the stream, SHOAL_EUNAVAILABLE, SHOAL_ENOMEM
+ * or -errno; every failure leaves the client broken.
  */
 int client_read_message(shoal_client *c, struct proto_header *h,
                         const uint8_t **body);

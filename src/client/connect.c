@@ -29,6 +29,7 @@
 
 #include "client_internal.h"
 #include "layout.h"
+#include "os.h"
 
 /* Largest HELLO reply body accepted (a fixed struct or an error message). */
 #define HELLO_REPLY_MAX 65536
@@ -187,7 +188,7 @@ static int recv_exact(int sock, void *buf, size_t len, int *fd)
 		                    .msg_iovlen = 1,
 		                    .msg_control = ctl.buf,
 		                    .msg_controllen = sizeof(ctl.buf)};
-		ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+		ssize_t n = os_recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -211,8 +212,8 @@ static int send_exact(int sock, const void *buf, size_t len)
 	size_t done = 0;
 
 	while (done < len) {
-		ssize_t n = send(sock, (const uint8_t *)buf + done, len - done,
-		                 MSG_NOSIGNAL);
+		ssize_t n = os_send(sock, (const uint8_t *)buf + done,
+		                    len - done, MSG_NOSIGNAL);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -256,7 +257,7 @@ static int hello(shoal_client *c, struct proto_hello_reply *rep, int *arena_fd)
 	    h.type != (PROTO_HELLO | PROTO_REPLY) || h.request_id != id ||
 	    h.body_len < sizeof(r))
 		return SHOAL_EPROTO;
-	body = malloc(h.body_len);
+	body = os_malloc(h.body_len);
 	if (!body)
 		return SHOAL_ENOMEM;
 	rc = recv_exact(c->fd, body, h.body_len, arena_fd);
@@ -296,8 +297,8 @@ static int map_arena(shoal_client *c, const struct proto_hello_reply *rep,
 	    rep->data_offset > rep->map_size ||
 	    rep->capacity > rep->map_size - rep->data_offset)
 		return SHOAL_EARENA;
-	p = mmap(NULL, rep->map_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-	         0);
+	p = os_mmap(NULL, rep->map_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+	            0);
 	if (p == MAP_FAILED)
 		return errno == ENOMEM ? SHOAL_ENOMEM : -errno;
 	c->base = p;
@@ -312,7 +313,7 @@ static int map_arena(shoal_client *c, const struct proto_hello_reply *rep,
 	    lh->map_size != rep->map_size)
 		return SHOAL_EARENA;
 	c->nchunks = (size_t)((c->map_size + LAYOUT_CHUNK - 1) / LAYOUT_CHUNK);
-	c->populated = calloc((c->nchunks + 63) / 64, sizeof(uint64_t));
+	c->populated = os_calloc((c->nchunks + 63) / 64, sizeof(uint64_t));
 	if (!c->populated)
 		return SHOAL_ENOMEM;
 	return 0;
@@ -366,7 +367,7 @@ SHOAL_API int shoal_connect(const char *socket_path, shoal_client **out)
 	if (strlen(socket_path) >= sizeof(def))
 		return SHOAL_ETOOBIG;
 
-	c = calloc(1, sizeof(*c));
+	c = os_calloc(1, sizeof(*c));
 	if (!c)
 		return SHOAL_ENOMEM;
 	c->fd = -1;
@@ -374,7 +375,7 @@ SHOAL_API int shoal_connect(const char *socket_path, shoal_client **out)
 	c->next_request = 1;
 	c->unsealed.by_id = true;
 	c->page_size = (size_t)sysconf(_SC_PAGESIZE);
-	c->path = strdup(socket_path);
+	c->path = os_strdup(socket_path);
 	if (!c->path || pthread_mutex_init(&c->io_lock, NULL) != 0) {
 		rc = SHOAL_ENOMEM;
 		goto fail;
@@ -385,6 +386,9 @@ SHOAL_API int shoal_connect(const char *socket_path, shoal_client **out)
 		goto fail;
 	}
 	c->locks_ready = true;
+	rc = client_reader_init(c);
+	if (rc < 0)
+		goto fail;
 
 	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (c->fd < 0) {

@@ -25,6 +25,7 @@
 
 #include "client_internal.h"
 #include "layout.h"
+#include "os.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -86,7 +87,8 @@ static int populate_range(shoal_client *c, uint64_t off, uint64_t end)
 	end = (end + mask) & ~mask;
 	if (end > c->map_size)
 		end = c->map_size;
-	while (madvise(c->base + start, end - start, MADV_POPULATE_WRITE) < 0)
+	while (os_madvise(c->base + start, end - start, MADV_POPULATE_WRITE) <
+	       0)
 		if (errno != EINTR && errno != EAGAIN)
 			return -errno;
 	return 0;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "client_internal.h"
+#include "os.h"
 
 #define REFMAP_MIN_CAPACITY 16
 
@@ -81,7 +82,7 @@ int client_refmap_reserve(struct client_refmap *m, size_t extra)
 		new_cap *= 2;
 	if (new_cap == cap)
 		return 0;
-	fresh = calloc(new_cap, sizeof(*fresh));
+	fresh = os_calloc(new_cap, sizeof(*fresh));
 	if (!fresh)
 		return SHOAL_ENOMEM;
 	m->slots = fresh;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "client_internal.h"
+#include "os.h"
 
 struct shoal_subscription {
 	shoal_client *c;
@@ -30,7 +31,7 @@ SHOAL_API int shoal_subscribe(const char *socket_path, unsigned flags,
 
 	if (!out)
 		return SHOAL_EINVAL;
-	s = calloc(1, sizeof(*s));
+	s = os_calloc(1, sizeof(*s));
 	if (!s)
 		return SHOAL_ENOMEM;
 	rc = shoal_connect(socket_path, &s->c);

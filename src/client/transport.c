@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "client_internal.h"
+#include "os.h"
 
 #define RBUF_INITIAL (64u << 10)
 #define MAX_IOV      8
@@ -53,7 +54,7 @@ static int send_all(shoal_client *c, struct iovec *iov, int iovcnt)
 {
 	while (iovcnt > 0) {
 		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = iovcnt};
-		ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+		ssize_t n = os_sendmsg(c->fd, &mh, MSG_NOSIGNAL);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -206,7 +207,10 @@ void client_end(shoal_client *c)
 /*
  * Makes sure the buffer holds at least `need` unread bytes, reading from the
  * socket as required. Returns 0, SHOAL_EUNAVAILABLE (EOF or reset),
- * SHOAL_ENOMEM or -errno; read failures mark the client broken.
+ * SHOAL_ENOMEM or -errno. Every failure marks the client broken: a reply
+ * left half read would be taken for the answer to the next request (and a
+ * GET reply not taken leaves objects pinned that only a disconnect
+ * releases).
  */
 static int fill(shoal_client *c, size_t need)
 {
@@ -217,16 +221,17 @@ static int fill(shoal_client *c, size_t need)
 		c->rstart = 0;
 		c->rend = have;
 		if (c->rcap < need) {
-			uint8_t *p = realloc(c->rbuf, need);
+			uint8_t *p = os_realloc(c->rbuf, need);
 
 			if (!p)
-				return SHOAL_ENOMEM;
+				return mark_broken(c, SHOAL_ENOMEM);
 			c->rbuf = p;
 			c->rcap = need;
 		}
 	}
 	while (c->rend - c->rstart < need) {
-		ssize_t n = read(c->fd, c->rbuf + c->rend, c->rcap - c->rend);
+		ssize_t n =
+		        os_read(c->fd, c->rbuf + c->rend, c->rcap - c->rend);
 
 		if (n == 0)
 			return mark_broken(c, SHOAL_EUNAVAILABLE);
@@ -245,17 +250,24 @@ static int fill(shoal_client *c, size_t need)
  * until the next read). Returns 0, SHOAL_EPROTO for a header that does not
  * frame the stream (the client is then broken), or what fill() returns.
  */
-int client_read_message(shoal_client *c, struct proto_header *h,
-                        const uint8_t **body)
+int client_reader_init(shoal_client *c)
 {
-	int rc;
-
 	if (!c->rbuf) {
-		c->rbuf = malloc(RBUF_INITIAL);
+		c->rbuf = os_malloc(RBUF_INITIAL);
 		if (!c->rbuf)
 			return SHOAL_ENOMEM;
 		c->rcap = RBUF_INITIAL;
 	}
+	return 0;
+}
+
+int client_read_message(shoal_client *c, struct proto_header *h,
+                        const uint8_t **body)
+{
+	int rc = client_reader_init(c);
+
+	if (rc < 0)
+		return mark_broken(c, rc);
 	rc = fill(c, sizeof(*h));
 	if (rc < 0)
 		return rc;
@@ -339,12 +351,12 @@ int client_reserve_views(shoal_client *c, size_t extra)
 		return rc;
 	cap = client_refmap_capacity(&c->views);
 	if (cap > c->pending_cap) {
-		uint64_t *p = realloc(c->pending, cap * sizeof(*p));
+		uint64_t *p = os_realloc(c->pending, cap * sizeof(*p));
 
 		if (!p)
 			return SHOAL_ENOMEM;
 		c->pending = p;
-		p = realloc(c->rel_out, cap * sizeof(*p));
+		p = os_realloc(c->rel_out, cap * sizeof(*p));
 		if (!p)
 			return SHOAL_ENOMEM;
 		c->rel_out = p;

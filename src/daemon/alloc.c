@@ -56,6 +56,7 @@
 #include <string.h>
 
 #include "layout.h"
+#include "os.h"
 #include "shoal.h"
 
 #define GRANULE_SHIFT 6
@@ -114,15 +115,17 @@ struct alloc {
 };
 
 /*
- * The one source of metadata memory (realloc(NULL, n) allocates). Weak so
- * that a test can link its own and make growth fail, to check that
- * SHOAL_ENOMEM leaves everything unchanged. Not part of the API.
+ * The one source of metadata memory (realloc(NULL, n) allocates). It goes
+ * through the system seam (os.h), so the daemon's fault tests reach the
+ * allocator too; it is also weak, so that test_alloc can link its own and
+ * make growth fail without any other part of the daemon. Not part of the
+ * API.
  */
 void *alloc__realloc(void *p, size_t n) __attribute__((weak));
 
 void *alloc__realloc(void *p, size_t n)
 {
-	return realloc(p, n);
+	return os_realloc(p, n);
 }
 
 static unsigned log2_floor(uint64_t x)

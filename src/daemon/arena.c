@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "layout.h"
+#include "os.h"
 #include "shoal.h"
 
 static uint64_t round_up(uint64_t n, uint64_t to)
@@ -166,8 +167,8 @@ int arena_open(struct arena *a, uint64_t capacity, const char *dir, char *err,
 	if (!dir)
 		(void)fcntl(a->fd, F_ADD_SEALS,
 		            F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
-	a->base = mmap(NULL, a->map_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-	               a->fd, 0);
+	a->base = os_mmap(NULL, a->map_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+	                  a->fd, 0);
 	if (a->base == MAP_FAILED) {
 		rc = -errno;
 		a->base = NULL;
@@ -175,7 +176,7 @@ int arena_open(struct arena *a, uint64_t capacity, const char *dir, char *err,
 		goto fail;
 	}
 	a->nchunks = (a->map_size + LAYOUT_CHUNK - 1) / LAYOUT_CHUNK;
-	a->chunks = calloc(a->nchunks, 1);
+	a->chunks = os_calloc(a->nchunks, 1);
 	if (!a->chunks) {
 		rc = SHOAL_ENOMEM;
 		snprintf(err, size, "out of memory");
@@ -195,7 +196,7 @@ int arena_open(struct arena *a, uint64_t capacity, const char *dir, char *err,
 	h.start_time_ns = (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 	/* The header page is the first write: on a backing that cannot give
 	 * even one page this fails cleanly instead of raising SIGBUS. */
-	if (madvise(a->base, LAYOUT_HEADER_SIZE, MADV_POPULATE_WRITE) != 0 &&
+	if (os_madvise(a->base, LAYOUT_HEADER_SIZE, MADV_POPULATE_WRITE) != 0 &&
 	    errno != EINVAL) {
 		rc = -errno;
 		snprintf(err, size, "cannot allocate the arena header: %s",
@@ -273,13 +274,14 @@ void arena_mark_touched(struct arena *a, uint64_t off, uint64_t len)
 		                         memory_order_relaxed);
 }
 
-uint64_t arena_trim(struct arena *a, uint64_t off, uint64_t len,
-                    uint64_t max_chunks)
+long arena_trim(struct arena *a, uint64_t off, uint64_t len,
+                uint64_t max_chunks)
 {
-	uint64_t c, end, done = 0;
+	uint64_t c, end;
+	long done = 0;
 
 	inner_chunks(a, off, len, &c, &end);
-	for (; c < end && done < max_chunks; c++) {
+	for (; c < end && (uint64_t)done < max_chunks; c++) {
 		if (!(atomic_load_explicit(&a->chunks[c],
 		                           memory_order_relaxed) &
 		      ARENA_TOUCHED))
@@ -288,10 +290,14 @@ uint64_t arena_trim(struct arena *a, uint64_t off, uint64_t len,
 		uint64_t n = LAYOUT_CHUNK;
 		if (start + n > a->map_size)
 			n = a->map_size - start;
-		if (fallocate(a->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		              (off_t)start, (off_t)n) == 0)
-			atomic_store_explicit(&a->chunks[c], 0,
-			                      memory_order_relaxed);
+		/* A failure (EOPNOTSUPP on a filesystem that cannot punch
+		 * holes, EIO, ...) would fail again at once: stop, so that
+		 * the caller does not retry in a loop. */
+		if (os_fallocate(a->fd,
+		                 FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		                 (off_t)start, (off_t)n) != 0)
+			return -errno;
+		atomic_store_explicit(&a->chunks[c], 0, memory_order_relaxed);
 		done++;
 	}
 	return done;
@@ -319,7 +325,7 @@ static void *prefault_main(void *arg)
 		uint64_t n = LAYOUT_CHUNK;
 		if (start + n > a->map_size)
 			n = a->map_size - start;
-		if (madvise(a->base + start, n, MADV_POPULATE_WRITE) != 0)
+		if (os_madvise(a->base + start, n, MADV_POPULATE_WRITE) != 0)
 			break; /* out of memory: leave the rest to clients */
 		atomic_fetch_or_explicit(&a->chunks[c],
 		                         ARENA_BACKED | ARENA_TOUCHED,

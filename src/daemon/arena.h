@@ -61,9 +61,10 @@ void arena_mark_touched(struct arena *a, uint64_t off, uint64_t len);
 
 /* Returns the pages of the touched chunks fully inside [off, off + len) to
  * the OS (the range must hold no object) and forgets them; stops after
- * max_chunks chunks. Returns the number of chunks trimmed. */
-uint64_t arena_trim(struct arena *a, uint64_t off, uint64_t len,
-                    uint64_t max_chunks);
+ * max_chunks chunks. Returns the number of chunks trimmed, or -errno when
+ * the backing refused to free a chunk (which then keeps its flags). */
+long arena_trim(struct arena *a, uint64_t off, uint64_t len,
+                uint64_t max_chunks);
 
 /* Bytes in chunks known to be backed. */
 uint64_t arena_backed_bytes(const struct arena *a);

@@ -15,6 +15,7 @@
 
 #include "layout.h"
 #include "net.h"
+#include "os.h"
 #include "server.h"
 
 typedef enum cmd_result handler(struct conn *c, const struct proto_header *h,
@@ -256,24 +257,38 @@ static uint32_t list_limit(uint32_t asked)
 	return asked == 0 || asked > PROTO_LIST_MAX ? PROTO_LIST_MAX : asked;
 }
 
+/*
+ * Listing replies are reserved at their exact size, found by a first pass
+ * over the page: reserving (and zeroing) the largest possible page would
+ * cost up to 4 MiB per LIST_NAMES however few names there are.
+ */
 static enum cmd_result cmd_list(struct conn *c, const struct proto_header *h,
                                 const uint8_t *body, bool final)
 {
 	const struct objtab *t = &c->srv->store.objs;
 	struct proto_list req;
 	struct proto_list_reply head = {0};
+	uint64_t s, end;
 
 	(void) final;
 	if (proto_decode_fixed(body, h->body_len, &req, sizeof(req)))
 		REPLY_ERR(c, h, SHOAL_EPROTO, "malformed list");
 	uint32_t limit = list_limit(req.limit);
+	for (end = req.cursor; end < t->nslots && head.count < limit; end++) {
+		const struct object *o = objtab_get(t, (uint32_t)end);
+		if (o->state != OBJ_FREE && !o->deleted)
+			head.count++;
+	}
+	head.next_cursor = end < t->nslots ? end : 0;
 	uint8_t *p = conn_reply(
 	        c, h->type, h->request_id,
-	        sizeof(head) + (size_t)limit * sizeof(struct proto_list_entry));
+	        sizeof(head) +
+	                (size_t)head.count * sizeof(struct proto_list_entry));
 	if (!p)
 		return CMD_DONE;
-	uint64_t s = req.cursor;
-	for (; s < t->nslots && head.count < limit; s++) {
+	memcpy(p, &head, sizeof(head));
+	p += sizeof(head);
+	for (s = req.cursor; s < end; s++) {
 		const struct object *o = objtab_get(t, (uint32_t)s);
 		if (o->state == OBJ_FREE || o->deleted)
 			continue;
@@ -286,20 +301,9 @@ static enum cmd_result cmd_list(struct conn *c, const struct proto_header *h,
 		e.holders = o->holders;
 		e.create_time_ns = o->create_time_ns;
 		e.names = o->names;
-		memcpy(p + sizeof(head) + head.count * sizeof(e), &e,
-		       sizeof(e));
-		head.count++;
+		memcpy(p, &e, sizeof(e));
+		p += sizeof(e);
 	}
-	head.next_cursor = s < t->nslots ? s : 0;
-	memcpy(p, &head, sizeof(head));
-	/* Give back the unused tail of the reservation. */
-	size_t unused =
-	        (size_t)(limit - head.count) * sizeof(struct proto_list_entry);
-	c->out_len -= unused;
-	struct proto_header rh;
-	memcpy(&rh, p - sizeof(rh), sizeof(rh));
-	rh.body_len -= (uint32_t)unused;
-	memcpy(p - sizeof(rh), &rh, sizeof(rh));
 	return CMD_DONE;
 }
 
@@ -311,19 +315,26 @@ static enum cmd_result cmd_list_names(struct conn *c,
 	const struct names *n = &st->names;
 	struct proto_list req;
 	struct proto_list_reply head = {0};
+	size_t len = sizeof(head);
+	uint64_t s, end;
 
 	(void) final;
 	if (proto_decode_fixed(body, h->body_len, &req, sizeof(req)))
 		REPLY_ERR(c, h, SHOAL_EPROTO, "malformed list");
 	uint32_t limit = list_limit(req.limit);
-	size_t max = sizeof(head) +
-	             (size_t)limit * proto_name_entry_size(SHOAL_NAME_MAX);
-	uint8_t *p = conn_reply(c, h->type, h->request_id, max);
+	for (end = req.cursor; end < n->nslots && head.count < limit; end++) {
+		if (n->slots[end].name) {
+			len += proto_name_entry_size(n->slots[end].len);
+			head.count++;
+		}
+	}
+	head.next_cursor = end < n->nslots ? end : 0;
+	uint8_t *p = conn_reply(c, h->type, h->request_id, len);
 	if (!p)
 		return CMD_DONE;
-	size_t pos = sizeof(head);
-	uint64_t s = req.cursor;
-	for (; s < n->nslots && head.count < limit; s++) {
+	memcpy(p, &head, sizeof(head));
+	p += sizeof(head);
+	for (s = req.cursor; s < end; s++) {
 		const struct name_entry *ne = &n->slots[s];
 		if (!ne->name)
 			continue;
@@ -334,19 +345,10 @@ static enum cmd_result cmd_list_names(struct conn *c,
 		e.version = ne->version;
 		e.data_size = o->data_size;
 		e.metadata_size = o->metadata_size;
-		memcpy(p + pos, &e, sizeof(e));
-		memcpy(p + pos + sizeof(e), ne->name, ne->len);
-		pos += proto_name_entry_size(ne->len);
-		head.count++;
+		memcpy(p, &e, sizeof(e));
+		memcpy(p + sizeof(e), ne->name, ne->len);
+		p += proto_name_entry_size(ne->len); /* padding stays zero */
 	}
-	head.next_cursor = s < n->nslots ? s : 0;
-	memcpy(p, &head, sizeof(head));
-	size_t unused = max - pos;
-	c->out_len -= unused;
-	struct proto_header rh;
-	memcpy(&rh, p - sizeof(rh), sizeof(rh));
-	rh.body_len -= (uint32_t)unused;
-	memcpy(p - sizeof(rh), &rh, sizeof(rh));
 	return CMD_DONE;
 }
 
@@ -470,7 +472,7 @@ static enum cmd_result cmd_debug_check(struct conn *c,
 	if (!srv->opt.debug_checks)
 		REPLY_ERR(c, h, SHOAL_EINVAL,
 		          "consistency checks are off (serve --debug-checks)");
-	clients = calloc(srv->nconns + 1, sizeof(*clients));
+	clients = os_calloc(srv->nconns + 1, sizeof(*clients));
 	if (!clients)
 		REPLY_ERR(c, h, SHOAL_ENOMEM, "out of memory");
 	for (uint32_t i = 0; i < srv->nconns; i++)

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "server.h"
+#include "os.h"
 
 #define CONN_READ_BUDGET (256u << 10)
 #define CONN_BUF_KEEP    (64u << 10)
@@ -33,7 +34,7 @@ void *conn_out_reserve(struct conn *c, size_t len)
 		size_t cap = c->out_cap ? c->out_cap : 4096;
 		while (cap < c->out_len + len)
 			cap *= 2;
-		uint8_t *n = realloc(c->out, cap);
+		uint8_t *n = os_realloc(c->out, cap);
 		if (!n) {
 			c->closing = true;
 			return NULL;
@@ -96,8 +97,8 @@ static void shrink(uint8_t **buf, size_t *cap)
 static bool conn_flush(struct conn *c)
 {
 	while (c->out_off < c->out_len) {
-		ssize_t n = send(c->fd, c->out + c->out_off,
-		                 c->out_len - c->out_off, MSG_NOSIGNAL);
+		ssize_t n = os_send(c->fd, c->out + c->out_off,
+		                    c->out_len - c->out_off, MSG_NOSIGNAL);
 		if (n > 0) {
 			c->out_off += (size_t)n;
 			c->out_stalled_ns = 0;
@@ -230,7 +231,7 @@ static bool conn_read(struct conn *c)
 			size_t cap = c->in_cap ? c->in_cap * 2 : 16384;
 			if (cap > max)
 				cap = max;
-			uint8_t *n = realloc(c->in, cap);
+			uint8_t *n = os_realloc(c->in, cap);
 			if (!n)
 				return false;
 			c->in = n;
@@ -239,7 +240,7 @@ static bool conn_read(struct conn *c)
 		size_t want = c->in_cap - c->in_len;
 		if (want > budget)
 			want = budget;
-		ssize_t n = recv(c->fd, c->in + c->in_len, want, 0);
+		ssize_t n = os_recv(c->fd, c->in + c->in_len, want, 0);
 		if (n > 0) {
 			c->in_len += (size_t)n;
 			budget -= (size_t)n;
@@ -256,15 +257,18 @@ static bool conn_read(struct conn *c)
 	return true;
 }
 
-/* Reading is on unless the input is full, a request is parked and the
- * buffer holds a whole one already, or replies pile up. */
+static bool in_full(const struct conn *c)
+{
+	return c->in_len >= sizeof(struct proto_header) + PROTO_MAX_REQUEST;
+}
+
+/* Reading is on unless the input is full (a parked request holds it) or
+ * replies pile up. */
 static void conn_update_mask(struct conn *c)
 {
 	unsigned mask = 0;
-	bool in_full =
-	        c->in_len >= sizeof(struct proto_header) + PROTO_MAX_REQUEST;
 
-	if (!c->closing && !in_full && out_pending(c) < CONN_OUT_SOFT_CAP)
+	if (!c->closing && !in_full(c) && out_pending(c) < CONN_OUT_SOFT_CAP)
 		mask |= LOOP_READ;
 	if (out_pending(c))
 		mask |= LOOP_WRITE;
@@ -292,6 +296,14 @@ void conn_on_event(struct loop *l, int fd, void *ctx, unsigned events)
 			return;
 		}
 		conn_process(c, false, false);
+		/* Hung up with the input still full (a parked request at
+		 * its front): the client is gone, the rest of what it sent
+		 * cannot be read, and epoll would report the hang-up again
+		 * on every turn. */
+		if ((events & LOOP_ERROR) && in_full(c)) {
+			conn_close(c);
+			return;
+		}
 	}
 	if (events & LOOP_WRITE) {
 		if (!conn_flush(c)) {

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "loop_backend.h"
+#include "os.h"
 #include "shoal.h"
 
 #define LOOP_BATCH 256
@@ -35,7 +36,7 @@ struct loop {
 
 int loop_create(struct loop **out)
 {
-	struct loop *l = calloc(1, sizeof(*l));
+	struct loop *l = os_calloc(1, sizeof(*l));
 	int rc;
 
 	if (!l)
@@ -68,7 +69,8 @@ int loop_watch(struct loop *l, int fd, unsigned mask, loop_fd_fn *fn, void *ctx)
 		int n = l->nfds ? l->nfds : 64;
 		while (n <= fd)
 			n *= 2;
-		struct loop_entry *t = realloc(l->fds, (size_t)n * sizeof(*t));
+		struct loop_entry *t =
+		        os_realloc(l->fds, (size_t)n * sizeof(*t));
 		if (!t)
 			return SHOAL_ENOMEM;
 		memset(t + l->nfds, 0, (size_t)(n - l->nfds) * sizeof(*t));

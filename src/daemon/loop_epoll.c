@@ -10,6 +10,7 @@
 
 #include "loop.h"
 #include "loop_backend.h"
+#include "os.h"
 #include "shoal.h"
 
 struct loop_backend {
@@ -20,11 +21,11 @@ struct loop_backend {
 
 int loop_backend_create(struct loop_backend **out, int max_events)
 {
-	struct loop_backend *b = calloc(1, sizeof(*b));
+	struct loop_backend *b = os_calloc(1, sizeof(*b));
 
 	if (!b)
 		return SHOAL_ENOMEM;
-	b->events = calloc((size_t)max_events, sizeof(*b->events));
+	b->events = os_calloc((size_t)max_events, sizeof(*b->events));
 	b->max = max_events;
 	b->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (!b->events || b->epfd < 0) {

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "os.h"
 #include "shoal.h"
 #include "u64map.h"
 
@@ -19,7 +20,7 @@ int names_init(struct names *n)
 	memset(n, 0, sizeof(*n));
 	n->free_head = NAME_NIL;
 	n->nbuckets = 64;
-	n->buckets = malloc(n->nbuckets * sizeof(*n->buckets));
+	n->buckets = os_malloc(n->nbuckets * sizeof(*n->buckets));
 	if (!n->buckets)
 		return SHOAL_ENOMEM;
 	memset(n->buckets, 0xff, n->nbuckets * sizeof(*n->buckets));
@@ -51,7 +52,7 @@ uint32_t names_find(const struct names *n, const char *name, size_t len)
 
 static int rehash(struct names *n, uint32_t nbuckets)
 {
-	uint32_t *b = malloc((size_t)nbuckets * sizeof(*b));
+	uint32_t *b = os_malloc((size_t)nbuckets * sizeof(*b));
 
 	if (!b)
 		return SHOAL_ENOMEM;
@@ -72,7 +73,7 @@ static int rehash(struct names *n, uint32_t nbuckets)
 int names_add(struct names *n, const char *name, size_t len, uint32_t obj,
               uint64_t version, uint32_t *slot)
 {
-	char *copy = malloc(len + 1);
+	char *copy = os_malloc(len + 1);
 	uint32_t s;
 
 	if (!copy)
@@ -81,7 +82,7 @@ int names_add(struct names *n, const char *name, size_t len, uint32_t obj,
 		uint32_t cap = n->cap ? n->cap * 2 : 64;
 		struct name_entry *ns = NULL;
 		if (n->cap < NAME_NIL / 2)
-			ns = realloc(n->slots, (size_t)cap * sizeof(*ns));
+			ns = os_realloc(n->slots, (size_t)cap * sizeof(*ns));
 		if (!ns) {
 			free(copy);
 			return SHOAL_ENOMEM;

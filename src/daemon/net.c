@@ -18,6 +18,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "os.h"
 #include "shoal.h"
 
 static int fill_addr(struct sockaddr_un *sa, const char *path)
@@ -96,8 +97,8 @@ int net_accept(int listen_fd)
 	int fd;
 
 	do
-		fd = accept4(listen_fd, NULL, NULL,
-		             SOCK_NONBLOCK | SOCK_CLOEXEC);
+		fd = os_accept4(listen_fd, NULL, NULL,
+		                SOCK_NONBLOCK | SOCK_CLOEXEC);
 	while (fd < 0 && errno == EINTR);
 	return fd < 0 ? -errno : fd;
 }
@@ -121,7 +122,7 @@ long net_send_with_fd(int sock, const void *buf, size_t len, int fd)
 	c->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(c), &fd, sizeof(int));
 	do
-		n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+		n = os_sendmsg(sock, &msg, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
 	return n < 0 ? -errno : (long)n;
 }

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "os.h"
 #include "u64map.h"
 
 int objtab_init(struct objtab *t)
@@ -22,7 +23,7 @@ int objtab_init(struct objtab *t)
 	t->free_head = OBJ_NIL;
 	t->lru_head = t->lru_tail = OBJ_NIL;
 	t->nbuckets = 64;
-	t->buckets = malloc(t->nbuckets * sizeof(*t->buckets));
+	t->buckets = os_malloc(t->nbuckets * sizeof(*t->buckets));
 	if (!t->buckets)
 		return SHOAL_ENOMEM;
 	memset(t->buckets, 0xff, t->nbuckets * sizeof(*t->buckets));
@@ -53,7 +54,7 @@ uint32_t objtab_find(const struct objtab *t, const uint8_t *id)
 
 static int rehash(struct objtab *t, uint32_t nbuckets)
 {
-	uint32_t *b = malloc((size_t)nbuckets * sizeof(*b));
+	uint32_t *b = os_malloc((size_t)nbuckets * sizeof(*b));
 
 	if (!b)
 		return SHOAL_ENOMEM;
@@ -95,7 +96,7 @@ int objtab_add(struct objtab *t, const uint8_t *id, uint32_t *slot)
 			struct object *n;
 			if (t->cap >= OBJ_NIL / 2)
 				return SHOAL_ENOMEM;
-			n = realloc(t->slots, (size_t)cap * sizeof(*n));
+			n = os_realloc(t->slots, (size_t)cap * sizeof(*n));
 			if (!n)
 				return SHOAL_ENOMEM;
 			t->slots = n;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "server.h"
+#include "os.h"
 #include "shoal.h"
 
 static void usage(FILE *f)
@@ -237,7 +238,7 @@ int daemon_main(int argc, char **argv)
 		}
 		opt.capacity = (uint64_t)si.totalram * si.mem_unit / 4;
 	}
-	srv = calloc(1, sizeof(*srv));
+	srv = os_calloc(1, sizeof(*srv));
 	if (!srv) {
 		fprintf(stderr, "shoal serve: out of memory\n");
 		return 1;

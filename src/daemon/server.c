@@ -20,9 +20,11 @@
 #include <unistd.h>
 
 #include "net.h"
+#include "os.h"
 
 #define STALL_CHECK_NS       200000000ull /* 200 ms */
 #define TRIM_CHUNKS_PER_TURN 16 /* ~32 MiB: a few ms of hole punching */
+#define ACCEPT_PAUSE_NS      100000000ull /* 100 ms without fds to spare */
 
 uint64_t server_now_ns(void)
 {
@@ -34,11 +36,11 @@ uint64_t server_now_ns(void)
 
 struct conn *server_add_conn(struct server *srv, int fd)
 {
-	struct conn *c = calloc(1, sizeof(*c));
+	struct conn *c = os_calloc(1, sizeof(*c));
 
 	if (c && srv->nconns == srv->conns_cap) {
 		uint32_t cap = srv->conns_cap ? srv->conns_cap * 2 : 64;
-		struct conn **n = realloc(srv->conns, cap * sizeof(*n));
+		struct conn **n = os_realloc(srv->conns, cap * sizeof(*n));
 		if (n) {
 			srv->conns = n;
 			srv->conns_cap = cap;
@@ -69,8 +71,18 @@ static void on_accept(struct loop *l, int fd, void *ctx, unsigned events)
 	(void)events;
 	for (int i = 0; i < 64; i++) {
 		int cfd = net_accept(srv->listen_fd);
+		if (cfd == -EMFILE || cfd == -ENFILE || cfd == -ENOBUFS ||
+		    cfd == -ENOMEM) {
+			/* The connection stays in the backlog and epoll would
+			 * report it on every turn: pause accepting instead of
+			 * spinning until fds or memory come back. */
+			if (loop_mask(srv->loop, srv->listen_fd, 0) == 0)
+				srv->accept_resume_ns =
+				        server_now_ns() + ACCEPT_PAUSE_NS;
+			return;
+		}
 		if (cfd < 0)
-			return; /* EAGAIN, or EMFILE: retried next turn */
+			return;                  /* EAGAIN: all accepted */
 		(void)server_add_conn(srv, cfd); /* closed if it failed */
 	}
 }
@@ -132,24 +144,36 @@ static void wake_parked(struct server *srv)
 struct trim_ctx {
 	struct server *srv;
 	uint64_t budget;
+	bool failed;
 };
 
 static int trim_free_block(void *ctx, uint64_t offset, uint64_t size)
 {
 	struct trim_ctx *t = ctx;
+	long n = arena_trim(&t->srv->arena, offset, size, t->budget);
 
-	t->budget -= arena_trim(&t->srv->arena, offset, size, t->budget);
+	if (n < 0) {
+		t->failed = true;
+		return 1;
+	}
+	t->budget -= (uint64_t)n;
 	return t->budget == 0;
 }
 
-/* Returns freed memory to the OS, a bounded amount per turn. Returns
- * whether more may be left. */
+/*
+ * Returns freed memory to the OS, a bounded amount per turn. Returns
+ * whether more may be left. When the backing refuses, trimming waits for
+ * the next free: retrying at once would only spin the loop.
+ */
 static bool trim_some(struct server *srv)
 {
-	struct trim_ctx t = {srv, TRIM_CHUNKS_PER_TURN};
+	struct trim_ctx t = {srv, TRIM_CHUNKS_PER_TURN, false};
 
 	alloc_foreach_free(srv->store.alloc, trim_free_block, &t);
-	return t.budget == 0;
+	if (t.failed && srv->opt.verbose)
+		fprintf(stderr, "shoal: cannot give freed memory back to the "
+		                "OS; will retry after the next free\n");
+	return !t.failed && t.budget == 0;
 }
 
 static void drop_stalled(struct server *srv, uint64_t now)
@@ -188,11 +212,16 @@ static int before_sleep(struct loop *l, void *ctx)
 		drop_stalled(srv, now);
 		srv->next_stall_check_ns = now + STALL_CHECK_NS;
 	}
+	if (srv->accept_resume_ns && now >= srv->accept_resume_ns &&
+	    loop_mask(srv->loop, srv->listen_fd, LOOP_READ) == 0)
+		srv->accept_resume_ns = 0;
 	if (srv->trim_wanted)
 		srv->trim_wanted = trim_some(srv);
 	if (srv->trim_wanted)
 		return 0;
 	next = srv->next_stall_check_ns;
+	if (srv->accept_resume_ns && srv->accept_resume_ns < next)
+		next = srv->accept_resume_ns;
 	for (struct conn *c = srv->park_head; c; c = c->park_next)
 		if (c->deadline_ns < next)
 			next = c->deadline_ns;
@@ -253,10 +282,14 @@ int server_init(struct server *srv, const struct server_options *opt, char *err,
 	sigaddset(&mask, SIGINT);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	srv->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (srv->signal_fd < 0 ||
-	    loop_watch(srv->loop, srv->listen_fd, LOOP_READ, on_accept, srv) ||
-	    loop_watch(srv->loop, srv->signal_fd, LOOP_READ, on_signal, srv)) {
-		rc = -errno;
+	rc = srv->signal_fd < 0 ? -errno : 0;
+	if (rc == 0)
+		rc = loop_watch(srv->loop, srv->listen_fd, LOOP_READ, on_accept,
+		                srv);
+	if (rc == 0)
+		rc = loop_watch(srv->loop, srv->signal_fd, LOOP_READ, on_signal,
+		                srv);
+	if (rc) {
 		snprintf(err, size, "cannot set up the event loop");
 		goto fail;
 	}

@@ -76,6 +76,7 @@ struct server {
 	struct conn *subs; /* subscribers */
 	bool subs_dirty;   /* events were queued since the last flush */
 	uint64_t next_stall_check_ns;
+	uint64_t accept_resume_ns; /* accepting paused until then; 0: not */
 	bool trim_wanted;
 };
 

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "layout.h"
+#include "os.h"
 
 static uint64_t now_ns(int clock)
 {
@@ -441,7 +442,7 @@ static void record_dropped(struct store *st, const uint8_t *id)
 {
 	if (st->ndropped == st->dropped_cap) {
 		size_t cap = st->dropped_cap ? st->dropped_cap * 2 : 16;
-		void *n = realloc(st->dropped, cap * SHOAL_ID_SIZE);
+		void *n = os_realloc(st->dropped, cap * SHOAL_ID_SIZE);
 		if (!n)
 			return;
 		st->dropped = n;
@@ -550,7 +551,7 @@ int store_check(const struct store *st, struct store_client *const *clients,
 	    objtab_check(&st->objs, msg, size) ||
 	    names_check(&st->names, msg, size))
 		return -1;
-	name_refs = calloc(st->objs.nslots + 1, sizeof(*name_refs));
+	name_refs = os_calloc(st->objs.nslots + 1, sizeof(*name_refs));
 	if (!name_refs)
 		FAIL("out of memory");
 	for (uint32_t n = 0; n < st->names.nslots; n++) {

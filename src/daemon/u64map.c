@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "os.h"
 #include "shoal.h"
 
 static uint64_t hash_seed;
@@ -94,8 +95,8 @@ static int grow(struct u64map *m)
 	size_t cap = old_cap ? old_cap * 2 : 8;
 	struct u64map n = {0};
 
-	n.keys = malloc(cap * sizeof(*n.keys));
-	n.vals = malloc(cap * sizeof(*n.vals));
+	n.keys = os_malloc(cap * sizeof(*n.keys));
+	n.vals = os_malloc(cap * sizeof(*n.vals));
 	if (!n.keys || !n.vals) {
 		free(n.keys);
 		free(n.vals);
