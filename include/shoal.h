@@ -230,10 +230,15 @@ SHOAL_API int shoal_get(shoal_client *c, const shoal_id *ids, size_t n,
 /*
  * Gives back one view obtained from shoal_get(), shoal_get_name() or a
  * sealed shoal_create(). When the client's last view of an object goes, a
- * release is sent to the daemon without waiting for a reply (and without
- * waiting for a request another thread has in flight). The view's pointers
- * are invalid afterwards. Releasing a view with a non-zero status, or one
- * already released, is a no-op returning 0. Returns 0, SHOAL_EFORKED, or
+ * release is queued for the daemon; it never waits for a reply, nor for a
+ * request another thread has in flight. The release of a small object
+ * (under 64 KiB) rides in the write of the client's next request, which
+ * saves the daemon a wake-up per release; at most 64 such releases and
+ * 1 MiB wait, beyond which the queue is sent at once, and larger objects
+ * are released at once. (So an idle client may keep up to 1 MiB of small
+ * objects pinned until its next call.) The view's pointers are invalid
+ * afterwards. Releasing a view with a non-zero status, or one already
+ * released, is a no-op returning 0. Returns 0, SHOAL_EFORKED, or
  * SHOAL_EUNAVAILABLE (the view is released locally all the same).
  */
 SHOAL_API int shoal_release(shoal_client *c, shoal_view *view);

@@ -43,6 +43,7 @@ _Static_assert(sizeof(shoal_id) == SHOAL_ID_SIZE, "shoal_id has no padding");
 struct client_ref {
 	uint64_t handle;
 	shoal_id id;
+	uint64_t size;   /* data + metadata bytes of the object */
 	uint32_t count;  /* views handed out (views map) */
 	uint8_t used;    /* slot holds an entry */
 	uint8_t pending; /* handle sits in the pending-release queue */
@@ -124,7 +125,21 @@ struct shoal_client {
 	uint64_t *pending;          /* handles whose count reached 0 */
 	size_t pending_cap;         /* == capacity of pending and rel_out */
 	atomic_size_t npending;
+	/* Bytes of the small objects whose releases wait in pending for the
+	 * next request (see client_defer_release). */
+	uint64_t deferred_bytes;
 };
+
+/*
+ * Releases of small objects are not sent on their own: they ride in the
+ * write of the client's next request, which saves the daemon a wake-up per
+ * release (most of the cost of a small get on a busy CPU). The bound keeps
+ * what an idle client may pin small: at most CLIENT_DEFER_COUNT releases
+ * and CLIENT_DEFER_BYTES bytes wait; larger objects are released at once.
+ */
+#define CLIENT_DEFER_OBJECT (64u << 10)
+#define CLIENT_DEFER_BYTES  (1u << 20)
+#define CLIENT_DEFER_COUNT  64
 
 /* Current fork generation of this process (incremented in every child). */
 unsigned client_fork_generation(void);
@@ -172,9 +187,11 @@ int client_send(shoal_client *c, uint16_t type, const struct iovec *iov,
  */
 int client_reserve_views(shoal_client *c, size_t extra);
 
-/* Adds one view of handle (object id) to the view map, which must have room
- * (client_reserve_views). io_lock and ref_lock must be held. */
-void client_hold(shoal_client *c, uint64_t handle, const shoal_id *id);
+/* Adds one view of handle (object id, size bytes of data and metadata) to
+ * the view map, which must have room (client_reserve_views). io_lock and
+ * ref_lock must be held. */
+void client_hold(shoal_client *c, uint64_t handle, const shoal_id *id,
+                 uint64_t size);
 
 /*
  * Checks an object description from a reply: status 0 and a range inside

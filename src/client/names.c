@@ -86,7 +86,8 @@ SHOAL_API int shoal_get_name(shoal_client *c, const char *name, size_t name_len,
 		goto out;
 	client_fill_view(c, &rep.object, rep.id, view);
 	pthread_mutex_lock(&c->ref_lock);
-	client_hold(c, rep.object.handle, &view->id);
+	client_hold(c, rep.object.handle, &view->id,
+	            rep.object.data_size + rep.object.metadata_size);
 	pthread_mutex_unlock(&c->ref_lock);
 	if (version)
 		*version = rep.version;

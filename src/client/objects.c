@@ -179,7 +179,10 @@ static int create_locked(shoal_client *c, const shoal_id *id,
 	if (!client_range_ok(c, rep.offset, data_size + metadata_size) ||
 	    client_refmap_find(&c->unsealed, 0, id))
 		return SHOAL_EPROTO;
-	client_refmap_insert(&c->unsealed, rep.handle, id);
+	struct client_ref *u =
+	        client_refmap_insert(&c->unsealed, rep.handle, id);
+	if (u) /* room was reserved before the request */
+		u->size = data_size + metadata_size;
 	*offset = rep.offset;
 	*backed = rep.flags & PROTO_CREATE_BACKED;
 	return 0;
@@ -239,6 +242,7 @@ SHOAL_API int shoal_seal(shoal_client *c, const shoal_id *id)
 		goto out;
 	}
 	handle = r->handle;
+	uint64_t size = r->size;
 	pthread_mutex_lock(&c->ref_lock);
 	rc = client_reserve_views(c, 1);
 	pthread_mutex_unlock(&c->ref_lock);
@@ -250,7 +254,7 @@ SHOAL_API int shoal_seal(shoal_client *c, const shoal_id *id)
 		goto out;
 	client_refmap_remove(&c->unsealed, r);
 	pthread_mutex_lock(&c->ref_lock);
-	client_hold(c, handle, id);
+	client_hold(c, handle, id, size);
 	pthread_mutex_unlock(&c->ref_lock);
 out:
 	client_end(c);
@@ -318,7 +322,8 @@ static int take_get_reply(shoal_client *c, const uint8_t *body, size_t len,
 			continue;
 		}
 		client_fill_view(c, &o, ids[i].bytes, &views[i]);
-		client_hold(c, o.handle, &ids[i]);
+		client_hold(c, o.handle, &ids[i],
+		            o.data_size + o.metadata_size);
 	}
 	pthread_mutex_unlock(&c->ref_lock);
 	return 0;
@@ -360,14 +365,17 @@ out:
 
 /*
  * Drops one view of handle (or, with id, of any handle of that object) and
- * queues a release when the count reaches 0; sends the queue at once unless
- * another thread holds io_lock (which then sends it). Returns 0,
+ * queues a release when the count reaches 0. A small object's release waits
+ * for the next request (within the CLIENT_DEFER_* bounds); otherwise the
+ * queue is sent at once unless another thread holds io_lock (which then
+ * sends it). Returns 0,
  * SHOAL_ENOTFOUND when no view is held, or SHOAL_EUNAVAILABLE when the
  * connection is gone (the view is dropped all the same).
  */
 static int drop_view(shoal_client *c, uint64_t handle, const shoal_id *id)
 {
 	struct client_ref *r = NULL;
+	bool defer = false;
 
 	pthread_mutex_lock(&c->ref_lock);
 	if (id) {
@@ -386,9 +394,16 @@ static int drop_view(shoal_client *c, uint64_t handle, const shoal_id *id)
 		r->pending = 1;
 		c->pending[atomic_load(&c->npending)] = r->handle;
 		atomic_fetch_add(&c->npending, 1);
+		defer = r->size < CLIENT_DEFER_OBJECT &&
+		        atomic_load(&c->npending) < CLIENT_DEFER_COUNT &&
+		        c->deferred_bytes + r->size < CLIENT_DEFER_BYTES;
+		if (defer)
+			c->deferred_bytes += r->size;
+	} else if (r->pending) {
+		defer = true; /* already queued and within the bounds */
 	}
 	pthread_mutex_unlock(&c->ref_lock);
-	if (atomic_load(&c->npending) > 0 &&
+	if (!defer && atomic_load(&c->npending) > 0 &&
 	    pthread_mutex_trylock(&c->io_lock) == 0)
 		client_end(c);
 	return atomic_load(&c->broken) ? SHOAL_EUNAVAILABLE : 0;

@@ -98,6 +98,7 @@ static size_t take_releases(shoal_client *c)
 		}
 	}
 	atomic_store(&c->npending, 0);
+	c->deferred_bytes = 0;
 	pthread_mutex_unlock(&c->ref_lock);
 	return n;
 }
@@ -365,12 +366,16 @@ int client_reserve_views(shoal_client *c, size_t extra)
 	return 0;
 }
 
-void client_hold(shoal_client *c, uint64_t handle, const shoal_id *id)
+void client_hold(shoal_client *c, uint64_t handle, const shoal_id *id,
+                 uint64_t size)
 {
 	struct client_ref *r = client_refmap_find(&c->views, handle, NULL);
 
-	if (!r)
+	if (!r) {
 		r = client_refmap_insert(&c->views, handle, id);
+		if (r)
+			r->size = size;
+	}
 	/* Without room (a caller that did not reserve) the hold is kept
 	 * forever rather than released while in use. */
 	if (r)

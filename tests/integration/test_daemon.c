@@ -710,6 +710,73 @@ static void test_daemon_gone(void **state)
 	assert_int_equal(s.objects, 0);
 }
 
+/* Holders of object k as another client sees them. */
+static uint32_t holders_of(shoal_client *c, unsigned k)
+{
+	shoal_object_info info[64];
+	uint64_t cursor = 0;
+	size_t n;
+	shoal_id id;
+
+	id_of(&id, k);
+	do {
+		assert_int_equal(shoal_list(c, &cursor, info, 64, &n), 0);
+		for (size_t i = 0; i < n; i++)
+			if (memcmp(info[i].id.bytes, id.bytes, SHOAL_ID_SIZE) ==
+			    0)
+				return info[i].holders;
+	} while (cursor);
+	fail_msg("object %u not listed", k);
+	return 0;
+}
+
+static void test_release_batching_is_bounded(void **state)
+{
+	struct fx *f = *state;
+	shoal_client *other;
+	shoal_view v[100];
+	shoal_id id;
+
+	assert_int_equal(shoal_connect(f->d.socket, &other), 0);
+	for (unsigned k = 0; k < 100; k++)
+		put_fill(f->c, k, 100, 1);
+	put_fill(f->c, 1000, 1 << 20, 2);
+	/* A small object's release waits for this client's next request. */
+	id_of(&id, 0);
+	assert_int_equal(shoal_get(f->c, &id, 1, 0, &v[0]), 0);
+	shoal_release(f->c, &v[0]);
+	assert_int_equal(holders_of(other, 0), 1);
+	shoal_stats st;
+	assert_int_equal(shoal_get_stats(f->c, &st), 0);
+	assert_int_equal(holders_of(other, 0), 0);
+	/* A large object's release goes at once. */
+	id_of(&id, 1000);
+	assert_int_equal(shoal_get(f->c, &id, 1, 0, &v[0]), 0);
+	shoal_release(f->c, &v[0]);
+	uint64_t end = testd_now_ms() + 5000;
+	while (holders_of(other, 1000) != 0)
+		assert_true(testd_now_ms() < end);
+	/* No more than 64 small releases wait. */
+	for (unsigned k = 0; k < 100; k++) {
+		id_of(&id, k);
+		assert_int_equal(shoal_get(f->c, &id, 1, 0, &v[k]), 0);
+	}
+	for (unsigned k = 0; k < 100; k++)
+		shoal_release(f->c, &v[k]);
+	unsigned pinned = 0;
+	end = testd_now_ms() + 5000;
+	do {
+		pinned = 0;
+		for (unsigned k = 0; k < 100; k++)
+			pinned += holders_of(other, k);
+		assert_true(testd_now_ms() < end);
+	} while (pinned > 64);
+	assert_int_equal(shoal_get_stats(f->c, &st), 0);
+	for (unsigned k = 0; k < 100; k++)
+		assert_int_equal(holders_of(other, k), 0);
+	shoal_disconnect(other);
+}
+
 /* Shared memory (shmem) of the whole machine, in KiB. */
 static long shmem_kb(void)
 {
@@ -806,6 +873,7 @@ int main(void)
 	        T(test_fork_detected),
 	        T(test_mixed_cycles_keep_capacity),
 	        T(test_daemon_gone),
+	        T(test_release_batching_is_bounded),
 #undef T
 	        cmocka_unit_test(test_prefault_backs_the_arena),
 	        cmocka_unit_test(test_trim_returns_memory),
