@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #include "shoal.h"
+#include "size.h"
 
 #define CLI_OK    0
 #define CLI_ERROR 1
@@ -48,9 +49,6 @@ int cli_check_name(const char *name);
 
 /* Reports an unknown name. Returns CLI_ERROR. */
 int cli_no_such_name(const char *name);
-
-/* Formats a byte count for humans ("512 B", "1.5 MiB", "20 GiB") into buf. */
-const char *cli_size(uint64_t bytes, char *buf, size_t size);
 
 /* Writes id as 40 lowercase hex digits plus NUL into buf[41]. */
 const char *cli_id_hex(const shoal_id *id, char *buf);

@@ -42,8 +42,8 @@ static void print_name(const shoal_name_info *n, bool json, bool first)
 		return;
 	}
 	printf("%-10s %-10s %8llu  %s  ",
-	       cli_size(n->data_size, size, sizeof(size)),
-	       cli_size(n->metadata_size, meta, sizeof(meta)),
+	       size_format(n->data_size, size, sizeof(size)),
+	       size_format(n->metadata_size, meta, sizeof(meta)),
 	       (unsigned long long)n->version, hex);
 	cli_print_name(stdout, n->name);
 	printf("\n");
@@ -71,8 +71,8 @@ static void print_object(const shoal_object_info *o, bool json, bool first)
 	if (o->create_time_ns && localtime_r(&t, &tm))
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
 	printf("%s  %-7s  %-10s %-10s %7u %5u  %s\n", hex, state_name(o->state),
-	       cli_size(o->data_size, size, sizeof(size)),
-	       cli_size(o->metadata_size, meta, sizeof(meta)), o->holders,
+	       size_format(o->data_size, size, sizeof(size)),
+	       size_format(o->metadata_size, meta, sizeof(meta)), o->holders,
 	       o->names, when);
 }
 

@@ -180,8 +180,8 @@ static int create_failed(struct cli_ctx *ctx, const char *name, uint64_t size,
 	if (rc != SHOAL_EFULL || size <= a.capacity)
 		return cli_fail(ctx, name, rc);
 	cli_error("%s: %s is larger than the store (capacity %s)", name,
-	          cli_size(size, want, sizeof(want)),
-	          cli_size(a.capacity, cap, sizeof(cap)));
+	          size_format(size, want, sizeof(want)),
+	          size_format(a.capacity, cap, sizeof(cap)));
 	return CLI_ERROR;
 }
 

@@ -59,7 +59,7 @@ static void print_human(const shoal_stats *s)
 
 		printf("%-16s %llu", fields[i].key, (unsigned long long)v);
 		if (fields[i].bytes)
-			printf(" (%s)", cli_size(v, buf, sizeof(buf)));
+			printf(" (%s)", size_format(v, buf, sizeof(buf)));
 		if (fields[i].offset == offsetof(shoal_stats, used_bytes) &&
 		    s->capacity_bytes)
 			printf(" %.1f%%",

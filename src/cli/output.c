@@ -44,29 +44,6 @@ int cli_check_name(const char *name)
 	return CLI_USAGE;
 }
 
-const char *cli_size(uint64_t bytes, char *buf, size_t size)
-{
-	static const char *const units[] = {"KiB", "MiB", "GiB",
-	                                    "TiB", "PiB", "EiB"};
-	double v = (double)bytes;
-	int u = -1;
-
-	if (bytes < 1024) {
-		snprintf(buf, size, "%llu B", (unsigned long long)bytes);
-		return buf;
-	}
-	while (v >= 1024 && u < 5) {
-		v /= 1024;
-		u++;
-	}
-	/* Keep three significant digits at most, like ls -h. */
-	if (v < 9.95)
-		snprintf(buf, size, "%.1f %s", v, units[u]);
-	else
-		snprintf(buf, size, "%.0f %s", v, units[u]);
-	return buf;
-}
-
 const char *cli_id_hex(const shoal_id *id, char *buf)
 {
 	static const char hex[] = "0123456789abcdef";

@@ -30,23 +30,11 @@
 #include "layout.h"
 #include "os.h"
 #include "shoal.h"
+#include "size.h"
 
 static uint64_t round_up(uint64_t n, uint64_t to)
 {
 	return (n + to - 1) / to * to;
-}
-
-static void human(uint64_t n, char *buf, size_t size)
-{
-	const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-	double v = (double)n;
-	int u = 0;
-
-	while (v >= 1024 && u < 4) {
-		v /= 1024;
-		u++;
-	}
-	snprintf(buf, size, u ? "%.1f %s" : "%.0f %s", v, units[u]);
 }
 
 static uint64_t machine_memory(void)
@@ -94,8 +82,8 @@ static int check_dir_space(const char *dir, uint64_t file_size, uint64_t *page,
 	uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
 	uint64_t want = round_up(file_size, *page);
 	if (want > avail) {
-		human(want, need, sizeof(need));
-		human(avail, have, sizeof(have));
+		size_format(want, need, sizeof(need));
+		size_format(avail, have, sizeof(have));
 		snprintf(
 		        err, size,
 		        "a store of %s does not fit in %s, which has %s free "
@@ -124,8 +112,8 @@ int arena_open(struct arena *a, uint64_t capacity, const char *dir, char *err,
 	a->capacity =
 	        (capacity + LAYOUT_ALIGN - 1) & ~(uint64_t)(LAYOUT_ALIGN - 1);
 	if (mem && a->capacity > mem) {
-		human(a->capacity, want, sizeof(want));
-		human(mem, have, sizeof(have));
+		size_format(a->capacity, want, sizeof(want));
+		size_format(mem, have, sizeof(have));
 		snprintf(err, size,
 		         "a store of %s is larger than this machine's memory "
 		         "(%s): use a smaller -m",

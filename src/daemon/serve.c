@@ -21,6 +21,7 @@
 #include "server.h"
 #include "os.h"
 #include "shoal.h"
+#include "size.h"
 
 static void usage(FILE *f)
 {
@@ -106,19 +107,6 @@ static int parse_size(const char *s, uint64_t *out)
 		return -1;
 	*out = (uint64_t)(v * (double)mult);
 	return 0;
-}
-
-static void human(uint64_t n, char *buf, size_t size)
-{
-	const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-	double v = (double)n;
-	int u = 0;
-
-	while (v >= 1024 && u < 4) {
-		v /= 1024;
-		u++;
-	}
-	snprintf(buf, size, u ? "%.1f %s" : "%.0f %s", v, units[u]);
 }
 
 int daemon_main(int argc, char **argv)
@@ -249,7 +237,7 @@ int daemon_main(int argc, char **argv)
 		free(srv);
 		return 1;
 	}
-	human(srv->arena.capacity, cap, sizeof(cap));
+	size_format(srv->arena.capacity, cap, sizeof(cap));
 	printf("shoal: serving %s (%llu bytes) on %s, backed by %s, pid %d\n",
 	       cap, (unsigned long long)srv->arena.capacity, opt.socket_path,
 	       srv->arena.backing, (int)getpid());

@@ -46,42 +46,13 @@ static int setup(void **state)
 	return start(state, "16M");
 }
 
-/* Asks the daemon to check its invariants. */
+/* Fails the test unless the daemon's invariants hold. */
 static void debug_check(const char *path)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct proto_header h;
-	struct proto_hello hello = {PROTO_VERSION, 0, (uint64_t)getpid()};
-	uint8_t buf[4096];
-	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	char msg[256];
 
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	proto_header_init(&h, PROTO_HELLO, 1, sizeof(hello));
-	memcpy(buf, &h, sizeof(h));
-	memcpy(buf + sizeof(h), &hello, sizeof(hello));
-	proto_header_init(&h, PROTO_DEBUG_CHECK, 2, 0);
-	memcpy(buf + sizeof(h) + sizeof(hello), &h, sizeof(h));
-	assert_int_equal(write(fd, buf, 2 * sizeof(h) + sizeof(hello)),
-	                 (ssize_t)(2 * sizeof(h) + sizeof(hello)));
-	/* hello reply (56 bytes, with an fd we ignore), then the check. */
-	size_t got = 0, want = 16 + 40 + 16 + 8;
-	while (got < want) {
-		ssize_t n = read(fd, buf + got, sizeof(buf) - got);
-		assert_true(n > 0);
-		got += (size_t)n;
-		struct proto_header rh;
-		if (got >= 56 + 16) {
-			memcpy(&rh, buf + 56, sizeof(rh));
-			want = 56 + 16 + rh.body_len;
-		}
-	}
-	struct proto_reply r;
-	memcpy(&r, buf + 56 + 16, sizeof(r));
-	if (r.status != 0)
-		fail_msg("daemon check failed: %.*s", (int)r.msg_len,
-		         (char *)buf + 56 + 16 + 8);
-	close(fd);
+	if (testd_check(path, msg, sizeof(msg)) != 0)
+		fail_msg("daemon check failed: %s", msg);
 }
 
 static int teardown(void **state)

@@ -64,7 +64,7 @@ pid=$!
 pids+=("$pid")
 check "daemon starts" wait_up "$S"
 check "start line names capacity, socket and backing" \
-	grep -q "serving 64.0 MiB (67108864 bytes) on $S, backed by memfd" "$TMP/a.out"
+	grep -q "serving 64 MiB (67108864 bytes) on $S, backed by memfd" "$TMP/a.out"
 check "socket is mode 0600" test "$(stat -c %a "$S")" = 600
 check "socket is a socket" test -S "$S"
 # A second daemon on the same socket is refused.

@@ -92,40 +92,13 @@ static long rss_anon_kb(pid_t pid)
 	return kb;
 }
 
-static void debug_check(shoal_client *c, const char *path)
+/* Fails the test unless the daemon's invariants hold. */
+static void debug_check(const char *path)
 {
-	/* The check runs over a raw connection: it needs no client state. */
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct proto_header h;
-	struct proto_hello hello = {PROTO_VERSION, 0, 0};
-	uint8_t buf[1024];
-	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	char msg[256];
 
-	(void)c;
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	proto_header_init(&h, PROTO_HELLO, 1, sizeof(hello));
-	memcpy(buf, &h, sizeof(h));
-	memcpy(buf + sizeof(h), &hello, sizeof(hello));
-	proto_header_init(&h, PROTO_DEBUG_CHECK, 2, 0);
-	memcpy(buf + 32, &h, sizeof(h));
-	assert_int_equal(write(fd, buf, 48), 48);
-	size_t got = 0, want = 56 + 16 + 8;
-	while (got < want) {
-		ssize_t n = read(fd, buf + got, sizeof(buf) - 1 - got);
-		assert_true(n > 0);
-		got += (size_t)n;
-		if (got >= 72) {
-			memcpy(&h, buf + 56, sizeof(h));
-			want = 72 + h.body_len;
-		}
-	}
-	struct proto_reply r;
-	memcpy(&r, buf + 72, sizeof(r));
-	buf[got] = 0;
-	if (r.status)
-		fail_msg("daemon invariant broken: %s", (char *)buf + 80);
-	close(fd);
+	if (testd_check(path, msg, sizeof(msg)) != 0)
+		fail_msg("daemon invariant broken: %s", msg);
 }
 
 /* One storm client: random operations until killed or done. */
@@ -248,7 +221,7 @@ static void test_crash_storm(void **state)
 		assert_int_equal(shoal_get_stats(c, &st), 0);
 		assert_true(testd_now_ms() < end);
 	} while (st.clients != 1);
-	debug_check(c, d.socket);
+	debug_check(d.socket);
 	print_message("storm: %d kills, %llu creates, %llu gets, %llu objects "
 	              "left, %llu evictions\n",
 	              rounds, (unsigned long long)st.creates,
@@ -384,7 +357,7 @@ static void test_load_64_clients(void **state)
 		         rss1);
 	shoal_client *c;
 	assert_int_equal(shoal_connect(d.socket, &c), 0);
-	debug_check(c, d.socket);
+	debug_check(d.socket);
 	shoal_disconnect(c);
 	assert_int_equal(testd_stop(&d), 0);
 }

@@ -3,6 +3,8 @@
  */
 #include "testd.h"
 
+#include "protocol.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -143,5 +145,56 @@ int testd_stop(struct testd *d)
 	unlink(d->socket);
 	unlink(d->log);
 	rmdir(d->dir);
+	return rc;
+}
+
+int testd_check(const char *socket_path, char *msg, size_t size)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct proto_header h;
+	struct proto_hello hello = {PROTO_VERSION, 0, (uint64_t)getpid()};
+	uint8_t buf[1024];
+	int fd, rc = -1;
+
+	snprintf(msg, size, "cannot ask the daemon");
+	if (strlen(socket_path) >= sizeof(sa.sun_path))
+		return -1;
+	memcpy(sa.sun_path, socket_path, strlen(socket_path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+		goto out;
+	proto_header_init(&h, PROTO_HELLO, 1, sizeof(hello));
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), &hello, sizeof(hello));
+	proto_header_init(&h, PROTO_DEBUG_CHECK, 2, 0);
+	memcpy(buf + 32, &h, sizeof(h));
+	if (write(fd, buf, 48) != 48)
+		goto out;
+	/* The hello reply (56 bytes; its fd is closed with the socket), then
+	 * the check's reply. */
+	size_t got = 0, want = 56 + 16 + 8;
+	uint64_t end = testd_now_ms() + 10000;
+	while (got < want && testd_now_ms() < end) {
+		ssize_t n = read(fd, buf + got, sizeof(buf) - 1 - got);
+		if (n <= 0)
+			goto out;
+		got += (size_t)n;
+		if (got >= 72) {
+			memcpy(&h, buf + 56, sizeof(h));
+			want = 72 + h.body_len;
+			if (want >= sizeof(buf))
+				goto out;
+		}
+	}
+	if (got < want)
+		goto out;
+	struct proto_reply r;
+	memcpy(&r, buf + 72, sizeof(r));
+	buf[got] = 0;
+	snprintf(msg, size, "%s", r.status ? (char *)buf + 80 : "ok");
+	rc = r.status ? -1 : 0;
+out:
+	if (fd >= 0)
+		close(fd);
 	return rc;
 }

@@ -6,6 +6,7 @@
 #define SHOAL_TESTD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -32,6 +33,10 @@ uint64_t testd_now_ms(void);
 /* Waits up to timeout_ms for pid to exit; returns its wait status, or -1
  * on timeout (the process is then killed). */
 int testd_wait_pid(pid_t pid, int timeout_ms);
+
+/* Asks the daemon (started with --debug-checks) to check every invariant
+ * of its store. Returns 0, or -1 with what is broken in msg. */
+int testd_check(const char *socket_path, char *msg, size_t size);
 
 /* The path of the shoal binary. */
 const char *testd_bin(void);
