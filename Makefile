@@ -138,14 +138,19 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
 	-Iinclude -Isrc/common -Isrc/daemon -Isrc/client
 FUZZ_LIB_SRC := $(COMMON_SRC) $(DAEMON_SRC) $(CLIENT_SRC)
 
-.PHONY: fuzz fuzz-build
+.PHONY: fuzz fuzz-build fuzz-deps
 fuzz-build: $(FUZZ_BIN)
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC) $(wildcard src/*/*.h include/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB_SRC) $(LIBS)
 
-fuzz: $(FUZZ_BIN)
+fuzz-deps:
+	@command -v $(FUZZ_CC) >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang >/dev/null; }
+
+fuzz: fuzz-deps
+	$(MAKE) fuzz-build
 	tests/fuzz/run.sh $(FUZZ_TIME) $(FUZZ_BIN)
 
 # The corpus replay includes the harnesses' sources.
