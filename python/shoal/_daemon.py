@@ -20,7 +20,11 @@ def find_binary(use_path=True):
     not searched (the console script must not find itself)."""
     env = os.environ.get("SHOAL_BIN")
     if env:
-        return env
+        # A relative path is taken from where the caller runs, not from
+        # where the detached daemon starts.
+        if os.sep in env:
+            return os.path.abspath(env)
+        return shutil.which(env) or env
     for candidate in (
         os.path.join(_HERE, "_bin", "shoal"),
         os.path.join(_HERE, "..", "..", "build", "shoal"),
