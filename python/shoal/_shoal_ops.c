@@ -631,20 +631,32 @@ PyObject *pyops_delete_name(PyObject *obj, PyObject *args, PyObject *kw)
 	Py_RETURN_NONE;
 }
 
-PyObject *pyops_list_names(PyObject *obj, PyObject *unused)
+/* One page of a listing (shoal_list or shoal_list_names, page untyped). */
+typedef int list_fetch(shoal_client *c, uint64_t *cursor, void *page,
+                       size_t max, size_t *count);
+/* The Python tuple of one entry of a page, or NULL with an exception. */
+typedef PyObject *list_entry(pyshoal_state *st, const void *entry);
+
+/*
+ * Collects a whole paged listing into a list of tuples: fetches pages of
+ * page_len entries of entry_size bytes with the GIL released and converts
+ * each entry. what names the call in errors.
+ */
+static PyObject *collect_pages(PyObject *obj, const char *what,
+                               size_t entry_size, size_t page_len,
+                               list_fetch *fetch, list_entry *convert)
 {
-	enum { PAGE = 256 };
 	pyclient_object *self = (pyclient_object *)obj;
 	pyshoal_state *st = pyclient_state(self);
-	shoal_name_info *page;
 	uint64_t cursor = 0;
+	uint8_t *page;
 	PyObject *out;
 	pyconn_object *c;
-	int rc = 0;
+	int rc;
 
 	if (!st)
 		return NULL;
-	page = PyMem_Malloc(PAGE * sizeof(*page));
+	page = PyMem_Malloc(page_len * entry_size);
 	out = PyList_New(0);
 	c = page && out ? pyclient_conn(self) : NULL;
 	if (!page)
@@ -655,19 +667,14 @@ PyObject *pyops_list_names(PyObject *obj, PyObject *unused)
 		PyThreadState *ts = PyEval_SaveThread();
 		size_t count = 0;
 
-		rc = shoal_list_names(c->client, &cursor, page, PAGE, &count);
+		rc = fetch(c->client, &cursor, page, page_len, &count);
 		PyEval_RestoreThread(ts);
 		if (rc < 0) {
-			pyclient_fail(self, c, rc, "list_names");
+			pyclient_fail(self, c, rc, what);
 			goto fail;
 		}
 		for (size_t i = 0; i < count; i++) {
-			PyObject *t = Py_BuildValue(
-			        "(s N K K I)", page[i].name,
-			        pyid_new(st, &page[i].id),
-			        (unsigned long long)page[i].version,
-			        (unsigned long long)page[i].data_size,
-			        (unsigned)page[i].metadata_size);
+			PyObject *t = convert(st, page + i * entry_size);
 
 			if (!t || PyList_Append(out, t) < 0) {
 				Py_XDECREF(t);
@@ -684,6 +691,28 @@ fail:
 	Py_XDECREF(out);
 	PyMem_Free(page);
 	return NULL;
+}
+
+static int fetch_names(shoal_client *c, uint64_t *cursor, void *page,
+                       size_t max, size_t *count)
+{
+	return shoal_list_names(c, cursor, page, max, count);
+}
+
+static PyObject *name_entry(pyshoal_state *st, const void *entry)
+{
+	const shoal_name_info *n = entry;
+
+	return Py_BuildValue("(s N K K I)", n->name, pyid_new(st, &n->id),
+	                     (unsigned long long)n->version,
+	                     (unsigned long long)n->data_size,
+	                     (unsigned)n->metadata_size);
+}
+
+PyObject *pyops_list_names(PyObject *obj, PyObject *unused)
+{
+	return collect_pages(obj, "list_names", sizeof(shoal_name_info), 256,
+	                     fetch_names, name_entry);
 }
 
 /* -------------------------------------------------------------- objects */
@@ -810,60 +839,27 @@ PyObject *pyops_evict(PyObject *obj, PyObject *arg)
 	return PyLong_FromUnsignedLongLong(freed);
 }
 
+static int fetch_objects(shoal_client *c, uint64_t *cursor, void *page,
+                         size_t max, size_t *count)
+{
+	return shoal_list(c, cursor, page, max, count);
+}
+
+static PyObject *object_entry(pyshoal_state *st, const void *entry)
+{
+	const shoal_object_info *o = entry;
+
+	return Py_BuildValue("(N i K I I I K)", pyid_new(st, &o->id), o->state,
+	                     (unsigned long long)o->data_size,
+	                     (unsigned)o->metadata_size, (unsigned)o->holders,
+	                     (unsigned)o->names,
+	                     (unsigned long long)o->create_time_ns);
+}
+
 PyObject *pyops_list(PyObject *obj, PyObject *unused)
 {
-	enum { PAGE = 1024 };
-	pyclient_object *self = (pyclient_object *)obj;
-	pyshoal_state *st = pyclient_state(self);
-	shoal_object_info *page;
-	uint64_t cursor = 0;
-	PyObject *out;
-	pyconn_object *c;
-	int rc;
-
-	if (!st)
-		return NULL;
-	page = PyMem_Malloc(PAGE * sizeof(*page));
-	out = PyList_New(0);
-	c = page && out ? pyclient_conn(self) : NULL;
-	if (!page)
-		PyErr_NoMemory();
-	if (!c)
-		goto fail;
-	do {
-		PyThreadState *ts = PyEval_SaveThread();
-		size_t count = 0;
-
-		rc = shoal_list(c->client, &cursor, page, PAGE, &count);
-		PyEval_RestoreThread(ts);
-		if (rc < 0) {
-			pyclient_fail(self, c, rc, "list");
-			goto fail;
-		}
-		for (size_t i = 0; i < count; i++) {
-			shoal_object_info *o = &page[i];
-			PyObject *t = Py_BuildValue(
-			        "(N i K I I I K)", pyid_new(st, &o->id),
-			        o->state, (unsigned long long)o->data_size,
-			        (unsigned)o->metadata_size,
-			        (unsigned)o->holders, (unsigned)o->names,
-			        (unsigned long long)o->create_time_ns);
-
-			if (!t || PyList_Append(out, t) < 0) {
-				Py_XDECREF(t);
-				goto fail;
-			}
-			Py_DECREF(t);
-		}
-	} while (cursor != 0);
-	Py_DECREF(c);
-	PyMem_Free(page);
-	return out;
-fail:
-	Py_XDECREF(c);
-	Py_XDECREF(out);
-	PyMem_Free(page);
-	return NULL;
+	return collect_pages(obj, "list", sizeof(shoal_object_info), 1024,
+	                     fetch_objects, object_entry);
 }
 
 PyObject *pyops_stats(PyObject *obj, PyObject *unused)

@@ -176,6 +176,17 @@ int client_call(shoal_client *c, uint16_t type, const struct iovec *iov,
                 int iovcnt, size_t fixed_len, const uint8_t **reply,
                 size_t *len);
 
+/*
+ * Asks for one page of a listing (PROTO_LIST or PROTO_LIST_NAMES) from
+ * cursor, at most max entries. On 0, *rep is the reply's fixed part (its
+ * count checked against the limit) and *entries, *len the bytes after it,
+ * valid until the next read on c. io_lock must be held. Returns 0, or what
+ * client_call() returns (SHOAL_EPROTO for a malformed reply).
+ */
+int client_list_page(shoal_client *c, uint16_t type, uint64_t cursor,
+                     size_t max, struct proto_list_reply *rep,
+                     const uint8_t **entries, size_t *len);
+
 /* Sends a request that gets no reply (SEAL with PROTO_SEAL_NOREPLY).
  * io_lock must be held. Returns 0, SHOAL_EUNAVAILABLE or -errno. */
 int client_send(shoal_client *c, uint16_t type, const struct iovec *iov,

@@ -161,41 +161,25 @@ static int decode_names(const uint8_t *p, size_t len, uint32_t count,
 SHOAL_API int shoal_list_names(shoal_client *c, uint64_t *cursor,
                                shoal_name_info *out, size_t max, size_t *count)
 {
-	struct proto_list req;
-	struct iovec iov = {&req, sizeof(req)};
 	struct proto_list_reply rep;
-	const uint8_t *body;
+	const uint8_t *entries;
 	size_t len;
 	int rc;
 
 	if (!cursor || !out || !count || max == 0)
 		return SHOAL_EINVAL;
 	*count = 0;
-	req = (struct proto_list){
-	        .cursor = *cursor,
-	        .limit = max < PROTO_LIST_MAX ? (uint32_t)max : PROTO_LIST_MAX};
 	rc = client_begin(c);
 	if (rc < 0)
 		return rc;
-	rc = client_call(c, PROTO_LIST_NAMES, &iov, 1, 0, &body, &len);
-	if (rc < 0)
-		goto out;
-	if (len < sizeof(rep)) {
-		rc = SHOAL_EPROTO;
-		goto out;
+	rc = client_list_page(c, PROTO_LIST_NAMES, *cursor, max, &rep, &entries,
+	                      &len);
+	if (rc == 0)
+		rc = decode_names(entries, len, rep.count, out);
+	if (rc == 0) {
+		*count = rep.count;
+		*cursor = rep.next_cursor;
 	}
-	memcpy(&rep, body, sizeof(rep));
-	if (rep.count > req.limit) {
-		rc = SHOAL_EPROTO;
-		goto out;
-	}
-	rc = decode_names(body + sizeof(rep), len - sizeof(rep), rep.count,
-	                  out);
-	if (rc < 0)
-		goto out;
-	*count = rep.count;
-	*cursor = rep.next_cursor;
-out:
 	client_end(c);
 	return rc;
 }

@@ -532,38 +532,28 @@ SHOAL_API int shoal_evict(shoal_client *c, uint64_t nbytes, uint64_t *freed)
 SHOAL_API int shoal_list(shoal_client *c, uint64_t *cursor,
                          shoal_object_info *out, size_t max, size_t *count)
 {
-	struct proto_list req;
-	struct iovec iov = {&req, sizeof(req)};
 	struct proto_list_reply rep;
 	struct proto_list_entry e;
-	const uint8_t *body;
+	const uint8_t *entries;
 	size_t len;
 	int rc;
 
 	if (!cursor || !out || !count || max == 0)
 		return SHOAL_EINVAL;
 	*count = 0;
-	req = (struct proto_list){
-	        .cursor = *cursor,
-	        .limit = max < PROTO_LIST_MAX ? (uint32_t)max : PROTO_LIST_MAX};
 	rc = client_begin(c);
 	if (rc < 0)
 		return rc;
-	rc = client_call(c, PROTO_LIST, &iov, 1, 0, &body, &len);
+	rc = client_list_page(c, PROTO_LIST, *cursor, max, &rep, &entries,
+	                      &len);
 	if (rc < 0)
 		goto out;
-	if (len < sizeof(rep)) {
-		rc = SHOAL_EPROTO;
-		goto out;
-	}
-	memcpy(&rep, body, sizeof(rep));
-	if (rep.count > req.limit ||
-	    len != sizeof(rep) + (size_t)rep.count * sizeof(e)) {
+	if (len != (size_t)rep.count * sizeof(e)) {
 		rc = SHOAL_EPROTO;
 		goto out;
 	}
 	for (size_t i = 0; i < rep.count; i++) {
-		memcpy(&e, body + sizeof(rep) + i * sizeof(e), sizeof(e));
+		memcpy(&e, entries + i * sizeof(e), sizeof(e));
 		if (e.state > SHOAL_STATE_SEALED) {
 			rc = SHOAL_EPROTO;
 			goto out;

@@ -343,6 +343,30 @@ int client_call(shoal_client *c, uint16_t type, const struct iovec *iov,
 	return 0;
 }
 
+int client_list_page(shoal_client *c, uint16_t type, uint64_t cursor,
+                     size_t max, struct proto_list_reply *rep,
+                     const uint8_t **entries, size_t *len)
+{
+	struct proto_list req = {
+	        .cursor = cursor,
+	        .limit = max < PROTO_LIST_MAX ? (uint32_t)max : PROTO_LIST_MAX};
+	struct iovec iov = {&req, sizeof(req)};
+	const uint8_t *body;
+	size_t n;
+	int rc = client_call(c, type, &iov, 1, 0, &body, &n);
+
+	if (rc < 0)
+		return rc;
+	if (n < sizeof(*rep))
+		return SHOAL_EPROTO;
+	memcpy(rep, body, sizeof(*rep));
+	if (rep->count > req.limit)
+		return SHOAL_EPROTO;
+	*entries = body + sizeof(*rep);
+	*len = n - sizeof(*rep);
+	return 0;
+}
+
 int client_reserve_views(shoal_client *c, size_t extra)
 {
 	size_t cap;
