@@ -21,8 +21,9 @@
  * done when a reply is processed), so a thread that holds io_lock and sees a
  * count of 0 knows it stays 0 until it sends the RELEASE. A handle whose
  * count drops to 0 is queued (pending) and sent in the next write on the
- * socket; if a get re-acquires it before that, the queued release is
- * dropped instead of sent, because the daemon already processed the get.
+ * socket (at once for a large object); if a get re-acquires it before that, the
+ * queued release is dropped instead of sent, because the daemon already
+ * processed the get.
  */
 #ifndef SHOAL_CLIENT_INTERNAL_H
 #define SHOAL_CLIENT_INTERNAL_H

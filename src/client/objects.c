@@ -2,15 +2,17 @@
  * objects.c - the object calls of the client library: create, seal, abort,
  * get, release, delete, contains, evict, list, stats and put.
  *
- * Each call is one request on the connection (seal and release send one
- * and wait for nothing). Every offset a reply carries is checked against
- * the mapping before a pointer is formed from it, so a wrong or hostile
- * reply yields SHOAL_EPROTO, never a crash.
+ * Each call is one request on the connection (seal sends one and waits for
+ * nothing; release sends at most one, see drop_view()). Every offset a reply
+ * carries is checked against the mapping before a pointer is formed from it, so
+ * a wrong or hostile reply yields SHOAL_EPROTO, never a crash.
  *
  * Holds: create puts the new object in the map of unsealed creates (ID ->
  * handle); seal moves it to the view map with a count of 1, which is the
  * creator's hold; abort drops it. get adds one count per returned view;
- * release takes one away and queues a RELEASE when the last one goes.
+ * release takes one away and queues a RELEASE when the last one goes: it
+ * rides with the next request for a small object (CLIENT_DEFER_*) and is
+ * sent at once for a large one.
  *
  * Memory reservation: a create reply without PROTO_CREATE_BACKED means the
  * daemon does not know that the object's pages exist; the client populates
