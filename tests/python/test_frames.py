@@ -265,3 +265,33 @@ def test_polars_from_parquet(store, parquet):
     s = pl.Series("x", np.arange(10))
     store["pls"] = pl.concat([s, s], rechunk=False)
     assert store["pls"].equals(pl.concat([s, s]))
+
+
+def test_nan_floats_stay_views_and_other_backends_see_missing(store):
+    n = 10_000
+    df = pd.DataFrame(
+        {
+            "nan64": np.where(np.arange(n) % 10 == 0, np.nan, 1.5),
+            "nan32": np.where(np.arange(n) % 7 == 0, np.nan, 2.5).astype(np.float32),
+            "infs": np.where(np.arange(n) % 2 == 0, np.inf, -np.inf),  # sums to NaN, holds none
+            "clean": np.arange(n, dtype=np.float64),
+        }
+    )
+    store["nan"] = df
+    got = store["nan"]
+    pd.testing.assert_frame_equal(got, df)
+    for col in df.columns:
+        arr = got[col].to_numpy()
+        assert in_arena(store, arr.ctypes.data, arr.nbytes), col
+    _, header = store.describe("nan")
+    assert sorted(header["nan"]) == ["nan32", "nan64"]
+    for backend in ("pyarrow", "numpy_nullable"):
+        other = store.get("nan", dtype_backend=backend)
+        for col in df.columns:
+            assert other[col].isna().sum() == df[col].isna().sum(), (backend, col)
+    arrow = store.get("nan", dtype_backend="pyarrow", columns=["nan64"])
+    data = arrow["nan64"].array._pa_array.chunks[0].buffers()[1]
+    assert in_arena(store, data.address, data.size)  # only the bitmap is private
+    s = df["nan32"]
+    store["nan_series"] = s
+    pd.testing.assert_series_equal(store["nan_series"], s)
