@@ -4,6 +4,7 @@
 #   make run             build and start the store on default settings
 #   make test            install what tests need, build, run every test
 #   make bench           build and run the C benchmark suite
+#   make bench-python    shoal next to Parquet, Feather, Redis, pickle, Ray
 #   make SANITIZE=address,undefined   the same in build/san/
 #   make WERROR=1 OPT=-O0              variants as variables
 #
@@ -53,7 +54,7 @@ INTEG_BIN := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(INTEG_SRC))
 TEST_SUPPORT_SRC := $(sort $(wildcard tests/support/*.c))
 TEST_SUPPORT_OBJ := $(call obj,$(TEST_SUPPORT_SRC))
 
-.PHONY: all run test tests-c bench clean format deps stress test-valgrind
+.PHONY: all run test tests-c bench bench-python clean format deps stress test-valgrind
 all: $(BUILD)/shoal $(BUILD)/libshoal.a $(BUILD)/libshoal.so
 
 $(BUILD)/obj/%.o: %.c
