@@ -272,18 +272,21 @@ def _has_nan(np, arr):
 
 
 def pandas_table(pa, df):
-    """(table, nan_columns): ``pa.Table.from_pandas(df)``, except that numpy
-    float columns keep NaN as a float value instead of becoming Arrow nulls.
+    """(table, nan_columns): ``pa.Table.from_pandas(df)``, except for how
+    numpy float columns are converted.
 
-    pyarrow turns each NaN into a null, which costs a pass that builds a
-    validity bitmap over every float column (~12 ms per 10M values, most of
-    a put's CPU time), and makes every reader's to_pandas() copy the column
-    back to NaN: the column is no longer a view of shared memory. Keeping
-    the IEEE NaN is exactly pandas' own representation, so the default
-    backend gets a view and an exact round trip. nan_columns names the
-    columns that do hold NaN (found with one summing pass), so that readers
-    asking for the Arrow or nullable backends can still see those as
-    missing values (see ``nan_to_null``).
+    pyarrow turns each NaN into a null with a pass that builds a validity
+    bitmap over every float column (~0.1 s per 10M values, most of a put's
+    CPU time, even for a column without NaN), and leaves the null slots'
+    values undefined, so that a reader's to_pandas() must copy the column to
+    put NaN back: a float column with one NaN was never a view. Here the
+    values are taken as they are (zero-copy); a column that holds NaN (one
+    summing pass finds out) gets a validity bitmap with the NaN slots as
+    nulls, and its values keep the NaN. So the Arrow and nullable backends
+    see missing values without any work at get, and the default backend
+    drops the bitmap (``nan_as_values``) and gets a view with the NaN in
+    place - pandas' own representation, an exact round trip. nan_columns
+    names those columns (kept in the object's header).
     """
     import json
 
@@ -313,44 +316,40 @@ def pandas_table(pa, df):
     for i in sorted(floats):
         arr = values[i]
         ftype = pa.float64() if arr.itemsize == 8 else pa.float32()
-        ints = table.column(i).chunks
-        chunks = [
-            pa.Array.from_buffers(ftype, len(c), [None, c.buffers()[1]], null_count=0, offset=c.offset)
-            for c in ints
-        ]
         name = table.schema.field(i).name
+        has_nan = _has_nan(np, arr)
+        chunks = []
+        for c in table.column(i).chunks:
+            data = c.buffers()[1].slice(c.offset * arr.itemsize, len(c) * arr.itemsize)
+            validity, nulls = None, 0
+            if has_nan:
+                import pyarrow.compute as pc
+
+                valid = pc.invert(pc.is_nan(pa.Array.from_buffers(ftype, len(c), [None, data])))
+                validity, nulls = valid.buffers()[1], len(c) - pc.sum(valid).as_py()
+            chunks.append(pa.Array.from_buffers(ftype, len(c), [validity, data], null_count=nulls))
+        if has_nan:
+            nan_columns.append(name)
         table = table.set_column(i, pa.field(name, ftype), pa.chunked_array(chunks, type=ftype))
         col = meta["columns"][i]
         col["pandas_type"] = col["numpy_type"] = str(arr.dtype)
-        if _has_nan(np, arr):
-            nan_columns.append(name)
     schema_meta = dict(table.schema.metadata)
     schema_meta[b"pandas"] = json.dumps(meta).encode()
     return table.replace_schema_metadata(schema_meta), nan_columns
 
 
-def nan_to_null(pa, table, nan_columns):
-    """The table with NaN as null in nan_columns, for the Arrow and nullable
-    backends, which tell NaN and missing apart. Only a validity bitmap is
-    made (1/64 of a float64 column, in private memory); the values stay
-    views of shared memory."""
-    import pyarrow.compute as pc
-
+def nan_as_values(pa, table, nan_columns):
+    """The table with the validity bitmaps of nan_columns dropped, so that
+    their null slots read as the NaN stored in them (the default pandas
+    backend: the column stays a view of shared memory)."""
     for name in nan_columns:
         i = table.schema.get_field_index(name)
         if i < 0:
             continue  # not selected
         field = table.schema.field(i)
-        chunks = []
-        for c in table.column(i).chunks:
-            if c.null_count:
-                chunks.append(pc.if_else(pc.is_nan(c), None, c))
-                continue
-            valid = pc.invert(pc.is_nan(c))
-            data = c.buffers()[1].slice(c.offset * field.type.bit_width // 8)
-            nulls = len(c) - pc.sum(valid).as_py() if len(c) else 0
-            chunks.append(
-                pa.Array.from_buffers(field.type, len(c), [valid.buffers()[1], data], null_count=nulls)
-            )
+        chunks = [
+            pa.Array.from_buffers(field.type, len(c), [None, c.buffers()[1]], null_count=0, offset=c.offset)
+            for c in table.column(i).chunks
+        ]
         table = table.set_column(i, field, pa.chunked_array(chunks, type=field.type))
     return table

@@ -400,10 +400,10 @@ def _to_pandas(table, header, columns, dtype_backend, copy):
     elif columns is not None:
         table = table.select(list(columns))
     kw = {}
-    if dtype_backend is not None and header.get("nan"):
-        # NaN was kept as a float value (see _frames.pandas_table); these
-        # backends tell NaN and missing apart and expect missing.
-        table = _frames.nan_to_null(pa, table, header["nan"])
+    if dtype_backend is None and header.get("nan"):
+        # NaN of numpy float columns is stored as NaN under a validity
+        # bitmap (see _frames.pandas_table): numpy wants the NaN.
+        table = _frames.nan_as_values(pa, table, header["nan"])
     if dtype_backend == "pyarrow":
         kw["types_mapper"] = pd.ArrowDtype
     elif dtype_backend == "numpy_nullable":
