@@ -110,6 +110,19 @@ $(BUILD)/shoal-bench: $(BENCH_SRC) $(BUILD)/libshoal.a $(BUILD)/shoal
 bench: $(BUILD)/shoal-bench
 	$(BUILD)/shoal-bench --shoal $(BUILD)/shoal --json $(BUILD)/bench.json
 
+# The Python side-by-side benchmark (bench/python/bench_python.py): writes
+# build/bench-python.json and build/bench-python.png. Its own extra packages
+# are installed here, not by make test; a system whose software is missing
+# (e.g. no redis-server) is skipped with a message. BENCH_PY_ARGS passes
+# options, e.g. BENCH_PY_ARGS="--rows 1000000 --repeat 3".
+BENCH_PY_DEPS := ray redis matplotlib
+bench-python: all deps
+	.venv/bin/pip install -q --disable-pip-version-check --no-build-isolation . >/dev/null
+	.venv/bin/pip install -q --disable-pip-version-check $(BENCH_PY_DEPS) || \
+		echo "bench-python: could not install $(BENCH_PY_DEPS): those parts are skipped"
+	SHOAL_BIN=$(CURDIR)/$(BUILD)/shoal .venv/bin/python bench/python/bench_python.py \
+		--json $(BUILD)/bench-python.json --chart $(BUILD)/bench-python.png $(BENCH_PY_ARGS)
+
 # A long crash storm and load run, and a long SIGKILL storm of a --persist
 # daemon.
 stress: tests-c
