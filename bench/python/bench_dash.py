@@ -135,6 +135,23 @@ class Services:
     def pss_kib(self):
         return pss_kib(self.proc.pid) if self.proc is not None else 0
 
+    def held_bytes(self):
+        """What the store holds: shoal's used bytes, Redis' used_memory, or
+        the size of the cache files."""
+        if self.kind == "shoal":
+            import shoal
+
+            with shoal.connect(self.env["SHOAL_SOCKET"], start=False) as s:
+                return s.stats()["used_bytes"]
+        if self.kind == "redis":
+            import redis
+
+            return redis.Redis(port=int(self.env["DASH_APP_REDIS_PORT"])).info("memory")["used_memory"]
+        total = 0
+        for d, _, files in os.walk(self.env["DASH_APP_CACHE_DIR"]):
+            total += sum(os.path.getsize(os.path.join(d, f)) for f in files)
+        return total
+
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -223,6 +240,7 @@ def run_once(kind, rows, requests, tmp):
         )
         load_s = time.perf_counter() - t0
         app = Gunicorn(svc.env, tmp)
+        boot = sum(pss_kib(p) for p in app.workers())
         regions = data.REGIONS
         for i in range(12):  # warm-up: every worker imports, maps, caches
             update_request(app.url, regions[i % len(regions)], "data version 1")
@@ -266,6 +284,8 @@ def run_once(kind, rows, requests, tmp):
             "load_p99_ms": 1000 * percentile(load_lat, 99),
             "workers_pss_peak_mib": peak["workers"] / 1024,
             "workers_pss_after_mib": after / 1024,
+            "workers_pss_boot_mib": boot / 1024,
+            "store_held_mib": svc.held_bytes() / (1 << 20),
             "store_pss_peak_mib": peak["store"] / 1024,
             "load_s": load_s,
             "samples_ms": [1000 * x for x in lat],
@@ -300,7 +320,8 @@ def main(argv=None):
                   f"{r['workers_pss_peak_mib']:7.0f} MiB", flush=True)
 
     keys = ["p50_ms", "p99_ms", "load_p50_ms", "load_p99_ms", "workers_pss_peak_mib",
-            "workers_pss_after_mib", "store_pss_peak_mib", "load_s"]
+            "workers_pss_after_mib", "workers_pss_boot_mib", "store_pss_peak_mib", "store_held_mib",
+            "load_s"]
     med = {k: {key: statistics.median(r[key] for r in runs[k]) for key in keys} for k in kinds}
     base = med.get("shoal")
     with open("/proc/loadavg") as f:
@@ -309,14 +330,16 @@ def main(argv=None):
           f"per phase, medians of {args.repeat} repetitions, {time.time() - started:.0f} s; "
           f"load average at end {loadavg}\n")
     print("| backend | p50 ms | p99 ms | p50 ms, 4 clients | p99 ms, 4 clients "
-          "| workers' PSS peak MiB | workers' PSS after MiB | store PSS MiB | p50 / shoal's |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| workers' PSS at boot MiB | workers' PSS peak MiB | workers' PSS after MiB "
+          "| store process PSS peak MiB | store holds MiB | p50 / shoal's |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for k in kinds:
         m = med[k]
         ratio = f"{m['p50_ms'] / base['p50_ms']:.1f}" if base else "-"
         print(f"| {k} | {m['p50_ms']:.1f} | {m['p99_ms']:.1f} | {m['load_p50_ms']:.1f} | "
-              f"{m['load_p99_ms']:.1f} | {m['workers_pss_peak_mib']:.0f} | "
-              f"{m['workers_pss_after_mib']:.0f} | {m['store_pss_peak_mib']:.0f} | {ratio} |")
+              f"{m['load_p99_ms']:.1f} | {m['workers_pss_boot_mib']:.0f} | {m['workers_pss_peak_mib']:.0f} | "
+              f"{m['workers_pss_after_mib']:.0f} | {m['store_pss_peak_mib']:.0f} | "
+              f"{m['store_held_mib']:.0f} | {ratio} |")
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump({"rows": args.rows, "requests": args.requests, "repeat": args.repeat,
