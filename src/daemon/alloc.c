@@ -484,6 +484,74 @@ int alloc_alloc(struct alloc *a, uint64_t size, uint64_t *offset)
 	return 0;
 }
 
+/* Splits free node i at byte `at` (inside it): the high part becomes a new
+ * free node after i. The caller has reserved a node. Returns the new node. */
+static uint32_t split_free(struct alloc *a, uint32_t i, uint64_t at)
+{
+	struct alloc_node *b = &a->nodes[i];
+	uint32_t j = node_take(a);
+
+	index_remove(a, i);
+	a->nodes[j] = (struct alloc_node){
+	        .off = at,
+	        .size = b->off + b->size - at,
+	        .prev = i,
+	        .next = b->next,
+	        .state = NODE_FREE,
+	};
+	if (b->next != NIL)
+		a->nodes[b->next].prev = j;
+	b->next = j;
+	b->size = at - b->off;
+	index_insert(a, i);
+	index_insert(a, j);
+	a->nfree++;
+	return j;
+}
+
+int alloc_claim(struct alloc *a, uint64_t offset, uint64_t size)
+{
+	uint64_t need = size == 0 ? LAYOUT_ALIGN : layout_align(size);
+	uint32_t i;
+
+	if ((offset & (LAYOUT_ALIGN - 1)) || offset < a->base ||
+	    need > a->size || offset - a->base > a->size - need)
+		return SHOAL_EINVAL;
+	for (i = a->head; i != NIL; i = a->nodes[i].next)
+		if (a->nodes[i].off + a->nodes[i].size > offset)
+			break;
+	if (i == NIL || a->nodes[i].state != NODE_FREE ||
+	    a->nodes[i].off + a->nodes[i].size < offset + need)
+		return SHOAL_EINVAL;
+	/* Up to two splits: make room for two fresh nodes and the hash slot
+	 * before changing anything. */
+	while (a->ncap - a->nlen < 2) {
+		uint32_t cap = a->ncap > NIL / 2 ? NIL : a->ncap * 2;
+		struct alloc_node *nodes;
+
+		if (cap == a->ncap)
+			return SHOAL_ENOMEM;
+		nodes = alloc__realloc(a->nodes, (size_t)cap * sizeof *nodes);
+		if (!nodes)
+			return SHOAL_ENOMEM;
+		a->nodes = nodes;
+		a->ncap = cap;
+	}
+	if (slots_reserve(a, a->nused + 1))
+		return SHOAL_ENOMEM;
+	if (a->nodes[i].off < offset)
+		i = split_free(a, i, offset);
+	if (a->nodes[i].size > need)
+		split_free(a, i, offset + need);
+	index_remove(a, i);
+	a->nfree--;
+	a->nodes[i].state = NODE_USED;
+	slot_put(a, offset, i);
+	a->used += need;
+	a->nused++;
+	return 0;
+}
+
 /*
  * Frees the used block at offset and merges it with a free neighbour on
  * either side; the merged block keeps the lowest node, the others become

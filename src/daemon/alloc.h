@@ -46,6 +46,17 @@ void alloc_destroy(struct alloc *a);
 int alloc_alloc(struct alloc *a, uint64_t size, uint64_t *offset);
 
 /*
+ * Allocates exactly [offset, offset + size) (size rounded up to 64; offset
+ * 64-byte aligned), which must lie inside one free block: for rebuilding
+ * the allocator from the extents of objects that survived a restart. The
+ * free block is found by walking the address list from the start, so
+ * claiming extents in descending offset order costs O(1) each (the block
+ * that holds the next one is always the first). Returns 0, SHOAL_EINVAL when
+ * the range is not inside one free block, or SHOAL_ENOMEM (nothing changes).
+ */
+int alloc_claim(struct alloc *a, uint64_t offset, uint64_t size);
+
+/*
  * Frees the block that starts at offset and returns its size. offset must be
  * the start of an allocated block (anything else is a bug in the caller; it
  * is detected and returns 0 without changing anything).

@@ -65,8 +65,9 @@ static int open_in_dir(const char *dir)
 	return fd;
 }
 
-static int check_dir_space(const char *dir, uint64_t file_size, uint64_t *page,
-                           char *err, size_t size)
+static int check_dir_space(const char *dir, uint64_t file_size,
+                           uint64_t have_now, uint64_t *page, char *err,
+                           size_t size)
 {
 	struct statvfs sv;
 	char need[32], have[32];
@@ -79,7 +80,8 @@ static int check_dir_space(const char *dir, uint64_t file_size, uint64_t *page,
 	}
 	if (sv.f_bsize > 4096)
 		*page = sv.f_bsize;
-	uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	/* An arena file that exists already holds have_now bytes of it. */
+	uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize + have_now;
 	uint64_t want = round_up(file_size, *page);
 	if (want > avail) {
 		size_format(want, need, sizeof(need));
@@ -95,13 +97,13 @@ static int check_dir_space(const char *dir, uint64_t file_size, uint64_t *page,
 	return 0;
 }
 
-int arena_open(struct arena *a, uint64_t capacity, const char *dir, char *err,
-               size_t size)
+/* Resets a and sets its capacity, refusing one larger than the machine's
+ * memory. Returns 0 or a negative code with a message in err. */
+static int arena_set_capacity(struct arena *a, uint64_t capacity, char *err,
+                              size_t size)
 {
-	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
 	uint64_t mem = machine_memory();
 	char want[32], have[32];
-	int rc;
 
 	memset(a, 0, sizeof(*a));
 	a->fd = -1;
@@ -120,39 +122,30 @@ int arena_open(struct arena *a, uint64_t capacity, const char *dir, char *err,
 		         want, have);
 		return SHOAL_EFULL;
 	}
-	uint64_t file_size = LAYOUT_HEADER_SIZE + a->capacity;
-	if (dir) {
-		rc = check_dir_space(dir, file_size, &page, err, size);
-		if (rc)
-			return rc;
-		rc = open_in_dir(dir);
-		if (rc < 0) {
-			snprintf(err, size, "cannot create the arena in %s: %s",
-			         dir, strerror(-rc));
-			return rc;
-		}
-		a->fd = rc;
-		snprintf(a->backing, sizeof(a->backing), "file in %s", dir);
-	} else {
-		a->fd = memfd_create("shoal-arena",
-		                     MFD_CLOEXEC | MFD_ALLOW_SEALING);
-		if (a->fd < 0) {
-			rc = -errno;
-			snprintf(err, size, "memfd_create: %s", strerror(-rc));
-			return rc;
-		}
-		snprintf(a->backing, sizeof(a->backing), "memfd");
-	}
+	return 0;
+}
+
+/*
+ * The part of opening shared by every backing, once a->fd is open: sizes
+ * the file to the header plus the capacity (rounded to page), seals a memfd
+ * against resizing, maps it, and writes the header. On failure the caller
+ * closes the arena. Returns 0 or a negative code with a message in err.
+ */
+static int arena_setup(struct arena *a, uint64_t file_size, uint64_t page,
+                       bool seal, char *err, size_t size)
+{
+	int rc;
+
 	a->map_size = round_up(file_size, page);
 	a->data_offset = LAYOUT_HEADER_SIZE;
 	if (ftruncate(a->fd, (off_t)a->map_size) != 0) {
 		rc = -errno;
 		snprintf(err, size, "cannot size the arena: %s", strerror(-rc));
-		goto fail;
+		return rc;
 	}
 	/* A client could otherwise shrink the memfd and make every other
 	 * client fault with SIGBUS. */
-	if (!dir)
+	if (seal)
 		(void)fcntl(a->fd, F_ADD_SEALS,
 		            F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
 	a->base = os_mmap(NULL, a->map_size, PROT_READ | PROT_WRITE, MAP_SHARED,
@@ -161,14 +154,14 @@ int arena_open(struct arena *a, uint64_t capacity, const char *dir, char *err,
 		rc = -errno;
 		a->base = NULL;
 		snprintf(err, size, "cannot map the arena: %s", strerror(-rc));
-		goto fail;
+		return rc;
 	}
 	a->nchunks = (a->map_size + LAYOUT_CHUNK - 1) / LAYOUT_CHUNK;
 	a->chunks = os_calloc(a->nchunks, 1);
 	if (!a->chunks) {
 		rc = SHOAL_ENOMEM;
 		snprintf(err, size, "out of memory");
-		goto fail;
+		return rc;
 	}
 	struct layout_header h = {
 	        .magic = LAYOUT_MAGIC,
@@ -189,9 +182,93 @@ int arena_open(struct arena *a, uint64_t capacity, const char *dir, char *err,
 		rc = -errno;
 		snprintf(err, size, "cannot allocate the arena header: %s",
 		         strerror(-rc));
-		goto fail;
+		return rc;
 	}
 	memcpy(a->base, &h, sizeof(h));
+	return 0;
+}
+
+int arena_open(struct arena *a, uint64_t capacity, const char *dir, char *err,
+               size_t size)
+{
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	int rc;
+
+	rc = arena_set_capacity(a, capacity, err, size);
+	if (rc)
+		return rc;
+	uint64_t file_size = LAYOUT_HEADER_SIZE + a->capacity;
+	if (dir) {
+		rc = check_dir_space(dir, file_size, 0, &page, err, size);
+		if (rc)
+			return rc;
+		rc = open_in_dir(dir);
+		if (rc < 0) {
+			snprintf(err, size, "cannot create the arena in %s: %s",
+			         dir, strerror(-rc));
+			return rc;
+		}
+		a->fd = rc;
+		snprintf(a->backing, sizeof(a->backing), "file in %s", dir);
+	} else {
+		a->fd = memfd_create("shoal-arena",
+		                     MFD_CLOEXEC | MFD_ALLOW_SEALING);
+		if (a->fd < 0) {
+			rc = -errno;
+			snprintf(err, size, "memfd_create: %s", strerror(-rc));
+			return rc;
+		}
+		snprintf(a->backing, sizeof(a->backing), "memfd");
+	}
+	rc = arena_setup(a, file_size, page, !dir, err, size);
+	if (rc)
+		arena_close(a);
+	return rc;
+}
+
+int arena_open_persist(struct arena *a, uint64_t capacity, const char *dir,
+                       bool *reused, char *err, size_t size)
+{
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	struct layout_header old;
+	char path[4096];
+	struct stat sb;
+	int rc;
+
+	*reused = false;
+	rc = arena_set_capacity(a, capacity, err, size);
+	if (rc)
+		return rc;
+	if (snprintf(path, sizeof(path), "%s/arena", dir) >=
+	    (int)sizeof(path)) {
+		snprintf(err, size, "the directory name %s is too long", dir);
+		return -ENAMETOOLONG;
+	}
+	a->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (a->fd < 0 || fstat(a->fd, &sb) != 0) {
+		rc = -errno;
+		snprintf(err, size, "cannot open the arena %s: %s", path,
+		         strerror(-rc));
+		goto fail;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		rc = SHOAL_EINVAL;
+		snprintf(err, size, "%s is not a regular file", path);
+		goto fail;
+	}
+	if (pread(a->fd, &old, sizeof(old), 0) == (ssize_t)sizeof(old) &&
+	    old.magic == LAYOUT_MAGIC && old.version == LAYOUT_VERSION &&
+	    old.data_offset == LAYOUT_HEADER_SIZE)
+		*reused = true;
+	uint64_t file_size = LAYOUT_HEADER_SIZE + a->capacity;
+	rc = check_dir_space(dir, file_size, (uint64_t)sb.st_blocks * 512,
+	                     &page, err, size);
+	if (rc)
+		goto fail;
+	snprintf(a->backing, sizeof(a->backing), "%.240s", path);
+	rc = arena_setup(a, file_size, page, false, err, size);
+	if (rc)
+		goto fail;
 	return 0;
 fail:
 	arena_close(a);

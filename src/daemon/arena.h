@@ -46,6 +46,17 @@ struct arena {
 int arena_open(struct arena *a, uint64_t capacity, const char *dir, char *err,
                size_t size);
 
+/*
+ * Like arena_open(), for `serve --persist DIR`: the arena is the file
+ * DIR/arena, kept after the daemon ends. If it exists and holds an arena
+ * header, its contents are kept (*reused is set): the objects that
+ * persist.c restores are still there, whether the last daemon stopped or
+ * was killed (the page cache keeps a file's bytes when its writer dies). It
+ * is resized to the new capacity; only the header is rewritten.
+ */
+int arena_open_persist(struct arena *a, uint64_t capacity, const char *dir,
+                       bool *reused, char *err, size_t size);
+
 /* Stops the prefault thread, unmaps and closes. */
 void arena_close(struct arena *a);
 

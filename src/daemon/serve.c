@@ -41,6 +41,10 @@ static void usage(FILE *f)
 	        "  -d, --dir DIR         back the arena with a file in DIR "
 	        "(e.g. hugetlbfs)\n"
 	        "                        instead of anonymous shared memory\n"
+	        "      --persist DIR     keep the arena and the names in DIR: "
+	        "named objects\n"
+	        "                        survive a restart or a crash of the "
+	        "daemon\n"
 	        "      --prefault        allocate the arena's pages in the "
 	        "background\n"
 	        "      --trim            give freed memory back to the OS\n"
@@ -115,6 +119,7 @@ int daemon_main(int argc, char **argv)
 	        {"memory", required_argument, NULL, 'm'},
 	        {"socket", required_argument, NULL, 's'},
 	        {"dir", required_argument, NULL, 'd'},
+	        {"persist", required_argument, NULL, 'p'},
 	        {"prefault", no_argument, NULL, 'P'},
 	        {"trim", no_argument, NULL, 'T'},
 	        {"stall-timeout", required_argument, NULL, 'S'},
@@ -152,6 +157,9 @@ int daemon_main(int argc, char **argv)
 			break;
 		case 'd':
 			opt.dir = optarg;
+			break;
+		case 'p':
+			opt.persist_dir = optarg;
 			break;
 		case 'P':
 			opt.prefault = true;
@@ -204,6 +212,11 @@ int daemon_main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (opt.dir && opt.persist_dir) {
+		fprintf(stderr, "shoal serve: --persist DIR puts the arena in "
+		                "DIR; it does not go with -d\n");
+		return 2;
+	}
 	if (optind < argc) {
 		fprintf(stderr, "shoal serve: unexpected argument '%s'\n",
 		        argv[optind]);
@@ -241,6 +254,15 @@ int daemon_main(int argc, char **argv)
 	printf("shoal: serving %s (%llu bytes) on %s, backed by %s, pid %d\n",
 	       cap, (unsigned long long)srv->arena.capacity, opt.socket_path,
 	       srv->arena.backing, (int)getpid());
+	if (srv->persisting) {
+		printf("shoal: names kept in %s: %llu restored, %llu "
+		       "dropped%s%s\n",
+		       opt.persist_dir,
+		       (unsigned long long)srv->persist.restored_names,
+		       (unsigned long long)srv->persist.dropped_names,
+		       srv->persist.restore_note[0] ? ": " : "",
+		       srv->persist.restore_note);
+	}
 	fflush(stdout);
 	rc = server_run(srv);
 	server_free(srv);

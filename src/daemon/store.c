@@ -613,7 +613,6 @@ void store_delete_prefix(struct store *st, const char *prefix, size_t len,
 uint64_t store_expire_due(struct store *st, uint64_t now_ns, uint64_t max)
 {
 	uint64_t n = 0;
-
 	uint32_t ns;
 
 	while (n < max && (ns = expiry_first(&st->expiry)) != NAME_NIL &&
@@ -638,6 +637,67 @@ int64_t store_name_ttl_ms(const struct store *st, const struct name_entry *e)
 	if (e->expire_ns <= now)
 		return 0;
 	return (int64_t)((e->expire_ns - now + 999999) / 1000000);
+}
+
+int store_restore_object(struct store *st, const uint8_t *id, uint64_t offset,
+                         uint64_t data_size, uint32_t metadata_size,
+                         uint64_t create_time_ns, uint32_t *slot)
+{
+	uint64_t total = data_size + metadata_size;
+	uint32_t s;
+	int rc;
+
+	if (metadata_size > SHOAL_META_MAX)
+		return SHOAL_ETOOBIG;
+	if (data_size > st->arena->capacity || total > st->arena->capacity)
+		return SHOAL_EINVAL;
+	if (objtab_find(&st->objs, id) != OBJ_NIL)
+		return SHOAL_EEXISTS;
+	rc = alloc_claim(st->alloc, offset, total ? total : 1);
+	if (rc)
+		return rc;
+	rc = objtab_add(&st->objs, id, &s);
+	if (rc)
+		goto fail_block;
+	rc = u64map_put(&st->by_offset, offset, s);
+	if (rc) {
+		objtab_release_slot(&st->objs, s);
+		goto fail_block;
+	}
+	struct object *o = objtab_get(&st->objs, s);
+	o->state = OBJ_SEALED;
+	o->offset = offset;
+	o->data_size = data_size;
+	o->metadata_size = metadata_size;
+	o->block_size = alloc_block_size(st->alloc, offset);
+	o->create_time_ns = create_time_ns;
+	o->name_head = NAME_NIL;
+	st->sealed++;
+	arena_mark_touched(st->arena, offset, total);
+	settle(st, s);
+	*slot = s;
+	return 0;
+fail_block:
+	alloc_free(st->alloc, offset);
+	return rc;
+}
+
+int store_restore_name(struct store *st, const char *name, size_t len,
+                       uint32_t slot, uint64_t version)
+{
+	uint32_t ns;
+	int rc;
+
+	if (names_find(&st->names, name, len) != NAME_NIL)
+		return SHOAL_EEXISTS;
+	rc = names_add(&st->names, name, len, slot, version, &ns);
+	if (rc)
+		return rc;
+	link_name(st, ns, slot);
+	if (version > st->last_version)
+		st->last_version = version;
+	settle(st, slot);
+	return 0;
 }
 
 /* Remembers a dropped ID so that its waiters are answered. If memory runs
