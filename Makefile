@@ -117,9 +117,11 @@ bench-dash: deps all
 	.venv/bin/pip install -q --disable-pip-version-check --no-build-isolation .
 	SHOAL_BIN=$(CURDIR)/$(BUILD)/shoal .venv/bin/python bench/python/bench_dash.py $(BENCH_DASH_ARGS)
 
-# A long crash storm and load run.
+# A long crash storm and load run, and a long SIGKILL storm of a --persist
+# daemon.
 stress: tests-c
 	SHOAL_BIN=$(BUILD)/shoal SHOAL_STRESS_SCALE=$${SCALE:-10} $(BUILD)/tests/test_stress
+	SHOAL_BIN=$(BUILD)/shoal SHOAL_STRESS_SCALE=$${SCALE:-10} $(BUILD)/tests/test_persist
 
 # The integration suite with both the tests and the daemon under valgrind's
 # memcheck; fails on any error or definite leak.
