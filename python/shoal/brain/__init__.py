@@ -186,31 +186,39 @@ class Brain:
         if output not in ("dict", "list"):
             raise TypeError('Output must be "list" or "dict"')
         if len(names) == 1:
-            return self._metadata_one(names[0], None)
-        wanted = list(names) if names else self.names()
-        prefix = _DESC + _scope(self.namespace)
-        described = set(self._call(lambda s: s.keys(prefix=prefix)))
-        metas = [self._metadata_one(n, prefix + n in described) for n in wanted]
+            info = self._info(names[0])
+            return None if info is None else self._meta(names[0], info, None)
+        prefix = _VALUE + _scope(self.namespace)
+        desc_prefix = _DESC + _scope(self.namespace)
+        # Two requests whatever the number of names: the namespace's names
+        # with their IDs and sizes, and which of them have a description.
+        infos = {k[len(prefix) :]: v for k, v in self._call(lambda s: s.names(prefix=prefix)).items()}
+        described = {k[len(desc_prefix) :] for k in self._call(lambda s: s.keys(prefix=desc_prefix))}
+        wanted = list(names) if names else sorted(infos)
+        metas = [
+            self._meta(n, infos[n], n in described) if n in infos else None for n in wanted
+        ]
         if output == "list":
-            return metas if names else [m for m in metas if m is not None]
-        return {n: m for n, m in zip(wanted, metas) if names or m is not None}
+            return metas
+        return dict(zip(wanted, metas))
 
-    def _metadata_one(self, name, has_description):
-        buf = self._call(lambda s: s.get_buffer(self._key(name)))
-        if buf is None:
+    def _info(self, name):
+        try:
+            return self._call(lambda s: s.name_info(self._key(name)))
+        except KeyError:
             return None
-        with buf:
-            oid, size = buf.id, buf.size
+
+    def _meta(self, name, info, has_description):
         description = ""
         if has_description is not False:
             description = self._call(lambda s: s.get(self._desc_key(name), ""))
         return {
             "name": name,
-            "value_id": oid.binary(),
+            "value_id": info["id"].binary(),
             "description": description,
             "metadata_id": None,
             "namespace": self.namespace,
-            "size": size,
+            "size": info["data_size"],
         }
 
     def ids(self):
@@ -219,20 +227,14 @@ class Brain:
 
     def object_id(self, name):
         """The ObjectID of name's current value, or None."""
-        buf = self._call(lambda s: s.get_buffer(self._key(name)))
-        if buf is None:
-            return None
-        with buf:
-            return buf.id
+        info = self._info(name)
+        return None if info is None else info["id"]
 
     def object_ids(self):
-        """{name: ObjectID} for the current namespace."""
-        out = {}
-        for name in self.names():
-            oid = self.object_id(name)
-            if oid is not None:  # forgotten meanwhile
-                out[name] = oid
-        return out
+        """{name: ObjectID} for the current namespace (one request)."""
+        prefix = _VALUE + _scope(self.namespace)
+        names = self._call(lambda s: s.names(prefix=prefix))
+        return {k[len(prefix) :]: v["id"] for k, v in names.items()}
 
     # -------------------------------------------------------- namespaces
 
