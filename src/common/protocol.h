@@ -103,8 +103,9 @@ struct proto_create {
 };
 /*
  * CREATE reply. flags has PROTO_CREATE_BACKED when every LAYOUT_CHUNK that
- * the object's range covers fully is known to have its pages allocated in
- * the arena. Otherwise the client must reserve the range itself before
+ * the object's range overlaps (partly covered ones included) is known to
+ * have all its pages allocated in the arena, so every page of the object
+ * is. Otherwise the client must reserve the range itself before
  * writing: madvise(MADV_POPULATE_WRITE) over [offset, offset + data_size +
  * metadata_size) of its mapping. If that fails (ENOMEM, EFAULT) the machine
  * cannot back the object: the client aborts it and reports SHOAL_EFULL, and

@@ -228,11 +228,16 @@ static void inner_chunks(const struct arena *a, uint64_t off, uint64_t len,
 		*end = *first;
 }
 
+/* Every chunk that [off, off + len) overlaps, not only the whole ones: an
+ * object that shares a chunk with others is vouched for only when that
+ * chunk is known backed, so a small object never gets the flag for free. */
 bool arena_is_backed(const struct arena *a, uint64_t off, uint64_t len)
 {
-	uint64_t c, end;
+	uint64_t c = off / LAYOUT_CHUNK;
+	uint64_t end = len ? (off + len - 1) / LAYOUT_CHUNK + 1 : c;
 
-	inner_chunks(a, off, len, &c, &end);
+	if (end > a->nchunks)
+		end = a->nchunks;
 	for (; c < end; c++)
 		if (!(atomic_load_explicit(&a->chunks[c],
 		                           memory_order_relaxed) &

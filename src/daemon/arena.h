@@ -49,7 +49,8 @@ int arena_open(struct arena *a, uint64_t capacity, const char *dir, char *err,
 /* Stops the prefault thread, unmaps and closes. */
 void arena_close(struct arena *a);
 
-/* Whether every chunk fully inside [off, off + len) is known backed. */
+/* Whether every chunk that [off, off + len) overlaps is known backed (so
+ * that every page of the range is). */
 bool arena_is_backed(const struct arena *a, uint64_t off, uint64_t len);
 
 /* Marks the chunks fully inside [off, off + len) as backed. */
