@@ -427,7 +427,7 @@ def _reopen(path):
 
 def connect(path=None, *, start=True, memory=None, timeout=_DEFAULT_START_TIMEOUT):
     """Connects to the shoal daemon at path (default: $SHOAL_SOCKET, else
-    $XDG_RUNTIME_DIR/shoal.sock, else /tmp/shoal-<uid>.sock).
+    $XDG_RUNTIME_DIR/shoal.sock, else /tmp/shoal-<uid>/shoal.sock).
 
     If no daemon serves it and start is true, starts one in the background
     (detached, default capacity or ``memory``, e.g. "4G"); many processes

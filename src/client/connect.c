@@ -55,6 +55,26 @@ unsigned client_fork_generation(void)
 	return atomic_load(&fork_generation);
 }
 
+/*
+ * Makes sure dir is a private directory of this user: creates it 0700 if it
+ * is missing, then checks (without following a symlink) that it is a
+ * directory, owned by the effective uid, with no group or other access.
+ * Returns 0, SHOAL_EUNSAFE or -errno.
+ */
+static int private_dir(const char *dir)
+{
+	struct stat st;
+
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return -errno;
+	if (lstat(dir, &st) != 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
+	    (st.st_mode & 077) != 0)
+		return SHOAL_EUNSAFE;
+	return 0;
+}
+
 SHOAL_API int shoal_default_socket(char *buf, size_t size)
 {
 	const char *env = getenv("SHOAL_SOCKET");
@@ -66,15 +86,40 @@ SHOAL_API int shoal_default_socket(char *buf, size_t size)
 		n = snprintf(buf, size, "%s", env);
 	} else {
 		env = getenv("XDG_RUNTIME_DIR");
-		if (env && *env)
+		if (env && *env) {
 			n = snprintf(buf, size, "%s/shoal.sock", env);
-		else
-			n = snprintf(buf, size, "/tmp/shoal-%u.sock",
+		} else {
+			const char *tmp = getenv("TMPDIR");
+			char *slash;
+
+			if (!tmp || *tmp != '/')
+				tmp = "/tmp";
+			n = snprintf(buf, size, "%s/shoal-%u/shoal.sock", tmp,
 			             (unsigned)getuid());
+			if (n < 0 || (size_t)n >= size)
+				return SHOAL_ETOOBIG;
+			slash = strrchr(buf, '/');
+			*slash = '\0';
+			int rc = private_dir(buf);
+			*slash = '/';
+			return rc;
+		}
 	}
 	if (n < 0 || (size_t)n >= size)
 		return SHOAL_ETOOBIG;
 	return 0;
+}
+
+/* Refuses a daemon that runs as another user. Returns 0, SHOAL_EFOREIGN or
+ * -errno. */
+static int check_peer(int sock)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+		return -errno;
+	return cred.uid == geteuid() ? 0 : SHOAL_EFOREIGN;
 }
 
 SHOAL_API int shoal_id_random(shoal_id *id)
@@ -396,6 +441,9 @@ SHOAL_API int shoal_connect(const char *socket_path, shoal_client **out)
 		goto fail;
 	}
 	rc = connect_path(c->fd, socket_path);
+	if (rc < 0)
+		goto fail;
+	rc = check_peer(c->fd);
 	if (rc < 0)
 		goto fail;
 	rc = hello(c, &rep, &arena_fd);

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -271,11 +272,220 @@ static void test_no_sigbus_when_backing_runs_out(void **state)
 	assert_int_equal(stop_daemon(), 0);
 }
 
+/* --- whose daemon, whose directory ------------------------------------- */
+
+/* Skips the test unless this process can become another user. */
+static void need_root(const char *what)
+{
+	if (geteuid() != 0) {
+		fprintf(stderr, "note: skipped: %s needs root\n", what);
+		skip();
+	}
+}
+
+/* In a child running as the stranger: `shoal serve -s sock -m 16M`. */
+static pid_t serve_as_stranger(const char *sock)
+{
+	pid_t pid = fork_child();
+
+	if (pid == 0) {
+		if (setgid(STRANGER) != 0 || setuid(STRANGER) != 0)
+			_exit(126);
+		/* Cleared by the uid change; set again so that a failed test
+		 * does not leave the daemon behind. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		int fd = open("/dev/null", O_WRONLY);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execl(testd_bin(), testd_bin(), "serve", "-s", sock, "-m",
+		      "16M", (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Connects until something other than "unavailable" comes back (10 s). */
+static int connect_when_up(const char *sock, shoal_client **c)
+{
+	uint64_t end = testd_now_ms() + 10000;
+	int rc;
+
+	do {
+		rc = shoal_connect(sock, c);
+		if (rc != SHOAL_EUNAVAILABLE)
+			return rc;
+		usleep(5000);
+	} while (testd_now_ms() < end);
+	return rc;
+}
+
+static void stop_child(pid_t pid)
+{
+	kill(pid, SIGTERM);
+	wait_child(pid, 10000);
+}
+
+/* Runs argv (a shoal subcommand) with stdout+stderr in out; returns the
+ * exit status or -1. */
+static int run_shoal(char *out, size_t size, const char *a1, const char *a2,
+                     const char *a3)
+{
+	int p[2];
+	pid_t pid;
+	size_t got = 0;
+
+	assert_int_equal(pipe(p), 0);
+	pid = fork_child();
+	if (pid == 0) {
+		dup2(p[1], 1);
+		dup2(p[1], 2);
+		close(p[0]);
+		execl(testd_bin(), testd_bin(), a1, a2, a3, (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	for (ssize_t n;
+	     got + 1 < size && (n = read(p[0], out + got, size - 1 - got)) > 0;)
+		got += (size_t)n;
+	out[got] = '\0';
+	close(p[0]);
+	int st = wait_child(pid, 10000);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/*
+ * Issue 9, defect 8: a daemon run by another user is refused, with a clear
+ * error, before anything is sent to it.
+ */
+static void test_stranger_daemon_refused(void **state)
+{
+	char dir[] = "/tmp/shoal-trust-XXXXXX", sock[300], out[2048];
+	shoal_client *c = NULL;
+	(void)state;
+
+	need_root("running a daemon as another user");
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(chmod(dir, 0777), 0);
+	snprintf(sock, sizeof(sock), "%s/s.sock", dir);
+	pid_t pid = serve_as_stranger(sock);
+	assert_int_equal(connect_when_up(sock, &c), SHOAL_EFOREIGN);
+	assert_null(c);
+	assert_int_equal(run_shoal(out, sizeof(out), "stats", "-s", sock), 1);
+	if (!strstr(out, "another user"))
+		fail_msg("shoal stats said: %s", out);
+	stop_child(pid);
+	unlink(sock);
+	rmdir(dir);
+}
+
+/* Sets the environment so that the default socket falls back to
+ * tmp/shoal-<uid>/; returns the old values to put back. */
+struct env_save {
+	char *tmpdir, *xdg, *sock;
+};
+
+static char *save_env(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v ? strdup(v) : NULL;
+}
+
+static void restore_env(const char *name, char *v)
+{
+	if (v)
+		setenv(name, v, 1);
+	else
+		unsetenv(name);
+	free(v);
+}
+
+/*
+ * Issue 9, defect 8: without XDG_RUNTIME_DIR the default socket is in a
+ * directory only the user owns (mode 0700), created if missing; a directory
+ * that another user made first (the hijack), one open to others, or a
+ * symlink is refused by the library, `shoal serve` and the CLI alike.
+ */
+static void test_default_socket_in_private_dir(void **state)
+{
+	char tmp[] = "/tmp/shoal-trust-XXXXXX", want[340], dir[300];
+	char path[340], out[2048];
+	struct env_save e = {save_env("TMPDIR"), save_env("XDG_RUNTIME_DIR"),
+	                     save_env("SHOAL_SOCKET")};
+	struct stat st;
+	shoal_client *c = NULL;
+	(void)state;
+
+	need_root("making a directory as another user");
+	assert_non_null(mkdtemp(tmp));
+	assert_int_equal(chmod(tmp, 01777), 0);
+	setenv("TMPDIR", tmp, 1);
+	unsetenv("XDG_RUNTIME_DIR");
+	unsetenv("SHOAL_SOCKET");
+	snprintf(dir, sizeof(dir), "%s/shoal-%u", tmp, (unsigned)getuid());
+	snprintf(want, sizeof(want), "%s/shoal.sock", dir);
+
+	/* Created private. */
+	assert_int_equal(shoal_default_socket(path, sizeof(path)), 0);
+	assert_string_equal(path, want);
+	assert_int_equal(lstat(dir, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0700);
+	assert_int_equal(st.st_uid, geteuid());
+	/* Open to others: refused. */
+	assert_int_equal(chmod(dir, 0755), 0);
+	assert_int_equal(shoal_default_socket(path, sizeof(path)),
+	                 SHOAL_EUNSAFE);
+	assert_string_equal(path, want); /* still given, for messages */
+	assert_int_equal(rmdir(dir), 0);
+	/* A symlink to a private directory: refused. */
+	char real[320];
+	snprintf(real, sizeof(real), "%s/real", tmp);
+	assert_int_equal(mkdir(real, 0700), 0);
+	assert_int_equal(symlink(real, dir), 0);
+	assert_int_equal(shoal_default_socket(path, sizeof(path)),
+	                 SHOAL_EUNSAFE);
+	assert_int_equal(unlink(dir), 0);
+	assert_int_equal(rmdir(real), 0);
+
+	/* The hijack: the stranger makes the directory first and serves the
+	 * default socket in it. */
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		if (setgid(STRANGER) != 0 || setuid(STRANGER) != 0)
+			_exit(126);
+		_exit(mkdir(dir, 0777) == 0 && chmod(dir, 0777) == 0 ? 0 : 1);
+	}
+	expect_exit(pid, 0);
+	pid = serve_as_stranger(want);
+	assert_int_equal(shoal_default_socket(path, sizeof(path)),
+	                 SHOAL_EUNSAFE);
+	assert_int_equal(shoal_connect(NULL, &c), SHOAL_EUNSAFE);
+	assert_null(c);
+	/* Even on the explicit path the stranger's daemon is refused. */
+	assert_int_equal(connect_when_up(want, &c), SHOAL_EFOREIGN);
+	assert_int_equal(run_shoal(out, sizeof(out), "stats", NULL, NULL), 1);
+	if (!strstr(out, "not private"))
+		fail_msg("shoal stats said: %s", out);
+	assert_int_equal(run_shoal(out, sizeof(out), "serve", NULL, NULL), 1);
+	if (!strstr(out, "not private") || !strstr(out, want))
+		fail_msg("shoal serve said: %s", out);
+	stop_child(pid);
+	unlink(want);
+	rmdir(dir);
+	rmdir(tmp);
+	restore_env("TMPDIR", e.tmpdir);
+	restore_env("XDG_RUNTIME_DIR", e.xdg);
+	restore_env("SHOAL_SOCKET", e.sock);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_teardown(name, teardown)
 	        T(test_no_sigbus_when_backing_runs_out),
+	        T(test_stranger_daemon_refused),
+	        T(test_default_socket_in_private_dir),
 #undef T
 	};
 	signal(SIGPIPE, SIG_IGN);
