@@ -80,7 +80,10 @@ struct proto_reply {
 };
 
 /* HELLO: the first request of every connection. The reply carries the
- * arena's fd as SCM_RIGHTS ancillary data. */
+ * arena's fd as SCM_RIGHTS ancillary data: opened read-only, unless flags
+ * has PROTO_HELLO_WRITER, which a client sends on a second, short
+ * connection before its first create (see docs/DESIGN.md, trust model). */
+#define PROTO_HELLO_WRITER 1u
 struct proto_hello {
 	uint32_t proto_version;
 	uint32_t flags;

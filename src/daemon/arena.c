@@ -105,6 +105,7 @@ int arena_open(struct arena *a, uint64_t capacity, const char *dir, char *err,
 
 	memset(a, 0, sizeof(*a));
 	a->fd = -1;
+	a->ro_fd = -1;
 	if (capacity == 0) {
 		snprintf(err, size, "the capacity must be at least 1 byte");
 		return SHOAL_EINVAL;
@@ -155,6 +156,21 @@ int arena_open(struct arena *a, uint64_t capacity, const char *dir, char *err,
 	if (!dir)
 		(void)fcntl(a->fd, F_ADD_SEALS,
 		            F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+	/* Clients get a read-only description (reopened through /proc, which
+	 * works for a memfd and an unlinked file alike): with it they can map
+	 * the arena only read-only, and cannot pwrite, fallocate or
+	 * ftruncate. Seals only protect a memfd; this protects -d files too. */
+	char self[64];
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", a->fd);
+	a->ro_fd = open(self, O_RDONLY | O_CLOEXEC);
+	if (a->ro_fd < 0) {
+		rc = -errno;
+		snprintf(err, size,
+		         "cannot open the arena read-only through %s: %s (is "
+		         "/proc mounted?)",
+		         self, strerror(-rc));
+		goto fail;
+	}
 	a->base = os_mmap(NULL, a->map_size, PROT_READ | PROT_WRITE, MAP_SHARED,
 	                  a->fd, 0);
 	if (a->base == MAP_FAILED) {
@@ -191,6 +207,7 @@ int arena_open(struct arena *a, uint64_t capacity, const char *dir, char *err,
 		         strerror(-rc));
 		goto fail;
 	}
+	a->header = h;
 	memcpy(a->base, &h, sizeof(h));
 	return 0;
 fail:
@@ -209,9 +226,20 @@ void arena_close(struct arena *a)
 		munmap(a->base, a->map_size);
 	if (a->fd >= 0)
 		close(a->fd);
+	if (a->ro_fd >= 0)
+		close(a->ro_fd);
 	free((void *)a->chunks);
 	memset(a, 0, sizeof(*a));
 	a->fd = -1;
+	a->ro_fd = -1;
+}
+
+bool arena_repair_header(struct arena *a)
+{
+	if (!a->base || memcmp(a->base, &a->header, sizeof(a->header)) == 0)
+		return false;
+	memcpy(a->base, &a->header, sizeof(a->header));
+	return true;
 }
 
 /* The chunks fully inside [off, off + len): [*first, *end). */

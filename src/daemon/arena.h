@@ -19,11 +19,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "layout.h"
+
 #define ARENA_BACKED  1u /* every page of the chunk is allocated */
 #define ARENA_TOUCHED 2u /* some page of the chunk may be allocated */
 
 struct arena {
 	int fd;
+	/* A read-only description of the same file: what clients get, so
+	 * that they cannot write, punch holes or truncate through it. */
+	int ro_fd;
 	uint8_t *base;
 	uint64_t map_size;
 	uint64_t capacity;
@@ -31,6 +36,9 @@ struct arena {
 	uint64_t nchunks;
 	_Atomic uint8_t *chunks; /* ARENA_BACKED | ARENA_TOUCHED per chunk */
 	char backing[256];       /* "memfd" or the directory, for messages */
+	/* What the header page must say; clients' bugs may overwrite the
+	 * shared copy, this one is private. */
+	struct layout_header header;
 	bool prefault_running;
 	atomic_bool prefault_stop;
 	pthread_t prefault_thread;
@@ -45,6 +53,11 @@ struct arena {
  */
 int arena_open(struct arena *a, uint64_t capacity, const char *dir, char *err,
                size_t size);
+
+/* Rewrites the header page if it differs from what the daemon wrote (a
+ * creator whose window shares the page, e.g. on hugetlbfs, may have
+ * scribbled over it). Returns true if it had to. */
+bool arena_repair_header(struct arena *a);
 
 /* Stops the prefault thread, unmaps and closes. */
 void arena_close(struct arena *a);

@@ -272,6 +272,379 @@ static void test_no_sigbus_when_backing_runs_out(void **state)
 	assert_int_equal(stop_daemon(), 0);
 }
 
+/* --- what a client can write ------------------------------------------- */
+
+/*
+ * A HELLO by hand, as a buggy or home-made client would send it. Returns
+ * the arena fd it brought (and the socket in *sock), or -1.
+ */
+static int raw_hello(const char *path, uint32_t flags, int *sock,
+                     struct proto_hello_reply *out)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	struct {
+		struct proto_header h;
+		struct proto_hello b;
+	} req = {.b = {.proto_version = PROTO_VERSION,
+	               .flags = flags,
+	               .pid = (uint64_t)getpid()}};
+	struct {
+		struct proto_header h;
+		struct proto_hello_reply r;
+	} rep;
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = {&rep, sizeof(rep)};
+	struct msghdr mh = {.msg_iov = &iov,
+	                    .msg_iovlen = 1,
+	                    .msg_control = ctl.buf,
+	                    .msg_controllen = sizeof(ctl.buf)};
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), fd = -1;
+
+	assert_true(s >= 0);
+	assert_true(strlen(path) < sizeof(a.sun_path));
+	memcpy(a.sun_path, path, strlen(path) + 1);
+	assert_int_equal(connect(s, (struct sockaddr *)&a, sizeof(a)), 0);
+	proto_header_init(&req.h, PROTO_HELLO, 1, sizeof(req.b));
+	assert_int_equal(write(s, &req, sizeof(req)), (ssize_t)sizeof(req));
+	assert_int_equal(recvmsg(s, &mh, MSG_WAITALL), (ssize_t)sizeof(rep));
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	if (cm && cm->cmsg_type == SCM_RIGHTS)
+		memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	assert_int_equal(rep.r.r.status, 0);
+	if (out)
+		*out = rep.r;
+	*sock = s;
+	return fd;
+}
+
+/* What the fd every client gets lets it do to the arena: nothing. */
+static void check_fd_cannot_write(int fd, uint64_t map_size)
+{
+	uint8_t junk[64];
+
+	memset(junk, 0xee, sizeof(junk));
+	assert_int_equal(fcntl(fd, F_GETFL) & O_ACCMODE, O_RDONLY);
+	assert_int_equal(pwrite(fd, junk, sizeof(junk), 4096), -1);
+	assert_int_equal(errno, EBADF);
+	assert_int_equal(pwrite(fd, junk, 8, 0), -1); /* the header */
+	assert_int_equal(fallocate(fd,
+	                           FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+	                           4096, 1 << 20),
+	                 -1);
+	assert_int_equal(errno, EBADF);
+	assert_int_not_equal(ftruncate(fd, 0), 0);
+	assert_int_not_equal(ftruncate(fd, (off_t)map_size * 2), 0);
+	assert_true(mmap(NULL, map_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+	                 0) == MAP_FAILED);
+	assert_int_equal(errno, EACCES);
+	void *p = mmap(NULL, map_size, PROT_READ, MAP_SHARED, fd, 0);
+	assert_true(p != MAP_FAILED);
+	assert_int_equal(mprotect(p, 4096, PROT_READ | PROT_WRITE), -1);
+	assert_int_equal(errno, EACCES);
+	munmap(p, map_size);
+	struct stat st;
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal((uint64_t)st.st_size, map_size);
+}
+
+/*
+ * A reader that holds a view of object k (n bytes of value v) while the
+ * parent attacks, then reads it all: exits 0 when every byte is still
+ * there. Handshake: "r" on *ready once it holds the view, waits for a byte
+ * on *go.
+ */
+static pid_t spawn_holder(const char *socket, unsigned k, int v, int ready[2],
+                          int go[2])
+{
+	assert_int_equal(pipe(ready), 0);
+	assert_int_equal(pipe(go), 0);
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		shoal_client *c;
+		shoal_view view;
+		shoal_id id;
+		char b;
+		alarm(30); /* the deadline of a child the parent forgot */
+		if (shoal_connect(socket, &c) != 0)
+			_exit(100);
+		id_of(&id, k);
+		if (shoal_get(c, &id, 1, 0, &view) != 0 || view.status != 0)
+			_exit(101);
+		if (write(ready[1], "r", 1) != 1 || read(go[0], &b, 1) != 1)
+			_exit(102);
+		bool same = all_bytes(view.data, view.data_size, v);
+		shoal_release(c, &view);
+		shoal_disconnect(c);
+		_exit(same ? 0 : 1);
+	}
+	char b;
+	assert_int_equal(read(ready[0], &b, 1), 1);
+	return pid;
+}
+
+static void attack_with_client_fd(const char *socket)
+{
+	struct proto_hello_reply rep;
+	int ready[2], go[2], sock;
+	shoal_client *c;
+
+	assert_int_equal(shoal_connect(socket, &c), 0);
+	assert_int_equal(put_fill(c, 1, 1 << 20, 0x42), 0);
+	pid_t holder = spawn_holder(socket, 1, 0x42, ready, go);
+	int fd = raw_hello(socket, 0, &sock, &rep);
+	assert_true(fd >= 0);
+	check_fd_cannot_write(fd, rep.map_size);
+	close(fd);
+	close(sock);
+	assert_int_equal(write(go[1], "g", 1), 1);
+	expect_exit(holder, 0);
+	/* New clients still connect and read it. */
+	shoal_client *c2;
+	shoal_view v;
+	assert_int_equal(shoal_connect(socket, &c2), 0);
+	get_one(c2, 1, &v);
+	assert_true(all_bytes(v.data, v.data_size, 0x42));
+	shoal_release(c2, &v);
+	shoal_disconnect(c2);
+	shoal_disconnect(c);
+	for (int i = 0; i < 2; i++) {
+		close(ready[i]);
+		close(go[i]);
+	}
+}
+
+/*
+ * Issue 9, defect 6: the fd a client gets cannot pwrite, punch holes,
+ * truncate, or be mapped writable; a reader holding a view meanwhile sees
+ * its bytes unchanged.
+ */
+static void test_client_fd_is_read_only(void **state)
+{
+	(void)state;
+	assert_int_equal(start_daemon("64M", NULL, NULL), 0);
+	attack_with_client_fd(g_d.socket);
+	debug_check(g_d.socket);
+	assert_int_equal(stop_daemon(), 0);
+}
+
+/*
+ * Issue 9, defect 7: a -d arena (a plain file: memfd seals do not apply)
+ * cannot be truncated through a client's fd; a client that tries gets an
+ * error and a reader of a view keeps reading.
+ */
+static void test_dir_arena_cannot_be_truncated(void **state)
+{
+	(void)state;
+	mount_tmpfs(&g_mnt, "96m");
+	assert_int_equal(start_daemon("64M", "-d", g_mnt.dir), 0);
+	attack_with_client_fd(g_d.socket);
+	debug_check(g_d.socket);
+	assert_int_equal(stop_daemon(), 0);
+}
+
+/* In a child: connects, gets object k and writes into it; must die. */
+static void child_write_sealed(const char *socket, unsigned k)
+{
+	shoal_client *c;
+	shoal_view v;
+
+	if (shoal_connect(socket, &c) != 0)
+		_exit(100);
+	get_one(c, k, &v);
+	((volatile uint8_t *)v.data)[v.data_size / 2] = 0;
+	_exit(0);
+}
+
+/* In a child: creates object k (n bytes), fills it, seals it, then writes
+ * at byte `at` of the pointer create gave (may be past the object). */
+static void child_write_after_seal(const char *socket, unsigned k, size_t n,
+                                   size_t at)
+{
+	shoal_client *c;
+	shoal_id id;
+	uint8_t *d;
+
+	if (shoal_connect(socket, &c) != 0)
+		_exit(100);
+	id_of(&id, k);
+	if (shoal_create(c, &id, n, 0, 0, &d, NULL) != 0)
+		_exit(101);
+	memset(d, 0x21, n);
+	if (shoal_seal(c, &id) != 0)
+		_exit(102);
+	((volatile uint8_t *)d)[at] = 0;
+	_exit(0);
+}
+
+/* In a child: creates object k of n bytes and writes at byte `at` of its
+ * pointer before sealing (past the object: outside its window). */
+static void child_write_outside_window(const char *socket, unsigned k, size_t n,
+                                       size_t at)
+{
+	shoal_client *c;
+	shoal_id id;
+	uint8_t *d;
+
+	if (shoal_connect(socket, &c) != 0)
+		_exit(100);
+	id_of(&id, k);
+	if (shoal_create(c, &id, n, 0, 0, &d, NULL) != 0)
+		_exit(101);
+	((volatile uint8_t *)d)[at] = 0;
+	_exit(0);
+}
+
+/*
+ * Issue 9, defect 6: sealed data is read-only in every client, the creator
+ * included; a creator can write its own object and nothing a page away
+ * from it. Whatever the buggy children tried, the data is intact.
+ */
+static void test_sealed_data_is_read_only(void **state)
+{
+	shoal_client *c;
+	shoal_view v;
+	pid_t pid;
+	(void)state;
+
+	assert_int_equal(start_daemon("64M", NULL, NULL), 0);
+	assert_int_equal(shoal_connect(g_d.socket, &c), 0);
+	assert_int_equal(put_fill(c, 1, 3 << 20, 0x42), 0);
+	assert_int_equal(put_fill(c, 2, 100, 0x43), 0);
+
+	if ((pid = fork_child()) == 0)
+		child_write_sealed(g_d.socket, 1);
+	expect_signal(pid, SIGSEGV);
+	if ((pid = fork_child()) == 0)
+		child_write_sealed(g_d.socket, 2);
+	expect_signal(pid, SIGSEGV);
+	if ((pid = fork_child()) == 0)
+		child_write_after_seal(g_d.socket, 3, 5000, 10);
+	expect_signal(pid, SIGSEGV);
+	/* 2 pages past the end of a 5000-byte object: not its page. */
+	if ((pid = fork_child()) == 0)
+		child_write_outside_window(g_d.socket, 4, 5000, 5000 + 8192);
+	expect_signal(pid, SIGSEGV);
+	/* And before its start (object 1 lies there, sealed). */
+	if ((pid = fork_child()) == 0)
+		child_write_outside_window(g_d.socket, 5, 5000, (size_t)-8192);
+	expect_signal(pid, SIGSEGV);
+
+	get_one(c, 1, &v);
+	assert_true(all_bytes(v.data, v.data_size, 0x42));
+	shoal_release(c, &v);
+	get_one(c, 2, &v);
+	assert_true(all_bytes(v.data, v.data_size, 0x43));
+	shoal_release(c, &v);
+	get_one(c, 3, &v);
+	assert_true(all_bytes(v.data, v.data_size, 0x21));
+	shoal_release(c, &v);
+	shoal_disconnect(c);
+	debug_check(g_d.socket);
+	assert_int_equal(stop_daemon(), 0);
+}
+
+/*
+ * Many unsealed objects of one client share pages: each stays writable
+ * until its own seal or abort, whatever the order, and every one becomes
+ * read-only after. Run in a child so that a wrong protection shows as a
+ * signal, not as a crash of the test.
+ */
+static void child_many_windows(const char *socket)
+{
+	enum { N = 300 };
+	static uint8_t *d[N];
+	static size_t len[N];
+	shoal_client *c;
+	shoal_id id;
+
+	if (shoal_connect(socket, &c) != 0)
+		_exit(100);
+	srand(7);
+	for (unsigned i = 0; i < N; i++) {
+		len[i] = 1 + (size_t)rand() % (i % 10 == 0 ? 20000 : 300);
+		id_of(&id, 100 + i);
+		if (shoal_create(c, &id, len[i], 0, 0, &d[i], NULL) != 0)
+			_exit(101);
+	}
+	/* Seal or abort in a scrambled order, writing every still-open
+	 * object in full after each step. */
+	unsigned order[N];
+	for (unsigned i = 0; i < N; i++)
+		order[i] = i;
+	for (unsigned i = N - 1; i > 0; i--) {
+		unsigned j = (unsigned)rand() % (i + 1), t = order[i];
+		order[i] = order[j];
+		order[j] = t;
+	}
+	static bool done[N];
+	for (unsigned s = 0; s < N; s++) {
+		unsigned k = order[s];
+		memset(d[k], (int)(k & 0xff), len[k]);
+		id_of(&id, 100 + k);
+		if ((k % 3 ? shoal_seal(c, &id) : shoal_abort(c, &id)) != 0)
+			_exit(102);
+		done[k] = true;
+		if (s % 16 == 0)
+			for (unsigned i = 0; i < N; i++)
+				if (!done[i])
+					memset(d[i], 1, len[i]);
+	}
+	for (unsigned i = 0; i < N; i++) {
+		if (i % 3 == 0)
+			continue;
+		shoal_view v;
+		id_of(&id, 100 + i);
+		if (shoal_get(c, &id, 1, 0, &v) != 0 || v.status != 0 ||
+		    !all_bytes(v.data, v.data_size, (int)(i & 0xff)))
+			_exit(103);
+		shoal_release(c, &v);
+	}
+	/* Everything is read-only again: this write must fault. */
+	((volatile uint8_t *)d[N / 2])[0] = 9;
+	_exit(0);
+}
+
+static void test_windows_of_many_creates(void **state)
+{
+	pid_t pid;
+	(void)state;
+
+	assert_int_equal(start_daemon("64M", NULL, NULL), 0);
+	if ((pid = fork_child()) == 0)
+		child_many_windows(g_d.socket);
+	expect_signal(pid, SIGSEGV);
+	debug_check(g_d.socket);
+	assert_int_equal(stop_daemon(), 0);
+}
+
+/*
+ * Issue 9, defect 6: 8 bytes written over the arena header (here through a
+ * writable fd asked for by hand) used to make every new client fail with
+ * SHOAL_EARENA until a restart; the daemon now restores its header.
+ */
+static void test_header_is_repaired(void **state)
+{
+	struct proto_hello_reply rep;
+	shoal_client *c;
+	int sock;
+	(void)state;
+
+	assert_int_equal(start_daemon("16M", NULL, NULL), 0);
+	int fd = raw_hello(g_d.socket, PROTO_HELLO_WRITER, &sock, &rep);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "garbage!", 8, 0), 8);
+	close(fd);
+	close(sock);
+	assert_int_equal(shoal_connect(g_d.socket, &c), 0);
+	assert_int_equal(put_fill(c, 1, 1000, 1), 0);
+	shoal_disconnect(c);
+	debug_check(g_d.socket);
+	assert_int_equal(stop_daemon(), 0);
+}
+
 /* --- whose daemon, whose directory ------------------------------------- */
 
 /* Skips the test unless this process can become another user. */
@@ -484,6 +857,11 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_teardown(name, teardown)
 	        T(test_no_sigbus_when_backing_runs_out),
+	        T(test_client_fd_is_read_only),
+	        T(test_dir_arena_cannot_be_truncated),
+	        T(test_sealed_data_is_read_only),
+	        T(test_windows_of_many_creates),
+	        T(test_header_is_repaired),
 	        T(test_stranger_daemon_refused),
 	        T(test_default_socket_in_private_dir),
 #undef T
