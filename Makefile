@@ -109,6 +109,20 @@ $(BUILD)/shoal-bench: $(BENCH_SRC) $(BUILD)/libshoal.a $(BUILD)/shoal
 bench: $(BUILD)/shoal-bench
 	$(BUILD)/shoal-bench --shoal $(BUILD)/shoal --json $(BUILD)/bench.json
 
+# shoal-tier (python/shoal/tier.py): `make test` runs its standalone-Redis
+# tests; test-tier adds the 3-master cluster and the 600 MB object;
+# bench-tier measures propagation against redis-py's own SET/GET.
+.PHONY: test-tier bench-tier
+test-tier: deps all
+	.venv/bin/pip install -q --disable-pip-version-check --no-build-isolation .
+	SHOAL_BIN=$(CURDIR)/$(BUILD)/shoal SHOAL_TIER_FULL=1 timeout 1800 .venv/bin/python -m pytest \
+		-q -p no:cacheprovider tests/python/test_tier.py
+
+bench-tier: deps all
+	.venv/bin/pip install -q --disable-pip-version-check --no-build-isolation .
+	SHOAL_BIN=$(CURDIR)/$(BUILD)/shoal .venv/bin/python bench/python/bench_tier.py \
+		--json $(BUILD)/bench-tier.json
+
 # A long crash storm and load run.
 stress: tests-c
 	SHOAL_BIN=$(BUILD)/shoal SHOAL_STRESS_SCALE=$${SCALE:-10} $(BUILD)/tests/test_stress

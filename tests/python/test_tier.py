@@ -18,7 +18,8 @@ import pytest
 
 import shoal
 from conftest import BINARY, wait_until
-from tier_support import Host, RedisServers, needs_redis, value, wait_value
+from shoal._tier_client import running
+from tier_support import TIER_ARGS, Host, RedisServers, needs_redis, value, wait_value
 
 FULL = os.environ.get("SHOAL_TIER_FULL") == "1"
 MODES = ["standalone", "cluster"] if FULL else ["standalone"]
@@ -61,6 +62,8 @@ def test_eager_set_reaches_every_host(hosts):
 def test_received_values_are_not_published_again(hosts, servers):
     a, b, c = hosts
     r = servers.client()
+    wait_until(lambda: all(h.status().get("pending") == 0 for h in hosts), 10, what="quiet")
+    time.sleep(0.3)  # a status file written before the last publish is replaced by now
     seq = int(r.get("shoal:seq") or 0)
     before = [h.status()["published"] for h in hosts]
     a.store["e/echo"] = b"once"
@@ -231,6 +234,14 @@ def test_redis_sigkill_loses_nothing(hosts, servers):
     assert bytes(c.store[lazy]) == b"kept"
 
 
+def _cli_stats(host):
+    import json
+
+    r = subprocess.run([BINARY, "-s", host.sock, "stats", "--json"], capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
 def test_tier_sigkill_and_restart_resyncs(hosts):
     a, b, c = hosts
     names = [f"e/kt{i}" for i in range(4)]
@@ -240,6 +251,7 @@ def test_tier_sigkill_and_restart_resyncs(hosts):
     try:
         wait_until(lambda: count[0] > 20, 10, what="traffic")
         a.stop_tier(signal.SIGKILL)
+        assert _cli_stats(a)["tier"] == {"running": False, "connected": False}
         # Meanwhile: local sets on a, a delete on a, a remote set for a.
         n = count[0]
         wait_until(lambda: count[0] > n + 20, 10, what="traffic without a tier")
@@ -256,14 +268,9 @@ def test_tier_sigkill_and_restart_resyncs(hosts):
 
 def test_stats_show_the_tier(hosts):
     a = hosts[0]
-    r = subprocess.run([BINARY, "-s", a.sock, "stats", "--json"], capture_output=True, timeout=30)
-    assert r.returncode == 0, r.stderr
-    import json
-
-    st = json.loads(r.stdout)
-    if "tier" not in st:
-        pytest.skip("this shoal CLI does not merge tier status")
-    tier = st["tier"]
+    a.store["e/stats"] = b"x"
+    wait_until(lambda: a.status().get("published", 0) > 0, 10, what="a published")
+    tier = _cli_stats(a)["tier"]
     assert tier["connected"] is True
     assert tier["published"] > 0 and tier["received"] >= 0
     for key in ("lag_ms", "errors"):
@@ -271,36 +278,48 @@ def test_stats_show_the_tier(hosts):
 
 
 def test_connect_starts_one_tier(servers, tmp_path):
+    """Four processes' worth of connect(tier=) at once: one daemon, one
+    tier process; a miss on the new host then finds a name from another."""
+    if servers.cluster:
+        pytest.skip("auto-start is exercised with standalone Redis")
     sock = str(tmp_path / "auto.sock")
     errors = []
 
     def go():
         try:
-            shoal.connect(sock, tier=servers.urls()[0] if not servers.cluster else None,
-                          memory="64M").close()
+            shoal.connect(sock, tier=servers.urls()[0], tier_args=TIER_ARGS, memory="64M").close()
         except Exception as e:  # noqa: BLE001 - reported below
             errors.append(e)
 
-    if servers.cluster:
-        pytest.skip("auto-start is exercised with standalone Redis")
     ts = [threading.Thread(target=go) for _ in range(4)]
     for t in ts:
         t.start()
     for t in ts:
         t.join(60)
-    assert not errors, errors
-    from shoal._tier_client import running
-
-    assert running(sock)
-    pids = subprocess.run(["pgrep", "-f", f"shoal.tier.*{sock}"], capture_output=True).stdout.split()
-    assert len(pids) == 1, pids
-    store = shoal.connect(sock, start=False)
-    subprocess.run([BINARY, "-s", sock, "stop"], capture_output=True, timeout=30)
-    if store.stats():
-        pass
-    store.close()
-    for p in pids:
-        os.kill(int(p), signal.SIGTERM)
+    daemons = subprocess.run(["pgrep", "-f", f"serve -s {sock}"], capture_output=True).stdout.split()
+    tiers = subprocess.run(["pgrep", "-f", f"shoal.tier.*{sock}"], capture_output=True).stdout.split()
+    try:
+        assert not errors, errors
+        assert len(daemons) == 1, daemons
+        assert len(tiers) == 1, tiers
+        assert running(sock)
+        other = shoal.connect(str(tmp_path / "other.sock"), tier=servers.urls()[0],
+                              tier_args=TIER_ARGS, memory="64M")
+        other["lazy/auto"] = b"across"
+        store = shoal.connect(sock, start=False)
+        wait_until(lambda: store.get("lazy/auto") is not None, 15, what="lazy/auto")
+        assert bytes(store["lazy/auto"]) == b"across"
+        del other["lazy/auto"]
+        store.close()
+        other.close()
+    finally:
+        for p in daemons + tiers + subprocess.run(
+            ["pgrep", "-f", f"{tmp_path}/other.sock"], capture_output=True
+        ).stdout.split():
+            try:
+                os.kill(int(p), signal.SIGTERM)
+            except ProcessLookupError:
+                pass
     wait_until(lambda: not running(sock), 15, what="tier exited")
 
 
@@ -337,6 +356,15 @@ def test_zz_no_stray_keys(hosts, servers):
                 pass
     wait_until(lambda: all(not h.store.keys() for h in hosts), 15, what="names gone")
     want = [b"shoal:epoch", b"shoal:seq"]
-    wait_until(lambda: servers.keys() == want, 30, interval=0.2,
-               what=f"stray keys: {servers.keys()[:10]}")
+
+    def stray():
+        r = servers.client()
+        out = [(k, r.pttl(k), r.hgetall(k) if b":n:" in k else None) for k in servers.keys()[:10]]
+        r.close()
+        return f"stray keys: {out}\n{_fail_msg(hosts)}"
+
+    try:
+        wait_until(lambda: servers.keys() == want, 30, interval=0.2, what="no stray keys")
+    except AssertionError:
+        raise AssertionError(stray()) from None
     assert a.status()["connected"]
