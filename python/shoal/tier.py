@@ -124,7 +124,11 @@ def _size(text):
 
 
 def _redis_errors():
-    return (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+    """What a Redis call raises when Redis is down, hung, or refuses: the
+    tier counts it, marks itself disconnected and retries later. (A cluster
+    with no reachable node raises RedisClusterException, which is no
+    RedisError.)"""
+    return (redis.exceptions.RedisError, redis.exceptions.RedisClusterException, OSError)
 
 
 class Missing(Exception):
@@ -198,6 +202,7 @@ class Tier:
             "retry": Retry(NoBackoff(), 1),
             "health_check_interval": 0,
         }
+        data_kw = dict(kw, socket_timeout=max(a.transfer_timeout, a.redis_timeout))
         if a.cluster:
             from redis.cluster import ClusterNode, RedisCluster
 
@@ -214,10 +219,14 @@ class Tier:
                 kw["password"] = urllib.parse.unquote(first.password)
             if first.scheme == "rediss":
                 kw["ssl"] = True
-            kw.pop("health_check_interval")
+            for d in (kw, data_kw):
+                d.pop("health_check_interval")
             self.r = RedisCluster(startup_nodes=nodes, cluster_error_retry_attempts=2, **kw)
+            # Chunks go on clients of their own, with a timeout for 64 MB.
+            self.rd = RedisCluster(startup_nodes=nodes, cluster_error_retry_attempts=2, **data_kw)
         else:
             self.r = redis.Redis.from_url(a.redis[0], **kw)
+            self.rd = redis.Redis.from_url(a.redis[0], **data_kw)
         self.set_meta = self.r.register_script(_SET_META)
         self.raise_seq = self.r.register_script(_RAISE_SEQ)
 
@@ -304,11 +313,11 @@ class Tier:
                 return
             try:
                 self.sync_name(name)
-            except _redis_errors() + (redis.exceptions.RedisError,) as e:
+            except _redis_errors() as e:
                 self.error(f"{name}: {e}")
                 self.lost_redis()
                 self.mark(name)
-            except shoal.StoreUnavailable as e:
+            except (shoal.StoreUnavailable, Missing) as e:
                 self.error(f"{name}: {e}")
                 self.mark(name)
                 time.sleep(0.2)
@@ -473,23 +482,32 @@ class Tier:
         else:
             nch = (size + self.chunk - 1) // self.chunk
             fields["csz"] = self.chunk
-            pipe = self.r.pipeline(transaction=False)
+            # Chunks expire by themselves until the hash points at them, so
+            # a publisher that dies or times out half-way leaves nothing.
+            pending_ms = int(self.args.pending_ttl * 1000)
             for i in range(nch):
-                key = self.chunk_key(name, v, i)
                 part = mv[i * self.chunk : (i + 1) * self.chunk]
-                if exp:
-                    pipe.set(key, part, pxat=exp)
-                else:
-                    pipe.set(key, part)
-                if i % 4 == 3:
-                    pipe.execute()
-            pipe.execute()
+                self.rd.set(self.chunk_key(name, v, i), part, px=pending_ms)
         fields["nch"] = nch
-        won = self._set_meta(name, v, fields, exp, 0)
-        mv.release()
+        try:
+            won = self._set_meta(name, v, fields, exp, 0)
+        finally:
+            mv.release()
         if not won:
             self._drop_chunks(name, v, nch, 0)
             return
+        if nch:
+            pipe = self.r.pipeline(transaction=False)
+            for i in range(nch):
+                key = self.chunk_key(name, v, i)
+                if exp:
+                    pipe.pexpireat(key, exp)
+                else:
+                    pipe.persist(key)
+            if not all(pipe.execute()):
+                # A chunk expired before the hash pointed at it (a publish
+                # slower than --pending-ttl): publish again.
+                raise Missing(f"{name}: chunks of version {v} expired while publishing")
         self._record(name, buf.id.hex(), v, uid, ts, exp, fields["evict"])
         self.r.publish(self.channel, f"s {v} {name}".encode())
         with self.lock:
@@ -554,7 +572,7 @@ class Tier:
                 mv = memoryview(buf)
                 off = 0
                 for i in range(r["nch"]):
-                    part = self.r.get(self.chunk_key(name, r["v"], i))
+                    part = self.rd.get(self.chunk_key(name, r["v"], i))
                     if part is None or off + len(part) > r["size"]:
                         raise Missing(f"{name}: chunk {i} of version {r['v']} is gone")
                     mv[off : off + len(part)] = part
@@ -620,6 +638,9 @@ class Tier:
                     self.on_event(ev)
             except shoal.StoreUnavailable:
                 self.wait_daemon()
+            except Exception as e:  # the loop must survive anything
+                self.error(f"events: {type(e).__name__}: {e}")
+                time.sleep(0.2)
 
     def on_event(self, ev):
         if ev.kind == "overflow":
@@ -680,7 +701,7 @@ class Tier:
                 if msg is None or msg.get("type") != "message":
                     continue
                 self.on_announce(msg["data"])
-            except _redis_errors() + (redis.exceptions.RedisError,) as e:
+            except (Exception, *_redis_errors()) as e:
                 self.error(f"pubsub: {e}")
                 self.lost_redis()
                 try:
@@ -727,12 +748,15 @@ class Tier:
                     self.need_reconcile = False
                     last_reconcile = time.monotonic()
                     self.reconcile()
-            except _redis_errors() + (redis.exceptions.RedisError,) as e:
+            except _redis_errors() as e:
                 if self.connected:
                     self.error(f"redis: {e}")
                 self.lost_redis()
             except shoal.StoreUnavailable:
                 self.need_reconcile = True
+            except Exception as e:  # the loop must survive anything
+                self.error(f"health: {type(e).__name__}: {e}")
+                self.lost_redis()
             try:
                 self.write_status()
                 self.save_state()
@@ -845,7 +869,7 @@ class Tier:
                 with self.lock:
                     self.counters["lazy_hits"] += 1
             return ok
-        except _redis_errors() + (redis.exceptions.RedisError,) as e:
+        except _redis_errors() as e:
             self.error(f"lazy {name}: {e}")
             self.lost_redis()
             return False
@@ -954,6 +978,10 @@ def parse_args(argv):
     p.add_argument("--tombstone-ttl", type=float, default=86400.0,
                    help="seconds a deletion is remembered in Redis (default 86400)")
     p.add_argument("--redis-timeout", type=float, default=2.0, help="socket timeout in s (default 2)")
+    p.add_argument("--transfer-timeout", type=float, default=30.0,
+                   help="socket timeout in s for chunk transfers (default 30)")
+    p.add_argument("--pending-ttl", type=float, default=600.0,
+                   help="s a chunk written for a publish that never completes stays (default 600)")
     p.add_argument("--reconcile", type=float, default=30.0, help="full reconcile every N s (default 30)")
     p.add_argument("--interval", type=float, default=0.5, help="health check every N s (default 0.5)")
     p.add_argument("--workers", type=int, default=4)

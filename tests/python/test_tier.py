@@ -364,7 +364,7 @@ def test_zz_no_stray_keys(hosts, servers):
         return f"stray keys: {out}\n{_fail_msg(hosts)}"
 
     try:
-        wait_until(lambda: servers.keys() == want, 30, interval=0.2, what="no stray keys")
+        wait_until(lambda: servers.keys() == want, 45, interval=0.2, what="no stray keys")
     except AssertionError:
         raise AssertionError(stray()) from None
     assert a.status()["connected"]

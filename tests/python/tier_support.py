@@ -30,7 +30,8 @@ needs_redis = pytest.mark.skipif(
 # Fast settings so that faults are noticed and recovered from within seconds.
 TIER_ARGS = (
     "--interval", "0.1", "--reconcile", "3", "--redis-timeout", "0.5",
-    "--grace", "1", "--tombstone-ttl", "2", "--chunk-size", "8M",
+    "--grace", "1", "--tombstone-ttl", "2", "--chunk-size", "8M", "--transfer-timeout", "20",
+    "--pending-ttl", "20",
 )
 
 
