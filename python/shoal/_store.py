@@ -439,16 +439,18 @@ def _reopen(path):
 
 
 def connect(
-    path=None, *, start=True, memory=None, timeout=_DEFAULT_START_TIMEOUT,
+    path=None, *, start=True, memory=None, timeout=_DEFAULT_START_TIMEOUT, daemon_args=(),
     tier=None, tier_args=(), tier_timeout=None,
 ):
     """Connects to the shoal daemon at path (default: $SHOAL_SOCKET, else
     $XDG_RUNTIME_DIR/shoal.sock, else /tmp/shoal-<uid>.sock).
 
     If no daemon serves it and start is true, starts one in the background
-    (detached, default capacity or ``memory``, e.g. "4G"); many processes
-    doing so at once start exactly one. With start=False, raises
-    StoreUnavailable instead. timeout (s) bounds the wait for a new daemon.
+    (detached, default capacity or ``memory``, e.g. "4G"), with the further
+    ``shoal serve`` options in daemon_args (e.g. ``["--reserve", "2G"]``);
+    many processes doing so at once start exactly one. With start=False,
+    raises StoreUnavailable instead. timeout (s) bounds the wait for a new
+    daemon. A daemon that already runs keeps its own options.
 
     tier: a Redis URL ("redis://host:6379/0"); a shoal-tier process
     (``shoal-tier --redis tier -s path *tier_args``) is started next to the
@@ -457,11 +459,14 @@ def connect(
     of a name missing locally waits for the tier; 0 never asks it.
     """
     path = os.fspath(path) if path is not None else _shoal.default_socket()
+    if isinstance(daemon_args, (str, bytes)):
+        raise TypeError("daemon_args is a sequence of options, e.g. ['--reserve', '2G']")
+    extra = tuple(str(a) for a in daemon_args)
     autostart = None
     if start:
         binary = find_binary()
         if binary is not None:
-            args = ("-m", str(memory)) if memory is not None else ()
+            args = (("-m", str(memory)) if memory is not None else ()) + extra
             autostart = (binary, args, _ms(timeout, 10000))
     try:
         client = _shoal.Client(path, autostart=autostart)

@@ -144,13 +144,14 @@ static void wake_parked(struct server *srv)
 struct trim_ctx {
 	struct server *srv;
 	uint64_t budget;
+	uint64_t keep; /* warm reserve still to keep */
 	bool failed;
 };
 
 static int trim_free_block(void *ctx, uint64_t offset, uint64_t size)
 {
 	struct trim_ctx *t = ctx;
-	long n = arena_trim(&t->srv->arena, offset, size, t->budget);
+	long n = arena_trim(&t->srv->arena, offset, size, t->budget, &t->keep);
 
 	if (n < 0) {
 		t->failed = true;
@@ -161,13 +162,16 @@ static int trim_free_block(void *ctx, uint64_t offset, uint64_t size)
 }
 
 /*
- * Returns freed memory to the OS, a bounded amount per turn. Returns
- * whether more may be left. When the backing refuses, trimming waits for
- * the next free: retrying at once would only spin the loop.
+ * Returns freed memory beyond the warm reserve to the OS, a bounded amount
+ * per turn. The reserve is the free memory at the lowest addresses, where
+ * creates look for warm memory first too (store.c). Returns whether more
+ * may be left. When the backing refuses, trimming waits for the next free:
+ * retrying at once would only spin the loop.
  */
 static bool trim_some(struct server *srv)
 {
-	struct trim_ctx t = {srv, TRIM_CHUNKS_PER_TURN, false};
+	struct trim_ctx t = {srv, TRIM_CHUNKS_PER_TURN, srv->opt.reserve,
+	                     false};
 
 	alloc_foreach_free(srv->store.alloc, trim_free_block, &t);
 	if (t.failed && srv->opt.verbose)
@@ -215,6 +219,8 @@ static int before_sleep(struct loop *l, void *ctx)
 	if (srv->accept_resume_ns && now >= srv->accept_resume_ns &&
 	    loop_mask(srv->loop, srv->listen_fd, LOOP_READ) == 0)
 		srv->accept_resume_ns = 0;
+	if (srv->persisting)
+		persist_maybe_compact(&srv->persist);
 	if (srv->trim_wanted)
 		srv->trim_wanted = trim_some(srv);
 	if (srv->trim_wanted)
@@ -233,15 +239,49 @@ static int before_sleep(struct loop *l, void *ctx)
 	return timeout;
 }
 
+/* The store's notification hook: subscribers, then the name journal. */
+static void server_notify(void *ctx, enum store_note note,
+                          const struct object *o, const char *name,
+                          size_t name_len, uint64_t version)
+{
+	struct server *srv = ctx;
+
+	events_notify(ctx, note, o, name, name_len, version);
+	if (srv->persisting)
+		persist_note(&srv->persist, note, o, name, name_len, version);
+}
+
+/* Opens the arena: with --persist, DIR's lock first and the arena file in
+ * DIR (the names come back once the store exists). */
+static int open_arena(struct server *srv, bool *reused, char *err, size_t size)
+{
+	const struct server_options *opt = &srv->opt;
+	int rc;
+
+	*reused = false;
+	if (!opt->persist_dir)
+		return arena_open(&srv->arena, opt->capacity, opt->dir, err,
+		                  size);
+	rc = persist_lock(&srv->persist, opt->persist_dir, err, size);
+	if (rc == 0)
+		rc = arena_open_persist(&srv->arena, opt->capacity,
+		                        opt->persist_dir, reused, err, size);
+	if (rc)
+		persist_close(&srv->persist, false);
+	return rc;
+}
+
 int server_init_state(struct server *srv, const struct server_options *opt,
                       char *err, size_t size)
 {
+	bool reused;
 	int rc;
 
 	memset(srv, 0, sizeof(*srv));
 	srv->opt = *opt;
 	srv->listen_fd = srv->signal_fd = -1;
-	rc = arena_open(&srv->arena, opt->capacity, opt->dir, err, size);
+	srv->persist.lock_fd = srv->persist.log_fd = -1;
+	rc = open_arena(srv, &reused, err, size);
 	if (rc)
 		return rc;
 	rc = store_init(&srv->store, &srv->arena);
@@ -249,7 +289,14 @@ int server_init_state(struct server *srv, const struct server_options *opt,
 		snprintf(err, size, "out of memory");
 		goto fail;
 	}
-	srv->store.notify = events_notify;
+	if (opt->persist_dir) {
+		rc = persist_recover(&srv->persist, &srv->store, reused, err,
+		                     size);
+		if (rc)
+			goto fail;
+		srv->persisting = true;
+	}
+	srv->store.notify = server_notify;
 	srv->store.notify_ctx = srv;
 	rc = loop_create(&srv->loop);
 	if (rc) {
@@ -304,7 +351,10 @@ fail:
 
 int server_run(struct server *srv)
 {
-	return loop_run(srv->loop);
+	int rc = loop_run(srv->loop);
+
+	srv->stopped = rc == 0;
+	return rc;
 }
 
 void server_free(struct server *srv)
@@ -319,6 +369,8 @@ void server_free(struct server *srv)
 	if (srv->signal_fd >= 0)
 		close(srv->signal_fd);
 	loop_destroy(srv->loop);
+	if (srv->opt.persist_dir && srv->persist.lock_fd >= 0)
+		persist_close(&srv->persist, srv->persisting && srv->stopped);
 	if (srv->store.alloc)
 		store_free(&srv->store);
 	arena_close(&srv->arena);

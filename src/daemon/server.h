@@ -19,6 +19,7 @@
 
 #include "arena.h"
 #include "loop.h"
+#include "persist.h"
 #include "protocol.h"
 #include "store.h"
 
@@ -30,8 +31,10 @@ struct server_options {
 	uint64_t capacity;
 	const char *socket_path;
 	const char *dir;
+	const char *persist_dir; /* --persist: names survive restarts */
 	bool prefault;
-	bool trim;
+	bool trim;        /* give free memory beyond reserve back to the OS */
+	uint64_t reserve; /* free bytes kept backed when trimming */
 	bool verbose;
 	bool debug_checks; /* allow PROTO_DEBUG_CHECK */
 	uint64_t stall_ms; /* drop a client that reads nothing this long */
@@ -78,6 +81,9 @@ struct server {
 	uint64_t next_stall_check_ns;
 	uint64_t accept_resume_ns; /* accepting paused until then; 0: not */
 	bool trim_wanted;
+	bool persisting; /* opt.persist_dir is in use */
+	bool stopped;    /* the loop ended on a signal: a clean stop */
+	struct persist persist;
 };
 
 /* Sets up arena, store, socket and loop. Returns 0, or a negative code with

@@ -164,7 +164,7 @@ static uint64_t evict_one(struct store *st, uint32_t slot)
 /* Finds room for block bytes, evicting only if that is sure to succeed. */
 static int make_room(struct store *st, uint64_t block, uint64_t *offset)
 {
-	int rc = alloc_alloc(st->alloc, block, offset);
+	int rc = arena_alloc_warm(st->arena, st->alloc, block, offset);
 
 	if (rc != SHOAL_EFULL)
 		return rc;
@@ -433,6 +433,66 @@ int store_delete_name(struct store *st, const char *name, size_t len, bool cas,
 	     len, v);
 	names_remove(&st->names, ns);
 	unname(st, slot);
+	return 0;
+}
+
+int store_restore_object(struct store *st, const uint8_t *id, uint64_t offset,
+                         uint64_t data_size, uint32_t metadata_size,
+                         uint64_t create_time_ns, uint32_t *slot)
+{
+	uint64_t total = data_size + metadata_size;
+	uint32_t s;
+	int rc;
+
+	if (metadata_size > SHOAL_META_MAX)
+		return SHOAL_ETOOBIG;
+	if (data_size > st->arena->capacity || total > st->arena->capacity)
+		return SHOAL_EINVAL;
+	if (objtab_find(&st->objs, id) != OBJ_NIL)
+		return SHOAL_EEXISTS;
+	rc = alloc_claim(st->alloc, offset, total ? total : 1);
+	if (rc)
+		return rc;
+	rc = objtab_add(&st->objs, id, &s);
+	if (rc)
+		goto fail_block;
+	rc = u64map_put(&st->by_offset, offset, s);
+	if (rc) {
+		objtab_release_slot(&st->objs, s);
+		goto fail_block;
+	}
+	struct object *o = objtab_get(&st->objs, s);
+	o->state = OBJ_SEALED;
+	o->offset = offset;
+	o->data_size = data_size;
+	o->metadata_size = metadata_size;
+	o->block_size = alloc_block_size(st->alloc, offset);
+	o->create_time_ns = create_time_ns;
+	st->sealed++;
+	arena_mark_touched(st->arena, offset, total);
+	settle(st, s);
+	*slot = s;
+	return 0;
+fail_block:
+	alloc_free(st->alloc, offset);
+	return rc;
+}
+
+int store_restore_name(struct store *st, const char *name, size_t len,
+                       uint32_t slot, uint64_t version)
+{
+	uint32_t ns;
+	int rc;
+
+	if (names_find(&st->names, name, len) != NAME_NIL)
+		return SHOAL_EEXISTS;
+	rc = names_add(&st->names, name, len, slot, version, &ns);
+	if (rc)
+		return rc;
+	objtab_get(&st->objs, slot)->names++;
+	if (version > st->last_version)
+		st->last_version = version;
+	settle(st, slot);
 	return 0;
 }
 
