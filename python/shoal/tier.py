@@ -78,24 +78,49 @@ REDIS_STRING_MAX = 512 << 20
 # Longest name the lazy socket accepts (the daemon's own limit is 1 KiB).
 NAME_MAX = 4096
 
-# KEYS[1] = the name's hash. ARGV = new version, then field/value pairs.
-# Replaces the hash only if its version is older; returns
-# {1, old version, old chunk count} or {0, current version, 0}. The expiry
-# (absolute ms, 0 none) and the tombstone TTL (ms, 0 none) come first.
+# KEYS[1] = the name's hash, KEYS[2..] = the new value's chunks (one slot:
+# they share the name's hash tag). ARGV = version, absolute expiry (ms, 0
+# none), TTL of the hash (ms, 0 none; tombstones), the key prefix of the
+# name's chunks, the grace (ms) of the replaced value's chunks, then the
+# hash's field/value pairs. In one step: if the hash is newer, the new
+# chunks are deleted -> {0, current version}; if a new chunk has expired
+# already -> {-1, 0}; else the chunks are kept (their pending TTL replaced
+# by the value's expiry), the hash replaced, and the old value's chunks
+# given the grace -> {1, old version}. Doing all of it in the script is
+# what keeps two publishers of one name from leaving chunks behind.
 _SET_META = """
 local cur = redis.call('HMGET', KEYS[1], 'v', 'nch')
 local curv = tonumber(cur[1]) or 0
+local oldnch = tonumber(cur[2]) or 0
 local newv = tonumber(ARGV[1])
-if curv >= newv then return {0, curv, 0} end
-redis.call('DEL', KEYS[1])
-local fields = {}
-for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('HSET', KEYS[1], 'v', ARGV[1], unpack(fields))
+if curv >= newv then
+  for i = 2, #KEYS do redis.call('DEL', KEYS[i]) end
+  return {0, curv}
+end
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 0 then
+    for j = 2, #KEYS do redis.call('DEL', KEYS[j]) end
+    return {-1, 0}
+  end
+end
 local pxat = tonumber(ARGV[2])
 local px = tonumber(ARGV[3])
+for i = 2, #KEYS do
+  if pxat > 0 then redis.call('PEXPIREAT', KEYS[i], pxat)
+  else redis.call('PERSIST', KEYS[i]) end
+end
+redis.call('DEL', KEYS[1])
+local fields = {}
+for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', KEYS[1], 'v', ARGV[1], unpack(fields))
 if pxat > 0 then redis.call('PEXPIREAT', KEYS[1], pxat)
 elseif px > 0 then redis.call('PEXPIRE', KEYS[1], px) end
-return {1, curv, tonumber(cur[2]) or 0}
+local grace = tonumber(ARGV[5])
+for i = 0, oldnch - 1 do
+  local key = ARGV[4] .. curv .. ':' .. i
+  if grace > 0 then redis.call('PEXPIRE', key, grace) else redis.call('DEL', key) end
+end
+return {1, curv}
 """
 
 # KEYS[1] = the counter; raises it to at least ARGV[1] (after a Redis
@@ -490,24 +515,21 @@ class Tier:
                 self.rd.set(self.chunk_key(name, v, i), part, px=pending_ms)
         fields["nch"] = nch
         try:
-            won = self._set_meta(name, v, fields, exp, 0)
+            won = self._set_meta(name, v, fields, exp, 0, nch)
         finally:
             mv.release()
+        if won < 0:
+            # A chunk expired before the hash could point at it (a publish
+            # slower than --pending-ttl): publish again.
+            raise Missing(f"{name}: chunks of version {v} expired while publishing")
         if not won:
-            self._drop_chunks(name, v, nch, 0)
+            # A later version (in the tier's order) got there first: it wins.
+            r = self.remote(name)
+            if r is not None and r["uid"] == uid and not r["del"]:
+                self._record(name, buf.id.hex(), r["v"], uid, r["ts"], r["exp"], r["evict"])
+            elif r is not None:
+                self.apply(name, r, lv)
             return
-        if nch:
-            pipe = self.r.pipeline(transaction=False)
-            for i in range(nch):
-                key = self.chunk_key(name, v, i)
-                if exp:
-                    pipe.pexpireat(key, exp)
-                else:
-                    pipe.persist(key)
-            if not all(pipe.execute()):
-                # A chunk expired before the hash pointed at it (a publish
-                # slower than --pending-ttl): publish again.
-                raise Missing(f"{name}: chunks of version {v} expired while publishing")
         self._record(name, buf.id.hex(), v, uid, ts, exp, fields["evict"])
         self.r.publish(self.channel, f"s {v} {name}".encode())
         with self.lock:
@@ -516,31 +538,22 @@ class Tier:
     def publish_delete(self, name):
         v = int(self.r.incr(f"{self.kp}:seq"))
         fields = {"del": 1, "size": 0, "nch": 0, "ts": _now_ms(), "uid": f"{self.epoch}:{v}"}
-        if self._set_meta(name, v, fields, 0, self.tomb_ms):
+        if self._set_meta(name, v, fields, 0, self.tomb_ms) > 0:
             self.r.publish(self.channel, f"d {v} {name}".encode())
             with self.lock:
                 self.counters["deleted"] += 1
         self._record(name, None, v, fields["uid"], fields["ts"])
 
-    def _set_meta(self, name, v, fields, pxat, px):
-        argv = [v, pxat, px]
+    def _set_meta(self, name, v, fields, pxat, px, nch=0):
+        """Runs _SET_META: 1 won, 0 a newer version is there, -1 a chunk
+        expired."""
+        keys = [self.meta_key(name)] + [self.chunk_key(name, v, i) for i in range(nch)]
+        prefix = f"{self.kp}:{{{self._tag(name)}}}:c:"
+        argv = [v, pxat, px, prefix, self.grace_ms]
         for k, val in fields.items():
             argv += [k, val]
-        won, oldv, oldnch = self.set_meta(keys=[self.meta_key(name)], args=argv)
-        if won and oldnch:
-            self._drop_chunks(name, oldv, oldnch, self.grace_ms)
-        return bool(won)
-
-    def _drop_chunks(self, name, v, nch, grace_ms):
-        """Old chunks expire after grace_ms (0: now)."""
-        pipe = self.r.pipeline(transaction=False)
-        for i in range(nch):
-            key = self.chunk_key(name, v, i)
-            if grace_ms:
-                pipe.pexpire(key, grace_ms)
-            else:
-                pipe.delete(key)
-        pipe.execute()
+        won, _ = self.set_meta(keys=keys, args=argv)
+        return int(won)
 
     # ---------------------------------------------------------- receiving
 

@@ -35,10 +35,25 @@ TIER_ARGS = (
 )
 
 
-def free_port():
+def _bindable(port):
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def free_port():
+    """A free loopback port below 55535 whose cluster bus port (+10000) is
+    free too (redis-server refuses higher ones in cluster mode)."""
+    import random
+
+    for _ in range(1000):
+        port = random.randrange(20000, 45000)
+        if _bindable(port) and _bindable(port + 10000):
+            return port
+    raise AssertionError("no free port pair")
 
 
 def _stop(proc, sig=signal.SIGTERM):
