@@ -463,30 +463,15 @@ class Tier:
 
     # -------------------------------------------------------- publishing
 
-    def _ttl_ms(self, name):
-        """Absolute expiry (ms) of a local name, 0 if none (needs the
-        daemon's name TTLs; without them 0)."""
-        ttl = getattr(self.store, "ttl", None)
-        if ttl is None:
-            return 0
+    def _name_flags(self, name):
+        """(absolute expiry in ms or 0, evictable 0/1) of a local name."""
         try:
-            left = ttl(name)
+            row = self.store.client.name_info(name)
         except (shoal.Error, KeyError):
-            return 0
-        if left is None or left < 0:
-            return 0
-        return _now_ms() + int(left * 1000)
-
-    def _evictable(self, name):
-        """1 if the local name is evictable (needs the daemon's evictable
-        names; without them 0)."""
-        info = getattr(self.store.client, "name_info", None)
-        if info is None:
-            return 0
-        try:
-            return 1 if info(name).get("evictable") else 0
-        except (shoal.Error, KeyError):
-            return 0
+            return 0, 0
+        ttl_ms, flags = row[6], row[5]
+        exp = _now_ms() + ttl_ms if ttl_ms >= 0 else 0
+        return exp, 1 if flags & _shoal.NAME_EVICTABLE else 0
 
     def publish(self, name, buf, lv, uid, ts):
         """Writes the local value to Redis under a new global version and
@@ -494,12 +479,12 @@ class Tier:
         a re-publication of a synced value."""
         v = int(self.r.incr(f"{self.kp}:seq"))
         uid = uid or f"{self.epoch}:{v}"
-        exp = self._ttl_ms(name)
+        exp, evict = self._name_flags(name)
         size = len(buf)
         mv = memoryview(buf)
         fields = {
             "del": 0, "size": size, "ts": ts, "uid": uid, "exp": exp,
-            "evict": self._evictable(name), "meta": buf.metadata,
+            "evict": evict, "meta": buf.metadata,
         }
         nch = 0
         if size <= INLINE_MAX:
@@ -621,20 +606,12 @@ class Tier:
         return newv is not None
 
     def _set_local(self, name, oid, lv, r):
-        c = self.store.client
-        ttl = None
+        """Points the local name at oid (if its version is still lv), with
+        the remaining TTL and the evictable flag."""
+        ttl_ms = 0
         if r["exp"]:
-            ttl = max(r["exp"] - _now_ms(), 1) / 1000.0
-        setter = getattr(c, "set_name_ex", None)
-        if setter is not None and (ttl or r["evict"]):
-            return setter(name, oid, lv, ttl, bool(r["evict"]))
-        v = c.set_name(name, oid, lv)
-        if ttl and hasattr(self.store, "expire"):
-            try:
-                self.store.expire(name, ttl)
-            except shoal.Error:
-                pass
-        return v
+            ttl_ms = max(r["exp"] - _now_ms(), 1)
+        return self.store.client.set_name(name, oid, lv, ttl_ms, bool(r["evict"]))
 
     # -------------------------------------------------------- the threads
 

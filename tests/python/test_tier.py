@@ -130,14 +130,24 @@ def test_delete_propagates(hosts):
 
 def test_ttl_propagates(hosts):
     a, b, _ = hosts
-    if not hasattr(a.store, "ttl"):
-        pytest.skip("the daemon has no name TTLs yet")
     a.store.set("e/ttl", b"short-lived", ttl=2.0)
     wait_value(b.store, "e/ttl", b"short-lived")
     left = b.store.ttl("e/ttl")
     assert left is not None and 0 < left <= 2.0
     wait_value(b.store, "e/ttl", None, timeout=10)
     wait_value(a.store, "e/ttl", None, timeout=10)
+
+
+def test_evictable_flag_propagates(hosts):
+    a, b, _ = hosts
+    a.store.set("e/evictable", b"cache", evictable=True)
+    a.store.set("e/plain", b"kept")
+    wait_value(b.store, "e/evictable", b"cache")
+    wait_value(b.store, "e/plain", b"kept")
+    names = b.store.names()
+    assert names["e/evictable"]["evictable"] is True
+    assert names["e/plain"]["evictable"] is False
+    assert names["e/plain"]["ttl"] is None
 
 
 def test_concurrent_writers_converge(hosts):
