@@ -555,6 +555,17 @@ uint64_t alloc_largest_free(const struct alloc *a)
 	return largest;
 }
 
+bool alloc_surely_fits(const struct alloc *a, uint64_t size)
+{
+	uint64_t need = size == 0 ? LAYOUT_ALIGN : layout_align(size);
+	unsigned fl, sl;
+
+	if (need > a->size)
+		return false;
+	fit_class(need >> GRANULE_SHIFT, &fl, &sl);
+	return class_search(a, fl, sl) != NIL;
+}
+
 uint64_t alloc_free_blocks(const struct alloc *a)
 {
 	return a->nfree;

@@ -542,33 +542,6 @@ enum cmd_result commands_dispatch(struct conn *c, const struct proto_header *h,
 	return handlers[h->type](c, h, body, final);
 }
 
-bool commands_wake_on(const struct store *st, const struct proto_header *h,
-                      const uint8_t *body, unsigned events, bool *final)
-{
-	*final = false;
-	switch (h->type) {
-	case PROTO_GET:
-		if (events & STORE_EV_DROPPED) {
-			uint32_t count;
-			memcpy(&count, body + offsetof(struct proto_get, count),
-			       sizeof(count));
-			const uint8_t *ids = body + sizeof(struct proto_get);
-			for (uint32_t i = 0; i < count; i++)
-				if (store_was_dropped(
-				            st,
-				            ids + (size_t)i * SHOAL_ID_SIZE))
-					*final = true;
-		}
-		return *final || (events & STORE_EV_SEALED);
-	case PROTO_GET_NAME:
-		return events & STORE_EV_NAMED;
-	case PROTO_CREATE:
-		return events & STORE_EV_FREED;
-	default:
-		return false;
-	}
-}
-
 uint64_t commands_deadline(const struct proto_header *h, const uint8_t *body)
 {
 	int64_t timeout = -1;

@@ -24,7 +24,6 @@
 #define CONN_BUF_KEEP    (64u << 10)
 
 static void conn_update_mask(struct conn *c);
-static void park_remove(struct conn *c);
 
 void *conn_out_reserve(struct conn *c, size_t len)
 {
@@ -124,37 +123,18 @@ static size_t out_pending(const struct conn *c)
 	return c->out_len - c->out_off;
 }
 
-static void park_add(struct conn *c, uint64_t deadline)
+/* Files the request at pos as parked. If that fails for want of memory it
+ * is answered at once instead (as at its deadline). Returns whether it
+ * parked. */
+static bool park(struct conn *c, const struct proto_header *h,
+                 const uint8_t *body, size_t pos)
 {
 	struct server *srv = c->srv;
 
-	c->parked = true;
-	c->deadline_ns = deadline;
-	c->park_next = NULL;
-	c->park_prev = srv->park_tail;
-	if (srv->park_tail)
-		srv->park_tail->park_next = c;
-	else
-		srv->park_head = c;
-	srv->park_tail = c;
-}
-
-static void park_remove(struct conn *c)
-{
-	struct server *srv = c->srv;
-
-	if (!c->parked)
-		return;
-	if (c->park_prev)
-		c->park_prev->park_next = c->park_next;
-	else
-		srv->park_head = c->park_next;
-	if (c->park_next)
-		c->park_next->park_prev = c->park_prev;
-	else
-		srv->park_tail = c->park_prev;
-	c->park_prev = c->park_next = NULL;
-	c->parked = false;
+	if (waits_park(&srv->waits, &c->wait, &srv->store, h, body,
+	               pos + sizeof(*h), commands_deadline(h, body)) == 0)
+		return true;
+	return false;
 }
 
 /*
@@ -189,22 +169,22 @@ static void conn_process(struct conn *c, bool retry, bool retry_final)
 		if (c->in_len - pos - sizeof(h) < h.body_len)
 			break;
 		const uint8_t *body = c->in + pos + sizeof(h);
-		bool was_parked = c->parked;
+		bool was_parked = wait_parked(&c->wait);
 		bool final = was_parked && retry_final;
 		if (was_parked && !retry)
 			break;
 		enum cmd_result r = commands_dispatch(c, &h, body, final);
+		if (r == CMD_PARK && !was_parked && !park(c, &h, body, pos))
+			r = commands_dispatch(c, &h, body, true);
 		if (r == CMD_CLOSE) {
+			waits_unpark(&c->srv->waits, &c->wait);
 			c->closing = true;
 			break;
 		}
-		if (r == CMD_PARK) {
-			if (!was_parked)
-				park_add(c, commands_deadline(&h, body));
+		if (r == CMD_PARK)
 			break;
-		}
 		if (was_parked)
-			park_remove(c);
+			waits_unpark(&c->srv->waits, &c->wait);
 		pos += sizeof(h) + h.body_len;
 		retry = false;
 	}
@@ -213,6 +193,8 @@ static void conn_process(struct conn *c, bool retry, bool retry_final)
 		c->in_len -= pos;
 		if (c->in_len == 0)
 			shrink(&c->in, &c->in_cap);
+		/* A parked request is now at the front. */
+		c->wait.body_off = sizeof(struct proto_header);
 	}
 }
 
@@ -311,7 +293,7 @@ void conn_on_event(struct loop *l, int fd, void *ctx, unsigned events)
 			return;
 		}
 		/* Draining may let held-back requests run. */
-		if (!c->parked)
+		if (!wait_parked(&c->wait))
 			conn_process(c, false, false);
 	}
 	conn_settle(c);
@@ -331,7 +313,7 @@ void conn_close(struct conn *c)
 	if (srv->opt.verbose)
 		fprintf(stderr, "shoal: client %u (pid %llu) left\n", c->sc.id,
 		        (unsigned long long)c->pid);
-	park_remove(c);
+	waits_unpark(&srv->waits, &c->wait);
 	events_unsubscribe(c);
 	loop_unwatch(srv->loop, c->fd);
 	close(c->fd);

@@ -11,6 +11,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,7 @@ struct conn *server_add_conn(struct server *srv, int fd)
 		}
 	}
 	if (!c || srv->nconns == srv->conns_cap ||
+	    waits_reserve(&srv->waits, (size_t)srv->nconns + 1) ||
 	    loop_watch(srv->loop, fd, LOOP_READ, conn_on_event, c)) {
 		free(c);
 		close(fd);
@@ -54,6 +56,7 @@ struct conn *server_add_conn(struct server *srv, int fd)
 	}
 	c->srv = srv;
 	c->fd = fd;
+	wait_init(&c->wait, &c->in);
 	c->index = srv->nconns;
 	srv->conns[srv->nconns++] = c;
 	store_client_init(&c->sc, ++srv->next_client_id);
@@ -98,45 +101,108 @@ static void on_signal(struct loop *l, int fd, void *ctx, unsigned events)
 			loop_stop(l);
 }
 
-/* Wakes parked requests that events or deadlines concern. A woken request
- * may cause events in turn (a create that evicts frees nothing net, but a
- * disconnect can), so this repeats until quiet; each pass answers or keeps
- * each parked request once. */
+#define container_of(p, type, member) \
+	((type *)(void *)((char *)(p) - offsetof(type, member)))
+
+/* The store's notification hook: wakes the waiters of what changed, then
+ * tells the subscribers. */
+static void on_note(void *ctx, enum store_note note, const struct object *o,
+                    const char *name, size_t name_len, uint64_t version)
+{
+	struct server *srv = ctx;
+
+	if (note == STORE_NOTE_SEALED)
+		waits_sealed(&srv->waits, o->id);
+	else if (note == STORE_NOTE_NAME_SET)
+		waits_named(&srv->waits, name, name_len);
+	events_notify(ctx, note, o, name, name_len, version);
+}
+
+/* Answers (or re-parks) every ready request. */
+static bool run_ready(struct server *srv)
+{
+	struct wait *w;
+	bool any = false;
+
+	while ((w = waits_pop_ready(&srv->waits))) {
+		conn_retry(container_of(w, struct conn, wait), w->final);
+		any = true;
+	}
+	return any;
+}
+
+/* Changes whenever space is freed or an object becomes evictable. */
+static uint64_t avail_events(const struct server *srv)
+{
+	return srv->store.objs.lru_pushes + srv->store.objs.released;
+}
+
+/* Bytes the smallest parked create could get: free plus evictable. */
+static uint64_t available(const struct server *srv)
+{
+	const struct store *st = &srv->store;
+
+	return srv->arena.capacity - alloc_used(st->alloc) +
+	       st->objs.lru_bytes;
+}
+
+/*
+ * Tries parked creates, smallest first, while they may fit. Only the
+ * smallest can fit first (a block that fits after evicting leaves room for
+ * any smaller one too), so this looks at the heap's top only. A create
+ * that fits a free block is tried at once (O(1) to tell). One that would
+ * fit only by evicting scans the block list when tried (store.c's
+ * make_room), so it is tried only when space changed since its last try,
+ * and at most as often as keeps those scans under a tenth of the loop's
+ * time. Returns whether any was answered.
+ */
+static bool try_creates(struct server *srv)
+{
+	bool any = false;
+	struct wait *w;
+
+	while ((w = waits_smallest_create(&srv->waits))) {
+		uint64_t need = w->size.key;
+		struct conn *c = container_of(w, struct conn, wait);
+		uint64_t seen = avail_events(srv);
+		if (!alloc_surely_fits(srv->store.alloc, need)) {
+			uint64_t now = server_now_ns();
+			if (need > available(srv) || srv->avail_seen == seen ||
+			    now < srv->slow_next_ns)
+				break;
+			conn_retry(c, false);
+			uint64_t took = server_now_ns() - now;
+			srv->slow_next_ns = now + took + 9 * took;
+			srv->avail_seen = seen;
+		} else {
+			conn_retry(c, false);
+		}
+		if (waits_smallest_create(&srv->waits) == w)
+			break; /* still parked (out of memory): next turn */
+		any = true;
+	}
+	return any;
+}
+
+/*
+ * Wakes parked requests that events or deadlines concern: the waiters of
+ * dropped IDs, expired ones, ones the notification hook made ready, and
+ * parked creates that may fit now. A woken request may cause events in
+ * turn (a create that evicts, later requests of the same connection), so
+ * this repeats until quiet, a bounded number of times per turn.
+ */
 static void wake_parked(struct server *srv)
 {
+	struct store *st = &srv->store;
+
 	for (int pass = 0; pass < 8; pass++) {
-		unsigned ev = srv->store.events;
-		size_t seen = srv->store.ndropped;
-		uint64_t now = server_now_ns();
-		bool any = false;
-		srv->store.events = 0;
-		struct conn *c = srv->park_head;
-		struct conn *tail = srv->park_tail;
-		while (c) {
-			struct conn *next = c->park_next;
-			bool last = c == tail;
-			bool due = c->deadline_ns <= now, dropped;
-			struct proto_header h;
-			memcpy(&h, c->in, sizeof(h));
-			if (commands_wake_on(&srv->store, &h, c->in + sizeof(h),
-			                     ev, &dropped) ||
-			    due) {
-				conn_retry(c, due || dropped);
-				any = true;
-			}
-			if (last)
-				break;
-			c = next;
-		}
-		/* Forget the dropped IDs this pass has shown to everyone;
-		 * ones added meanwhile are for the next pass. */
-		struct store *st = &srv->store;
-		if (seen) {
-			memmove(st->dropped, st->dropped + seen,
-			        (st->ndropped - seen) * SHOAL_ID_SIZE);
-			st->ndropped -= seen;
-		}
-		if (!any || !srv->store.events)
+		for (size_t i = 0; i < st->ndropped; i++)
+			waits_dropped(&srv->waits, st->dropped[i]);
+		st->ndropped = 0;
+		waits_expire(&srv->waits, server_now_ns());
+		bool any = run_ready(srv);
+		any |= try_creates(srv);
+		if (!any && !srv->waits.ready_head && !st->ndropped)
 			break;
 	}
 }
@@ -203,9 +269,10 @@ static int before_sleep(struct loop *l, void *ctx)
 	int timeout = -1;
 
 	(void)l;
+	wake_parked(srv);
 	if (srv->store.events & STORE_EV_FREED)
 		srv->trim_wanted = srv->opt.trim;
-	wake_parked(srv);
+	srv->store.events = 0;
 	events_flush(srv);
 	now = server_now_ns();
 	if (now >= srv->next_stall_check_ns) {
@@ -222,9 +289,14 @@ static int before_sleep(struct loop *l, void *ctx)
 	next = srv->next_stall_check_ns;
 	if (srv->accept_resume_ns && srv->accept_resume_ns < next)
 		next = srv->accept_resume_ns;
-	for (struct conn *c = srv->park_head; c; c = c->park_next)
-		if (c->deadline_ns < next)
-			next = c->deadline_ns;
+	if (waits_next_deadline(&srv->waits) < next)
+		next = waits_next_deadline(&srv->waits);
+	if (srv->waits.ready_head || srv->store.ndropped)
+		next = 0; /* more woken than one turn answers */
+	else if (waits_smallest_create(&srv->waits) &&
+	         srv->avail_seen != avail_events(srv) &&
+	         srv->slow_next_ns < next)
+		next = srv->slow_next_ns; /* a rate-limited create retry */
 	now = server_now_ns();
 	if (next != UINT64_MAX) {
 		uint64_t ms = next > now ? (next - now + 999999) / 1000000 : 0;
@@ -249,7 +321,8 @@ int server_init_state(struct server *srv, const struct server_options *opt,
 		snprintf(err, size, "out of memory");
 		goto fail;
 	}
-	srv->store.notify = events_notify;
+	waits_init(&srv->waits);
+	srv->store.notify = on_note;
 	srv->store.notify_ctx = srv;
 	rc = loop_create(&srv->loop);
 	if (rc) {
@@ -312,6 +385,7 @@ void server_free(struct server *srv)
 	while (srv->nconns)
 		conn_close(srv->conns[srv->nconns - 1]);
 	free(srv->conns);
+	waits_free(&srv->waits);
 	if (srv->listen_fd >= 0) {
 		close(srv->listen_fd);
 		unlink(srv->opt.socket_path);

@@ -452,14 +452,6 @@ static void record_dropped(struct store *st, const uint8_t *id)
 	st->events |= STORE_EV_DROPPED;
 }
 
-bool store_was_dropped(const struct store *st, const uint8_t *id)
-{
-	for (size_t i = 0; i < st->ndropped; i++)
-		if (memcmp(st->dropped[i], id, SHOAL_ID_SIZE) == 0)
-			return true;
-	return false;
-}
-
 void store_client_gone(struct store *st, struct store_client *sc)
 {
 	uint64_t h;

@@ -115,9 +115,6 @@ void store_release(struct store *st, struct store_client *sc, uint64_t handle);
 /* Returns 0, SHOAL_ENOTFOUND, SHOAL_ENOTSEALED or SHOAL_EEXISTS (named). */
 int store_delete(struct store *st, const uint8_t *id);
 
-/* Whether id is among the dropped IDs. */
-bool store_was_dropped(const struct store *st, const uint8_t *id);
-
 /* Returns the enum shoal_state of a live object. */
 int store_contains(const struct store *st, const uint8_t *id);
 
