@@ -166,3 +166,11 @@ fuzz: fuzz-deps
 
 # The corpus replay includes the harnesses' sources.
 $(BUILD)/tests/test_fuzz_replay: $(FUZZ_SRC)
+
+# The hostile-client attacks of issue 9 with another client's latency
+# measured (a tool, not a test): build/attack BIN N [SECONDS].
+$(BUILD)/attack: tests/attack/attack.c $(BUILD)/libshoal.a $(TEST_SUPPORT_OBJ)
+	$(CC) $(ALL_CFLAGS) -Itests/support -o $@ $< $(TEST_SUPPORT_OBJ) $(BUILD)/libshoal.a $(ALL_LDFLAGS) $(LIBS)
+
+.PHONY: attack
+attack: $(BUILD)/attack $(BUILD)/shoal

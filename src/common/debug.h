@@ -16,7 +16,7 @@
 #ifdef SHOAL_DEBUG
 void shoal__assert_fail(const char *cond, const char *file, int line)
         __attribute__((noreturn));
-#define SHOAL_ASSERT(cond)                                              \
+#define SHOAL_ASSERT(cond) \
 	((cond) ? (void)0 : shoal__assert_fail(#cond, __FILE__, __LINE__))
 #else
 #define SHOAL_ASSERT(cond) ((void)0)

@@ -566,6 +566,13 @@ bool alloc_surely_fits(const struct alloc *a, uint64_t size)
 	return class_search(a, fl, sl) != NIL;
 }
 
+bool alloc_fits_now(const struct alloc *a, uint64_t size)
+{
+	uint64_t need = size == 0 ? LAYOUT_ALIGN : layout_align(size);
+
+	return need <= a->size && index_find(a, need) != NIL;
+}
+
 uint64_t alloc_free_blocks(const struct alloc *a)
 {
 	return a->nfree;

@@ -69,6 +69,10 @@ uint64_t alloc_largest_free(const struct alloc *a);
  */
 bool alloc_surely_fits(const struct alloc *a, uint64_t size);
 
+/* Whether alloc_alloc(size) would succeed: alloc_surely_fits(), then the
+ * scan of size's own class that alloc_alloc() would do. */
+bool alloc_fits_now(const struct alloc *a, uint64_t size);
+
 /* Number of free blocks (1 for an empty allocator). */
 uint64_t alloc_free_blocks(const struct alloc *a);
 

@@ -102,7 +102,7 @@ static void on_signal(struct loop *l, int fd, void *ctx, unsigned events)
 }
 
 #define container_of(p, type, member) \
-	((type *)(void *)((char *)(p) - offsetof(type, member)))
+	((type *)(void *)((char *)(p)-offsetof(type, member)))
 
 /* The store's notification hook: wakes the waiters of what changed, then
  * tells the subscribers. */
@@ -142,8 +142,7 @@ static uint64_t available(const struct server *srv)
 {
 	const struct store *st = &srv->store;
 
-	return srv->arena.capacity - alloc_used(st->alloc) +
-	       st->objs.lru_bytes;
+	return srv->arena.capacity - alloc_used(st->alloc) + st->objs.lru_bytes;
 }
 
 /*
@@ -167,13 +166,19 @@ static bool try_creates(struct server *srv)
 		uint64_t seen = avail_events(srv);
 		if (!alloc_surely_fits(srv->store.alloc, need)) {
 			uint64_t now = server_now_ns();
-			if (need > available(srv) || srv->avail_seen == seen ||
-			    now < srv->slow_next_ns)
+			if (srv->avail_seen == seen || now < srv->slow_next_ns)
+				break;
+			srv->avail_seen = seen;
+			if (need > available(srv))
+				break;
+			/* Nothing to evict: only a free block of need's own
+			 * size class can hold it (a bounded scan). */
+			if (srv->store.objs.lru_count == 0 &&
+			    !alloc_fits_now(srv->store.alloc, need))
 				break;
 			conn_retry(c, false);
 			uint64_t took = server_now_ns() - now;
-			srv->slow_next_ns = now + took + 9 * took;
-			srv->avail_seen = seen;
+			srv->slow_next_ns = now + 10 * took;
 		} else {
 			conn_retry(c, false);
 		}

@@ -168,7 +168,11 @@ static int make_room(struct store *st, uint64_t block, uint64_t *offset)
 
 	if (rc != SHOAL_EFULL)
 		return rc;
-	if (!alloc_fits_if(st->alloc, block, evictable_at, st))
+	/* O(1) refusals first: the scan below walks every block. */
+	if (st->objs.lru_count == 0 ||
+	    block > st->arena->capacity - alloc_used(st->alloc) +
+	                    st->objs.lru_bytes ||
+	    !alloc_fits_if(st->alloc, block, evictable_at, st))
 		return SHOAL_EFULL;
 	while (rc == SHOAL_EFULL && st->objs.lru_head != OBJ_NIL) {
 		evict_one(st, st->objs.lru_head);
@@ -580,7 +584,7 @@ int store_check(const struct store *st, struct store_client *const *clients,
 		snprintf(msg, size, "deleted/sealed counters are off");
 		goto out;
 	}
-	if (st->by_offset.count != inuse) {
+	if (u64map_count(&st->by_offset) != inuse) {
 		snprintf(msg, size, "offset map has stale entries");
 		goto out;
 	}

@@ -27,7 +27,7 @@
 #include "store.h"
 
 #define container_of(p, type, member) \
-	((type *)(void *)((char *)(p) - offsetof(type, member)))
+	((type *)(void *)((char *)(p)-offsetof(type, member)))
 
 void waits_init(struct waits *ws)
 {
@@ -140,8 +140,9 @@ static void node_unlink(struct waits *ws, struct wait_node *n)
 		n->prev->next = n->next;
 	} else {
 		const uint8_t *id = node_id(n);
-		void *e = htab_find(&ws->by_id, htab_hash_bytes(id, SHOAL_ID_SIZE),
-		                    id_eq, id);
+		void *e = htab_find(&ws->by_id,
+		                    htab_hash_bytes(id, SHOAL_ID_SIZE), id_eq,
+		                    id);
 		SHOAL_ASSERT(e != NULL);
 		if (n->next)
 			memcpy(e, &n->next, sizeof(n->next));
@@ -227,8 +228,9 @@ static void name_unpark(struct waits *ws, struct wait *w)
 		w->name_prev->name_next = w->name_next;
 	} else {
 		struct name_key k = {wait_name(w), w->name_len};
-		void *e = htab_find(&ws->by_name, htab_hash_bytes(k.name, k.len),
-		                    name_eq, &k);
+		void *e =
+		        htab_find(&ws->by_name, htab_hash_bytes(k.name, k.len),
+		                  name_eq, &k);
 		SHOAL_ASSERT(e != NULL);
 		if (w->name_next)
 			memcpy(e, &w->name_next, sizeof(w->name_next));
