@@ -120,9 +120,11 @@ $(BUILD)/shoal-bench: $(BENCH_SRC) $(BUILD)/libshoal.a $(BUILD)/shoal
 bench: $(BUILD)/shoal-bench
 	$(BUILD)/shoal-bench --shoal $(BUILD)/shoal --json $(BUILD)/bench.json
 
-# A long crash storm and load run.
+# A long crash storm and load run, and a long SIGKILL storm of a --persist
+# daemon.
 stress: tests-c
 	SHOAL_BIN=$(BUILD)/shoal SHOAL_STRESS_SCALE=$${SCALE:-10} $(BUILD)/tests/test_stress
+	SHOAL_BIN=$(BUILD)/shoal SHOAL_STRESS_SCALE=$${SCALE:-10} $(BUILD)/tests/test_persist
 
 # The integration suite with both the tests and the daemon under valgrind's
 # memcheck; fails on any error or definite leak.

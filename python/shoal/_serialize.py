@@ -9,10 +9,12 @@ An object's metadata part says how to read its data part:
   Read back as a read-only ndarray over shared memory.
 * ``b"shoal/1 arrow {json}"``: an Arrow IPC stream; the JSON says which type
   to rebuild (pyarrow Table/RecordBatch, pandas DataFrame/Series, polars
-  DataFrame/Series). Written straight into the object: the IPC size is
-  computed first with a MockOutputStream, then the stream is written once
-  with a FixedSizeBufferWriter - no intermediate copy of the data. Read
-  back zero-copy (pyarrow.py_buffer over the object), then converted.
+  DataFrame/Series). One record batch, whatever the input's chunking, so
+  that every column is contiguous in shared memory (see _frames). Written
+  straight into the object: the IPC size is computed first with a
+  MockOutputStream, then the stream is written once with a
+  FixedSizeBufferWriter - no intermediate copy of the data. Read back
+  zero-copy (pyarrow.py_buffer over the object), then converted.
 * ``b"shoal/1 pickle {json}"``: pickle protocol 5; the pickle stream is the
   first part of the data, each large out-of-band buffer (numpy blocks of a
   pandas frame without pyarrow, arrays inside dicts, ...) another part
@@ -205,37 +207,29 @@ def _encode_frame(value):
                 **_index_freq(pd, value.index),
             }
         elif pl is not None and isinstance(value, pl.DataFrame):
-            table, header = value.to_arrow(), {"type": "polars.DataFrame"}
+            table, header = _polars_arrow(pl, value), {"type": "polars.DataFrame"}
         elif pl is not None and isinstance(value, pl.Series):
-            table, header = pl.DataFrame([value]).to_arrow(), {"type": "polars.Series"}
+            table, header = _polars_arrow(pl, pl.DataFrame([value])), {"type": "polars.Series"}
         else:
             return None
     return _encode_ipc(pa, table, header)
 
 
-def _write_ipc(pa, sink, data):
-    with pa.ipc.new_stream(sink, data.schema) as writer:
-        if isinstance(data, pa.RecordBatch):
-            writer.write_batch(data)
-        else:
-            writer.write_table(data)
+def _polars_arrow(pl, df):
+    """polars' own string layout (Arrow string_view) where polars has it, so
+    that a reader's string columns are views too, not converted."""
+    level = getattr(pl, "CompatLevel", None)
+    if level is not None:
+        return df.to_arrow(compat_level=level.newest())
+    return df.to_arrow()
 
 
 def _encode_ipc(pa, data, header):
-    mock = pa.MockOutputStream()
-    _write_ipc(pa, mock, data)
-    size = mock.size()
+    """data as one contiguous record batch (see _frames)."""
+    from shoal import _frames
 
-    def write(buf):
-        stream = pa.FixedSizeBufferWriter(pa.py_buffer(buf))
-        stream.set_memcopy_threads(4)
-        _write_ipc(pa, stream, data)
-        written = stream.tell()
-        stream.close()
-        if written != size:
-            raise RuntimeError(f"Arrow IPC wrote {written} bytes, sized {size}")
-
-    return Encoded(_meta("arrow", header), size, writer=write)
+    p = _frames.plan(pa, data)
+    return Encoded(_meta("arrow", header), p.size, writer=p.write)
 
 
 def _encode_pickle(value):
@@ -288,7 +282,7 @@ def decode(buf, metadata, *, columns=None, dtype_backend=None, copy=False):
     if kind == "numpy":
         return _decode_numpy(buf, header)
     if kind == "pickle":
-        return _frame_options(_decode_pickle(buf, header), columns, dtype_backend)
+        return _cow(_frame_options(_decode_pickle(buf, header), columns, dtype_backend))
     return _decode_arrow(buf, header, columns, dtype_backend, copy)
 
 
@@ -298,6 +292,17 @@ def _decode_numpy(buf, header):
     return np.ndarray(
         tuple(header["shape"]), dtype=np.dtype(header["dtype"]), buffer=buf, order=header["order"]
     )
+
+
+def _cow(value):
+    """pandas values that are views of shared memory become copy-on-write
+    (see _frames.share_pandas)."""
+    pd = _module("pandas")
+    if pd is not None and isinstance(value, (pd.DataFrame, pd.Series)):
+        from shoal import _frames
+
+        _frames.share_pandas(value)
+    return value
 
 
 def _frame_options(value, columns, dtype_backend):
@@ -410,6 +415,8 @@ def _to_pandas(table, header, columns, dtype_backend, copy):
         df = _restore_object_strings(df, table.schema.pandas_metadata or {})
     if "freq" in header:
         df.index.freq = header["freq"]
+    if not copy:
+        _cow(df)
     if header["type"] == "pandas.Series":
         s = df.iloc[:, 0]
         s.name = pickle.loads(bytes.fromhex(header["name"]))

@@ -10,8 +10,16 @@
  * of a client dying of SIGBUS later.
  *
  * Chunk flags are bytes written by the main thread and the prefault thread
- * with relaxed atomics: a flag only ever says "known backed", and a stale
- * "not backed" costs a client one redundant populate, never correctness.
+ * with atomics. ARENA_BACKED must never be set on a chunk whose pages are
+ * not all allocated: a client told "backed" writes without reserving, and
+ * the no-SIGBUS promise rests on that. A stale "not backed" only costs a
+ * client one redundant populate. Populating (prefault thread) and punching
+ * (trim, main thread) a chunk therefore exclude each other: each first
+ * claims the chunk by setting ARENA_BUSY with a compare-and-swap, and the
+ * other skips a busy chunk. Without the claim, the prefault thread could
+ * populate a chunk, the trim punch it, and the prefault thread then mark
+ * the hole backed. The main thread's other updates only add bits
+ * (fetch-or), which a claim keeps.
  */
 #include "arena.h"
 
@@ -27,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "layout.h"
 #include "os.h"
 #include "shoal.h"
@@ -65,8 +74,9 @@ static int open_in_dir(const char *dir)
 	return fd;
 }
 
-static int check_dir_space(const char *dir, uint64_t file_size, uint64_t *page,
-                           char *err, size_t size)
+static int check_dir_space(const char *dir, uint64_t file_size,
+                           uint64_t have_now, uint64_t *page, char *err,
+                           size_t size)
 {
 	struct statvfs sv;
 	char need[32], have[32];
@@ -79,7 +89,8 @@ static int check_dir_space(const char *dir, uint64_t file_size, uint64_t *page,
 	}
 	if (sv.f_bsize > 4096)
 		*page = sv.f_bsize;
-	uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	/* An arena file that exists already holds have_now bytes of it. */
+	uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize + have_now;
 	uint64_t want = round_up(file_size, *page);
 	if (want > avail) {
 		size_format(want, need, sizeof(need));
@@ -95,13 +106,13 @@ static int check_dir_space(const char *dir, uint64_t file_size, uint64_t *page,
 	return 0;
 }
 
-int arena_open(struct arena *a, uint64_t capacity, const char *dir, char *err,
-               size_t size)
+/* Resets a and sets its capacity, refusing one larger than the machine's
+ * memory. Returns 0 or a negative code with a message in err. */
+static int arena_set_capacity(struct arena *a, uint64_t capacity, char *err,
+                              size_t size)
 {
-	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
 	uint64_t mem = machine_memory();
 	char want[32], have[32];
-	int rc;
 
 	memset(a, 0, sizeof(*a));
 	a->fd = -1;
@@ -120,39 +131,30 @@ int arena_open(struct arena *a, uint64_t capacity, const char *dir, char *err,
 		         want, have);
 		return SHOAL_EFULL;
 	}
-	uint64_t file_size = LAYOUT_HEADER_SIZE + a->capacity;
-	if (dir) {
-		rc = check_dir_space(dir, file_size, &page, err, size);
-		if (rc)
-			return rc;
-		rc = open_in_dir(dir);
-		if (rc < 0) {
-			snprintf(err, size, "cannot create the arena in %s: %s",
-			         dir, strerror(-rc));
-			return rc;
-		}
-		a->fd = rc;
-		snprintf(a->backing, sizeof(a->backing), "file in %s", dir);
-	} else {
-		a->fd = memfd_create("shoal-arena",
-		                     MFD_CLOEXEC | MFD_ALLOW_SEALING);
-		if (a->fd < 0) {
-			rc = -errno;
-			snprintf(err, size, "memfd_create: %s", strerror(-rc));
-			return rc;
-		}
-		snprintf(a->backing, sizeof(a->backing), "memfd");
-	}
+	return 0;
+}
+
+/*
+ * The part of opening shared by every backing, once a->fd is open: sizes
+ * the file to the header plus the capacity (rounded to page), seals a memfd
+ * against resizing, maps it, and writes the header. On failure the caller
+ * closes the arena. Returns 0 or a negative code with a message in err.
+ */
+static int arena_setup(struct arena *a, uint64_t file_size, uint64_t page,
+                       bool seal, char *err, size_t size)
+{
+	int rc;
+
 	a->map_size = round_up(file_size, page);
 	a->data_offset = LAYOUT_HEADER_SIZE;
 	if (ftruncate(a->fd, (off_t)a->map_size) != 0) {
 		rc = -errno;
 		snprintf(err, size, "cannot size the arena: %s", strerror(-rc));
-		goto fail;
+		return rc;
 	}
 	/* A client could otherwise shrink the memfd and make every other
 	 * client fault with SIGBUS. */
-	if (!dir)
+	if (seal)
 		(void)fcntl(a->fd, F_ADD_SEALS,
 		            F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
 	a->base = os_mmap(NULL, a->map_size, PROT_READ | PROT_WRITE, MAP_SHARED,
@@ -161,14 +163,14 @@ int arena_open(struct arena *a, uint64_t capacity, const char *dir, char *err,
 		rc = -errno;
 		a->base = NULL;
 		snprintf(err, size, "cannot map the arena: %s", strerror(-rc));
-		goto fail;
+		return rc;
 	}
 	a->nchunks = (a->map_size + LAYOUT_CHUNK - 1) / LAYOUT_CHUNK;
 	a->chunks = os_calloc(a->nchunks, 1);
 	if (!a->chunks) {
 		rc = SHOAL_ENOMEM;
 		snprintf(err, size, "out of memory");
-		goto fail;
+		return rc;
 	}
 	struct layout_header h = {
 	        .magic = LAYOUT_MAGIC,
@@ -189,9 +191,93 @@ int arena_open(struct arena *a, uint64_t capacity, const char *dir, char *err,
 		rc = -errno;
 		snprintf(err, size, "cannot allocate the arena header: %s",
 		         strerror(-rc));
-		goto fail;
+		return rc;
 	}
 	memcpy(a->base, &h, sizeof(h));
+	return 0;
+}
+
+int arena_open(struct arena *a, uint64_t capacity, const char *dir, char *err,
+               size_t size)
+{
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	int rc;
+
+	rc = arena_set_capacity(a, capacity, err, size);
+	if (rc)
+		return rc;
+	uint64_t file_size = LAYOUT_HEADER_SIZE + a->capacity;
+	if (dir) {
+		rc = check_dir_space(dir, file_size, 0, &page, err, size);
+		if (rc)
+			return rc;
+		rc = open_in_dir(dir);
+		if (rc < 0) {
+			snprintf(err, size, "cannot create the arena in %s: %s",
+			         dir, strerror(-rc));
+			return rc;
+		}
+		a->fd = rc;
+		snprintf(a->backing, sizeof(a->backing), "file in %s", dir);
+	} else {
+		a->fd = memfd_create("shoal-arena",
+		                     MFD_CLOEXEC | MFD_ALLOW_SEALING);
+		if (a->fd < 0) {
+			rc = -errno;
+			snprintf(err, size, "memfd_create: %s", strerror(-rc));
+			return rc;
+		}
+		snprintf(a->backing, sizeof(a->backing), "memfd");
+	}
+	rc = arena_setup(a, file_size, page, !dir, err, size);
+	if (rc)
+		arena_close(a);
+	return rc;
+}
+
+int arena_open_persist(struct arena *a, uint64_t capacity, const char *dir,
+                       bool *reused, char *err, size_t size)
+{
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	struct layout_header old;
+	char path[4096];
+	struct stat sb;
+	int rc;
+
+	*reused = false;
+	rc = arena_set_capacity(a, capacity, err, size);
+	if (rc)
+		return rc;
+	if (snprintf(path, sizeof(path), "%s/arena", dir) >=
+	    (int)sizeof(path)) {
+		snprintf(err, size, "the directory name %s is too long", dir);
+		return -ENAMETOOLONG;
+	}
+	a->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (a->fd < 0 || fstat(a->fd, &sb) != 0) {
+		rc = -errno;
+		snprintf(err, size, "cannot open the arena %s: %s", path,
+		         strerror(-rc));
+		goto fail;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		rc = SHOAL_EINVAL;
+		snprintf(err, size, "%s is not a regular file", path);
+		goto fail;
+	}
+	if (pread(a->fd, &old, sizeof(old), 0) == (ssize_t)sizeof(old) &&
+	    old.magic == LAYOUT_MAGIC && old.version == LAYOUT_VERSION &&
+	    old.data_offset == LAYOUT_HEADER_SIZE)
+		*reused = true;
+	uint64_t file_size = LAYOUT_HEADER_SIZE + a->capacity;
+	rc = check_dir_space(dir, file_size, (uint64_t)sb.st_blocks * 512,
+	                     &page, err, size);
+	if (rc)
+		goto fail;
+	snprintf(a->backing, sizeof(a->backing), "%.240s", path);
+	rc = arena_setup(a, file_size, page, false, err, size);
+	if (rc)
+		goto fail;
 	return 0;
 fail:
 	arena_close(a);
@@ -262,33 +348,72 @@ void arena_mark_touched(struct arena *a, uint64_t off, uint64_t len)
 		                         memory_order_relaxed);
 }
 
+/* Claims chunk c for populating or punching: sets ARENA_BUSY if it is not
+ * set. Returns whether it did, with the flags before in *was. */
+static bool claim(struct arena *a, uint64_t c, uint8_t *was)
+{
+	uint8_t f = atomic_load(&a->chunks[c]);
+
+	while (!(f & ARENA_BUSY))
+		if (atomic_compare_exchange_weak(&a->chunks[c], &f,
+		                                 (uint8_t)(f | ARENA_BUSY))) {
+			*was = f;
+			return true;
+		}
+	return false;
+}
+
 long arena_trim(struct arena *a, uint64_t off, uint64_t len,
-                uint64_t max_chunks)
+                uint64_t max_chunks, uint64_t *keep)
 {
 	uint64_t c, end;
+	uint8_t was;
 	long done = 0;
 
 	inner_chunks(a, off, len, &c, &end);
 	for (; c < end && (uint64_t)done < max_chunks; c++) {
-		if (!(atomic_load_explicit(&a->chunks[c],
-		                           memory_order_relaxed) &
-		      ARENA_TOUCHED))
+		if (!(atomic_load(&a->chunks[c]) & ARENA_TOUCHED))
+			continue;
+		if (keep && *keep >= LAYOUT_CHUNK) {
+			*keep -= LAYOUT_CHUNK; /* part of the warm reserve */
+			continue;
+		}
+		/* A busy chunk is being populated: it stays, for now. */
+		if (!claim(a, c, &was))
 			continue;
 		uint64_t start = c * LAYOUT_CHUNK;
 		uint64_t n = LAYOUT_CHUNK;
 		if (start + n > a->map_size)
 			n = a->map_size - start;
+		/* While busy the chunk is not "backed" for creates (the
+		 * prefault thread only adds bits to a chunk it has claimed). */
+		atomic_fetch_and(&a->chunks[c], (uint8_t)~ARENA_BACKED);
 		/* A failure (EOPNOTSUPP on a filesystem that cannot punch
 		 * holes, EIO, ...) would fail again at once: stop, so that
 		 * the caller does not retry in a loop. */
 		if (os_fallocate(a->fd,
 		                 FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		                 (off_t)start, (off_t)n) != 0)
-			return -errno;
-		atomic_store_explicit(&a->chunks[c], 0, memory_order_relaxed);
+		                 (off_t)start, (off_t)n) != 0) {
+			int e = errno;
+			atomic_store(&a->chunks[c], was);
+			return -e;
+		}
+		atomic_store(&a->chunks[c], 0);
 		done++;
 	}
 	return done;
+}
+
+uint64_t arena_warm_bytes(const struct arena *a, uint64_t off, uint64_t len)
+{
+	uint64_t c, end, n = 0;
+
+	inner_chunks(a, off, len, &c, &end);
+	for (; c < end; c++)
+		if (atomic_load_explicit(&a->chunks[c], memory_order_relaxed) &
+		    ARENA_BACKED)
+			n += LAYOUT_CHUNK;
+	return n;
 }
 
 uint64_t arena_backed_bytes(const struct arena *a)
@@ -302,22 +427,46 @@ uint64_t arena_backed_bytes(const struct arena *a)
 	return n > a->map_size ? a->map_size : n;
 }
 
+static uint64_t warm_score(void *ctx, uint64_t offset, uint64_t size)
+{
+	return arena_warm_bytes(ctx, offset, size);
+}
+
+int arena_alloc_warm(struct arena *a, struct alloc *al, uint64_t size,
+                     uint64_t *offset)
+{
+	if (size < ARENA_WARM_MIN)
+		return alloc_alloc(al, size, offset);
+	return alloc_alloc_prefer(al, size, warm_score, a, offset);
+}
+
 static void *prefault_main(void *arg)
 {
 	struct arena *a = arg;
+	uint8_t was;
 
 	for (uint64_t c = 0; c < a->nchunks; c++) {
 		if (atomic_load(&a->prefault_stop))
 			break;
+		/* A busy chunk is being punched: it is free memory given
+		 * back, not ours to fill. */
+		if (!claim(a, c, &was))
+			continue;
+		if (was & ARENA_BACKED) {
+			atomic_fetch_and(&a->chunks[c], (uint8_t)~ARENA_BUSY);
+			continue;
+		}
 		uint64_t start = c * LAYOUT_CHUNK;
 		uint64_t n = LAYOUT_CHUNK;
 		if (start + n > a->map_size)
 			n = a->map_size - start;
-		if (os_madvise(a->base + start, n, MADV_POPULATE_WRITE) != 0)
-			break; /* out of memory: leave the rest to clients */
-		atomic_fetch_or_explicit(&a->chunks[c],
-		                         ARENA_BACKED | ARENA_TOUCHED,
-		                         memory_order_relaxed);
+		if (os_madvise(a->base + start, n, MADV_POPULATE_WRITE) != 0) {
+			/* out of memory: leave the rest to clients */
+			atomic_fetch_and(&a->chunks[c], (uint8_t)~ARENA_BUSY);
+			break;
+		}
+		atomic_fetch_or(&a->chunks[c], ARENA_BACKED | ARENA_TOUCHED);
+		atomic_fetch_and(&a->chunks[c], (uint8_t)~ARENA_BUSY);
 	}
 	return NULL;
 }

@@ -41,9 +41,22 @@ static void usage(FILE *f)
 	        "  -d, --dir DIR         back the arena with a file in DIR "
 	        "(e.g. hugetlbfs)\n"
 	        "                        instead of anonymous shared memory\n"
+	        "      --persist DIR     keep the arena and the names in DIR: "
+	        "named objects\n"
+	        "                        survive a restart or a crash of the "
+	        "daemon\n"
 	        "      --prefault        allocate the arena's pages in the "
 	        "background\n"
-	        "      --trim            give freed memory back to the OS\n"
+	        "                        (and keep freed memory: implies "
+	        "--no-trim)\n"
+	        "      --reserve SIZE    free memory kept allocated for the "
+	        "next puts;\n"
+	        "                        the rest is given back to the OS "
+	        "(default: a\n"
+	        "                        quarter of the capacity)\n"
+	        "      --trim            give all freed memory back "
+	        "(--reserve 0)\n"
+	        "      --no-trim         keep all freed memory allocated\n"
 	        "      --stall-timeout MS  drop a client that reads no replies "
 	        "this long\n"
 	        "                        (default 10000)\n"
@@ -115,8 +128,11 @@ int daemon_main(int argc, char **argv)
 	        {"memory", required_argument, NULL, 'm'},
 	        {"socket", required_argument, NULL, 's'},
 	        {"dir", required_argument, NULL, 'd'},
+	        {"persist", required_argument, NULL, 'p'},
 	        {"prefault", no_argument, NULL, 'P'},
 	        {"trim", no_argument, NULL, 'T'},
+	        {"no-trim", no_argument, NULL, 'N'},
+	        {"reserve", required_argument, NULL, 'R'},
 	        {"stall-timeout", required_argument, NULL, 'S'},
 	        {"debug-checks", no_argument, NULL, 'D'},
 	        {"event-queue", required_argument, NULL, 'E'},
@@ -128,6 +144,9 @@ int daemon_main(int argc, char **argv)
 	struct server_options opt = {.stall_ms = 10000,
 	                             .event_queue = 4u << 20};
 	char sock[4096], err[1024], cap[32];
+	/* the warm reserve in bytes; UINT64_MAX: never trim */
+	uint64_t reserve = 0;
+	bool reserve_given = false;
 	struct server *srv;
 	struct sysinfo si;
 	int c, rc;
@@ -153,11 +172,28 @@ int daemon_main(int argc, char **argv)
 		case 'd':
 			opt.dir = optarg;
 			break;
+		case 'p':
+			opt.persist_dir = optarg;
+			break;
 		case 'P':
 			opt.prefault = true;
 			break;
 		case 'T':
-			opt.trim = true;
+			reserve = 0;
+			reserve_given = true;
+			break;
+		case 'N':
+			reserve = UINT64_MAX;
+			reserve_given = true;
+			break;
+		case 'R':
+			if (parse_size(optarg, &reserve)) {
+				fprintf(stderr,
+				        "shoal serve: bad --reserve '%s'\n",
+				        optarg);
+				return 2;
+			}
+			reserve_given = true;
 			break;
 		case 'S': {
 			char *end;
@@ -204,6 +240,11 @@ int daemon_main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (opt.dir && opt.persist_dir) {
+		fprintf(stderr, "shoal serve: --persist DIR puts the arena in "
+		                "DIR; it does not go with -d\n");
+		return 2;
+	}
 	if (optind < argc) {
 		fprintf(stderr, "shoal serve: unexpected argument '%s'\n",
 		        argv[optind]);
@@ -226,6 +267,12 @@ int daemon_main(int argc, char **argv)
 		}
 		opt.capacity = (uint64_t)si.totalram * si.mem_unit / 4;
 	}
+	/* Freed memory beyond the warm reserve goes back to the OS, unless
+	 * the arena is to stay populated (--prefault, --no-trim). */
+	if (!reserve_given)
+		reserve = opt.prefault ? UINT64_MAX : opt.capacity / 4;
+	opt.trim = reserve != UINT64_MAX;
+	opt.reserve = opt.trim ? reserve : 0;
 	srv = os_calloc(1, sizeof(*srv));
 	if (!srv) {
 		fprintf(stderr, "shoal serve: out of memory\n");
@@ -241,6 +288,15 @@ int daemon_main(int argc, char **argv)
 	printf("shoal: serving %s (%llu bytes) on %s, backed by %s, pid %d\n",
 	       cap, (unsigned long long)srv->arena.capacity, opt.socket_path,
 	       srv->arena.backing, (int)getpid());
+	if (srv->persisting) {
+		printf("shoal: names kept in %s: %llu restored, %llu "
+		       "dropped%s%s\n",
+		       opt.persist_dir,
+		       (unsigned long long)srv->persist.restored_names,
+		       (unsigned long long)srv->persist.dropped_names,
+		       srv->persist.restore_note[0] ? ": " : "",
+		       srv->persist.restore_note);
+	}
 	fflush(stdout);
 	rc = server_run(srv);
 	server_free(srv);

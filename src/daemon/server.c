@@ -26,6 +26,7 @@
 #define STALL_CHECK_NS       200000000ull /* 200 ms */
 #define TRIM_CHUNKS_PER_TURN 16 /* ~32 MiB: a few ms of hole punching */
 #define ACCEPT_PAUSE_NS      100000000ull /* 100 ms without fds to spare */
+#define EXPIRE_PER_TURN      4096 /* names expired per loop turn at most */
 
 uint64_t server_now_ns(void)
 {
@@ -103,20 +104,6 @@ static void on_signal(struct loop *l, int fd, void *ctx, unsigned events)
 
 #define container_of(p, type, member) \
 	((type *)(void *)((char *)(p)-offsetof(type, member)))
-
-/* The store's notification hook: wakes the waiters of what changed, then
- * tells the subscribers. */
-static void on_note(void *ctx, enum store_note note, const struct object *o,
-                    const char *name, size_t name_len, uint64_t version)
-{
-	struct server *srv = ctx;
-
-	if (note == STORE_NOTE_SEALED)
-		waits_sealed(&srv->waits, o->id);
-	else if (note == STORE_NOTE_NAME_SET)
-		waits_named(&srv->waits, name, name_len);
-	events_notify(ctx, note, o, name, name_len, version);
-}
 
 /* Answers (or re-parks) every ready request. */
 static bool run_ready(struct server *srv)
@@ -215,13 +202,14 @@ static void wake_parked(struct server *srv)
 struct trim_ctx {
 	struct server *srv;
 	uint64_t budget;
+	uint64_t keep; /* warm reserve still to keep */
 	bool failed;
 };
 
 static int trim_free_block(void *ctx, uint64_t offset, uint64_t size)
 {
 	struct trim_ctx *t = ctx;
-	long n = arena_trim(&t->srv->arena, offset, size, t->budget);
+	long n = arena_trim(&t->srv->arena, offset, size, t->budget, &t->keep);
 
 	if (n < 0) {
 		t->failed = true;
@@ -232,13 +220,16 @@ static int trim_free_block(void *ctx, uint64_t offset, uint64_t size)
 }
 
 /*
- * Returns freed memory to the OS, a bounded amount per turn. Returns
- * whether more may be left. When the backing refuses, trimming waits for
- * the next free: retrying at once would only spin the loop.
+ * Returns freed memory beyond the warm reserve to the OS, a bounded amount
+ * per turn. The reserve is the free memory at the lowest addresses, where
+ * creates look for warm memory first too (store.c). Returns whether more
+ * may be left. When the backing refuses, trimming waits for the next free:
+ * retrying at once would only spin the loop.
  */
 static bool trim_some(struct server *srv)
 {
-	struct trim_ctx t = {srv, TRIM_CHUNKS_PER_TURN, false};
+	struct trim_ctx t = {srv, TRIM_CHUNKS_PER_TURN, srv->opt.reserve,
+	                     false};
 
 	alloc_foreach_free(srv->store.alloc, trim_free_block, &t);
 	if (t.failed && srv->opt.verbose)
@@ -274,6 +265,8 @@ static int before_sleep(struct loop *l, void *ctx)
 	int timeout = -1;
 
 	(void)l;
+	/* Expiry first: the memory it frees may let parked creates go. */
+	(void)store_expire_due(&srv->store, server_now_ns(), EXPIRE_PER_TURN);
 	wake_parked(srv);
 	if (srv->store.events & STORE_EV_FREED)
 		srv->trim_wanted = srv->opt.trim;
@@ -287,11 +280,15 @@ static int before_sleep(struct loop *l, void *ctx)
 	if (srv->accept_resume_ns && now >= srv->accept_resume_ns &&
 	    loop_mask(srv->loop, srv->listen_fd, LOOP_READ) == 0)
 		srv->accept_resume_ns = 0;
+	if (srv->persisting)
+		persist_maybe_compact(&srv->persist);
 	if (srv->trim_wanted)
 		srv->trim_wanted = trim_some(srv);
 	if (srv->trim_wanted)
 		return 0;
 	next = srv->next_stall_check_ns;
+	if (store_next_expiry(&srv->store) < next)
+		next = store_next_expiry(&srv->store);
 	if (srv->accept_resume_ns && srv->accept_resume_ns < next)
 		next = srv->accept_resume_ns;
 	if (waits_next_deadline(&srv->waits) < next)
@@ -310,15 +307,55 @@ static int before_sleep(struct loop *l, void *ctx)
 	return timeout;
 }
 
+/* The store's notification hook: the waiters of what changed, the
+ * subscribers, then the name journal. */
+static void server_notify(void *ctx, enum store_note note,
+                          const struct object *o, const char *name,
+                          size_t name_len, uint64_t version)
+{
+	struct server *srv = ctx;
+
+	if (note == STORE_NOTE_SEALED)
+		waits_sealed(&srv->waits, o->id);
+	else if (note == STORE_NOTE_NAME_SET)
+		waits_named(&srv->waits, name, name_len);
+	events_notify(ctx, note, o, name, name_len, version);
+	if (srv->persisting)
+		persist_note(&srv->persist, note, o, name, name_len, version);
+}
+
+/* Opens the arena: with --persist, DIR's lock first and the arena file in
+ * DIR (the names come back once the store exists). */
+static int open_arena(struct server *srv, bool *reused, char *err, size_t size)
+{
+	const struct server_options *opt = &srv->opt;
+	int rc;
+
+	*reused = false;
+	if (!opt->persist_dir)
+		return arena_open(&srv->arena, opt->capacity, opt->dir, err,
+		                  size);
+	rc = persist_lock(&srv->persist, opt->persist_dir, err, size);
+	if (rc == 0)
+		rc = arena_open_persist(&srv->arena, opt->capacity,
+		                        opt->persist_dir, reused, err, size);
+	if (rc)
+		persist_close(&srv->persist, false);
+	return rc;
+}
+
 int server_init_state(struct server *srv, const struct server_options *opt,
                       char *err, size_t size)
 {
+	bool reused;
 	int rc;
 
 	memset(srv, 0, sizeof(*srv));
 	srv->opt = *opt;
 	srv->listen_fd = srv->signal_fd = -1;
-	rc = arena_open(&srv->arena, opt->capacity, opt->dir, err, size);
+	srv->persist.lock_fd = srv->persist.log_fd = -1;
+	waits_init(&srv->waits);
+	rc = open_arena(srv, &reused, err, size);
 	if (rc)
 		return rc;
 	rc = store_init(&srv->store, &srv->arena);
@@ -326,8 +363,14 @@ int server_init_state(struct server *srv, const struct server_options *opt,
 		snprintf(err, size, "out of memory");
 		goto fail;
 	}
-	waits_init(&srv->waits);
-	srv->store.notify = on_note;
+	if (opt->persist_dir) {
+		rc = persist_recover(&srv->persist, &srv->store, reused, err,
+		                     size);
+		if (rc)
+			goto fail;
+		srv->persisting = true;
+	}
+	srv->store.notify = server_notify;
 	srv->store.notify_ctx = srv;
 	rc = loop_create(&srv->loop);
 	if (rc) {
@@ -382,7 +425,10 @@ fail:
 
 int server_run(struct server *srv)
 {
-	return loop_run(srv->loop);
+	int rc = loop_run(srv->loop);
+
+	srv->stopped = rc == 0;
+	return rc;
 }
 
 void server_free(struct server *srv)
@@ -398,6 +444,8 @@ void server_free(struct server *srv)
 	if (srv->signal_fd >= 0)
 		close(srv->signal_fd);
 	loop_destroy(srv->loop);
+	if (srv->opt.persist_dir && srv->persist.lock_fd >= 0)
+		persist_close(&srv->persist, srv->persisting && srv->stopped);
 	if (srv->store.alloc)
 		store_free(&srv->store);
 	arena_close(&srv->arena);

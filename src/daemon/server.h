@@ -21,6 +21,7 @@
 
 #include "arena.h"
 #include "loop.h"
+#include "persist.h"
 #include "protocol.h"
 #include "store.h"
 #include "waits.h"
@@ -33,8 +34,10 @@ struct server_options {
 	uint64_t capacity;
 	const char *socket_path;
 	const char *dir;
+	const char *persist_dir; /* --persist: names survive restarts */
 	bool prefault;
-	bool trim;
+	bool trim;        /* give free memory beyond reserve back to the OS */
+	uint64_t reserve; /* free bytes kept backed when trimming */
 	bool verbose;
 	bool debug_checks; /* allow PROTO_DEBUG_CHECK */
 	uint64_t stall_ms; /* drop a client that reads nothing this long */
@@ -84,6 +87,9 @@ struct server {
 	uint64_t next_stall_check_ns;
 	uint64_t accept_resume_ns; /* accepting paused until then; 0: not */
 	bool trim_wanted;
+	bool persisting; /* opt.persist_dir is in use */
+	bool stopped;    /* the loop ended on a signal: a clean stop */
+	struct persist persist;
 };
 
 /* Sets up arena, store, socket and loop. Returns 0, or a negative code with
@@ -170,6 +176,20 @@ enum cmd_result {
  * passed: it must be answered now. */
 enum cmd_result commands_dispatch(struct conn *c, const struct proto_header *h,
                                   const uint8_t *body, bool final);
+
+/* Name requests (cmd_names.c): LIST_NAMES, EXPIRE, PERSIST, NAME_INFO,
+ * DELETE_PREFIX. */
+enum cmd_result cmd_names_list(struct conn *c, const struct proto_header *h,
+                               const uint8_t *body, bool final);
+enum cmd_result cmd_names_expire(struct conn *c, const struct proto_header *h,
+                                 const uint8_t *body, bool final);
+enum cmd_result cmd_names_persist(struct conn *c, const struct proto_header *h,
+                                  const uint8_t *body, bool final);
+enum cmd_result cmd_names_info(struct conn *c, const struct proto_header *h,
+                               const uint8_t *body, bool final);
+enum cmd_result cmd_names_delete_prefix(struct conn *c,
+                                        const struct proto_header *h,
+                                        const uint8_t *body, bool final);
 
 /* Deadline of a request that is about to park, from its timeout. */
 uint64_t commands_deadline(const struct proto_header *h, const uint8_t *body);

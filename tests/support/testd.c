@@ -68,16 +68,12 @@ int testd_wait_pid(pid_t pid, int timeout_ms)
 	}
 }
 
-int testd_start(struct testd *d, const char *memory, ...)
+/* Starts the daemon in d->dir (which exists) with the arguments of ap. */
+static int start_in_dir(struct testd *d, const char *memory, va_list ap)
 {
 	const char *argv[32];
 	int argc = 0;
-	va_list ap;
 
-	memset(d, 0, sizeof(*d));
-	snprintf(d->dir, sizeof(d->dir), "/tmp/shoal-test-XXXXXX");
-	if (!mkdtemp(d->dir))
-		return -1;
 	snprintf(d->socket, sizeof(d->socket), "%s/s.sock", d->dir);
 	snprintf(d->log, sizeof(d->log), "%s/daemon.log", d->dir);
 	/* SHOAL_WRAP runs the daemon under a tool, e.g. valgrind. */
@@ -96,10 +92,8 @@ int testd_start(struct testd *d, const char *memory, ...)
 	argv[argc++] = "-m";
 	argv[argc++] = memory;
 	argv[argc++] = "--debug-checks";
-	va_start(ap, memory);
 	for (const char *a; argc < 30 && (a = va_arg(ap, const char *));)
 		argv[argc++] = a;
-	va_end(ap);
 	argv[argc] = NULL;
 	d->pid = fork();
 	if (d->pid < 0)
@@ -108,7 +102,7 @@ int testd_start(struct testd *d, const char *memory, ...)
 		/* A test that fails half-way must not leave its daemon behind:
 		 * it dies with the test process. */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		int fd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
 		if (fd >= 0) {
 			dup2(fd, 1);
 			dup2(fd, 2);
@@ -129,6 +123,41 @@ int testd_start(struct testd *d, const char *memory, ...)
 	}
 	testd_stop(d);
 	return -1;
+}
+
+int testd_start(struct testd *d, const char *memory, ...)
+{
+	va_list ap;
+	int rc;
+
+	memset(d, 0, sizeof(*d));
+	snprintf(d->dir, sizeof(d->dir), "/tmp/shoal-test-XXXXXX");
+	if (!mkdtemp(d->dir))
+		return -1;
+	va_start(ap, memory);
+	rc = start_in_dir(d, memory, ap);
+	va_end(ap);
+	return rc;
+}
+
+int testd_restart(struct testd *d, const char *memory, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, memory);
+	rc = start_in_dir(d, memory, ap);
+	va_end(ap);
+	return rc;
+}
+
+void testd_kill(struct testd *d)
+{
+	if (d->pid > 0) {
+		kill(d->pid, SIGKILL);
+		testd_wait_pid(d->pid, 10000);
+		d->pid = 0;
+	}
 }
 
 int testd_stop(struct testd *d)

@@ -23,6 +23,14 @@ struct testd {
  * -q") is put in front of it. Returns 0 or -1. */
 int testd_start(struct testd *d, const char *memory, ...);
 
+/* Starts a daemon again in the directory of d (same socket, same log,
+ * appended), after testd_kill() or a daemon that exited. Returns 0 or -1. */
+int testd_restart(struct testd *d, const char *memory, ...);
+
+/* SIGKILLs the daemon and reaps it; its directory stays (for a restart,
+ * and testd_stop() cleans it up). */
+void testd_kill(struct testd *d);
+
 /* Sends SIGTERM and waits up to 10 s. Returns the exit status (0 for a
  * clean exit), or -1 if it had to be killed or died of a signal. */
 int testd_stop(struct testd *d);
