@@ -101,6 +101,7 @@ enum shoal_error {
 	SHOAL_ENOMEM = -1014,  /* out of private memory */
 	SHOAL_EBUSY = -1015,   /* the daemon is overloaded; try again */
 	SHOAL_ECLOSED = -1016, /* the client has been shut down */
+	SHOAL_ELIMIT = -1020,  /* a limit of the daemon was reached */
 };
 
 /* Returns a static, human-readable description of any code above or of a

@@ -37,6 +37,8 @@ static const struct {
         {SHOAL_ENOMEM, "out of memory"},
         {SHOAL_EBUSY, "the store is busy: try again"},
         {SHOAL_ECLOSED, "the client is closed"},
+        {SHOAL_ELIMIT, "a limit of the daemon was reached (clients, "
+                       "objects, names or memory: see shoal serve --help)"},
 };
 
 const char *shoal_strerror(int code)

@@ -25,6 +25,35 @@
 
 static void conn_update_mask(struct conn *c);
 
+/* Says why a client is being dropped or refused. */
+static void complain(const struct conn *c, const char *why)
+{
+	fprintf(stderr, "shoal: dropping client %u (pid %llu): %s\n", c->sc.id,
+	        (unsigned long long)c->pid, why);
+}
+
+/* Whether growing c's buffers by more bytes would pass the budget of all
+ * connections (--max-conn-memory). */
+static bool over_budget(const struct conn *c, size_t more)
+{
+	return c->srv->buffered + more > c->srv->opt.limits.conn_memory;
+}
+
+/* The input budget is spent: tell the client (with its request's type and
+ * id when the header is in) and close the connection. */
+static void refuse_input(struct conn *c)
+{
+	struct proto_header h = {0};
+
+	if (c->in_len >= sizeof(h))
+		memcpy(&h, c->in, sizeof(h));
+	complain(c, "its request does not fit in --max-conn-memory");
+	conn_reply_error(c, h.type, h.request_id, SHOAL_ELIMIT,
+	                 "the daemon's memory for requests in transit "
+	                 "(--max-conn-memory) is in use: try again");
+	c->closing = true;
+}
+
 void *conn_out_reserve(struct conn *c, size_t len)
 {
 	if (c->out_off && c->out_off == c->out_len)
@@ -33,11 +62,21 @@ void *conn_out_reserve(struct conn *c, size_t len)
 		size_t cap = c->out_cap ? c->out_cap : 4096;
 		while (cap < c->out_len + len)
 			cap *= 2;
+		/* Over the budget of all connections, a client that already
+		 * has replies waiting gets no more: it is dropped. */
+		if (over_budget(c, cap - c->out_cap) &&
+		    c->out_len - c->out_off > CONN_BUF_KEEP) {
+			complain(c, "its unread replies are over "
+			            "--max-conn-memory");
+			c->closing = true;
+			return NULL;
+		}
 		uint8_t *n = os_realloc(c->out, cap);
 		if (!n) {
 			c->closing = true;
 			return NULL;
 		}
+		c->srv->buffered += cap - c->out_cap;
 		c->out = n;
 		c->out_cap = cap;
 	}
@@ -83,9 +122,10 @@ void conn_reply_error(struct conn *c, uint16_t type, uint32_t request_id,
 	memcpy((uint8_t *)r + sizeof(head), msg, (size_t)n);
 }
 
-static void shrink(uint8_t **buf, size_t *cap)
+static void shrink(struct conn *c, uint8_t **buf, size_t *cap)
 {
 	if (*cap > CONN_BUF_KEEP) {
+		c->srv->buffered -= *cap;
 		free(*buf);
 		*buf = NULL;
 		*cap = 0;
@@ -114,7 +154,7 @@ static bool conn_flush(struct conn *c)
 	}
 	c->out_off = c->out_len = 0;
 	c->out_stalled_ns = 0;
-	shrink(&c->out, &c->out_cap);
+	shrink(c, &c->out, &c->out_cap);
 	return true;
 }
 
@@ -135,6 +175,24 @@ static bool park(struct conn *c, const struct proto_header *h,
 	               pos + sizeof(*h), commands_deadline(h, body)) == 0)
 		return true;
 	return false;
+}
+
+/* Whether the client owes the rest of a request it started (or its
+ * hello): the input deadline runs meanwhile. */
+static bool owes_input(const struct conn *c)
+{
+	struct proto_header h;
+
+	if (c->closing || wait_parked(&c->wait))
+		return false;
+	if (!c->hello)
+		return true;
+	if (c->in_len == 0)
+		return false;
+	if (c->in_len < sizeof(h))
+		return true;
+	memcpy(&h, c->in, sizeof(h));
+	return c->in_len - sizeof(h) < h.body_len;
 }
 
 /*
@@ -192,10 +250,15 @@ static void conn_process(struct conn *c, bool retry, bool retry_final)
 		memmove(c->in, c->in + pos, c->in_len - pos);
 		c->in_len -= pos;
 		if (c->in_len == 0)
-			shrink(&c->in, &c->in_cap);
+			shrink(c, &c->in, &c->in_cap);
 		/* A parked request is now at the front. */
 		c->wait.body_off = sizeof(struct proto_header);
+		c->in_owed_ns = 0; /* a request went through */
 	}
+	if (!owes_input(c))
+		c->in_owed_ns = 0;
+	else if (!c->in_owed_ns)
+		c->in_owed_ns = server_now_ns();
 }
 
 /* Reads what the socket has, up to the budget. Returns false on EOF or
@@ -213,9 +276,14 @@ static bool conn_read(struct conn *c)
 			size_t cap = c->in_cap ? c->in_cap * 2 : 16384;
 			if (cap > max)
 				cap = max;
+			if (over_budget(c, cap - c->in_cap)) {
+				refuse_input(c);
+				return true;
+			}
 			uint8_t *n = os_realloc(c->in, cap);
 			if (!n)
 				return false;
+			c->srv->buffered += cap - c->in_cap;
 			c->in = n;
 			c->in_cap = cap;
 		}
@@ -320,6 +388,7 @@ void conn_close(struct conn *c)
 	store_client_gone(&srv->store, &c->sc);
 	srv->conns[c->index] = srv->conns[--srv->nconns];
 	srv->conns[c->index]->index = c->index;
+	srv->buffered -= c->in_cap + c->out_cap;
 	free(c->in);
 	free(c->out);
 	free(c);

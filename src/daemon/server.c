@@ -26,6 +26,7 @@
 #define STALL_CHECK_NS       200000000ull /* 200 ms */
 #define TRIM_CHUNKS_PER_TURN 16 /* ~32 MiB: a few ms of hole punching */
 #define ACCEPT_PAUSE_NS      100000000ull /* 100 ms without fds to spare */
+#define CLIENTS_SLACK        16   /* told "too many clients", not just closed */
 #define EXPIRE_PER_TURN      4096 /* names expired per loop turn at most */
 
 uint64_t server_now_ns(void)
@@ -57,6 +58,7 @@ struct conn *server_add_conn(struct server *srv, int fd)
 	}
 	c->srv = srv;
 	c->fd = fd;
+	c->in_owed_ns = server_now_ns(); /* its hello */
 	wait_init(&c->wait, &c->in);
 	c->index = srv->nconns;
 	srv->conns[srv->nconns++] = c;
@@ -75,6 +77,13 @@ static void on_accept(struct loop *l, int fd, void *ctx, unsigned events)
 	(void)events;
 	for (int i = 0; i < 64; i++) {
 		int cfd = net_accept(srv->listen_fd);
+		/* Far over --max-clients: not even a hello is read (within
+		 * the slack, the hello gets a SHOAL_ELIMIT answer). */
+		if (cfd >= 0 && srv->nconns >= srv->opt.limits.max_clients +
+		                                       CLIENTS_SLACK) {
+			close(cfd);
+			continue;
+		}
 		if (cfd == -EMFILE || cfd == -ENFILE || cfd == -ENOBUFS ||
 		    cfd == -ENOMEM) {
 			/* The connection stays in the backlog and epoll would
@@ -241,6 +250,7 @@ static bool trim_some(struct server *srv)
 static void drop_stalled(struct server *srv, uint64_t now)
 {
 	uint64_t limit = srv->opt.stall_ms * 1000000ull;
+	uint64_t input_limit = srv->opt.limits.input_timeout_ms * 1000000ull;
 
 	for (uint32_t i = 0; i < srv->nconns;) {
 		struct conn *c = srv->conns[i];
@@ -252,6 +262,16 @@ static void drop_stalled(struct server *srv, uint64_t now)
 			        c->sc.id,
 			        (unsigned long long)srv->opt.stall_ms);
 			conn_close(c); /* moves the last conn into slot i */
+			continue;
+		}
+		if (c->in_owed_ns && now - c->in_owed_ns > input_limit) {
+			fprintf(stderr,
+			        "shoal: dropping client %u: it left %s unsent "
+			        "for %llu ms (--input-timeout)\n",
+			        c->sc.id, c->hello ? "a request" : "its hello",
+			        (unsigned long long)
+			                srv->opt.limits.input_timeout_ms);
+			conn_close(c);
 			continue;
 		}
 		i++;
@@ -371,6 +391,11 @@ int server_init_state(struct server *srv, const struct server_options *opt,
 		srv->persisting = true;
 	}
 	srv->store.notify = server_notify;
+	/* After recovery: what a restart brings back is not refused. */
+	limits_defaults(&srv->opt.limits, srv->arena.capacity);
+	srv->store.max_objects = srv->opt.limits.max_objects;
+	srv->store.max_names = srv->opt.limits.max_names;
+	srv->store.name_memory = srv->opt.limits.name_memory;
 	srv->store.notify_ctx = srv;
 	rc = loop_create(&srv->loop);
 	if (rc) {

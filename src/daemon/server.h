@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "arena.h"
+#include "limits.h"
 #include "loop.h"
 #include "persist.h"
 #include "protocol.h"
@@ -43,6 +44,7 @@ struct server_options {
 	uint64_t stall_ms; /* drop a client that reads nothing this long */
 	/* unread event bytes before a subscriber overflows */
 	uint64_t event_queue;
+	struct limits limits; /* 0s: defaults for the capacity */
 };
 
 struct conn {
@@ -58,6 +60,12 @@ struct conn {
 	uint8_t *out;
 	size_t out_off, out_len, out_cap;
 	uint64_t out_stalled_ns; /* when output last stopped draining; 0 */
+	/* Since when the client owes us input: a hello, or the rest of a
+	 * half-sent request (--input-timeout); 0: it owes nothing. */
+	uint64_t in_owed_ns;
+	/* SNAPSHOT in progress: the next object and name slots to send. */
+	bool snapshotting;
+	uint32_t snap_obj, snap_name;
 	/* Subscribers: the connection only receives events. */
 	bool subscriber;
 	uint32_t event_seq;
@@ -77,6 +85,8 @@ struct server {
 	uint32_t nconns, conns_cap;
 	uint32_t next_client_id;
 	struct waits waits; /* parked requests */
+	uint64_t buffered;  /* bytes of all connections' buffers */
+	uint32_t snapshots; /* subscribers with a snapshot in progress */
 	/* Parked creates that may fit only by evicting are tried again when
 	 * space changed (avail_seen != the store's count of frees and LRU
 	 * pushes) and not before slow_next_ns: that try scans the blocks. */

@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "layout.h"
+#include "limits.h"
 #include "os.h"
 
 static uint64_t monotonic_ns(void);
@@ -274,6 +275,14 @@ int store_create(struct store *st, struct store_client *sc, const uint8_t *id,
 	if (data_size > st->arena->capacity ||
 	    data_size + metadata_size > st->arena->capacity)
 		return SHOAL_EFULL;
+	/* Every slot in use counts, deleted ones that readers hold too: each
+	 * costs the daemon's memory until it is freed. */
+	if (st->max_objects &&
+	    (uint64_t)st->objs.live + st->deleted_held >= st->max_objects) {
+		if (st->objs.lru_head == OBJ_NIL)
+			return SHOAL_ELIMIT;
+		evict_one(st, st->objs.lru_head);
+	}
 	total = data_size + metadata_size;
 	block = layout_align(total ? total : 1);
 	rc = make_room(st, block, &off);
@@ -494,6 +503,13 @@ int store_set_name_ttl(struct store *st, const char *name, size_t len,
 	            (ns == NAME_NIL ? 0 : names_get(&st->names, ns)->version))
 		return SHOAL_EVERSION;
 	uint64_t v = st->last_version + 1;
+	if (ns == NAME_NIL && st->max_names &&
+	    (st->names.count >= st->max_names ||
+	     st->names.bytes +
+	                     (st->names.count + 1) * (uint64_t)NAME_COST_BYTES +
+	                     len >
+	             st->name_memory))
+		return SHOAL_ELIMIT;
 	if (ns == NAME_NIL) {
 		rc = names_add(&st->names, name, len, slot, v, &ns);
 		if (rc)

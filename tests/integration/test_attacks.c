@@ -3,10 +3,14 @@
  * scaled down, each asserting what the other clients see: their requests
  * are answered within a deadline while the attack runs, and waiting
  * requests are answered when what they wait for happens (not at their
- * deadline). Each of these failed on the daemon before parked requests
- * were indexed (see tests/attack/attack.c for the full-size figures).
+ * deadline); every resource a client can make the daemon hold has a limit
+ * that answers SHOAL_ELIMIT; and the protocol document's rules hold. Each
+ * of these failed on the daemon before the fixes (tests/attack/attack.c
+ * measures the full-size attacks).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -15,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -320,6 +326,348 @@ static void test_frees_do_not_rescan_blocks(void **state)
 	raw_free(&m);
 }
 
+/* Starts a daemon of memory bytes with extra arguments (NULL-ended). */
+static struct fx *start_with(const char *memory, ...)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	const char *a[8] = {0};
+	va_list ap;
+	int n = 0;
+
+	assert_non_null(f);
+	va_start(ap, memory);
+	for (const char *x; n < 7 && (x = va_arg(ap, const char *));)
+		a[n++] = x;
+	va_end(ap);
+	assert_int_equal(testd_start(&f->d, memory, a[0], a[1], a[2], a[3],
+	                             a[4], a[5], a[6], NULL),
+	                 0);
+	assert_int_equal(shoal_connect(f->d.socket, &f->c), 0);
+	return f;
+}
+
+/* Whether the daemon has closed fd (EOF after any replies). */
+static bool closed_within(int fd, int timeout_ms)
+{
+	uint64_t end = testd_now_ms() + (uint64_t)timeout_ms;
+	char buf[4096];
+
+	while (testd_now_ms() < end) {
+		struct pollfd p = {fd, POLLIN, 0};
+		if (poll(&p, 1, 100) == 1) {
+			ssize_t n = read(fd, buf, sizeof(buf));
+			if (n == 0 ||
+			    (n < 0 && errno != EINTR && errno != EAGAIN))
+				return true;
+		}
+	}
+	return false;
+}
+
+/* Defect 5: half-sent requests held the daemon's memory forever. With a
+ * small budget for buffered requests, clients that stop half-way are
+ * refused (SHOAL_ELIMIT) once it is spent and dropped at the input
+ * deadline; so is a client that never says hello. Others go on. */
+static void test_half_sent_requests_are_bounded(void **state)
+{
+	struct fx *f = start_with("16M", "--max-conn-memory", "6M",
+	                          "--input-timeout", "2000", NULL);
+	enum { N = 8 };
+	int fds[N];
+	size_t body = PROTO_MAX_REQUEST;
+	uint8_t *buf = calloc(1, sizeof(struct proto_header) + body);
+	struct proto_header h;
+	int refused = 0, st;
+
+	(void)state;
+	assert_non_null(buf);
+	proto_header_init(&h, PROTO_GET, 7, (uint32_t)body);
+	memcpy(buf, &h, sizeof(h));
+	int silent = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	memcpy(a.sun_path, f->d.socket, strlen(f->d.socket) + 1);
+	assert_int_equal(connect(silent, (struct sockaddr *)&a, sizeof(a)), 0);
+	for (int k = 0; k < N; k++) {
+		fds[k] = raw_connect(f->d.socket);
+		fcntl(fds[k], F_SETFL, O_NONBLOCK);
+		size_t off = 0, want = sizeof(h) + body - 1;
+		uint64_t end = testd_now_ms() + 1000;
+		while (off < want && testd_now_ms() < end) {
+			ssize_t w = write(fds[k], buf + off, want - off);
+			if (w > 0)
+				off += (size_t)w;
+			else if (errno == EAGAIN)
+				usleep(1000);
+			else
+				break; /* refused and closed */
+		}
+		/* The budget holds about two: later ones are told
+		 * SHOAL_ELIMIT (or, if the close overtakes the reply, reset).
+		 */
+		struct pollfd p = {fds[k], POLLIN, 0};
+		if (poll(&p, 1, 100) == 1) {
+			struct {
+				struct proto_header h;
+				struct proto_reply r;
+			} rep;
+			fcntl(fds[k], F_SETFL, 0);
+			ssize_t n =
+			        recv(fds[k], &rep, sizeof(rep), MSG_WAITALL);
+			if (n == (ssize_t)sizeof(rep))
+				assert_int_equal(rep.r.status, SHOAL_ELIMIT);
+			else
+				assert_true(n < 0 && errno == ECONNRESET);
+			refused++;
+		}
+		assert_int_equal(shoal_contains(f->c, (shoal_id *)buf, &st), 0);
+	}
+	assert_true(refused >= N - 4);
+	/* The rest are dropped at the input deadline, the silent one too. */
+	for (int k = 0; k < N; k++) {
+		assert_true(closed_within(fds[k], 5000));
+		close(fds[k]);
+	}
+	assert_true(closed_within(silent, 5000));
+	close(silent);
+	/* An idle client that finished its requests is not dropped. */
+	usleep(700 * 1000);
+	assert_int_equal(shoal_contains(f->c, (shoal_id *)buf, &st), 0);
+	free(buf);
+	*state = f;
+	teardown(state);
+}
+
+/* Defect 5: connections were not limited. */
+static void test_client_count_is_bounded(void **state)
+{
+	struct fx *f = start_with("16M", "--max-clients", "3", NULL);
+	shoal_client *b, *c;
+
+	(void)state;
+	assert_int_equal(shoal_connect(f->d.socket, &b), 0);
+	assert_int_equal(shoal_connect(f->d.socket, &c), 0);
+	/* f->c, b and c: three. The teardown's check needs a fourth. */
+	shoal_client *d = NULL;
+	assert_int_equal(shoal_connect(f->d.socket, &d), SHOAL_ELIMIT);
+	shoal_disconnect(c);
+	/* The daemon sees the disconnect before the next hello. */
+	uint64_t end = testd_now_ms() + 5000;
+	int rc;
+	while ((rc = shoal_connect(f->d.socket, &d)) == SHOAL_ELIMIT &&
+	       testd_now_ms() < end)
+		usleep(10000);
+	assert_int_equal(rc, 0);
+	shoal_disconnect(d);
+	shoal_disconnect(b);
+	*state = f;
+	teardown(state);
+}
+
+/* Defect 5: names took the daemon's heap without limit. */
+static void test_names_are_bounded(void **state)
+{
+	struct fx *f = start_with("16M", "--max-names", "100",
+	                          "--max-name-memory", "32K", NULL);
+	shoal_id id;
+	uint8_t *d;
+	char name[1024];
+	int rc = 0, made = 0;
+
+	(void)state;
+	memset(&id, 0x5b, sizeof(id));
+	assert_int_equal(shoal_create(f->c, &id, 10, 0, 0, &d, NULL), 0);
+	assert_int_equal(shoal_seal(f->c, &id), 0);
+	for (int i = 0; i < 100 && rc == 0; i++) {
+		int n = snprintf(name, sizeof(name), "short-%d", i);
+		rc = shoal_set_name(f->c, name, (size_t)n, &id, NULL, NULL);
+		made += rc == 0;
+	}
+	assert_int_equal(made, 100);
+	assert_int_equal(shoal_set_name(f->c, "one-more", 8, &id, NULL, NULL),
+	                 SHOAL_ELIMIT);
+	/* Replacing an existing name takes nothing new. */
+	assert_int_equal(shoal_set_name(f->c, "short-1", 7, &id, NULL, NULL),
+	                 0);
+	/* Bytes: the budget leaves room for few long names. (One short name
+	 * stays: the object goes with its last name.) */
+	for (int i = 1; i < 100; i++) {
+		int n = snprintf(name, sizeof(name), "short-%d", i);
+		assert_int_equal(shoal_delete_name(f->c, name, (size_t)n, NULL),
+		                 0);
+	}
+	memset(name, 'n', sizeof(name));
+	made = 0;
+	rc = 0;
+	for (int i = 0; i < 100 && rc == 0; i++) {
+		snprintf(name, 8, "%07d", i);
+		name[7] = 'n';
+		rc = shoal_set_name(f->c, name, sizeof(name), &id, NULL, NULL);
+		made += rc == 0;
+	}
+	assert_int_equal(rc, SHOAL_ELIMIT);
+	assert_true(made > 10 && made < 32);
+	assert_int_equal(shoal_release_id(f->c, &id), 0);
+	*state = f;
+	teardown(state);
+}
+
+/* Defect 5: objects (metadata in the daemon's heap) were not limited. At
+ * the limit, evictable objects make room; held ones do not. */
+static void test_objects_are_bounded(void **state)
+{
+	struct fx *f = start_with("16M", "--max-objects", "500", NULL);
+	struct raw_msgs m = {0};
+	int owner = raw_connect(f->d.socket);
+	shoal_id id;
+	uint8_t *d;
+
+	(void)state;
+	for (uint32_t i = 0; i < 500; i++) {
+		uint8_t x[SHOAL_ID_SIZE];
+		raw_id(x, 0x5d, i);
+		raw_add_create(&m, x, 0, 0);
+	}
+	assert_int_equal(raw_pipeline(owner, &m, 500), 0);
+	raw_id(id.bytes, 0x5e, 0);
+	assert_int_equal(shoal_create(f->c, &id, 0, 0, 0, &d, NULL),
+	                 SHOAL_ELIMIT);
+	/* Seal them (the owner still holds them): still no room. */
+	raw_reset(&m);
+	for (uint32_t i = 0; i < 500; i++) {
+		uint8_t x[SHOAL_ID_SIZE];
+		raw_id(x, 0x5d, i);
+		raw_add_id_req(&m, PROTO_SEAL, x, 0);
+	}
+	assert_int_equal(raw_pipeline(owner, &m, 500), 0);
+	assert_int_equal(shoal_create(f->c, &id, 0, 0, 0, &d, NULL),
+	                 SHOAL_ELIMIT);
+	/* The owner leaves: its objects become evictable, and a create
+	 * evicts the least recently released one. */
+	close(owner);
+	uint64_t end = testd_now_ms() + 5000;
+	int rc;
+	while ((rc = shoal_create(f->c, &id, 0, 0, 0, &d, NULL)) ==
+	               SHOAL_ELIMIT &&
+	       testd_now_ms() < end)
+		usleep(10000);
+	assert_int_equal(rc, 0);
+	shoal_stats s;
+	assert_int_equal(shoal_get_stats(f->c, &s), 0);
+	assert_int_equal(s.evictions, 1);
+	assert_int_equal(shoal_abort(f->c, &id), 0);
+	raw_free(&m);
+	*state = f;
+	teardown(state);
+}
+
+/* Defect 5: a SNAPSHOT was queued whole, past the event queue, in one
+ * turn. Now a subscriber gets all of it as it reads, with a small event
+ * queue, and is not dropped for overflow; a subscriber that never reads
+ * does not hold the whole snapshot. */
+static void test_snapshot_follows_the_reader(void **state)
+{
+	struct fx *f = start_with("16M", "--event-queue", "64K", NULL);
+	shoal_id id;
+	uint8_t *d;
+	char name[64];
+	enum { NAMES = 5000 };
+
+	(void)state;
+	memset(&id, 0x5c, sizeof(id));
+	assert_int_equal(shoal_create(f->c, &id, 10, 0, 0, &d, NULL), 0);
+	assert_int_equal(shoal_seal(f->c, &id), 0);
+	for (int i = 0; i < NAMES; i++) {
+		int n = snprintf(name, sizeof(name), "snap-%d", i);
+		assert_int_equal(
+		        shoal_set_name(f->c, name, (size_t)n, &id, NULL, NULL),
+		        0);
+	}
+	/* One that never reads. */
+	int idle = raw_connect(f->d.socket);
+	struct raw_msgs m = {0};
+	struct proto_subscribe sub = {.flags = PROTO_SUBSCRIBE_SNAPSHOT};
+	memcpy(raw_add(&m, PROTO_SUBSCRIBE, sizeof(sub)), &sub, sizeof(sub));
+	raw_write_all(idle, m.p, m.len);
+	/* One that reads. */
+	shoal_subscription *s;
+	shoal_event ev;
+	int names = 0, sealed = 0;
+	assert_int_equal(
+	        shoal_subscribe(f->d.socket, SHOAL_SUBSCRIBE_SNAPSHOT, &s), 0);
+	for (;;) {
+		assert_int_equal(shoal_next_event(s, 10000, &ev), 0);
+		if (ev.kind == SHOAL_EVENT_SNAPSHOT_END)
+			break;
+		names += ev.kind == SHOAL_EVENT_NAME_SET;
+		sealed += ev.kind == SHOAL_EVENT_SEALED;
+	}
+	assert_int_equal(names, NAMES);
+	assert_int_equal(sealed, 1);
+	/* Live events follow. */
+	assert_int_equal(shoal_set_name(f->c, "after", 5, &id, NULL, NULL), 0);
+	assert_int_equal(shoal_next_event(s, 10000, &ev), 0);
+	assert_int_equal(ev.kind, SHOAL_EVENT_NAME_SET);
+	assert_string_equal(ev.name, "after");
+	shoal_unsubscribe(s);
+	int st;
+	assert_int_equal(shoal_contains(f->c, &id, &st), 0);
+	close(idle);
+	assert_int_equal(shoal_release_id(f->c, &id), 0);
+	raw_free(&m);
+	*state = f;
+	teardown(state);
+}
+
+/* Defect 10: the daemon and docs/PROTOCOL.md disagreed. */
+static void test_protocol_doc_deviations(void **state)
+{
+	struct fx *f = *state;
+	struct raw_msgs m = {0};
+	uint16_t type;
+
+	/* An unknown type before HELLO: an error reply, then close. */
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	memcpy(a.sun_path, f->d.socket, strlen(f->d.socket) + 1);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	(void)raw_add(&m, 999, 0);
+	raw_write_all(fd, m.p, m.len);
+	assert_int_equal(raw_read_reply(fd, 5000, &type), SHOAL_EPROTO);
+	assert_true(closed_within(fd, 5000));
+	close(fd);
+	/* RELEASE of more than 65,536 handles: ETOOBIG. */
+	fd = raw_connect(f->d.socket);
+	raw_reset(&m);
+	uint32_t n = SHOAL_BATCH_MAX + 1;
+	struct proto_release rel = {.count = n};
+	uint8_t *b = raw_add(&m, PROTO_RELEASE, sizeof(rel) + (size_t)n * 8);
+	memcpy(b, &rel, sizeof(rel));
+	raw_write_all(fd, m.p, m.len);
+	assert_int_equal(raw_read_reply(fd, 5000, &type), SHOAL_ETOOBIG);
+	assert_int_equal(type, PROTO_RELEASE | PROTO_REPLY);
+	/* Negative timeouts other than -1: EINVAL, for each waiting type. */
+	uint8_t id[SHOAL_ID_SIZE];
+	raw_id(id, 0x61, 0);
+	raw_reset(&m);
+	raw_add_get(&m, id, 1, -2);
+	raw_add_create(&m, id, 10, -5);
+	struct proto_get_name gn = {.timeout_ms = INT64_MIN, .name_len = 1};
+	b = raw_add(&m, PROTO_GET_NAME, sizeof(gn) + 1);
+	memcpy(b, &gn, sizeof(gn));
+	b[sizeof(gn)] = 'x';
+	raw_write_all(fd, m.p, m.len);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(raw_read_reply(fd, 5000, NULL), SHOAL_EINVAL);
+	/* -1 still waits: a get of an absent ID with -1 is not answered. */
+	raw_reset(&m);
+	raw_add_get(&m, id, 1, -1);
+	raw_write_all(fd, m.p, m.len);
+	struct pollfd p = {fd, POLLIN, 0};
+	assert_int_equal(poll(&p, 1, 300), 0);
+	close(fd);
+	raw_free(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -328,7 +676,13 @@ int main(void)
 	        T(test_dropped_ids_answer_quickly),
 	        T(test_frees_do_not_rescan_blocks),
 	        T(test_create_woken_when_evictable),
+	        T(test_protocol_doc_deviations),
 #undef T
+	        cmocka_unit_test(test_half_sent_requests_are_bounded),
+	        cmocka_unit_test(test_client_count_is_bounded),
+	        cmocka_unit_test(test_names_are_bounded),
+	        cmocka_unit_test(test_objects_are_bounded),
+	        cmocka_unit_test(test_snapshot_follows_the_reader),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests_name("attacks", tests, NULL, NULL);
