@@ -517,7 +517,7 @@ def connect(
     tier=None, tier_args=(), tier_timeout=None,
 ):
     """Connects to the shoal daemon at path (default: $SHOAL_SOCKET, else
-    $XDG_RUNTIME_DIR/shoal.sock, else /tmp/shoal-<uid>.sock).
+    $XDG_RUNTIME_DIR/shoal.sock, else /tmp/shoal-<uid>/shoal.sock).
 
     If no daemon serves it and start is true, starts one in the background
     (detached, default capacity or ``memory``, e.g. "4G"), with the further
