@@ -9,6 +9,9 @@ need=()
 command -v cc >/dev/null 2>&1 || need+=(gcc)
 command -v make >/dev/null 2>&1 || need+=(make)
 [ -f /usr/include/cmocka.h ] || need+=(libcmocka-dev)
+# The tier tests (tests/python/test_tier*.py) run real Redis servers.
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "deps: installing ${need[*]}"
 	SUDO=""
@@ -23,7 +26,7 @@ if [ ! -x .venv/bin/python ]; then
 	$PY -m venv .venv
 fi
 stamp=.venv/.deps-stamp
-want="numpy pandas pyarrow polars pytest hypothesis setuptools wheel"
+want="numpy pandas pyarrow polars pytest hypothesis setuptools wheel redis"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 	echo "deps: installing Python test dependencies"
 	.venv/bin/pip install -q --disable-pip-version-check $want
