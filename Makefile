@@ -5,6 +5,7 @@
 #   make test            install what tests need, build, run every test
 #   make bench           build and run the C benchmark suite
 #   make bench-python    shoal next to Parquet, Feather, Redis, pickle, Ray
+#   make bench-dash      the example Dash app with shoal, FileSystemCache, Redis
 #   make SANITIZE=address,undefined   the same in build/san/
 #   make WERROR=1 OPT=-O0              variants as variables
 #
@@ -14,11 +15,19 @@ CC ?= cc
 OPT ?= -O2
 SANITIZE ?=
 WERROR ?=
+DEBUG ?=
 
+# DEBUG=1 (and every SANITIZE= build) compiles in the internal invariant
+# checks (SHOAL_ASSERT, src/common/debug.h); `make test` runs those builds.
 ifeq ($(SANITIZE),)
+ifeq ($(DEBUG),)
 BUILD ?= build
 else
+BUILD ?= build/debug
+endif
+else
 BUILD ?= build/san
+DEBUG := 1
 endif
 
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Wshadow \
@@ -26,6 +35,9 @@ CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Wshadow \
 	-fvisibility=hidden -Iinclude -Isrc/common -Isrc/daemon -Isrc/client
 ifneq ($(WERROR),)
 CFLAGS_BASE += -Werror
+endif
+ifneq ($(DEBUG),)
+CFLAGS_BASE += -DSHOAL_DEBUG
 endif
 ifneq ($(SANITIZE),)
 CFLAGS_BASE += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
@@ -123,6 +135,27 @@ bench-python: all deps
 	SHOAL_BIN=$(CURDIR)/$(BUILD)/shoal .venv/bin/python bench/python/bench_python.py \
 		--json $(BUILD)/bench-python.json --chart $(BUILD)/bench-python.png $(BENCH_PY_ARGS)
 
+# The example Dash app under gunicorn -w 4 with shoal, FileSystemCache and
+# Redis: callback latency and the workers' PSS (docs/benchmarks.md).
+.PHONY: bench-dash
+bench-dash: deps all
+	.venv/bin/pip install -q --disable-pip-version-check --no-build-isolation .
+	SHOAL_BIN=$(CURDIR)/$(BUILD)/shoal .venv/bin/python bench/python/bench_dash.py $(BENCH_DASH_ARGS)
+
+# shoal-tier (python/shoal/tier.py): `make test` runs its standalone-Redis
+# tests; test-tier adds the 3-master cluster and the 600 MB object;
+# bench-tier measures propagation against redis-py's own SET/GET.
+.PHONY: test-tier bench-tier
+test-tier: deps all
+	.venv/bin/pip install -q --disable-pip-version-check --no-build-isolation .
+	SHOAL_BIN=$(CURDIR)/$(BUILD)/shoal SHOAL_TIER_FULL=1 timeout 1800 .venv/bin/python -m pytest \
+		-q -p no:cacheprovider tests/python/test_tier.py
+
+bench-tier: deps all
+	.venv/bin/pip install -q --disable-pip-version-check --no-build-isolation .
+	SHOAL_BIN=$(CURDIR)/$(BUILD)/shoal .venv/bin/python bench/python/bench_tier.py \
+		--json $(BUILD)/bench-tier.json
+
 # A long crash storm and load run, and a long SIGKILL storm of a --persist
 # daemon.
 stress: tests-c
@@ -171,3 +204,11 @@ fuzz: fuzz-deps
 
 # The corpus replay includes the harnesses' sources.
 $(BUILD)/tests/test_fuzz_replay: $(FUZZ_SRC)
+
+# The hostile-client attacks of issue 9 with another client's latency
+# measured (a tool, not a test): build/attack BIN N [SECONDS].
+$(BUILD)/attack: tests/attack/attack.c $(BUILD)/libshoal.a $(TEST_SUPPORT_OBJ)
+	$(CC) $(ALL_CFLAGS) -Itests/support -o $@ $< $(TEST_SUPPORT_OBJ) $(BUILD)/libshoal.a $(ALL_LDFLAGS) $(LIBS)
+
+.PHONY: attack
+attack: $(BUILD)/attack $(BUILD)/shoal

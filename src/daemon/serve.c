@@ -37,7 +37,7 @@ static void usage(FILE *f)
 	        "memory)\n"
 	        "  -s, --socket PATH     socket path (default: $SHOAL_SOCKET,\n"
 	        "                        $XDG_RUNTIME_DIR/shoal.sock or "
-	        "/tmp/shoal-UID.sock)\n"
+	        "/tmp/shoal-UID/shoal.sock)\n"
 	        "  -d, --dir DIR         back the arena with a file in DIR "
 	        "(e.g. hugetlbfs)\n"
 	        "                        instead of anonymous shared memory\n"
@@ -66,6 +66,7 @@ static void usage(FILE *f)
 	        "  -v, --verbose         log clients coming and going\n"
 	        "  -h, --help            this text\n"
 	        "  -V, --version         print the version\n");
+	limits_usage(f);
 }
 
 /* Parses "15000000000", "64M", "1.5G", "512KiB". Returns 0 or -1. */
@@ -139,6 +140,7 @@ int daemon_main(int argc, char **argv)
 	        {"verbose", no_argument, NULL, 'v'},
 	        {"help", no_argument, NULL, 'h'},
 	        {"version", no_argument, NULL, 'V'},
+	        LIMITS_LONGOPTS,
 	        {NULL, 0, NULL, 0},
 	};
 	struct server_options opt = {.stall_ms = 10000,
@@ -234,6 +236,11 @@ int daemon_main(int argc, char **argv)
 			        argv[optind - 1]);
 			return 2;
 		default:
+			rc = limits_option(&opt.limits, c, optarg, parse_size);
+			if (rc > 0)
+				break;
+			if (rc < 0)
+				return 2;
 			fprintf(stderr, "shoal serve: unknown option '%s'\n",
 			        argv[optind - 1]);
 			usage(stderr);
@@ -251,9 +258,18 @@ int daemon_main(int argc, char **argv)
 		return 2;
 	}
 	if (!opt.socket_path) {
-		if (shoal_default_socket(sock, sizeof(sock))) {
+		rc = shoal_default_socket(sock, sizeof(sock));
+		if (rc == SHOAL_ETOOBIG) {
 			fprintf(stderr, "shoal serve: the default socket path "
 			                "is too long; use -s\n");
+			return 1;
+		}
+		if (rc < 0) {
+			fprintf(stderr,
+			        "shoal serve: cannot use the default socket "
+			        "%s: %s (remove its directory if it is not "
+			        "yours, or use -s)\n",
+			        sock, shoal_strerror(rc));
 			return 1;
 		}
 		opt.socket_path = sock;
