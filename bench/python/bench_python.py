@@ -434,6 +434,42 @@ class RayHolder:
         return [self.ref]
 
 
+def measure_floor(nbytes, tmp, repeat):
+    """What fresh memory costs on this machine, for frame-sized data: the
+    shared-memory pages a put into fresh memory must get (a new memfd,
+    MADV_POPULATE_WRITE, then a memcpy into it) next to writing the same
+    bytes to a new file in the temporary directory (page cache), which is
+    what a Feather write does. Medians in seconds."""
+    import mmap
+
+    block = os.urandom(1 << 20)
+    src = bytearray(block * (nbytes >> 20))
+    n = len(src)
+    out = {"populate_s": [], "memcpy_s": [], "file_write_s": []}
+    for _ in range(repeat):
+        fd = os.memfd_create("shoal-bench-floor")
+        try:
+            os.ftruncate(fd, n)
+            m = mmap.mmap(fd, n)
+            t, _ = timed(lambda: m.madvise(23, 0, n))  # MADV_POPULATE_WRITE
+            out["populate_s"].append(t)
+            t, _ = timed(lambda: m.__setitem__(slice(0, n), src))
+            out["memcpy_s"].append(t)
+            m.close()
+        finally:
+            os.close(fd)
+        path = os.path.join(tmp, "floor.bin")
+
+        def write():
+            with open(path, "wb") as f:
+                f.write(src)
+
+        t, _ = timed(write)
+        out["file_write_s"].append(t)
+        os.unlink(path)
+    return {k: statistics.median(v) for k, v in out.items()}
+
+
 # ---------------------------------------------------------------- output
 
 COLUMNS = [
@@ -551,6 +587,10 @@ def main():
             header()
             ctx = {"tmp": tmp, "parquet": parquet, "frame_bytes": frame_bytes, "repeat": args.repeat}
             results = {}
+            floor = measure_floor(frame_bytes, tmp, args.repeat)
+            print(f"  fresh memory for {frame_bytes / 2**20:.0f} MiB: memfd populate "
+                  f"{floor['populate_s']:.3f} s + memcpy {floor['memcpy_s']:.3f} s; "
+                  f"file write {floor['file_write_s']:.3f} s", flush=True)
             for key in args.only.split(","):
                 try:
                     SYSTEMS[key](ctx, results)
@@ -558,7 +598,7 @@ def main():
                     print(f"  {key}: failed: {e}", flush=True)
                 gc.collect()
             data["sizes"].append({"rows": rows, "frame_bytes": frame_bytes, "parquet_bytes": parquet_bytes,
-                                  "results": results})
+                                  "fresh_memory": floor, "results": results})
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
