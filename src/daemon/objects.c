@@ -173,6 +173,10 @@ void lru_push(struct objtab *t, uint32_t slot)
 
 	if (o->in_lru)
 		lru_remove(t, slot);
+	SHOAL_ASSERT(o->state != OBJ_FREE);
+	SHOAL_ASSERT(o->lru_prev == OBJ_NIL && o->lru_next == OBJ_NIL);
+	SHOAL_ASSERT(t->lru_tail == OBJ_NIL ||
+	             t->slots[t->lru_tail].lru_next == OBJ_NIL);
 	o->lru_prev = t->lru_tail;
 	o->lru_next = OBJ_NIL;
 	if (t->lru_tail != OBJ_NIL)
@@ -192,6 +196,12 @@ void lru_remove(struct objtab *t, uint32_t slot)
 
 	if (!o->in_lru)
 		return;
+	SHOAL_ASSERT(o->lru_prev == OBJ_NIL
+	                     ? t->lru_head == slot
+	                     : t->slots[o->lru_prev].lru_next == slot);
+	SHOAL_ASSERT(o->lru_next == OBJ_NIL
+	                     ? t->lru_tail == slot
+	                     : t->slots[o->lru_next].lru_prev == slot);
 	if (o->lru_prev != OBJ_NIL)
 		t->slots[o->lru_prev].lru_next = o->lru_next;
 	else
