@@ -134,7 +134,7 @@ test-valgrind: tests-c
 	@command -v valgrind >/dev/null || apt-get install -y -qq valgrind
 	set -e; for t in $(BUILD)/tests/test_daemon $(BUILD)/tests/test_events \
 		$(BUILD)/tests/test_store; do \
-		SHOAL_BIN=$(BUILD)/shoal SHOAL_WRAP="$(VALGRIND)" \
+		SHOAL_TEST_INPROC=1 SHOAL_BIN=$(BUILD)/shoal SHOAL_WRAP="$(VALGRIND)" \
 		SHOAL_STRESS_SCALE=0.2 $(VALGRIND) $$t; done
 
 # Fuzzing with clang's libFuzzer (tests/fuzz/): `make fuzz FUZZ_TIME=60`
