@@ -455,8 +455,10 @@ static void attack5a(unsigned secs)
 			ssize_t w = write(fds[k], buf + off, want - off);
 			if (w > 0)
 				off += (size_t)w;
-			else
+			else if (errno == EAGAIN)
 				usleep(100);
+			else
+				break; /* refused and closed by the daemon */
 		}
 	}
 	printf("attack 5a: daemon peak RSS %ld MiB after 1,000 half-sent "
