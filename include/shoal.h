@@ -181,8 +181,9 @@ SHOAL_API const char *shoal_socket_path(const shoal_client *c);
  * gives back with shoal_release_id() (sealing does not drop the creator's
  * hold; see shoal_seal()).
  *
- * When the store is full, least-recently-released unnamed objects that
- * nobody holds are evicted, just enough to make room. If even evicting all
+ * When the store is full, least-recently-released objects that nobody
+ * holds and that have no name (or only evictable names) are evicted, just
+ * enough to make room. If even evicting all
  * of them would not make room, nothing is evicted and, with timeout_ms 0,
  * SHOAL_EFULL is returned at once; with timeout_ms > 0 (or
  * SHOAL_WAIT_FOREVER) the daemon waits up to that long for space to be
@@ -270,9 +271,11 @@ SHOAL_API int shoal_delete(shoal_client *c, const shoal_id *ids, size_t n,
  * SHOAL_EUNAVAILABLE, SHOAL_EFORKED or -errno. */
 SHOAL_API int shoal_contains(shoal_client *c, const shoal_id *id, int *state);
 
-/* Asks the daemon to evict unnamed, unheld, sealed objects, least recently
- * released first, until at least nbytes are freed or none is left. *freed
- * (may be NULL) receives the bytes freed. */
+/* Asks the daemon to evict sealed objects that nobody holds and that have
+ * no name or only evictable names (SHOAL_NAME_EVICTABLE; the names go with
+ * them), least recently released first, until at least nbytes are freed or
+ * none is left. *freed (may be NULL) receives the bytes freed. Returns 0,
+ * SHOAL_EUNAVAILABLE, SHOAL_EFORKED or -errno. */
 SHOAL_API int shoal_evict(shoal_client *c, uint64_t nbytes, uint64_t *freed);
 
 /* One object as listed by shoal_list(). */
