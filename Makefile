@@ -109,6 +109,14 @@ $(BUILD)/shoal-bench: $(BENCH_SRC) $(BUILD)/libshoal.a $(BUILD)/shoal
 bench: $(BUILD)/shoal-bench
 	$(BUILD)/shoal-bench --shoal $(BUILD)/shoal --json $(BUILD)/bench.json
 
+# What names with a ttl, evictable names and prefixes cost (bench/cache/).
+$(BUILD)/shoal-bench-cache: bench/cache/bench_cache.c $(BUILD)/libshoal.a $(BUILD)/shoal
+	$(CC) $(ALL_CFLAGS) -O2 -o $@ $< $(BUILD)/libshoal.a $(ALL_LDFLAGS) $(LIBS)
+
+.PHONY: bench-cache
+bench-cache: $(BUILD)/shoal-bench-cache
+	$(BUILD)/shoal-bench-cache $(BUILD)/shoal $${REPS:-5}
+
 # A long crash storm and load run, and a long SIGKILL storm of a --persist
 # daemon.
 stress: tests-c

@@ -561,6 +561,15 @@ int store_delete_name(struct store *st, const char *name, size_t len, bool cas,
 	return 0;
 }
 
+/* Tells the hook that the expiry of the name in ns changed. */
+static void note_ttl(struct store *st, uint32_t ns)
+{
+	const struct name_entry *e = names_get(&st->names, ns);
+
+	note(st, STORE_NOTE_NAME_TTL, objtab_get(&st->objs, e->obj), e->name,
+	     e->len, e->version);
+}
+
 int store_expire_name(struct store *st, const char *name, size_t len,
                       uint64_t ttl_ms)
 {
@@ -577,7 +586,10 @@ int store_expire_name(struct store *st, const char *name, size_t len,
 		expire_one(st, ns);
 		return 0;
 	}
-	return expiry_set(&st->expiry, &st->names, ns, at);
+	rc = expiry_set(&st->expiry, &st->names, ns, at);
+	if (rc == 0)
+		note_ttl(st, ns);
+	return rc;
 }
 
 int store_persist_name(struct store *st, const char *name, size_t len)
@@ -586,7 +598,11 @@ int store_persist_name(struct store *st, const char *name, size_t len)
 
 	if (ns == NAME_NIL)
 		return SHOAL_ENOTFOUND;
-	return expiry_set(&st->expiry, &st->names, ns, 0);
+	if (names_get(&st->names, ns)->expire_ns == 0)
+		return 0;
+	(void)expiry_set(&st->expiry, &st->names, ns, 0); /* cannot fail */
+	note_ttl(st, ns);
+	return 0;
 }
 
 void store_delete_prefix(struct store *st, const char *prefix, size_t len,

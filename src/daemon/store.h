@@ -60,6 +60,9 @@ enum store_note {
 	STORE_NOTE_NAME_DELETED = 5,
 	STORE_NOTE_NAME_EXPIRED = 6, /* the name reached its expiry */
 	STORE_NOTE_NAME_EVICTED = 7, /* evicted with its object */
+	/* A name's expiry changed (EXPIRE, PERSIST) and nothing else: for
+	 * the name journal; subscribers are not told. */
+	STORE_NOTE_NAME_TTL = 8,
 };
 
 struct store {
