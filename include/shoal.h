@@ -380,7 +380,17 @@ typedef struct shoal_name_info {
 	                   when the name does not expire */
 } shoal_name_info;
 
-/* Lists names page by page, with the cursor rules of shoal_list(). */
+/*
+ * Lists names page by page, in byte order of their names: *cursor is 0 to
+ * start; on return it is the cursor of the next page, or 0 when the listing
+ * is complete. Up to max entries go to out, their number to *count. A name
+ * that exists for the whole listing is listed exactly once. A cursor is
+ * valid for the next call on the same client only (the client remembers
+ * where the listing stopped): interleaving two listings on one client
+ * fails the older one with SHOAL_EINVAL.
+ * Returns 0; SHOAL_EINVAL (NULL arguments, max 0, a cursor that is not the
+ * client's current one); SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or -errno.
+ */
 SHOAL_API int shoal_list_names(shoal_client *c, uint64_t *cursor,
                                shoal_name_info *out, size_t max, size_t *count);
 
@@ -453,13 +463,12 @@ SHOAL_API int shoal_ttl(shoal_client *c, const char *name, size_t name_len,
 
 /*
  * Lists the names that start with prefix (prefix_len bytes of UTF-8, 0 for
- * every name), page by page, with the cursor rules of shoal_list(). A page
- * may hold fewer than max entries, even none, while *cursor is not 0: the
- * daemon looks at a bounded number of names per request. Keep calling
- * until *cursor is 0.
+ * every name), page by page, with the rules of shoal_list_names(). The
+ * daemon finds them in its name-ordered index: the cost is that of the
+ * names returned, not of the whole store.
  * Returns 0; SHOAL_EINVAL (NULL arguments, max 0, a prefix that is not
- * UTF-8 or contains NUL); SHOAL_ETOOBIG (prefix over SHOAL_NAME_MAX);
- * SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or -errno.
+ * UTF-8 or contains NUL, a stale cursor); SHOAL_ETOOBIG (prefix over
+ * SHOAL_NAME_MAX); SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or -errno.
  */
 SHOAL_API int shoal_list_names_prefix(shoal_client *c, const char *prefix,
                                       size_t prefix_len, uint64_t *cursor,

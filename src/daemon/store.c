@@ -605,23 +605,67 @@ int store_persist_name(struct store *st, const char *name, size_t len)
 	return 0;
 }
 
+static bool has_prefix(const struct name_entry *e, const char *prefix,
+                       size_t len)
+{
+	return e->len >= len && memcmp(e->name, prefix, len) == 0;
+}
+
+/* The first name at or after where a listing of prefix after `after`
+ * starts. */
+static uint32_t list_start(const struct names *n, const char *prefix,
+                           size_t plen, const char *after, size_t alen)
+{
+	size_t common = plen < alen ? plen : alen;
+	int c = memcmp(after, prefix, common);
+
+	if (alen == 0 || c < 0 || (c == 0 && alen < plen))
+		return names_seek(n, prefix, plen, true); /* after < prefix */
+	return names_seek(n, after, alen, false);
+}
+
+void store_list_names(struct store *st, const char *prefix, size_t plen,
+                      const char *after, size_t alen, uint32_t max,
+                      uint32_t *out, uint32_t *count, bool *more)
+{
+	uint64_t now = st->clock();
+	uint32_t s = list_start(&st->names, prefix, plen, after, alen);
+	uint32_t k = 0;
+
+	while (s != NAME_NIL &&
+	       has_prefix(names_get(&st->names, s), prefix, plen)) {
+		uint32_t next = names_next(&st->names, s);
+		if (!store_name_live(names_get(&st->names, s), now)) {
+			expire_one(st, s);
+		} else {
+			if (k == max)
+				break;
+			out[k++] = s;
+		}
+		s = next;
+	}
+	*count = k;
+	*more = s != NAME_NIL &&
+	        has_prefix(names_get(&st->names, s), prefix, plen);
+}
+
 void store_delete_prefix(struct store *st, const char *prefix, size_t len,
                          uint64_t *count)
 {
 	uint64_t now = st->clock(), n = 0;
+	uint32_t s = names_seek(&st->names, prefix, len, true);
 
-	/* Removal only frees slots, so a pass by slot index sees every name
-	 * that was there when it started. */
-	for (uint32_t s = 0; s < st->names.nslots; s++) {
-		const struct name_entry *e = names_get(&st->names, s);
-		if (!e->name || e->len < len || memcmp(e->name, prefix, len))
-			continue;
-		if (!store_name_live(e, now)) {
+	while (s != NAME_NIL &&
+	       has_prefix(names_get(&st->names, s), prefix, len)) {
+		/* The successor first: removal frees the name. */
+		uint32_t next = names_next(&st->names, s);
+		if (!store_name_live(names_get(&st->names, s), now)) {
 			expire_one(st, s);
-			continue;
+		} else {
+			drop_name(st, s, STORE_NOTE_NAME_DELETED);
+			n++;
 		}
-		drop_name(st, s, STORE_NOTE_NAME_DELETED);
-		n++;
+		s = next;
 	}
 	*count = n;
 }

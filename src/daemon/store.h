@@ -175,8 +175,19 @@ int store_expire_name(struct store *st, const char *name, size_t len,
 /* Takes a name's expiry away. Returns 0 or SHOAL_ENOTFOUND. */
 int store_persist_name(struct store *st, const char *name, size_t len);
 
+/*
+ * Finds, in name order, up to max live names that start with prefix (plen
+ * bytes; 0: any) and come after `after` (alen bytes; 0: from the first);
+ * their slots go to out, their number to *count, and *more says whether
+ * more such names follow. Expired names met on the way are removed. O(log
+ * n) per name visited.
+ */
+void store_list_names(struct store *st, const char *prefix, size_t plen,
+                      const char *after, size_t alen, uint32_t max,
+                      uint32_t *out, uint32_t *count, bool *more);
+
 /* Removes every live name that starts with prefix (len 0: every name), in
- * one step. *count receives how many went. */
+ * one step, visiting only those names. *count receives how many went. */
 void store_delete_prefix(struct store *st, const char *prefix, size_t len,
                          uint64_t *count);
 

@@ -234,6 +234,7 @@ static void test_prefix_list_and_delete(void **state)
 	total = 0;
 	cursor = 0;
 	unsigned with_ttl = 0;
+	char last[32] = "";
 	do {
 		assert_int_equal(shoal_list_names_prefix(f->c, "a:", 2, &cursor,
 		                                         page, 64, &n),
@@ -241,11 +242,27 @@ static void test_prefix_list_and_delete(void **state)
 		for (size_t i = 0; i < n; i++) {
 			assert_memory_equal(page[i].name, "a:", 2);
 			with_ttl += page[i].ttl_ms > 0;
+			/* In name order, across pages too. */
+			assert_true(strcmp(page[i].name, last) > 0);
+			snprintf(last, sizeof(last), "%s", page[i].name);
 		}
 		total += n;
 	} while (cursor != 0);
 	assert_int_equal(total, 300);
 	assert_int_equal(with_ttl, 150);
+	/* A cursor belongs to the client's current listing. */
+	cursor = 0;
+	assert_int_equal(
+	        shoal_list_names_prefix(f->c, "a:", 2, &cursor, page, 10, &n),
+	        0);
+	assert_int_not_equal(cursor, 0);
+	uint64_t stale = cursor;
+	assert_int_equal(
+	        shoal_list_names_prefix(f->c, "a:", 2, &cursor, page, 10, &n),
+	        0);
+	assert_int_equal(
+	        shoal_list_names_prefix(f->c, "a:", 2, &stale, page, 10, &n),
+	        SHOAL_EINVAL);
 	assert_int_equal(shoal_delete_prefix(f->c, "a:", 2, &count), 0);
 	assert_int_equal(count, 300);
 	cursor = 0;
