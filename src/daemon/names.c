@@ -212,6 +212,7 @@ int names_add(struct names *n, const char *name, size_t len, uint32_t obj,
 	n->buckets[e->hash & (n->nbuckets - 1)] = s;
 	order_insert(n, s);
 	n->count++;
+	n->bytes += len;
 	*slot = s;
 	return 0;
 }
@@ -226,6 +227,7 @@ void names_remove(struct names *n, uint32_t slot)
 	if (*link == slot)
 		*link = e->next;
 	order_remove(n, slot);
+	n->bytes -= e->len;
 	free(e->name);
 	e->name = NULL;
 	e->next = n->free_head;
