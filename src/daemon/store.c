@@ -763,7 +763,8 @@ fail_block:
 }
 
 int store_restore_name(struct store *st, const char *name, size_t len,
-                       uint32_t slot, uint64_t version)
+                       uint32_t slot, uint64_t version, uint32_t flags,
+                       uint64_t expire_ns)
 {
 	uint32_t ns;
 	int rc;
@@ -773,6 +774,12 @@ int store_restore_name(struct store *st, const char *name, size_t len,
 	rc = names_add(&st->names, name, len, slot, version, &ns);
 	if (rc)
 		return rc;
+	rc = expiry_set(&st->expiry, &st->names, ns, expire_ns);
+	if (rc) {
+		names_remove(&st->names, ns);
+		return rc;
+	}
+	names_get(&st->names, ns)->flags = flags & NAME_EVICTABLE;
 	link_name(st, ns, slot);
 	if (version > st->last_version)
 		st->last_version = version;

@@ -219,7 +219,8 @@ int store_delete_name(struct store *st, const char *name, size_t len, bool cas,
  * *slot; SHOAL_EEXISTS (the ID is taken); SHOAL_EINVAL (the extent is not
  * free or not inside the arena); SHOAL_ETOOBIG; SHOAL_ENOMEM.
  * store_restore_name() points a name that does not exist yet at a restored
- * object with its old version, and raises last_version to it, so that
+ * object with its old version, flags (NAME_EVICTABLE) and expiry
+ * (CLOCK_MONOTONIC ns, 0: none), and raises last_version to it, so that
  * versions keep increasing across restarts. Returns 0, SHOAL_EEXISTS,
  * SHOAL_ENOMEM. Neither notifies.
  */
@@ -227,7 +228,8 @@ int store_restore_object(struct store *st, const uint8_t *id, uint64_t offset,
                          uint64_t data_size, uint32_t metadata_size,
                          uint64_t create_time_ns, uint32_t *slot);
 int store_restore_name(struct store *st, const char *name, size_t len,
-                       uint32_t slot, uint64_t version);
+                       uint32_t slot, uint64_t version, uint32_t flags,
+                       uint64_t expire_ns);
 
 /* Fills the counters of a STATS reply. */
 void store_stats(const struct store *st, uint64_t clients, shoal_stats *out);
