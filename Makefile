@@ -153,7 +153,7 @@ bench-tier: deps all
 # A long crash storm and load run, and a long SIGKILL storm of a --persist
 # daemon.
 stress: tests-c
-	SHOAL_BIN=$(BUILD)/shoal SHOAL_STRESS_SCALE=$${SCALE:-10} $(BUILD)/tests/test_stress
+	SHOAL_TEST_TIMEOUT=3600 SHOAL_BIN=$(BUILD)/shoal SHOAL_STRESS_SCALE=$${SCALE:-10} $(BUILD)/tests/test_stress
 	SHOAL_BIN=$(BUILD)/shoal SHOAL_STRESS_SCALE=$${SCALE:-10} $(BUILD)/tests/test_persist
 
 # The integration suite with both the tests and the daemon under valgrind's
