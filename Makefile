@@ -154,7 +154,7 @@ bench-tier: deps all
 # daemon.
 stress: tests-c
 	SHOAL_TEST_TIMEOUT=3600 SHOAL_BIN=$(BUILD)/shoal SHOAL_STRESS_SCALE=$${SCALE:-10} $(BUILD)/tests/test_stress
-	SHOAL_BIN=$(BUILD)/shoal SHOAL_STRESS_SCALE=$${SCALE:-10} $(BUILD)/tests/test_persist
+	SHOAL_TEST_TIMEOUT=3600 SHOAL_BIN=$(BUILD)/shoal SHOAL_STRESS_SCALE=$${SCALE:-10} $(BUILD)/tests/test_persist
 
 # The integration suite with both the tests and the daemon under valgrind's
 # memcheck; fails on any error or definite leak.
