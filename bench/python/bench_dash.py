@@ -315,9 +315,12 @@ def main(argv=None):
             with tempfile.TemporaryDirectory(prefix=f"bench-dash-{kind}-") as tmp:
                 r = run_once(kind, args.rows, args.requests, tmp)
             runs[kind].append(r)
-            print(f"  rep {rep + 1} {kind:10s} p50 {r['p50_ms']:8.1f} ms  p99 {r['p99_ms']:8.1f} ms  "
-                  f"4 clients p50 {r['load_p50_ms']:8.1f} ms  workers PSS peak "
-                  f"{r['workers_pss_peak_mib']:7.0f} MiB", flush=True)
+            print(f"  rep {rep + 1} {kind:10s} "
+                  + " ".join(f"{k} {v:.1f}" for k, v in r.items() if k != "samples_ms"), flush=True)
+            # Written after every run, so a long run stopped early keeps its figures.
+            os.makedirs(os.path.dirname(args.json), exist_ok=True)
+            with open(args.json, "w") as f:
+                json.dump({"rows": args.rows, "requests": args.requests, "runs": runs}, f, indent=1)
 
     keys = ["p50_ms", "p99_ms", "load_p50_ms", "load_p99_ms", "workers_pss_peak_mib",
             "workers_pss_after_mib", "workers_pss_boot_mib", "store_pss_peak_mib", "store_held_mib",
