@@ -425,14 +425,22 @@ def _reopen(path):
     return connect(path, start=False)
 
 
-def connect(path=None, *, start=True, memory=None, timeout=_DEFAULT_START_TIMEOUT):
+def connect(path=None, *, start=True, memory=None, persist=None,
+            timeout=_DEFAULT_START_TIMEOUT):
     """Connects to the shoal daemon at path (default: $SHOAL_SOCKET, else
     $XDG_RUNTIME_DIR/shoal.sock, else /tmp/shoal-<uid>.sock).
 
     If no daemon serves it and start is true, starts one in the background
-    (detached, default capacity or ``memory``, e.g. "4G"); many processes
-    doing so at once start exactly one. With start=False, raises
-    StoreUnavailable instead. timeout (s) bounds the wait for a new daemon.
+    (detached, default capacity or ``memory``, e.g. "4G"; with ``persist``,
+    a directory, named objects survive a restart of that daemon: `shoal
+    serve --persist DIR`); many processes doing so at once start exactly
+    one. With start=False, raises StoreUnavailable instead. timeout (s)
+    bounds the wait for a new daemon.
+
+    The connection rides through daemon restarts: the next call after one
+    reconnects (with start=True it starts the daemon again, still exactly
+    once among many processes) and goes on; calls that are safe to repeat
+    are repeated once, others raise StoreUnavailable.
     """
     path = os.fspath(path) if path is not None else _shoal.default_socket()
     autostart = None
@@ -440,6 +448,8 @@ def connect(path=None, *, start=True, memory=None, timeout=_DEFAULT_START_TIMEOU
         binary = find_binary()
         if binary is not None:
             args = ("-m", str(memory)) if memory is not None else ()
+            if persist is not None:
+                args += ("--persist", os.fspath(persist))
             autostart = (binary, args, _ms(timeout, 10000))
     try:
         client = _shoal.Client(path, autostart=autostart)

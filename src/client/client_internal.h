@@ -91,6 +91,26 @@ struct client_ref *client_refmap_next(const struct client_refmap *m,
 
 void client_refmap_free(struct client_refmap *m);
 
+/* Empties the map, keeping its room. */
+void client_refmap_clear(struct client_refmap *m);
+
+/*
+ * What a client keeps of a connection that ended while the application
+ * still held views of it or was writing an unsealed object: the mapping
+ * (so the views stay valid) and their counts. It is unmapped when the last
+ * such view is given back. Nothing here is ever sent to a daemon: the
+ * daemon these handles belonged to is gone, and a handle of the old epoch
+ * could name another object in the new one.
+ */
+struct client_retired {
+	struct client_retired *next;
+	uint8_t *base;
+	uint64_t map_size;
+	uint32_t epoch;
+	struct client_refmap views;    /* by handle: view counts */
+	struct client_refmap unsealed; /* by id: creates never sealed */
+};
+
 struct shoal_client {
 	int fd;
 	unsigned generation; /* fork generation at connect */
@@ -111,6 +131,15 @@ struct shoal_client {
 	pthread_mutex_t io_lock;
 	pthread_mutex_t ref_lock;
 	bool locks_ready;
+
+	/* Restarts (io_lock): the connection's number, 1 at connect and one
+	 * more per reconnect; the hook that may start a daemon. */
+	uint32_t epoch;
+	shoal_restart_fn restart_hook;
+	void *restart_ctx;
+	bool no_reconnect; /* SHOAL_NO_RECONNECT: fail instead */
+	/* ref_lock: mappings of ended connections still in use. */
+	struct client_retired *retired;
 
 	/* io_lock */
 	uint32_t next_request;
@@ -153,10 +182,42 @@ static inline int client_check_fork(const shoal_client *c)
 
 /*
  * Starts a request: checks the fork generation, takes io_lock and checks
- * that the connection is usable. Returns 0 with io_lock held, or
- * SHOAL_EINVAL (c NULL), SHOAL_EFORKED or SHOAL_EUNAVAILABLE without it.
+ * that the connection is usable; a connection lost earlier is opened again
+ * first (client_reconnect). Returns 0 with io_lock held, or SHOAL_EINVAL
+ * (c NULL), SHOAL_EFORKED or SHOAL_EUNAVAILABLE without it.
  */
 int client_begin(shoal_client *c);
+
+/*
+ * Replaces a lost connection with a new one to the same socket path (the
+ * restart hook may start a daemon when nobody listens). The old mapping
+ * and the views and unsealed creates of the old connection move to a
+ * retired record; pending releases are dropped (their daemon is gone).
+ * io_lock must be held. Returns 0, SHOAL_EUNAVAILABLE, or what connecting
+ * returns; on failure the client stays broken and may try again.
+ */
+int client_reconnect(shoal_client *c);
+
+/*
+ * Drops one view from the retired connection whose mapping holds ptr (by
+ * handle), or, with id, from any retired connection. ref_lock must be held.
+ * Returns 0, or SHOAL_ENOTFOUND when no retired connection has it. *gone is
+ * a retired record that is no longer used, for the caller to pass to
+ * client_retired_destroy() once ref_lock is dropped (or NULL).
+ */
+int client_retired_drop_locked(shoal_client *c, const void *ptr,
+                               uint64_t handle, const shoal_id *id,
+                               struct client_retired **gone);
+
+/* Unmaps and frees a retired record (NULL is a no-op). */
+void client_retired_destroy(struct client_retired *r);
+
+/* Forgets an unsealed create of a retired connection. Returns 0 or
+ * SHOAL_ENOTFOUND. Takes ref_lock. */
+int client_retired_forget_create(shoal_client *c, const shoal_id *id);
+
+/* Unmaps and frees every retired connection. */
+void client_retired_free(shoal_client *c);
 
 /* Ends a request: sends the releases queued meanwhile and drops io_lock. */
 void client_end(shoal_client *c);
@@ -176,6 +237,18 @@ void client_end(shoal_client *c);
 int client_call(shoal_client *c, uint16_t type, const struct iovec *iov,
                 int iovcnt, size_t fixed_len, const uint8_t **reply,
                 size_t *len);
+
+/*
+ * Restarts: client_call() sends a request again on a new connection when
+ * the old one was found gone before the request was written (no daemon
+ * can have seen it). client_call_safe() also does so when the connection
+ * went away after it was written: for requests that change nothing or
+ * whose repetition cannot change more (get, get by name, contains, lists,
+ * stats, compare-and-set of a name). One new connection per call at most.
+ */
+int client_call_safe(shoal_client *c, uint16_t type, const struct iovec *iov,
+                     int iovcnt, size_t fixed_len, const uint8_t **reply,
+                     size_t *len);
 
 /*
  * Asks for one page of a listing (PROTO_LIST or PROTO_LIST_NAMES) from

@@ -39,7 +39,16 @@ SHOAL_API int shoal_set_name(shoal_client *c, const char *name, size_t name_len,
 	rc = client_begin(c);
 	if (rc < 0)
 		return rc;
-	rc = client_call(c, PROTO_SET_NAME, iov, 2, sizeof(rep), &body, &len);
+	uint32_t epoch = c->epoch;
+	/* A compare-and-set cannot apply twice: safe to send again. */
+	rc = expected_version ? client_call_safe(c, PROTO_SET_NAME, iov, 2,
+	                                         sizeof(rep), &body, &len)
+	                      : client_call(c, PROTO_SET_NAME, iov, 2,
+	                                    sizeof(rep), &body, &len);
+	/* Sent again to a new daemon, which never had an unnamed object of
+	 * the old one: the object was lost in the restart. */
+	if (rc == SHOAL_ENOTFOUND && c->epoch != epoch)
+		rc = SHOAL_EUNAVAILABLE;
 	if (rc == 0 && version) {
 		memcpy(&rep, body, sizeof(rep));
 		*version = rep.version;
@@ -77,7 +86,8 @@ SHOAL_API int shoal_get_name(shoal_client *c, const char *name, size_t name_len,
 	pthread_mutex_unlock(&c->ref_lock);
 	if (rc < 0)
 		goto out;
-	rc = client_call(c, PROTO_GET_NAME, iov, 2, sizeof(rep), &body, &len);
+	rc = client_call_safe(c, PROTO_GET_NAME, iov, 2, sizeof(rep), &body,
+	                      &len);
 	if (rc < 0)
 		goto out;
 	memcpy(&rep, body, sizeof(rep));

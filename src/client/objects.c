@@ -240,7 +240,10 @@ SHOAL_API int shoal_seal(shoal_client *c, const shoal_id *id)
 		return rc;
 	r = client_refmap_find(&c->unsealed, 0, id);
 	if (!r) {
-		rc = SHOAL_ENOTFOUND;
+		/* Created before a reconnect: lost with its daemon. */
+		rc = client_retired_forget_create(c, id) == 0
+		             ? SHOAL_EUNAVAILABLE
+		             : SHOAL_ENOTFOUND;
 		goto out;
 	}
 	handle = r->handle;
@@ -252,6 +255,9 @@ SHOAL_API int shoal_seal(shoal_client *c, const shoal_id *id)
 		goto out;
 	memcpy(req.id, id->bytes, SHOAL_ID_SIZE);
 	rc = client_send(c, PROTO_SEAL, &iov, 1);
+	if (rc == SHOAL_EUNAVAILABLE)
+		client_refmap_remove(&c->unsealed,
+		                     r); /* gone with the daemon */
 	if (rc < 0)
 		goto out;
 	client_refmap_remove(&c->unsealed, r);
@@ -282,6 +288,11 @@ SHOAL_API int shoal_abort(shoal_client *c, const shoal_id *id)
 	rc = client_begin(c);
 	if (rc < 0)
 		return rc;
+	if (!client_refmap_find(&c->unsealed, 0, id) &&
+	    client_retired_forget_create(c, id) == 0) {
+		client_end(c); /* created before a reconnect: already gone */
+		return 0;
+	}
 	memcpy(req.id, id->bytes, SHOAL_ID_SIZE);
 	rc = client_call(c, PROTO_ABORT, &iov, 1, sizeof(struct proto_reply),
 	                 &body, &len);
@@ -357,7 +368,7 @@ SHOAL_API int shoal_get(shoal_client *c, const shoal_id *ids, size_t n,
 	req.count = (uint32_t)n;
 	iov[0] = (struct iovec){&req, sizeof(req)};
 	iov[1] = (struct iovec){(void *)ids, n * sizeof(*ids)};
-	rc = client_call(c, PROTO_GET, iov, 2, 0, &body, &len);
+	rc = client_call_safe(c, PROTO_GET, iov, 2, 0, &body, &len);
 	if (rc == 0)
 		rc = take_get_reply(c, body, len, ids, n, views);
 out:
@@ -374,12 +385,21 @@ out:
  * SHOAL_ENOTFOUND when no view is held, or SHOAL_EUNAVAILABLE when the
  * connection is gone (the view is dropped all the same).
  */
-static int drop_view(shoal_client *c, uint64_t handle, const shoal_id *id)
+static int drop_view(shoal_client *c, uint64_t handle, const shoal_id *id,
+                     const void *ptr)
 {
+	struct client_retired *gone = NULL;
 	struct client_ref *r = NULL;
 	bool defer = false;
 
 	pthread_mutex_lock(&c->ref_lock);
+	/* A view from before a reconnect is known by where it points. */
+	if (!id && c->retired &&
+	    client_retired_drop_locked(c, ptr, handle, NULL, &gone) == 0) {
+		pthread_mutex_unlock(&c->ref_lock);
+		client_retired_destroy(gone);
+		return 0;
+	}
 	if (id) {
 		for (size_t i = 0; (r = client_refmap_next(&c->views, &i));)
 			if (r->count > 0 &&
@@ -389,8 +409,12 @@ static int drop_view(shoal_client *c, uint64_t handle, const shoal_id *id)
 		r = client_refmap_find(&c->views, handle, NULL);
 	}
 	if (!r || r->count == 0) {
+		int rc = id && c->retired ? client_retired_drop_locked(
+		                                    c, NULL, 0, id, &gone)
+		                          : SHOAL_ENOTFOUND;
 		pthread_mutex_unlock(&c->ref_lock);
-		return SHOAL_ENOTFOUND;
+		client_retired_destroy(gone);
+		return rc;
 	}
 	if (--r->count == 0 && !r->pending) {
 		r->pending = 1;
@@ -422,7 +446,7 @@ SHOAL_API int shoal_release(shoal_client *c, shoal_view *view)
 		return rc;
 	if (view->status != 0)
 		return 0;
-	rc = drop_view(c, view->handle, NULL);
+	rc = drop_view(c, view->handle, NULL, view->data);
 	/* Mark the view as given back, so a second release is a no-op. */
 	empty_view(view, view->id.bytes, SHOAL_ENOTFOUND);
 	return rc == SHOAL_ENOTFOUND ? 0 : rc;
@@ -437,7 +461,7 @@ SHOAL_API int shoal_release_id(shoal_client *c, const shoal_id *id)
 	rc = client_check_fork(c);
 	if (rc < 0)
 		return rc;
-	return drop_view(c, 0, id);
+	return drop_view(c, 0, id, NULL);
 }
 
 SHOAL_API int shoal_delete(shoal_client *c, const shoal_id *ids, size_t n,
@@ -499,7 +523,8 @@ SHOAL_API int shoal_contains(shoal_client *c, const shoal_id *id, int *state)
 	if (rc < 0)
 		return rc;
 	memcpy(req.id, id->bytes, SHOAL_ID_SIZE);
-	rc = client_call(c, PROTO_CONTAINS, &iov, 1, sizeof(rep), &body, &len);
+	rc = client_call_safe(c, PROTO_CONTAINS, &iov, 1, sizeof(rep), &body,
+	                      &len);
 	if (rc == 0) {
 		memcpy(&rep, body, sizeof(rep));
 		if (rep.state > SHOAL_STATE_SEALED)
@@ -587,7 +612,8 @@ SHOAL_API int shoal_get_stats(shoal_client *c, shoal_stats *out)
 	rc = client_begin(c);
 	if (rc < 0)
 		return rc;
-	rc = client_call(c, PROTO_STATS, NULL, 0, sizeof(rep), &body, &len);
+	rc = client_call_safe(c, PROTO_STATS, NULL, 0, sizeof(rep), &body,
+	                      &len);
 	if (rc == 0) {
 		memcpy(&rep, body, sizeof(rep));
 		*out = (shoal_stats){
