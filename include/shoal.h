@@ -171,13 +171,12 @@ SHOAL_API const char *shoal_socket_path(const shoal_client *c);
  * socket path and goes on there; it does not fail once first. A call that
  * finds the connection gone before its request was written is simply sent
  * on the new connection. A call whose request was written and whose reply
- * never came is sent again only if that is safe: shoal_get,
- * shoal_get_name, shoal_contains, shoal_list, shoal_list_names,
- * shoal_get_stats and shoal_set_name with an expected version (a repeated
- * compare-and-set cannot apply twice; it may report SHOAL_EVERSION for a
- * set that the old daemon applied). Every other call returns
- * SHOAL_EUNAVAILABLE then, and the next call reconnects. Each call tries
- * one new connection at most.
+ * never came is sent again only if it changes nothing: shoal_get,
+ * shoal_get_name, shoal_contains, shoal_list, shoal_list_names and
+ * shoal_get_stats. Every other call returns SHOAL_EUNAVAILABLE then (its
+ * outcome is unknown: e.g. a compare-and-set that the old daemon applied
+ * would be reported as a conflict if sent again), and the next call
+ * reconnects. Each call tries one new connection at most.
  *
  * What a restart ends: unsealed objects are lost (shoal_seal() returns
  * SHOAL_EUNAVAILABLE for them, shoal_abort() 0); unnamed objects are gone

@@ -104,6 +104,9 @@ void client_refmap_clear(struct client_refmap *m);
  */
 struct client_retired {
 	struct client_retired *next;
+	/* The old socket, kept open: if its daemon still lives (the
+	 * connection was dropped or lost sync), it keeps the views pinned. */
+	int fd;
 	uint8_t *base;
 	uint64_t map_size;
 	uint32_t epoch;
@@ -243,8 +246,9 @@ int client_call(shoal_client *c, uint16_t type, const struct iovec *iov,
  * the old one was found gone before the request was written (no daemon
  * can have seen it). client_call_safe() also does so when the connection
  * went away after it was written: for requests that change nothing or
- * whose repetition cannot change more (get, get by name, contains, lists,
- * stats, compare-and-set of a name). One new connection per call at most.
+ * (get, get by name, contains, lists, stats). Not a compare-and-set of a
+ * name: one that was applied would then be reported as a conflict. One new
+ * connection per call at most.
  */
 int client_call_safe(shoal_client *c, uint16_t type, const struct iovec *iov,
                      int iovcnt, size_t fixed_len, const uint8_t **reply,

@@ -365,6 +365,8 @@ static void close_session(shoal_client *c)
 	c->rstart = c->rend = 0;
 }
 
+static void retired_destroy(struct client_retired *r);
+
 /* Copies the live entries of from into a fresh map. 0 or SHOAL_ENOMEM. */
 static int copy_refs(struct client_refmap *to, const struct client_refmap *from,
                      bool views)
@@ -413,18 +415,16 @@ static int retire_session(shoal_client *c)
 	r->base = c->base;
 	r->map_size = c->map_size;
 	r->epoch = c->epoch;
+	r->fd = -1;
 	if (r->views.count || r->unsealed.count) {
+		r->fd = c->fd;
+		c->fd = -1;
 		r->next = c->retired;
 		c->retired = r;
 		r = NULL;
 	}
 	pthread_mutex_unlock(&c->ref_lock);
-	if (r) {
-		munmap(r->base, r->map_size);
-		client_refmap_free(&r->views);
-		client_refmap_free(&r->unsealed);
-		free(r);
-	}
+	retired_destroy(r);
 	close_session(c);
 	return 0;
 }
@@ -483,6 +483,8 @@ static void retired_destroy(struct client_retired *r)
 {
 	if (!r)
 		return;
+	if (r->fd >= 0)
+		close(r->fd);
 	munmap(r->base, r->map_size);
 	client_refmap_free(&r->views);
 	client_refmap_free(&r->unsealed);

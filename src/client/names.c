@@ -40,11 +40,10 @@ SHOAL_API int shoal_set_name(shoal_client *c, const char *name, size_t name_len,
 	if (rc < 0)
 		return rc;
 	uint32_t epoch = c->epoch;
-	/* A compare-and-set cannot apply twice: safe to send again. */
-	rc = expected_version ? client_call_safe(c, PROTO_SET_NAME, iov, 2,
-	                                         sizeof(rep), &body, &len)
-	                      : client_call(c, PROTO_SET_NAME, iov, 2,
-	                                    sizeof(rep), &body, &len);
+	/* Not repeated when the reply is lost, even as a compare-and-set: a
+	 * set that was applied would be reported as SHOAL_EVERSION, and a
+	 * caller's read-modify-write loop would then apply its change twice. */
+	rc = client_call(c, PROTO_SET_NAME, iov, 2, sizeof(rep), &body, &len);
 	/* Sent again to a new daemon, which never had an unnamed object of
 	 * the old one: the object was lost in the restart. */
 	if (rc == SHOAL_ENOTFOUND && c->epoch != epoch)

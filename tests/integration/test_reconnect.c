@@ -11,6 +11,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -150,12 +151,17 @@ static void test_unsafe_calls_and_no_daemon(void **state)
 struct hook_ctx {
 	struct testd *d;
 	int calls;
+	atomic_bool killed; /* the test is done with the old daemon */
 };
 
 static int start_daemon(void *ctx, const char *path)
 {
 	struct hook_ctx *h = ctx;
+	uint64_t end = testd_now_ms() + 20000;
 
+	/* The old daemon's EOF may arrive before the test has reaped it. */
+	while (!atomic_load(&h->killed) && testd_now_ms() < end)
+		usleep(1000);
 	assert_string_equal(path, h->d->socket);
 	h->calls++;
 	return testd_restart(h->d, MEMORY, NULL) == 0 ? 0 : SHOAL_EUNAVAILABLE;
@@ -186,7 +192,7 @@ static void *wait_for_name(void *arg)
 static void test_restart_hook_and_safe_retry(void **state)
 {
 	struct testd d;
-	struct hook_ctx h = {&d, 0};
+	struct hook_ctx h = {&d, 0, false};
 	struct waiter w = {0};
 	shoal_client *c;
 	pthread_t t;
@@ -199,6 +205,7 @@ static void test_restart_hook_and_safe_retry(void **state)
 	assert_int_equal(pthread_create(&t, NULL, wait_for_name, &w), 0);
 	usleep(200000); /* let it park */
 	testd_kill(&d);
+	atomic_store(&h.killed, true);
 	/* The waiter's reconnect starts the daemon through the hook. */
 	uint64_t end = testd_now_ms() + 20000;
 	while (shoal_connect(d.socket, &c) != 0) {
