@@ -425,29 +425,42 @@ def _reopen(path):
     return connect(path, start=False)
 
 
-def connect(path=None, *, start=True, memory=None, persist=None,
-            timeout=_DEFAULT_START_TIMEOUT):
+def connect(
+    path=None,
+    *,
+    start=True,
+    memory=None,
+    persist=None,
+    timeout=_DEFAULT_START_TIMEOUT,
+    daemon_args=(),
+):
     """Connects to the shoal daemon at path (default: $SHOAL_SOCKET, else
     $XDG_RUNTIME_DIR/shoal.sock, else /tmp/shoal-<uid>.sock).
 
     If no daemon serves it and start is true, starts one in the background
-    (detached, default capacity or ``memory``, e.g. "4G"; with ``persist``,
-    a directory, named objects survive a restart of that daemon: `shoal
-    serve --persist DIR`); many processes doing so at once start exactly
-    one. With start=False, raises StoreUnavailable instead. timeout (s)
-    bounds the wait for a new daemon.
+    (detached, default capacity or ``memory``, e.g. "4G"), with the further
+    ``shoal serve`` options in daemon_args (e.g. ``["--reserve", "2G"]``);
+    many processes doing so at once start exactly one. With ``persist``, a
+    directory, that daemon keeps its arena and names there (`shoal serve
+    --persist DIR`): named objects survive its restart or crash. With
+    start=False, raises StoreUnavailable instead. timeout (s) bounds the
+    wait for a new daemon. A daemon that already runs keeps its own options.
 
     The connection rides through daemon restarts: the next call after one
     reconnects (with start=True it starts the daemon again, still exactly
-    once among many processes) and goes on; calls that are safe to repeat
-    are repeated once, others raise StoreUnavailable.
+    once among many processes) and goes on; calls that change nothing are
+    repeated once if the daemon died while answering, others then raise
+    StoreUnavailable.
     """
     path = os.fspath(path) if path is not None else _shoal.default_socket()
+    if isinstance(daemon_args, (str, bytes)):
+        raise TypeError("daemon_args is a sequence of options, e.g. ['--reserve', '2G']")
+    extra = tuple(str(a) for a in daemon_args)
     autostart = None
     if start:
         binary = find_binary()
         if binary is not None:
-            args = ("-m", str(memory)) if memory is not None else ()
+            args = (("-m", str(memory)) if memory is not None else ()) + extra
             if persist is not None:
                 args += ("--persist", os.fspath(persist))
             autostart = (binary, args, _ms(timeout, 10000))

@@ -16,7 +16,8 @@
  *     two-level segregated fit: a request within 1/16 of the largest free
  *     size scans the free blocks of its own size class, as does
  *     alloc_largest_free() for the highest class. alloc_fits_if(),
- *     alloc_foreach_free() and alloc_check() are O(blocks).
+ *     alloc_foreach_free() and alloc_check() are O(blocks);
+ *     alloc_alloc_prefer() is O(free blocks at least as large as asked).
  */
 #ifndef SHOAL_ALLOC_H
 #define SHOAL_ALLOC_H
@@ -44,6 +45,22 @@ void alloc_destroy(struct alloc *a);
  * SHOAL_ENOMEM when private memory for metadata ran out (nothing changes).
  */
 int alloc_alloc(struct alloc *a, uint64_t size, uint64_t *offset);
+
+/* A score for placing a block of size bytes at offset (see
+ * alloc_alloc_prefer); 0 means "no better than any other". */
+typedef uint64_t alloc_score_fn(void *ctx, uint64_t offset, uint64_t size);
+
+/*
+ * Like alloc_alloc, but among the free blocks that can hold the request it
+ * takes the one whose low end scores highest (the daemon scores how much of
+ * the range is already backed by memory, so that warm pages are reused
+ * first); when no block scores above 0, the usual good fit. Costs one call
+ * of score per free block of the request's size class and above: meant for
+ * large requests, where that is small next to writing the block. Returns as
+ * alloc_alloc does.
+ */
+int alloc_alloc_prefer(struct alloc *a, uint64_t size, alloc_score_fn *score,
+                       void *ctx, uint64_t *offset);
 
 /*
  * Allocates exactly [offset, offset + size) (size rounded up to 64; offset

@@ -21,6 +21,7 @@
 
 #define ARENA_BACKED  1u /* every page of the chunk is allocated */
 #define ARENA_TOUCHED 2u /* some page of the chunk may be allocated */
+#define ARENA_BUSY    4u /* being populated or punched (see arena.c) */
 
 struct arena {
 	int fd;
@@ -72,10 +73,34 @@ void arena_mark_touched(struct arena *a, uint64_t off, uint64_t len);
 
 /* Returns the pages of the touched chunks fully inside [off, off + len) to
  * the OS (the range must hold no object) and forgets them; stops after
- * max_chunks chunks. Returns the number of chunks trimmed, or -errno when
- * the backing refused to free a chunk (which then keeps its flags). */
+ * max_chunks chunks. With keep, the first *keep bytes of touched chunks met
+ * stay (the warm reserve) and *keep goes down by what was kept. A chunk the
+ * prefault thread is populating is skipped. Returns the number of chunks
+ * trimmed, or -errno when the backing refused to free a chunk (which then
+ * keeps its flags). */
 long arena_trim(struct arena *a, uint64_t off, uint64_t len,
-                uint64_t max_chunks);
+                uint64_t max_chunks, uint64_t *keep);
+
+struct alloc;
+
+/* Requests from this size on look for warm memory first. */
+#define ARENA_WARM_MIN (2ull << 20)
+
+/*
+ * Allocates size bytes from al. A request of at least ARENA_WARM_MIN goes
+ * where most of its chunks are already backed, if any free place has
+ * some: reusing warm pages makes a put run at memcpy speed instead of
+ * paying a page fault per 4 KiB, and keeps the memory a store uses, and
+ * the pages every reader maps, from wandering over the arena refresh after
+ * refresh. Smaller requests, and large ones when nothing is warm, take
+ * the allocator's good fit. Returns as alloc_alloc does.
+ */
+int arena_alloc_warm(struct arena *a, struct alloc *al, uint64_t size,
+                     uint64_t *offset);
+
+/* Bytes in chunks known backed fully inside [off, off + len): how warm a
+ * place for a new object is. */
+uint64_t arena_warm_bytes(const struct arena *a, uint64_t off, uint64_t len);
 
 /* Bytes in chunks known to be backed. */
 uint64_t arena_backed_bytes(const struct arena *a);

@@ -47,7 +47,16 @@ static void usage(FILE *f)
 	        "daemon\n"
 	        "      --prefault        allocate the arena's pages in the "
 	        "background\n"
-	        "      --trim            give freed memory back to the OS\n"
+	        "                        (and keep freed memory: implies "
+	        "--no-trim)\n"
+	        "      --reserve SIZE    free memory kept allocated for the "
+	        "next puts;\n"
+	        "                        the rest is given back to the OS "
+	        "(default: a\n"
+	        "                        quarter of the capacity)\n"
+	        "      --trim            give all freed memory back "
+	        "(--reserve 0)\n"
+	        "      --no-trim         keep all freed memory allocated\n"
 	        "      --stall-timeout MS  drop a client that reads no replies "
 	        "this long\n"
 	        "                        (default 10000)\n"
@@ -122,6 +131,8 @@ int daemon_main(int argc, char **argv)
 	        {"persist", required_argument, NULL, 'p'},
 	        {"prefault", no_argument, NULL, 'P'},
 	        {"trim", no_argument, NULL, 'T'},
+	        {"no-trim", no_argument, NULL, 'N'},
+	        {"reserve", required_argument, NULL, 'R'},
 	        {"stall-timeout", required_argument, NULL, 'S'},
 	        {"debug-checks", no_argument, NULL, 'D'},
 	        {"event-queue", required_argument, NULL, 'E'},
@@ -133,6 +144,9 @@ int daemon_main(int argc, char **argv)
 	struct server_options opt = {.stall_ms = 10000,
 	                             .event_queue = 4u << 20};
 	char sock[4096], err[1024], cap[32];
+	/* the warm reserve in bytes; UINT64_MAX: never trim */
+	uint64_t reserve = 0;
+	bool reserve_given = false;
 	struct server *srv;
 	struct sysinfo si;
 	int c, rc;
@@ -165,7 +179,21 @@ int daemon_main(int argc, char **argv)
 			opt.prefault = true;
 			break;
 		case 'T':
-			opt.trim = true;
+			reserve = 0;
+			reserve_given = true;
+			break;
+		case 'N':
+			reserve = UINT64_MAX;
+			reserve_given = true;
+			break;
+		case 'R':
+			if (parse_size(optarg, &reserve)) {
+				fprintf(stderr,
+				        "shoal serve: bad --reserve '%s'\n",
+				        optarg);
+				return 2;
+			}
+			reserve_given = true;
 			break;
 		case 'S': {
 			char *end;
@@ -239,6 +267,12 @@ int daemon_main(int argc, char **argv)
 		}
 		opt.capacity = (uint64_t)si.totalram * si.mem_unit / 4;
 	}
+	/* Freed memory beyond the warm reserve goes back to the OS, unless
+	 * the arena is to stay populated (--prefault, --no-trim). */
+	if (!reserve_given)
+		reserve = opt.prefault ? UINT64_MAX : opt.capacity / 4;
+	opt.trim = reserve != UINT64_MAX;
+	opt.reserve = opt.trim ? reserve : 0;
 	srv = os_calloc(1, sizeof(*srv));
 	if (!srv) {
 		fprintf(stderr, "shoal serve: out of memory\n");

@@ -144,13 +144,14 @@ static void wake_parked(struct server *srv)
 struct trim_ctx {
 	struct server *srv;
 	uint64_t budget;
+	uint64_t keep; /* warm reserve still to keep */
 	bool failed;
 };
 
 static int trim_free_block(void *ctx, uint64_t offset, uint64_t size)
 {
 	struct trim_ctx *t = ctx;
-	long n = arena_trim(&t->srv->arena, offset, size, t->budget);
+	long n = arena_trim(&t->srv->arena, offset, size, t->budget, &t->keep);
 
 	if (n < 0) {
 		t->failed = true;
@@ -161,13 +162,16 @@ static int trim_free_block(void *ctx, uint64_t offset, uint64_t size)
 }
 
 /*
- * Returns freed memory to the OS, a bounded amount per turn. Returns
- * whether more may be left. When the backing refuses, trimming waits for
- * the next free: retrying at once would only spin the loop.
+ * Returns freed memory beyond the warm reserve to the OS, a bounded amount
+ * per turn. The reserve is the free memory at the lowest addresses, where
+ * creates look for warm memory first too (store.c). Returns whether more
+ * may be left. When the backing refuses, trimming waits for the next free:
+ * retrying at once would only spin the loop.
  */
 static bool trim_some(struct server *srv)
 {
-	struct trim_ctx t = {srv, TRIM_CHUNKS_PER_TURN, false};
+	struct trim_ctx t = {srv, TRIM_CHUNKS_PER_TURN, srv->opt.reserve,
+	                     false};
 
 	alloc_foreach_free(srv->store.alloc, trim_free_block, &t);
 	if (t.failed && srv->opt.verbose)

@@ -33,7 +33,8 @@ struct server_options {
 	const char *dir;
 	const char *persist_dir; /* --persist: names survive restarts */
 	bool prefault;
-	bool trim;
+	bool trim;        /* give free memory beyond reserve back to the OS */
+	uint64_t reserve; /* free bytes kept backed when trimming */
 	bool verbose;
 	bool debug_checks; /* allow PROTO_DEBUG_CHECK */
 	uint64_t stall_ms; /* drop a client that reads nothing this long */

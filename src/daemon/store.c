@@ -164,7 +164,7 @@ static uint64_t evict_one(struct store *st, uint32_t slot)
 /* Finds room for block bytes, evicting only if that is sure to succeed. */
 static int make_room(struct store *st, uint64_t block, uint64_t *offset)
 {
-	int rc = alloc_alloc(st->alloc, block, offset);
+	int rc = arena_alloc_warm(st->arena, st->alloc, block, offset);
 
 	if (rc != SHOAL_EFULL)
 		return rc;
