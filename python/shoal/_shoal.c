@@ -497,7 +497,13 @@ static int pyshoal_exec(PyObject *m)
 	            0 ||
 	    PyModule_AddIntConstant(m, "STATE_CREATED", SHOAL_STATE_CREATED) <
 	            0 ||
-	    PyModule_AddIntConstant(m, "STATE_SEALED", SHOAL_STATE_SEALED) < 0)
+	    PyModule_AddIntConstant(m, "STATE_SEALED", SHOAL_STATE_SEALED) <
+	            0 ||
+	    PyModule_AddIntConstant(m, "NAME_EVICTABLE", SHOAL_NAME_EVICTABLE) <
+	            0 ||
+	    PyModule_AddObject(m, "TTL_MAX_MS",
+	                       PyLong_FromUnsignedLongLong(SHOAL_TTL_MAX_MS)) <
+	            0)
 		return -1;
 #define CODE(c)                                            \
 	if (PyModule_AddIntConstant(m, #c, SHOAL_##c) < 0) \

@@ -631,6 +631,8 @@ SHOAL_API int shoal_get_stats(shoal_client *c, shoal_stats *out)
 		        .backed_bytes = rep.backed_bytes,
 		        .largest_free = rep.largest_free,
 		        .uptime_ms = rep.uptime_ms,
+		        .expired = rep.expired,
+		        .evicted_names = rep.evicted_names,
 		};
 	}
 	client_end(c);

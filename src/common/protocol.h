@@ -30,7 +30,7 @@
 #endif
 
 #define PROTO_MAGIC   0x4c4f4853u /* "SHOL" as little-endian bytes */
-#define PROTO_VERSION 1
+#define PROTO_VERSION 2
 
 /* Largest body the daemon accepts in a request: a get of SHOAL_BATCH_MAX
  * IDs plus its fixed part fits with room to spare. */
@@ -62,6 +62,11 @@ enum proto_type {
 	/* test builds (serve --debug-checks): the invariant check */
 	PROTO_DEBUG_CHECK = 17,
 	PROTO_EVENT = 18, /* daemon to subscriber only */
+	/* names: expiry, metadata, prefixes (cache-core, 19-27) */
+	PROTO_EXPIRE = 19,
+	PROTO_PERSIST = 20,
+	PROTO_NAME_INFO = 21,
+	PROTO_DELETE_PREFIX = 22,
 	PROTO_TYPE_END
 };
 
@@ -194,6 +199,20 @@ struct proto_list_entry {
 	uint32_t names;
 	uint32_t pad;
 };
+/*
+ * LIST_NAMES: like LIST, with a prefix: only names starting with the
+ * prefix_len bytes that follow (0: every name) are listed. A page scans at
+ * most PROTO_LIST_SCAN name slots, so a page may hold fewer than limit
+ * entries (even none) while next_cursor is not 0.
+ */
+struct proto_list_names {
+	uint64_t cursor;
+	uint32_t limit;
+	uint32_t prefix_len;
+};
+#define PROTO_LIST_SCAN 65536
+/* Flags of a name in a name entry (the same values as shoal.h's). */
+#define PROTO_ENTRY_EVICTABLE 1u
 /* A LIST_NAMES entry is followed by name_len bytes, padded to 8. */
 struct proto_name_entry {
 	uint8_t id[SHOAL_ID_SIZE];
@@ -201,7 +220,8 @@ struct proto_name_entry {
 	uint64_t version;
 	uint64_t data_size;
 	uint32_t metadata_size;
-	uint32_t pad;
+	uint32_t flags; /* PROTO_ENTRY_EVICTABLE */
+	int64_t ttl_ms; /* ms left, rounded up; -1: no expiry */
 };
 
 struct proto_evict {
@@ -228,14 +248,18 @@ struct proto_stats_reply {
 	uint64_t backed_bytes;
 	uint64_t largest_free;
 	uint64_t uptime_ms;
+	uint64_t expired;
+	uint64_t evicted_names;
 };
 
-#define PROTO_NAME_CAS 1u
-/* SET_NAME: followed by name_len bytes of name. */
+#define PROTO_NAME_CAS       1u
+#define PROTO_NAME_EVICTABLE 2u /* SET_NAME: the name may be evicted */
+/* SET_NAME: followed by name_len bytes of name. ttl_ms 0: no expiry. */
 struct proto_set_name {
 	uint8_t id[SHOAL_ID_SIZE];
 	uint32_t flags;
 	uint64_t expected_version;
+	uint64_t ttl_ms;
 	uint32_t name_len;
 	uint32_t pad;
 };
@@ -263,6 +287,32 @@ struct proto_delete_name {
 	uint32_t flags;
 	uint32_t name_len;
 	uint64_t expected_version;
+};
+
+/* EXPIRE: followed by name_len bytes of name. ttl_ms 0 expires it now. */
+struct proto_expire {
+	uint64_t ttl_ms;
+	uint32_t name_len;
+	uint32_t pad;
+};
+
+/* PERSIST and NAME_INFO: followed by name_len bytes of name. DELETE_PREFIX:
+ * followed by a prefix of name_len bytes (0: every name). */
+struct proto_name_req {
+	uint32_t flags;
+	uint32_t name_len;
+};
+
+/* NAME_INFO reply: the name's entry (name_len set, no name follows). */
+struct proto_name_info_reply {
+	struct proto_reply r;
+	struct proto_name_entry e;
+};
+
+/* DELETE_PREFIX reply. */
+struct proto_count_reply {
+	struct proto_reply r;
+	uint64_t count;
 };
 
 /*
@@ -302,10 +352,14 @@ _Static_assert(sizeof(struct proto_id_req) == 24, "id request layout");
 _Static_assert(sizeof(struct proto_get) == 16, "get layout");
 _Static_assert(sizeof(struct proto_object) == 32, "object layout");
 _Static_assert(sizeof(struct proto_list_entry) == 56, "list entry layout");
-_Static_assert(sizeof(struct proto_name_entry) == 48, "name entry layout");
-_Static_assert(sizeof(struct proto_set_name) == 40, "set name layout");
+_Static_assert(sizeof(struct proto_name_entry) == 56, "name entry layout");
+_Static_assert(sizeof(struct proto_set_name) == 48, "set name layout");
+_Static_assert(sizeof(struct proto_list_names) == 16, "list names layout");
+_Static_assert(sizeof(struct proto_expire) == 16, "expire layout");
+_Static_assert(sizeof(struct proto_name_req) == 8, "name request layout");
+_Static_assert(sizeof(struct proto_name_info_reply) == 64, "name info");
 _Static_assert(sizeof(struct proto_get_name_reply) == 72, "get name reply");
-_Static_assert(sizeof(struct proto_stats_reply) == 120, "stats reply");
+_Static_assert(sizeof(struct proto_stats_reply) == 136, "stats reply");
 _Static_assert(sizeof(struct proto_event) == 48, "event layout");
 
 /* Bytes a name entry takes in a LIST_NAMES reply. */
@@ -347,6 +401,15 @@ int proto_decode_get_name(const void *body, size_t len,
                           struct proto_get_name *out, const char **name);
 int proto_decode_delete_name(const void *body, size_t len,
                              struct proto_delete_name *out, const char **name);
+int proto_decode_expire(const void *body, size_t len, struct proto_expire *out,
+                        const char **name);
+int proto_decode_name_req(const void *body, size_t len,
+                          struct proto_name_req *out, const char **name);
+/* The prefix decoders accept an empty prefix. */
+int proto_decode_prefix_req(const void *body, size_t len,
+                            struct proto_name_req *out, const char **prefix);
+int proto_decode_list_names(const void *body, size_t len,
+                            struct proto_list_names *out, const char **prefix);
 
 /* Checks a name: 1..SHOAL_NAME_MAX bytes of valid UTF-8 without NUL.
  * Returns 0, SHOAL_EINVAL or SHOAL_ETOOBIG. */

@@ -307,51 +307,6 @@ static enum cmd_result cmd_list(struct conn *c, const struct proto_header *h,
 	return CMD_DONE;
 }
 
-static enum cmd_result cmd_list_names(struct conn *c,
-                                      const struct proto_header *h,
-                                      const uint8_t *body, bool final)
-{
-	struct store *st = &c->srv->store;
-	const struct names *n = &st->names;
-	struct proto_list req;
-	struct proto_list_reply head = {0};
-	size_t len = sizeof(head);
-	uint64_t s, end;
-
-	(void) final;
-	if (proto_decode_fixed(body, h->body_len, &req, sizeof(req)))
-		REPLY_ERR(c, h, SHOAL_EPROTO, "malformed list");
-	uint32_t limit = list_limit(req.limit);
-	for (end = req.cursor; end < n->nslots && head.count < limit; end++) {
-		if (n->slots[end].name) {
-			len += proto_name_entry_size(n->slots[end].len);
-			head.count++;
-		}
-	}
-	head.next_cursor = end < n->nslots ? end : 0;
-	uint8_t *p = conn_reply(c, h->type, h->request_id, len);
-	if (!p)
-		return CMD_DONE;
-	memcpy(p, &head, sizeof(head));
-	p += sizeof(head);
-	for (s = req.cursor; s < end; s++) {
-		const struct name_entry *ne = &n->slots[s];
-		if (!ne->name)
-			continue;
-		const struct object *o = objtab_get(&st->objs, ne->obj);
-		struct proto_name_entry e = {0};
-		memcpy(e.id, o->id, SHOAL_ID_SIZE);
-		e.name_len = ne->len;
-		e.version = ne->version;
-		e.data_size = o->data_size;
-		e.metadata_size = o->metadata_size;
-		memcpy(p, &e, sizeof(e));
-		memcpy(p + sizeof(e), ne->name, ne->len);
-		p += proto_name_entry_size(ne->len); /* padding stays zero */
-	}
-	return CMD_DONE;
-}
-
 static enum cmd_result cmd_evict(struct conn *c, const struct proto_header *h,
                                  const uint8_t *body, bool final)
 {
@@ -400,9 +355,14 @@ static enum cmd_result cmd_set_name(struct conn *c,
 	(void) final;
 	if (rc)
 		REPLY_ERR(c, h, rc, "malformed name or request");
-	rc = store_set_name(&c->srv->store, name, req.name_len, req.id,
-	                    req.flags & PROTO_NAME_CAS, req.expected_version,
-	                    &rep.version);
+	if (req.flags & ~(PROTO_NAME_CAS | PROTO_NAME_EVICTABLE))
+		REPLY_ERR(c, h, SHOAL_EINVAL, "unknown set-name flags 0x%x",
+		          req.flags);
+	rc = store_set_name_ttl(
+	        &c->srv->store, name, req.name_len, req.id,
+	        req.flags & PROTO_NAME_CAS, req.expected_version, req.ttl_ms,
+	        req.flags & PROTO_NAME_EVICTABLE ? NAME_EVICTABLE : 0,
+	        &rep.version);
 	if (rc)
 		REPLY_ERR(c, h, rc, "%s", shoal_strerror(rc));
 	void *p = conn_reply(c, h->type, h->request_id, sizeof(rep));
@@ -516,9 +476,13 @@ static handler *const handlers[PROTO_TYPE_END] = {
         [PROTO_SET_NAME] = cmd_set_name,
         [PROTO_GET_NAME] = cmd_get_name,
         [PROTO_DELETE_NAME] = cmd_delete_name,
-        [PROTO_LIST_NAMES] = cmd_list_names,
+        [PROTO_LIST_NAMES] = cmd_names_list,
         [PROTO_SUBSCRIBE] = cmd_subscribe,
         [PROTO_DEBUG_CHECK] = cmd_debug_check,
+        [PROTO_EXPIRE] = cmd_names_expire,
+        [PROTO_PERSIST] = cmd_names_persist,
+        [PROTO_NAME_INFO] = cmd_names_info,
+        [PROTO_DELETE_PREFIX] = cmd_names_delete_prefix,
 };
 
 enum cmd_result commands_dispatch(struct conn *c, const struct proto_header *h,

@@ -58,6 +58,8 @@ void events_notify(void *ctx, enum store_note note, const struct object *o,
 	        [STORE_NOTE_EVICTED] = SHOAL_EVENT_EVICTED,
 	        [STORE_NOTE_NAME_SET] = SHOAL_EVENT_NAME_SET,
 	        [STORE_NOTE_NAME_DELETED] = SHOAL_EVENT_NAME_DELETED,
+	        [STORE_NOTE_NAME_EXPIRED] = SHOAL_EVENT_NAME_EXPIRED,
+	        [STORE_NOTE_NAME_EVICTED] = SHOAL_EVENT_NAME_EVICTED,
 	};
 
 	for (struct conn *c = srv->subs; c; c = c->sub_next)

@@ -33,8 +33,10 @@ struct object {
 	uint32_t gen;     /* bumped each time the slot is freed */
 	uint32_t holders; /* clients holding it (each counts once) */
 	uint32_t names;   /* names pointing at it */
-	uint32_t creator; /* client id of the creator */
-	uint32_t id_next; /* ID hash chain, or free-slot list */
+	uint32_t keep_names; /* of them, names that are not evictable */
+	uint32_t name_head;  /* first of its names (names.h obj_next list) */
+	uint32_t creator;    /* client id of the creator */
+	uint32_t id_next;    /* ID hash chain, or free-slot list */
 	uint32_t lru_prev, lru_next;
 	bool in_lru;
 	uint32_t metadata_size;

@@ -25,6 +25,7 @@
 #define STALL_CHECK_NS       200000000ull /* 200 ms */
 #define TRIM_CHUNKS_PER_TURN 16 /* ~32 MiB: a few ms of hole punching */
 #define ACCEPT_PAUSE_NS      100000000ull /* 100 ms without fds to spare */
+#define EXPIRE_PER_TURN      4096 /* names expired per loop turn at most */
 
 uint64_t server_now_ns(void)
 {
@@ -207,6 +208,8 @@ static int before_sleep(struct loop *l, void *ctx)
 	int timeout = -1;
 
 	(void)l;
+	/* Expiry first: the memory it frees may let parked creates go. */
+	(void)store_expire_due(&srv->store, server_now_ns(), EXPIRE_PER_TURN);
 	if (srv->store.events & STORE_EV_FREED)
 		srv->trim_wanted = srv->opt.trim;
 	wake_parked(srv);
@@ -226,6 +229,8 @@ static int before_sleep(struct loop *l, void *ctx)
 	if (srv->trim_wanted)
 		return 0;
 	next = srv->next_stall_check_ns;
+	if (store_next_expiry(&srv->store) < next)
+		next = store_next_expiry(&srv->store);
 	if (srv->accept_resume_ns && srv->accept_resume_ns < next)
 		next = srv->accept_resume_ns;
 	for (struct conn *c = srv->park_head; c; c = c->park_next)

@@ -171,6 +171,20 @@ enum cmd_result {
 enum cmd_result commands_dispatch(struct conn *c, const struct proto_header *h,
                                   const uint8_t *body, bool final);
 
+/* Name requests (cmd_names.c): LIST_NAMES, EXPIRE, PERSIST, NAME_INFO,
+ * DELETE_PREFIX. */
+enum cmd_result cmd_names_list(struct conn *c, const struct proto_header *h,
+                               const uint8_t *body, bool final);
+enum cmd_result cmd_names_expire(struct conn *c, const struct proto_header *h,
+                                 const uint8_t *body, bool final);
+enum cmd_result cmd_names_persist(struct conn *c, const struct proto_header *h,
+                                  const uint8_t *body, bool final);
+enum cmd_result cmd_names_info(struct conn *c, const struct proto_header *h,
+                               const uint8_t *body, bool final);
+enum cmd_result cmd_names_delete_prefix(struct conn *c,
+                                        const struct proto_header *h,
+                                        const uint8_t *body, bool final);
+
 /* Whether a parked request may proceed after these store events
  * (STORE_EV_*); *final is set when it must be answered now because an
  * object it waits for was dropped with its creator. */
