@@ -8,8 +8,10 @@
  *   records  struct journal_rec, then a body by type, then the name bytes,
  *            zero-padded to 8; crc covers everything after the crc field
  *
- * Record bodies leave room for a name's TTL and flags (expire_ns, flags):
- * written as 0 until names carry them.
+ * A name's expiry is journaled as CLOCK_REALTIME (the daemon's monotonic
+ * clock does not survive a reboot): a name whose expiry passed while no
+ * daemon ran is not restored. Expiry changes (expire, persist) journal
+ * the name again; an expired or evicted name journals its removal.
  *
  * Torn records: a record is appended by one write() of a few hundred bytes
  * from one thread, so only the last record can be cut short (by a SIGKILL
@@ -199,7 +201,7 @@ static int path_in(const struct persist *p, const char *file, char *out,
  */
 static size_t encode(uint8_t *buf, uint64_t seq, enum rec_type type,
                      const struct object *o, const char *name, size_t len,
-                     uint64_t version)
+                     uint64_t version, uint64_t expire_real, uint32_t flags)
 {
 	struct journal_rec r = {.magic = REC_MAGIC,
 	                        .type = (uint16_t)type,
@@ -212,7 +214,9 @@ static size_t encode(uint8_t *buf, uint64_t seq, enum rec_type type,
 		                        .version = version,
 		                        .offset = o->offset,
 		                        .data_size = o->data_size,
-		                        .create_time_ns = o->create_time_ns};
+		                        .create_time_ns = o->create_time_ns,
+		                        .expire_ns = expire_real,
+		                        .flags = flags};
 		memcpy(s.id, o->id, SHOAL_ID_SIZE);
 		memcpy(buf + sizeof(r), &s, sizeof(s));
 		body = sizeof(s);
@@ -229,6 +233,26 @@ static size_t encode(uint8_t *buf, uint64_t seq, enum rec_type type,
 	r.crc = crc32c(buf + 8, total - 8);
 	memcpy(buf + 4, &r.crc, sizeof(r.crc));
 	return total;
+}
+
+/* A st->clock() time (0: none) as CLOCK_REALTIME, and back (0 when it has
+ * passed). */
+static uint64_t to_realtime(const struct persist *p, uint64_t at)
+{
+	uint64_t now = p->st->clock();
+
+	if (at == 0)
+		return 0;
+	return realtime_ns() + (at > now ? at - now : 0);
+}
+
+static uint64_t from_realtime(const struct persist *p, uint64_t at)
+{
+	uint64_t now = realtime_ns();
+
+	if (at == 0)
+		return 0;
+	return at > now ? p->st->clock() + (at - now) : UINT64_MAX;
 }
 
 /* Appends one record to the journal; on failure cuts the journal back to
@@ -303,7 +327,8 @@ static int write_snapshot(struct persist *p, bool sync)
 		}
 		size_t n = encode(buf + used, ++p->seq, REC_SET,
 		                  objtab_get(&p->st->objs, e->obj), e->name,
-		                  e->len, e->version);
+		                  e->len, e->version,
+		                  to_realtime(p, e->expire_ns), e->flags);
 		used += n;
 		bytes += n;
 	}
@@ -346,16 +371,21 @@ void persist_note(struct persist *p, enum store_note note,
 
 	if (p->log_fd < 0)
 		return;
-	if (note == STORE_NOTE_NAME_SET)
-		len = encode(rec, ++p->seq, REC_SET, o, name, name_len,
-		             version);
-	else if (note == STORE_NOTE_NAME_DELETED ||
-	         note == STORE_NOTE_NAME_EXPIRED ||
-	         note == STORE_NOTE_NAME_EVICTED) /* gone like a delete */
+	if (note == STORE_NOTE_NAME_SET || note == STORE_NOTE_NAME_TTL) {
+		uint32_t ns = names_find(&p->st->names, name, name_len);
+		const struct name_entry *e =
+		        ns == NAME_NIL ? NULL : names_get(&p->st->names, ns);
+		len = encode(rec, ++p->seq, REC_SET, o, name, name_len, version,
+		             e ? to_realtime(p, e->expire_ns) : 0,
+		             e ? e->flags : 0);
+	} else if (note == STORE_NOTE_NAME_DELETED ||
+	           note == STORE_NOTE_NAME_EXPIRED ||
+	           note == STORE_NOTE_NAME_EVICTED) {
 		len = encode(rec, ++p->seq, REC_DEL, NULL, name, name_len,
-		             version);
-	else
+		             version, 0, 0);
+	} else {
 		return;
+	}
 	append(p, rec, len);
 }
 
@@ -592,10 +622,15 @@ static int restore(struct persist *p, struct replay *r)
 			else
 				hi = mid;
 		}
+		uint64_t expire = from_realtime(p, s->expire_ns);
+		if (expire == UINT64_MAX) {
+			p->expired_names++; /* its time passed while down */
+			continue;
+		}
 		if (lo == n || cmp_sets(&live[lo], s) != 0 ||
 		    slot_of[lo] == OBJ_NIL ||
 		    store_restore_name(st, e->name, e->len, slot_of[lo],
-		                       e->version) != 0) {
+		                       e->version, expire, s->flags) != 0) {
 			p->dropped_names++;
 			continue;
 		}
@@ -690,7 +725,8 @@ void persist_close(struct persist *p, bool clean)
 {
 	if (p->log_fd >= 0 && clean && !p->failed) {
 		uint8_t rec[REC_MAX];
-		size_t len = encode(rec, ++p->seq, REC_CLEAN, NULL, "", 0, 0);
+		size_t len =
+		        encode(rec, ++p->seq, REC_CLEAN, NULL, "", 0, 0, 0, 0);
 		/* The clean record may only follow durable data. */
 		if (fdatasync(p->arena_fd) == 0 &&
 		    write_all(p->log_fd, rec, len) == 0)

@@ -427,6 +427,15 @@ uint64_t store_evict(struct store *st, uint64_t nbytes)
 	return freed;
 }
 
+/* Tells the hook that a name's expiry changed. */
+static void note_ttl(struct store *st, uint32_t ns)
+{
+	const struct name_entry *e = names_get(&st->names, ns);
+
+	note(st, STORE_NOTE_NAME_TTL, objtab_get(&st->objs, e->obj), e->name,
+	     e->len, e->version);
+}
+
 /* Removes an expired name. */
 static void expire_one(struct store *st, uint32_t ns)
 {
@@ -577,7 +586,10 @@ int store_expire_name(struct store *st, const char *name, size_t len,
 		expire_one(st, ns);
 		return 0;
 	}
-	return expiry_set(&st->expiry, &st->names, ns, at);
+	rc = expiry_set(&st->expiry, &st->names, ns, at);
+	if (rc == 0)
+		note_ttl(st, ns);
+	return rc;
 }
 
 int store_persist_name(struct store *st, const char *name, size_t len)
@@ -586,7 +598,10 @@ int store_persist_name(struct store *st, const char *name, size_t len)
 
 	if (ns == NAME_NIL)
 		return SHOAL_ENOTFOUND;
-	return expiry_set(&st->expiry, &st->names, ns, 0);
+	int rc = expiry_set(&st->expiry, &st->names, ns, 0);
+	if (rc == 0)
+		note_ttl(st, ns);
+	return rc;
 }
 
 void store_delete_prefix(struct store *st, const char *prefix, size_t len,
@@ -683,16 +698,25 @@ fail_block:
 }
 
 int store_restore_name(struct store *st, const char *name, size_t len,
-                       uint32_t slot, uint64_t version)
+                       uint32_t slot, uint64_t version, uint64_t expire_ns,
+                       uint32_t flags)
 {
 	uint32_t ns;
 	int rc;
 
+	if (flags & ~NAME_EVICTABLE)
+		return SHOAL_EINVAL;
 	if (names_find(&st->names, name, len) != NAME_NIL)
 		return SHOAL_EEXISTS;
 	rc = names_add(&st->names, name, len, slot, version, &ns);
 	if (rc)
 		return rc;
+	rc = expiry_set(&st->expiry, &st->names, ns, expire_ns);
+	if (rc) {
+		names_remove(&st->names, ns);
+		return rc;
+	}
+	names_get(&st->names, ns)->flags = flags;
 	link_name(st, ns, slot);
 	if (version > st->last_version)
 		st->last_version = version;

@@ -60,6 +60,8 @@ enum store_note {
 	STORE_NOTE_NAME_DELETED = 5,
 	STORE_NOTE_NAME_EXPIRED = 6, /* the name reached its expiry */
 	STORE_NOTE_NAME_EVICTED = 7, /* evicted with its object */
+	STORE_NOTE_NAME_TTL = 8,     /* a name's expiry changed (expire or
+	                                persist), nothing else */
 };
 
 struct store {
@@ -205,14 +207,16 @@ int store_delete_name(struct store *st, const char *name, size_t len, bool cas,
  * free or not inside the arena); SHOAL_ETOOBIG; SHOAL_ENOMEM.
  * store_restore_name() points a name that does not exist yet at a restored
  * object with its old version, and raises last_version to it, so that
- * versions keep increasing across restarts. Returns 0, SHOAL_EEXISTS,
- * SHOAL_ENOMEM. Neither notifies.
+ * versions keep increasing across restarts, with its expiry (st->clock()
+ * time, 0: none) and flags. Returns 0, SHOAL_EEXISTS, SHOAL_EINVAL (bad
+ * flags), SHOAL_ENOMEM. Neither notifies.
  */
 int store_restore_object(struct store *st, const uint8_t *id, uint64_t offset,
                          uint64_t data_size, uint32_t metadata_size,
                          uint64_t create_time_ns, uint32_t *slot);
 int store_restore_name(struct store *st, const char *name, size_t len,
-                       uint32_t slot, uint64_t version);
+                       uint32_t slot, uint64_t version, uint64_t expire_ns,
+                       uint32_t flags);
 
 /* Fills the counters of a STATS reply. */
 void store_stats(const struct store *st, uint64_t clients, shoal_stats *out);

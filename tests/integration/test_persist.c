@@ -356,6 +356,58 @@ static void test_torn_journal_tail(void **state)
 	pd_end(&p);
 }
 
+/* A name's time to live and flags come back; a name whose time ran out
+ * while no daemon ran does not; a removed expiry stays removed. */
+static void test_ttl_and_flags_survive(void **state)
+{
+	struct pd p;
+	shoal_client *c;
+	shoal_name_info info;
+	shoal_id id;
+	int64_t ttl;
+
+	(void)state;
+	pd_start(&p);
+	assert_int_equal(shoal_connect(p.d.socket, &c), 0);
+	assert_int_equal(put_value(c, 1, 1, &id), 0);
+	assert_int_equal(shoal_set_name_ttl(c, "frame/01", 8, &id, NULL,
+	                                    3600 * 1000, SHOAL_NAME_EVICTABLE,
+	                                    NULL),
+	                 0);
+	assert_int_equal(put_value(c, 2, 1, &id), 0);
+	assert_int_equal(
+	        shoal_set_name_ttl(c, "frame/02", 8, &id, NULL, 300, 0, NULL),
+	        0);
+	assert_int_equal(put_value(c, 3, 1, &id), 0);
+	assert_int_equal(
+	        shoal_set_name_ttl(c, "frame/03", 8, &id, NULL, 400, 0, NULL),
+	        0);
+	assert_int_equal(shoal_persist(c, "frame/03", 8), 0); /* no expiry */
+	assert_int_equal(put_value(c, 4, 1, &id), 0);
+	assert_int_equal(shoal_set_name(c, "frame/04", 8, &id, NULL, NULL), 0);
+	assert_int_equal(shoal_expire(c, "frame/04", 8, 3600 * 1000), 0);
+	shoal_disconnect(c);
+	testd_kill(&p.d);
+	usleep(600 * 1000);
+
+	pd_restart(&p);
+	pd_check(&p);
+	assert_int_equal(shoal_connect(p.d.socket, &c), 0);
+	assert_int_equal(shoal_name_stat(c, "frame/01", 8, &info), 0);
+	assert_int_equal(info.flags, SHOAL_NAME_EVICTABLE);
+	assert_true(info.ttl_ms > 3500 * 1000 && info.ttl_ms <= 3600 * 1000);
+	assert_int_equal(shoal_ttl(c, "frame/02", 8, &ttl), SHOAL_ENOTFOUND);
+	assert_int_equal(shoal_ttl(c, "frame/03", 8, &ttl), 0);
+	assert_int_equal(ttl, -1);
+	assert_int_equal(shoal_ttl(c, "frame/04", 8, &ttl), 0);
+	assert_true(ttl > 3500 * 1000 && ttl <= 3600 * 1000);
+	uint64_t v;
+	assert_int_equal(read_value(c, 1, &v), 1);
+	assert_int_equal(read_value(c, 3, &v), 1);
+	shoal_disconnect(c);
+	pd_end(&p);
+}
+
 struct storm_state {
 	unsigned committed[NNAMES]; /* last generation acknowledged */
 	unsigned pending[NNAMES];   /* being set now; 0 = delete pending */
@@ -402,13 +454,18 @@ static void storm_writer(const char *socket, struct storm_state *ss, unsigned w,
 				break;
 			ss->committed[i] = 0;
 		} else {
-			rc = put_value(c, i, g, &id);
-			if (rc == SHOAL_EFULL)
-				continue;
-			if (rc)
-				break;
+			/* The replace is in flight from its first byte. */
 			ss->pending[i] = g;
 			__atomic_store_n(&ss->busy[i], 1, __ATOMIC_SEQ_CST);
+			rc = put_value(c, i, g, &id);
+			if (rc == SHOAL_EFULL) {
+				ss->pending[i] = ss->committed[i];
+				__atomic_store_n(&ss->busy[i], 0,
+				                 __ATOMIC_SEQ_CST);
+				continue;
+			}
+			if (rc)
+				break;
 			rc = shoal_set_name(c, name, strlen(name), &id, NULL,
 			                    NULL);
 			if (rc)
@@ -513,6 +570,7 @@ int main(void)
 	        cmocka_unit_test(test_names_survive_kill),
 	        cmocka_unit_test(test_clean_stop_and_lock),
 	        cmocka_unit_test(test_torn_journal_tail),
+	        cmocka_unit_test(test_ttl_and_flags_survive),
 	        cmocka_unit_test(test_kill_storm),
 	};
 
