@@ -190,9 +190,12 @@ SHOAL_API const char *shoal_socket_path(const shoal_client *c);
  * Views obtained before the restart stay valid until released: the old
  * mapping stays mapped for them, and releasing them sends nothing to the
  * new daemon (whose handles they would not match). With `serve --persist`
- * the new daemon reuses the same arena file, so the memory of an object
- * that did not survive may be reused by it: the bytes of such an old view
- * may then change. Setting SHOAL_NO_RECONNECT=1 in the environment turns
+ * the new daemon reuses the same arena file; the client then gets the
+ * objects of its old views again from it (one batched get), which keeps
+ * their memory from being reused until the old views are released. An
+ * object the new daemon does not have (an unnamed one) cannot be pinned
+ * so: the bytes of such an old view may change once the new daemon reuses
+ * its memory. Setting SHOAL_NO_RECONNECT=1 in the environment turns
  * reconnecting off (calls then fail with SHOAL_EUNAVAILABLE).
  */
 

@@ -48,6 +48,12 @@ struct client_ref {
 	uint32_t count;  /* views handed out (views map) */
 	uint8_t used;    /* slot holds an entry */
 	uint8_t pending; /* handle sits in the pending-release queue */
+	/* Views map: how many of count are re-pins of old views (see
+	 * client_repin). Retired views map: with has_repin, the handle of the
+	 * re-pin hold in the connection of epoch repin_epoch. */
+	uint32_t repins;
+	uint8_t has_repin;
+	uint64_t repin;
 };
 
 /*
@@ -110,6 +116,8 @@ struct client_retired {
 	uint8_t *base;
 	uint64_t map_size;
 	uint32_t epoch;
+	uint64_t dev, ino;    /* the arena file */
+	uint32_t repin_epoch; /* epoch of this record's re-pin holds, or 0 */
 	struct client_refmap views;    /* by handle: view counts */
 	struct client_refmap unsealed; /* by id: creates never sealed */
 };
@@ -121,6 +129,7 @@ struct shoal_client {
 
 	uint8_t *base; /* the arena mapping */
 	uint64_t map_size;
+	uint64_t arena_dev, arena_ino; /* the arena file, to know it again */
 	uint64_t capacity;
 	uint64_t data_offset;
 	uint64_t client_id;
@@ -204,13 +213,32 @@ int client_reconnect(shoal_client *c);
 /*
  * Drops one view from the retired connection whose mapping holds ptr (by
  * handle), or, with id, from any retired connection. ref_lock must be held.
- * Returns 0, or SHOAL_ENOTFOUND when no retired connection has it. *gone is
+ * Returns 0; 1 when that was the last view of an object re-pinned in the
+ * current connection, whose hold (handle *repin) the caller drops next; or
+ * SHOAL_ENOTFOUND when no retired connection has it. *gone is
  * a retired record that is no longer used, for the caller to pass to
  * client_retired_destroy() once ref_lock is dropped (or NULL).
  */
 int client_retired_drop_locked(shoal_client *c, const void *ptr,
                                uint64_t handle, const shoal_id *id,
-                               struct client_retired **gone);
+                               struct client_retired **gone, uint64_t *repin);
+
+/*
+ * After a reconnect to a daemon that uses the same arena file as a retired
+ * connection (`serve --persist`: the restarted daemon reopens the file),
+ * gets, with timeout 0, the objects that the application still views from
+ * that connection: the new daemon then keeps their memory as long as the
+ * old views live (a view is otherwise not pinned in the new daemon, which
+ * could free and reuse the block under it). Best effort: objects the new
+ * daemon does not have are not protected. io_lock must be held.
+ */
+void client_repin(shoal_client *c);
+
+/* One request and its reply on the current connection, never sent again on
+ * a new one (see client_call()). io_lock must be held. */
+int client_call_once(shoal_client *c, uint16_t type, const struct iovec *iov,
+                     int iovcnt, size_t fixed_len, const uint8_t **reply,
+                     size_t *len);
 
 /* Unmaps and frees a retired record (NULL is a no-op). */
 void client_retired_destroy(struct client_retired *r);

@@ -308,6 +308,8 @@ static int map_arena(shoal_client *c, const struct proto_hello_reply *rep,
 	if (p == MAP_FAILED)
 		return errno == ENOMEM ? SHOAL_ENOMEM : -errno;
 	c->base = p;
+	c->arena_dev = (uint64_t)st.st_dev;
+	c->arena_ino = (uint64_t)st.st_ino;
 	c->map_size = rep->map_size;
 	c->capacity = rep->capacity;
 	c->data_offset = rep->data_offset;
@@ -400,6 +402,23 @@ static int retire_session(shoal_client *c)
 	if (!r)
 		return rc;
 	pthread_mutex_lock(&c->ref_lock);
+	/* Re-pin holds of this connection end with it. */
+	for (struct client_retired *o = c->retired; o; o = o->next) {
+		struct client_ref *e, *cur;
+		if (o->repin_epoch != c->epoch)
+			continue;
+		for (size_t i = 0; (e = client_refmap_next(&o->views, &i));) {
+			cur = e->has_repin ? client_refmap_find(&c->views,
+			                                        e->repin, NULL)
+			                   : NULL;
+			if (cur && cur->repins && cur->count) {
+				cur->repins--;
+				cur->count--;
+			}
+			e->has_repin = 0;
+		}
+		o->repin_epoch = 0;
+	}
 	if (copy_refs(&r->views, &c->views, true) < 0 ||
 	    copy_refs(&r->unsealed, &c->unsealed, false) < 0) {
 		pthread_mutex_unlock(&c->ref_lock);
@@ -415,6 +434,8 @@ static int retire_session(shoal_client *c)
 	r->base = c->base;
 	r->map_size = c->map_size;
 	r->epoch = c->epoch;
+	r->dev = c->arena_dev;
+	r->ino = c->arena_ino;
 	r->fd = -1;
 	if (r->views.count || r->unsealed.count) {
 		r->fd = c->fd;
@@ -461,6 +482,7 @@ int client_reconnect(shoal_client *c)
 	c->epoch++;
 	c->deferred_error = 0;
 	atomic_store(&c->broken, false);
+	client_repin(c);
 	return 0;
 }
 
@@ -493,13 +515,14 @@ static void retired_destroy(struct client_retired *r)
 
 int client_retired_drop_locked(shoal_client *c, const void *ptr,
                                uint64_t handle, const shoal_id *id,
-                               struct client_retired **gone)
+                               struct client_retired **gone, uint64_t *repin)
 {
 	const uint8_t *p = ptr;
 	struct client_retired *r;
 	struct client_ref *ref = NULL;
 
 	*gone = NULL;
+	*repin = 0;
 	for (r = c->retired; r; r = r->next) {
 		if (id) {
 			for (size_t i = 0;
@@ -515,10 +538,16 @@ int client_retired_drop_locked(shoal_client *c, const void *ptr,
 	}
 	if (!ref)
 		return SHOAL_ENOTFOUND;
-	if (--ref->count == 0)
+	int rc = 0;
+	if (--ref->count == 0) {
+		if (ref->has_repin && r->repin_epoch == c->epoch) {
+			*repin = ref->repin;
+			rc = 1;
+		}
 		client_refmap_remove(&r->views, ref);
+	}
 	*gone = retired_settle(c, r);
-	return 0;
+	return rc;
 }
 
 void client_retired_destroy(struct client_retired *r)

@@ -390,32 +390,40 @@ static int drop_view(shoal_client *c, uint64_t handle, const shoal_id *id,
 {
 	struct client_retired *gone = NULL;
 	struct client_ref *r = NULL;
+	uint64_t repin = 0;
 	bool defer = false;
+	int rc = 0, got;
 
 	pthread_mutex_lock(&c->ref_lock);
 	/* A view from before a reconnect is known by where it points. */
 	if (!id && c->retired &&
-	    client_retired_drop_locked(c, ptr, handle, NULL, &gone) == 0) {
-		pthread_mutex_unlock(&c->ref_lock);
-		client_retired_destroy(gone);
-		return 0;
-	}
+	    (got = client_retired_drop_locked(c, ptr, handle, NULL, &gone,
+	                                      &repin)) >= 0)
+		goto retired;
 	if (id) {
 		for (size_t i = 0; (r = client_refmap_next(&c->views, &i));)
-			if (r->count > 0 &&
+			if (r->count > r->repins &&
 			    memcmp(r->id.bytes, id->bytes, SHOAL_ID_SIZE) == 0)
 				break;
 	} else {
 		r = client_refmap_find(&c->views, handle, NULL);
 	}
-	if (!r || r->count == 0) {
-		int rc = id && c->retired ? client_retired_drop_locked(
-		                                    c, NULL, 0, id, &gone)
-		                          : SHOAL_ENOTFOUND;
-		pthread_mutex_unlock(&c->ref_lock);
-		client_retired_destroy(gone);
-		return rc;
+	if (r && r->count > 0)
+		goto drop;
+	if (!id || !c->retired ||
+	    (got = client_retired_drop_locked(c, NULL, 0, id, &gone, &repin)) <
+	            0) {
+		rc = SHOAL_ENOTFOUND;
+		goto unlock;
 	}
+retired:
+	/* The last old view of an object that the current connection holds
+	 * for it (client_repin): that hold goes now. */
+	r = got == 1 ? client_refmap_find(&c->views, repin, NULL) : NULL;
+	if (!r || r->repins == 0 || r->count == 0)
+		goto unlock;
+	r->repins--;
+drop:
 	if (--r->count == 0 && !r->pending) {
 		r->pending = 1;
 		c->pending[atomic_load(&c->npending)] = r->handle;
@@ -428,11 +436,108 @@ static int drop_view(shoal_client *c, uint64_t handle, const shoal_id *id,
 	} else if (r->pending) {
 		defer = true; /* already queued and within the bounds */
 	}
+unlock:
 	pthread_mutex_unlock(&c->ref_lock);
+	client_retired_destroy(gone);
+	if (rc)
+		return rc;
 	if (!defer && atomic_load(&c->npending) > 0 &&
 	    pthread_mutex_trylock(&c->io_lock) == 0)
 		client_end(c);
 	return atomic_load(&c->broken) ? SHOAL_EUNAVAILABLE : 0;
+}
+
+/* Whether r is still one of c's retired records. ref_lock held. */
+static bool retired_listed(const shoal_client *c,
+                           const struct client_retired *r)
+{
+	for (const struct client_retired *x = c->retired; x; x = x->next)
+		if (x == r)
+			return true;
+	return false;
+}
+
+/* One object to re-pin: where its old views are. */
+struct repin_item {
+	struct client_retired *rec;
+	uint64_t old_handle;
+};
+
+void client_repin(shoal_client *c)
+{
+	struct repin_item *items = NULL;
+	shoal_id *ids = NULL;
+	struct proto_get req = {.timeout_ms = 0};
+	struct proto_get_reply rep;
+	struct proto_object o;
+	struct client_ref *e;
+	struct iovec iov[2];
+	const uint8_t *body;
+	size_t n = 0, want = 0, len;
+
+	pthread_mutex_lock(&c->ref_lock);
+	for (struct client_retired *r = c->retired; r; r = r->next)
+		if (r->dev == c->arena_dev && r->ino == c->arena_ino)
+			want += r->views.count;
+	if (want > SHOAL_BATCH_MAX)
+		want = SHOAL_BATCH_MAX;
+	if (want) {
+		items = os_malloc(want * sizeof(*items));
+		ids = os_malloc(want * sizeof(*ids));
+	}
+	for (struct client_retired *r = c->retired;
+	     r && items && ids && n < want; r = r->next) {
+		if (r->dev != c->arena_dev || r->ino != c->arena_ino)
+			continue;
+		for (size_t i = 0;
+		     n < want && (e = client_refmap_next(&r->views, &i));) {
+			items[n] = (struct repin_item){r, e->handle};
+			ids[n++] = e->id;
+		}
+	}
+	int rc = n ? client_reserve_views(c, n) : -1;
+	pthread_mutex_unlock(&c->ref_lock);
+	if (rc < 0)
+		goto out;
+	req.count = (uint32_t)n;
+	iov[0] = (struct iovec){&req, sizeof(req)};
+	iov[1] = (struct iovec){ids, n * sizeof(*ids)};
+	if (client_call_once(c, PROTO_GET, iov, 2, 0, &body, &len) < 0 ||
+	    len != sizeof(rep) + n * sizeof(o))
+		goto out;
+	memcpy(&rep, body, sizeof(rep));
+	if (rep.count != n)
+		goto out;
+	pthread_mutex_lock(&c->ref_lock);
+	for (size_t i = 0; i < n; i++) {
+		memcpy(&o, body + sizeof(rep) + i * sizeof(o), sizeof(o));
+		if (o.status != 0 || client_check_object(c, &o) != 0)
+			continue;
+		client_hold(c, o.handle, &ids[i],
+		            o.data_size + o.metadata_size);
+		struct client_ref *cur =
+		        client_refmap_find(&c->views, o.handle, NULL);
+		struct client_retired *r = items[i].rec;
+		e = retired_listed(c, r)
+		            ? client_refmap_find(&r->views, items[i].old_handle,
+		                                 NULL)
+		            : NULL;
+		if (cur && e && !e->has_repin) {
+			e->has_repin = 1;
+			e->repin = o.handle;
+			r->repin_epoch = c->epoch;
+			cur->repins++;
+		} else if (cur && --cur->count == 0 && !cur->pending) {
+			/* Its old views went meanwhile: give the hold back. */
+			cur->pending = 1;
+			c->pending[atomic_load(&c->npending)] = cur->handle;
+			atomic_fetch_add(&c->npending, 1);
+		}
+	}
+	pthread_mutex_unlock(&c->ref_lock);
+out:
+	free(items);
+	free(ids);
 }
 
 SHOAL_API int shoal_release(shoal_client *c, shoal_view *view)

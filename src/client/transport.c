@@ -369,6 +369,15 @@ static int call_retrying(shoal_client *c, uint16_t type,
 	return call_once(c, type, iov, iovcnt, fixed_len, reply, len, &written);
 }
 
+int client_call_once(shoal_client *c, uint16_t type, const struct iovec *iov,
+                     int iovcnt, size_t fixed_len, const uint8_t **reply,
+                     size_t *len)
+{
+	bool written;
+
+	return call_once(c, type, iov, iovcnt, fixed_len, reply, len, &written);
+}
+
 int client_call(shoal_client *c, uint16_t type, const struct iovec *iov,
                 int iovcnt, size_t fixed_len, const uint8_t **reply,
                 size_t *len)
