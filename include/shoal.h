@@ -101,6 +101,9 @@ enum shoal_error {
 	SHOAL_ENOMEM = -1014,  /* out of private memory */
 	SHOAL_EBUSY = -1015,   /* the daemon is overloaded; try again */
 	SHOAL_ECLOSED = -1016, /* the client has been shut down */
+	SHOAL_EFOREIGN =
+	        -1023, /* the daemon on the socket runs as another user */
+	SHOAL_EUNSAFE = -1024, /* the socket's directory is not private */
 };
 
 /* Returns a static, human-readable description of any code above or of a
@@ -145,8 +148,17 @@ typedef struct shoal_client shoal_client;
 /*
  * Default socket path: $SHOAL_SOCKET if set and non-empty, else
  * $XDG_RUNTIME_DIR/shoal.sock if XDG_RUNTIME_DIR is set, else
- * /tmp/shoal-<uid>.sock. Writes at most size bytes including the NUL.
- * Returns 0, or SHOAL_ETOOBIG when the path does not fit.
+ * ${TMPDIR:-/tmp}/shoal-<uid>/shoal.sock. Writes at most size bytes
+ * including the NUL.
+ *
+ * In the last case the directory is what keeps other users out (the way
+ * tmux keeps /tmp/tmux-<uid>/): it is created with mode 0700 if missing,
+ * and must be a real directory (not a symlink) owned by this user with no
+ * access for group or others.
+ * Returns 0; SHOAL_ETOOBIG when the path does not fit; SHOAL_EUNSAFE when
+ * the directory belongs to someone else or is open to others (buf then
+ * still holds the path, for the message); or -errno when it cannot be
+ * created.
  */
 SHOAL_API int shoal_default_socket(char *buf, size_t size);
 
@@ -154,9 +166,13 @@ SHOAL_API int shoal_default_socket(char *buf, size_t size);
  * Connects to the daemon at socket_path (NULL: shoal_default_socket()) and
  * maps its arena. On success *out is a new client owned by the caller, to be
  * freed with shoal_disconnect().
+ * The daemon must run as this process's effective user (checked with
+ * SO_PEERCRED): clients of one store share a uid.
  * Returns 0; SHOAL_EUNAVAILABLE when no daemon listens there; SHOAL_ETOOBIG
- * for a path longer than a socket address holds; SHOAL_EPROTO or
- * SHOAL_EARENA when the daemon speaks another protocol or arena format;
+ * for a path longer than a socket address holds; SHOAL_EFOREIGN when the
+ * daemon answering there runs as another user (nothing is sent to it);
+ * SHOAL_EUNSAFE (default path only, see shoal_default_socket()); SHOAL_EPROTO
+ * or SHOAL_EARENA when the daemon speaks another protocol or arena format;
  * SHOAL_ENOMEM; or -errno.
  */
 SHOAL_API int shoal_connect(const char *socket_path, shoal_client **out);

@@ -94,6 +94,9 @@ static PyObject *error_class(pyshoal_state *st, int code)
 		return st->invalid;
 	case SHOAL_EBUSY:
 		return st->busy;
+	case SHOAL_EFOREIGN:
+	case SHOAL_EUNSAFE:
+		return PyExc_PermissionError;
 	default:
 		return NULL;
 	}
@@ -363,7 +366,8 @@ static PyObject *mod_default_socket(PyObject *module, PyObject *unused)
 
 	if (rc < 0)
 		return pyshoal_raise(pyshoal_state_of_module(module), rc,
-		                     "default_socket");
+		                     rc == SHOAL_EUNSAFE ? buf
+		                                         : "default_socket");
 	return PyUnicode_DecodeFSDefault(buf);
 }
 
@@ -380,7 +384,7 @@ static PyMethodDef pyshoal_functions[] = {
         {"default_socket", mod_default_socket, METH_NOARGS,
          "default_socket() -> str\n\nThe socket path used when none is "
          "given: $SHOAL_SOCKET, else $XDG_RUNTIME_DIR/shoal.sock, else "
-         "/tmp/shoal-<uid>.sock."},
+         "/tmp/shoal-<uid>/shoal.sock."},
         {"strerror", mod_strerror, METH_O,
          "strerror(code) -> str\n\nThe description of a libshoal error "
          "code."},
@@ -525,6 +529,8 @@ static int pyshoal_exec(PyObject *m)
 	CODE(ENOMEM);
 	CODE(EBUSY);
 	CODE(ECLOSED);
+	CODE(EFOREIGN);
+	CODE(EUNSAFE);
 #undef CODE
 	return 0;
 }

@@ -358,7 +358,8 @@ static int client_init(PyObject *obj, PyObject *args, PyObject *kw)
 
 		if (rc < 0) {
 			pyshoal_raise(pyclient_state(self), rc,
-			              "default socket");
+			              rc == SHOAL_EUNSAFE ? def
+			                                  : "default socket");
 			return -1;
 		}
 		p = def;

@@ -509,7 +509,7 @@ def connect(
     daemon_args=(),
 ):
     """Connects to the shoal daemon at path (default: $SHOAL_SOCKET, else
-    $XDG_RUNTIME_DIR/shoal.sock, else /tmp/shoal-<uid>.sock).
+    $XDG_RUNTIME_DIR/shoal.sock, else /tmp/shoal-<uid>/shoal.sock).
 
     If no daemon serves it and start is true, starts one in the background
     (detached, default capacity or ``memory``, e.g. "4G"), with the further

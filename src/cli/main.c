@@ -126,7 +126,7 @@ static void usage(FILE *f)
 	           "  -s, --socket PATH    the store's socket (default: "
 	           "$SHOAL_SOCKET,\n"
 	           "                       else $XDG_RUNTIME_DIR/shoal.sock, "
-	           "else /tmp/shoal-UID.sock)\n"
+	           "else /tmp/shoal-UID/shoal.sock)\n"
 	           "  -h, --help           show this help\n"
 	           "  -V, --version        show the version\n"
 	           "\n"
@@ -314,9 +314,15 @@ static int run_command(const struct command *cmd, const struct cli_opts *o)
 
 	if (o->socket) {
 		snprintf(path, sizeof(path), "%s", o->socket);
-	} else if (shoal_default_socket(path, sizeof(path)) < 0) {
-		cli_error("the default socket path is too long; use -s PATH");
-		return CLI_USAGE;
+	} else if ((rc = shoal_default_socket(path, sizeof(path))) < 0) {
+		if (rc == SHOAL_ETOOBIG) {
+			cli_error("the default socket path is too long; use "
+			          "-s PATH");
+			return CLI_USAGE;
+		}
+		cli_error("cannot use the default socket %s: %s", path,
+		          shoal_strerror(rc));
+		return CLI_ERROR;
 	}
 	ctx.socket = path;
 	rc = shoal_connect(o->socket ? o->socket : path, &ctx.client);

@@ -183,11 +183,31 @@ static int create_locked(shoal_client *c, const shoal_id *id,
 		return SHOAL_EPROTO;
 	struct client_ref *u =
 	        client_refmap_insert(&c->unsealed, rep.handle, id);
-	if (u) /* room was reserved before the request */
-		u->size = data_size + metadata_size;
+	if (!u) /* cannot happen: room was reserved before the request */
+		return SHOAL_ENOMEM;
+	u->size = data_size + metadata_size;
+	u->offset = rep.offset;
 	*offset = rep.offset;
 	*backed = rep.flags & PROTO_CREATE_BACKED;
+	/* A reconnect during the call brought a new, read-only mapping. */
+	rc = client_write_access(c);
+	if (rc < 0)
+		return rc;
+	/* Only now, and only these pages, become writable in this client. */
+	rc = client_window_open(c, rep.offset, u->size);
+	if (rc < 0)
+		return rc;
+	u->window = 1;
 	return 0;
+}
+
+/* Closes the window of an unsealed object of this client, if open. */
+static void close_window(shoal_client *c, struct client_ref *u)
+{
+	if (u->window) {
+		client_window_close(c, u->offset, u->size);
+		u->window = 0;
+	}
 }
 
 SHOAL_API int shoal_create(shoal_client *c, const shoal_id *id,
@@ -195,8 +215,8 @@ SHOAL_API int shoal_create(shoal_client *c, const shoal_id *id,
                            int64_t timeout_ms, uint8_t **data,
                            uint8_t **metadata)
 {
-	uint64_t offset;
-	bool backed;
+	uint64_t offset = 0;
+	bool backed = false;
 	int rc;
 
 	if (!c || !id || !data || !timeout_ok(timeout_ms))
@@ -209,11 +229,21 @@ SHOAL_API int shoal_create(shoal_client *c, const shoal_id *id,
 	rc = client_begin(c);
 	if (rc < 0)
 		return rc;
-	rc = create_locked(c, id, data_size, metadata_size, timeout_ms, &offset,
-	                   &backed);
+	rc = client_write_access(c);
+	/* Another arena answers: the daemon was restarted, and this client
+	 * has not noticed yet. */
+	if (rc == SHOAL_EARENA && client_reconnect(c) == 0)
+		rc = client_write_access(c);
+	if (rc == 0)
+		rc = create_locked(c, id, data_size, metadata_size, timeout_ms,
+		                   &offset, &backed);
+	bool made = rc == 0 || client_refmap_find(&c->unsealed, 0, id);
 	client_end(c);
-	if (rc < 0)
+	if (rc < 0) {
+		if (made) /* created, but its window could not be opened */
+			shoal_abort(c, id);
 		return rc;
+	}
 	rc = populate_object(c, offset, data_size + metadata_size, backed);
 	if (rc < 0) {
 		shoal_abort(c, id);
@@ -248,6 +278,9 @@ SHOAL_API int shoal_seal(shoal_client *c, const shoal_id *id)
 	}
 	handle = r->handle;
 	uint64_t size = r->size;
+	/* Read-only before anyone can see it sealed: a write after seal
+	 * faults here instead of changing what readers get. */
+	close_window(c, r);
 	pthread_mutex_lock(&c->ref_lock);
 	rc = client_reserve_views(c, 1);
 	pthread_mutex_unlock(&c->ref_lock);
@@ -255,9 +288,9 @@ SHOAL_API int shoal_seal(shoal_client *c, const shoal_id *id)
 		goto out;
 	memcpy(req.id, id->bytes, SHOAL_ID_SIZE);
 	rc = client_send(c, PROTO_SEAL, &iov, 1);
+	/* The object is gone with its daemon. */
 	if (rc == SHOAL_EUNAVAILABLE)
-		client_refmap_remove(&c->unsealed,
-		                     r); /* gone with the daemon */
+		client_refmap_remove(&c->unsealed, r);
 	if (rc < 0)
 		goto out;
 	client_refmap_remove(&c->unsealed, r);
@@ -294,12 +327,20 @@ SHOAL_API int shoal_abort(shoal_client *c, const shoal_id *id)
 		return 0;
 	}
 	memcpy(req.id, id->bytes, SHOAL_ID_SIZE);
+	/* Closed before the daemon may hand the block to someone else. */
+	r = client_refmap_find(&c->unsealed, 0, id);
+	if (r)
+		close_window(c, r);
+	uint32_t epoch = c->epoch;
 	rc = client_call(c, PROTO_ABORT, &iov, 1, sizeof(struct proto_reply),
 	                 &body, &len);
 	/* Whatever the answer, the daemon no longer keeps it for us. */
 	r = client_refmap_find(&c->unsealed, 0, id);
 	if (r)
 		client_refmap_remove(&c->unsealed, r);
+	/* Sent again after a reconnect: the object died with its daemon. */
+	if (c->epoch != epoch && client_retired_forget_create(c, id) == 0)
+		rc = 0;
 	client_end(c);
 	return rc;
 }

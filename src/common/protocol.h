@@ -85,7 +85,10 @@ struct proto_reply {
 };
 
 /* HELLO: the first request of every connection. The reply carries the
- * arena's fd as SCM_RIGHTS ancillary data. */
+ * arena's fd as SCM_RIGHTS ancillary data: opened read-only, unless flags
+ * has PROTO_HELLO_WRITER, which a client sends on a second, short
+ * connection before its first create (see docs/DESIGN.md, trust model). */
+#define PROTO_HELLO_WRITER 1u
 struct proto_hello {
 	uint32_t proto_version;
 	uint32_t flags;
@@ -108,8 +111,9 @@ struct proto_create {
 };
 /*
  * CREATE reply. flags has PROTO_CREATE_BACKED when every LAYOUT_CHUNK that
- * the object's range covers fully is known to have its pages allocated in
- * the arena. Otherwise the client must reserve the range itself before
+ * the object's range overlaps (partly covered ones included) is known to
+ * have all its pages allocated in the arena, so every page of the object
+ * is. Otherwise the client must reserve the range itself before
  * writing: madvise(MADV_POPULATE_WRITE) over [offset, offset + data_size +
  * metadata_size) of its mapping. If that fails (ENOMEM, EFAULT) the machine
  * cannot back the object: the client aborts it and reports SHOAL_EFULL, and

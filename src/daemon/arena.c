@@ -116,6 +116,7 @@ static int arena_set_capacity(struct arena *a, uint64_t capacity, char *err,
 
 	memset(a, 0, sizeof(*a));
 	a->fd = -1;
+	a->ro_fd = -1;
 	if (capacity == 0) {
 		snprintf(err, size, "the capacity must be at least 1 byte");
 		return SHOAL_EINVAL;
@@ -157,6 +158,21 @@ static int arena_setup(struct arena *a, uint64_t file_size, uint64_t page,
 	if (seal)
 		(void)fcntl(a->fd, F_ADD_SEALS,
 		            F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+	/* Clients get a read-only description (reopened through /proc, which
+	 * works for a memfd and an unlinked file alike): with it they can map
+	 * the arena only read-only, and cannot pwrite, fallocate or
+	 * ftruncate. Seals only protect a memfd; this protects -d files too. */
+	char self[64];
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", a->fd);
+	a->ro_fd = open(self, O_RDONLY | O_CLOEXEC);
+	if (a->ro_fd < 0) {
+		rc = -errno;
+		snprintf(err, size,
+		         "cannot open the arena read-only through %s: %s (is "
+		         "/proc mounted?)",
+		         self, strerror(-rc));
+		return rc;
+	}
 	a->base = os_mmap(NULL, a->map_size, PROT_READ | PROT_WRITE, MAP_SHARED,
 	                  a->fd, 0);
 	if (a->base == MAP_FAILED) {
@@ -193,6 +209,7 @@ static int arena_setup(struct arena *a, uint64_t file_size, uint64_t page,
 		         strerror(-rc));
 		return rc;
 	}
+	a->header = h;
 	memcpy(a->base, &h, sizeof(h));
 	return 0;
 }
@@ -295,9 +312,20 @@ void arena_close(struct arena *a)
 		munmap(a->base, a->map_size);
 	if (a->fd >= 0)
 		close(a->fd);
+	if (a->ro_fd >= 0)
+		close(a->ro_fd);
 	free((void *)a->chunks);
 	memset(a, 0, sizeof(*a));
 	a->fd = -1;
+	a->ro_fd = -1;
+}
+
+bool arena_repair_header(struct arena *a)
+{
+	if (!a->base || memcmp(a->base, &a->header, sizeof(a->header)) == 0)
+		return false;
+	memcpy(a->base, &a->header, sizeof(a->header));
+	return true;
 }
 
 /* The chunks fully inside [off, off + len): [*first, *end). */
@@ -314,11 +342,16 @@ static void inner_chunks(const struct arena *a, uint64_t off, uint64_t len,
 		*end = *first;
 }
 
+/* Every chunk that [off, off + len) overlaps, not only the whole ones: an
+ * object that shares a chunk with others is vouched for only when that
+ * chunk is known backed, so a small object never gets the flag for free. */
 bool arena_is_backed(const struct arena *a, uint64_t off, uint64_t len)
 {
-	uint64_t c, end;
+	uint64_t c = off / LAYOUT_CHUNK;
+	uint64_t end = len ? (off + len - 1) / LAYOUT_CHUNK + 1 : c;
 
-	inner_chunks(a, off, len, &c, &end);
+	if (end > a->nchunks)
+		end = a->nchunks;
 	for (; c < end; c++)
 		if (!(atomic_load_explicit(&a->chunks[c],
 		                           memory_order_relaxed) &

@@ -19,12 +19,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "layout.h"
+
 #define ARENA_BACKED  1u /* every page of the chunk is allocated */
 #define ARENA_TOUCHED 2u /* some page of the chunk may be allocated */
 #define ARENA_BUSY    4u /* being populated or punched (see arena.c) */
 
 struct arena {
 	int fd;
+	/* A read-only description of the same file: what clients get, so
+	 * that they cannot write, punch holes or truncate through it. */
+	int ro_fd;
 	uint8_t *base;
 	uint64_t map_size;
 	uint64_t capacity;
@@ -32,6 +37,9 @@ struct arena {
 	uint64_t nchunks;
 	_Atomic uint8_t *chunks; /* ARENA_BACKED | ARENA_TOUCHED per chunk */
 	char backing[256];       /* "memfd" or the directory, for messages */
+	/* What the header page must say; clients' bugs may overwrite the
+	 * shared copy, this one is private. */
+	struct layout_header header;
 	bool prefault_running;
 	atomic_bool prefault_stop;
 	pthread_t prefault_thread;
@@ -47,6 +55,11 @@ struct arena {
 int arena_open(struct arena *a, uint64_t capacity, const char *dir, char *err,
                size_t size);
 
+/* Rewrites the header page if it differs from what the daemon wrote (a
+ * creator whose window shares the page, e.g. on hugetlbfs, may have
+ * scribbled over it). Returns true if it had to. */
+bool arena_repair_header(struct arena *a);
+
 /*
  * Like arena_open(), for `serve --persist DIR`: the arena is the file
  * DIR/arena, kept after the daemon ends. If it exists and holds an arena
@@ -61,7 +74,8 @@ int arena_open_persist(struct arena *a, uint64_t capacity, const char *dir,
 /* Stops the prefault thread, unmaps and closes. */
 void arena_close(struct arena *a);
 
-/* Whether every chunk fully inside [off, off + len) is known backed. */
+/* Whether every chunk that [off, off + len) overlaps is known backed (so
+ * that every page of the range is). */
 bool arena_is_backed(const struct arena *a, uint64_t off, uint64_t len);
 
 /* Marks the chunks fully inside [off, off + len) as backed. */

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,7 +74,14 @@ static enum cmd_result cmd_hello(struct conn *c, const struct proto_header *h,
 	msg.r.capacity = srv->arena.capacity;
 	msg.r.data_offset = srv->arena.data_offset;
 	msg.r.client_id = c->sc.id;
-	long n = net_send_with_fd(c->fd, &msg, sizeof(msg), srv->arena.fd);
+	/* Every client checks the header at connect; a stray write into it
+	 * must not lock new clients out until a restart. */
+	if (arena_repair_header(&srv->arena))
+		fprintf(stderr, "shoal: the arena header had been overwritten "
+		                "by a client; restored it\n");
+	int fd = req.flags & PROTO_HELLO_WRITER ? srv->arena.fd
+	                                        : srv->arena.ro_fd;
+	long n = net_send_with_fd(c->fd, &msg, sizeof(msg), fd);
 	if (n <= 0)
 		return CMD_CLOSE; /* a fresh socket always takes 56 bytes */
 	if ((size_t)n < sizeof(msg)) {

@@ -37,7 +37,7 @@ static void usage(FILE *f)
 	        "memory)\n"
 	        "  -s, --socket PATH     socket path (default: $SHOAL_SOCKET,\n"
 	        "                        $XDG_RUNTIME_DIR/shoal.sock or "
-	        "/tmp/shoal-UID.sock)\n"
+	        "/tmp/shoal-UID/shoal.sock)\n"
 	        "  -d, --dir DIR         back the arena with a file in DIR "
 	        "(e.g. hugetlbfs)\n"
 	        "                        instead of anonymous shared memory\n"
@@ -251,9 +251,18 @@ int daemon_main(int argc, char **argv)
 		return 2;
 	}
 	if (!opt.socket_path) {
-		if (shoal_default_socket(sock, sizeof(sock))) {
+		rc = shoal_default_socket(sock, sizeof(sock));
+		if (rc == SHOAL_ETOOBIG) {
 			fprintf(stderr, "shoal serve: the default socket path "
 			                "is too long; use -s\n");
+			return 1;
+		}
+		if (rc < 0) {
+			fprintf(stderr,
+			        "shoal serve: cannot use the default socket "
+			        "%s: %s (remove its directory if it is not "
+			        "yours, or use -s)\n",
+			        sock, shoal_strerror(rc));
 			return 1;
 		}
 		opt.socket_path = sock;

@@ -149,12 +149,19 @@ static void test_unsafe_calls_and_no_daemon(void **state)
 	assert_int_equal(shoal_contains(c, &id2, &st), 0);
 	assert_int_equal(st, SHOAL_STATE_SEALED);
 
-	/* Killed while idle: the next put is sent on a new connection. */
+	/* Killed while idle: the next put is sent on a new connection, by
+	 * a client that created before and by one that never did. */
+	shoal_client *c2;
+	assert_int_equal(shoal_connect(d.socket, &c2), 0);
 	testd_kill(&d);
 	assert_int_equal(testd_restart(&d, MEMORY, NULL), 0);
 	uint32_t before = shoal_epoch(c);
 	assert_int_equal(shoal_put(c, &id2, "y", 1, NULL, 0), 0);
 	assert_int_equal(shoal_epoch(c), before + 1);
+	shoal_id_random(&id2);
+	assert_int_equal(shoal_put(c2, &id2, "z", 1, NULL, 0), 0);
+	assert_int_equal(shoal_epoch(c2), 2);
+	shoal_disconnect(c2);
 	/* A create from before a restart is gone: abort says so quietly. */
 	shoal_id_random(&id);
 	assert_int_equal(shoal_create(c, &id, 64, 0, 0, &data, NULL), 0);
