@@ -101,6 +101,7 @@ enum shoal_error {
 	SHOAL_ENOMEM = -1014,  /* out of private memory */
 	SHOAL_EBUSY = -1015,   /* the daemon is overloaded; try again */
 	SHOAL_ECLOSED = -1016, /* the client has been shut down */
+	SHOAL_ELIMIT = -1020,  /* a limit of the daemon was reached */
 	SHOAL_EFOREIGN =
 	        -1023, /* the daemon on the socket runs as another user */
 	SHOAL_EUNSAFE = -1024, /* the socket's directory is not private */

@@ -681,6 +681,24 @@ uint64_t alloc_largest_free(const struct alloc *a)
 	return largest;
 }
 
+bool alloc_surely_fits(const struct alloc *a, uint64_t size)
+{
+	uint64_t need = size == 0 ? LAYOUT_ALIGN : layout_align(size);
+	unsigned fl, sl;
+
+	if (need > a->size)
+		return false;
+	fit_class(need >> GRANULE_SHIFT, &fl, &sl);
+	return class_search(a, fl, sl) != NIL;
+}
+
+bool alloc_fits_now(const struct alloc *a, uint64_t size)
+{
+	uint64_t need = size == 0 ? LAYOUT_ALIGN : layout_align(size);
+
+	return need <= a->size && index_find(a, need) != NIL;
+}
+
 uint64_t alloc_free_blocks(const struct alloc *a)
 {
 	return a->nfree;

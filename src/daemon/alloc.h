@@ -89,6 +89,18 @@ uint64_t alloc_used(const struct alloc *a);
 /* Size of the largest free block (0 when none). */
 uint64_t alloc_largest_free(const struct alloc *a);
 
+/*
+ * Whether alloc_alloc(size) would succeed, answered from the size-class
+ * bitmaps alone in O(1): true only when a class above size's own holds a
+ * block. A block of size's own class that would fit is not looked for, so
+ * false means "not sure", for callers that must not scan.
+ */
+bool alloc_surely_fits(const struct alloc *a, uint64_t size);
+
+/* Whether alloc_alloc(size) would succeed: alloc_surely_fits(), then the
+ * scan of size's own class that alloc_alloc() would do. */
+bool alloc_fits_now(const struct alloc *a, uint64_t size);
+
 /* Number of free blocks (1 for an empty allocator). */
 uint64_t alloc_free_blocks(const struct alloc *a);
 

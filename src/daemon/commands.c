@@ -29,6 +29,10 @@ typedef enum cmd_result handler(struct conn *c, const struct proto_header *h,
 		return CMD_DONE;                                        \
 	} while (0)
 
+/* Only -1 (SHOAL_WAIT_FOREVER) of the negative timeouts means anything. */
+static const char bad_timeout[] =
+        "a timeout is a number of ms, 0 (do not wait) or -1 (no limit)";
+
 static void fill_object(const struct object *o, uint64_t handle,
                         struct proto_object *e)
 {
@@ -58,6 +62,13 @@ static enum cmd_result cmd_hello(struct conn *c, const struct proto_header *h,
 	if (proto_decode_fixed(body, h->body_len, &req, sizeof(req))) {
 		conn_reply_error(c, h->type, h->request_id, SHOAL_EPROTO,
 		                 "malformed hello");
+		return CMD_CLOSE;
+	}
+	if (srv->nconns > srv->opt.limits.max_clients) {
+		conn_reply_error(c, h->type, h->request_id, SHOAL_ELIMIT,
+		                 "%u clients are connected, the most this "
+		                 "daemon serves (--max-clients)",
+		                 srv->nconns - 1);
 		return CMD_CLOSE;
 	}
 	if (req.proto_version != PROTO_VERSION) {
@@ -105,6 +116,8 @@ static enum cmd_result cmd_create(struct conn *c, const struct proto_header *h,
 
 	if (proto_decode_fixed(body, h->body_len, &req, sizeof(req)))
 		REPLY_ERR(c, h, SHOAL_EPROTO, "malformed create");
+	if (req.timeout_ms < SHOAL_WAIT_FOREVER)
+		REPLY_ERR(c, h, SHOAL_EINVAL, "%s", bad_timeout);
 	if (req.metadata_size > SHOAL_META_MAX)
 		REPLY_ERR(c, h, SHOAL_ETOOBIG,
 		          "metadata of %u bytes is over the limit of %u",
@@ -176,6 +189,8 @@ static enum cmd_result cmd_get(struct conn *c, const struct proto_header *h,
 
 	if (rc)
 		REPLY_ERR(c, h, rc, "malformed get");
+	if (req.timeout_ms < SHOAL_WAIT_FOREVER)
+		REPLY_ERR(c, h, SHOAL_EINVAL, "%s", bad_timeout);
 	if (req.timeout_ms != 0 && !final && !all_sealed(st, ids, req.count))
 		return CMD_PARK;
 	size_t len = sizeof(struct proto_get_reply) +
@@ -207,8 +222,12 @@ static enum cmd_result cmd_release(struct conn *c, const struct proto_header *h,
 	const uint8_t *handles;
 
 	(void) final;
-	if (proto_decode_release(body, h->body_len, &req, &handles))
-		REPLY_ERR(c, h, SHOAL_EPROTO, "malformed release");
+	int rc = proto_decode_release(body, h->body_len, &req, &handles);
+	if (rc)
+		REPLY_ERR(c, h, rc,
+		          rc == SHOAL_ETOOBIG
+		                  ? "a release of more than 65,536 handles"
+		                  : "malformed release");
 	for (uint32_t i = 0; i < req.count; i++) {
 		uint64_t handle;
 		memcpy(&handle, handles + (size_t)i * sizeof(handle),
@@ -392,6 +411,8 @@ static enum cmd_result cmd_get_name(struct conn *c,
 
 	if (rc)
 		REPLY_ERR(c, h, rc, "malformed name or request");
+	if (req.timeout_ms < SHOAL_WAIT_FOREVER)
+		REPLY_ERR(c, h, SHOAL_EINVAL, "%s", bad_timeout);
 	rc = store_get_name(st, &c->sc, name, req.name_len, &slot,
 	                    &rep.version);
 	if (rc == SHOAL_ENOTFOUND && req.timeout_ms != 0 && !final)
@@ -499,7 +520,8 @@ enum cmd_result commands_dispatch(struct conn *c, const struct proto_header *h,
 	if (h->type >= PROTO_TYPE_END || !handlers[h->type]) {
 		conn_reply_error(c, h->type, h->request_id, SHOAL_EPROTO,
 		                 "unknown request type %u", h->type);
-		return CMD_DONE;
+		/* Before a hello, nothing says the peer speaks shoal. */
+		return c->hello ? CMD_DONE : CMD_CLOSE;
 	}
 	if (c->subscriber) {
 		conn_reply_error(c, h->type, h->request_id, SHOAL_EPROTO,
@@ -512,33 +534,6 @@ enum cmd_result commands_dispatch(struct conn *c, const struct proto_header *h,
 		return CMD_CLOSE;
 	}
 	return handlers[h->type](c, h, body, final);
-}
-
-bool commands_wake_on(const struct store *st, const struct proto_header *h,
-                      const uint8_t *body, unsigned events, bool *final)
-{
-	*final = false;
-	switch (h->type) {
-	case PROTO_GET:
-		if (events & STORE_EV_DROPPED) {
-			uint32_t count;
-			memcpy(&count, body + offsetof(struct proto_get, count),
-			       sizeof(count));
-			const uint8_t *ids = body + sizeof(struct proto_get);
-			for (uint32_t i = 0; i < count; i++)
-				if (store_was_dropped(
-				            st,
-				            ids + (size_t)i * SHOAL_ID_SIZE))
-					*final = true;
-		}
-		return *final || (events & STORE_EV_SEALED);
-	case PROTO_GET_NAME:
-		return events & STORE_EV_NAMED;
-	case PROTO_CREATE:
-		return events & STORE_EV_FREED;
-	default:
-		return false;
-	}
 }
 
 uint64_t commands_deadline(const struct proto_header *h, const uint8_t *body)

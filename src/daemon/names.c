@@ -114,6 +114,7 @@ int names_add(struct names *n, const char *name, size_t len, uint32_t obj,
 	e->next = n->buckets[e->hash & (n->nbuckets - 1)];
 	n->buckets[e->hash & (n->nbuckets - 1)] = s;
 	n->count++;
+	n->bytes += len;
 	*slot = s;
 	return 0;
 }
@@ -127,6 +128,7 @@ void names_remove(struct names *n, uint32_t slot)
 		link = &n->slots[*link].next;
 	if (*link == slot)
 		*link = e->next;
+	n->bytes -= e->len;
 	free(e->name);
 	e->name = NULL;
 	e->next = n->free_head;

@@ -45,6 +45,7 @@ struct names {
 	uint32_t *buckets;
 	uint32_t nbuckets;
 	uint32_t count;
+	uint64_t bytes; /* of all names (limits.h) */
 };
 
 int names_init(struct names *n);

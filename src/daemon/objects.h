@@ -56,6 +56,10 @@ struct objtab {
 	uint32_t live;               /* objects in the ID hash */
 	uint32_t lru_head, lru_tail; /* head: least recently released */
 	uint32_t lru_count;
+	uint64_t lru_bytes; /* block bytes of the objects in the LRU */
+	/* Monotonic counts of LRU pushes and freed slots: a change says space
+	 * may have become available (for parked creates). */
+	uint64_t lru_pushes, released;
 };
 
 int objtab_init(struct objtab *t);

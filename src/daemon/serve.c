@@ -66,6 +66,7 @@ static void usage(FILE *f)
 	        "  -v, --verbose         log clients coming and going\n"
 	        "  -h, --help            this text\n"
 	        "  -V, --version         print the version\n");
+	limits_usage(f);
 }
 
 /* Parses "15000000000", "64M", "1.5G", "512KiB". Returns 0 or -1. */
@@ -139,6 +140,7 @@ int daemon_main(int argc, char **argv)
 	        {"verbose", no_argument, NULL, 'v'},
 	        {"help", no_argument, NULL, 'h'},
 	        {"version", no_argument, NULL, 'V'},
+	        LIMITS_LONGOPTS,
 	        {NULL, 0, NULL, 0},
 	};
 	struct server_options opt = {.stall_ms = 10000,
@@ -234,6 +236,11 @@ int daemon_main(int argc, char **argv)
 			        argv[optind - 1]);
 			return 2;
 		default:
+			rc = limits_option(&opt.limits, c, optarg, parse_size);
+			if (rc > 0)
+				break;
+			if (rc < 0)
+				return 2;
 			fprintf(stderr, "shoal serve: unknown option '%s'\n",
 			        argv[optind - 1]);
 			usage(stderr);

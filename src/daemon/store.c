@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "layout.h"
+#include "limits.h"
 #include "os.h"
 
 static uint64_t monotonic_ns(void);
@@ -246,7 +247,11 @@ static int make_room(struct store *st, uint64_t block, uint64_t *offset)
 
 	if (rc != SHOAL_EFULL)
 		return rc;
-	if (!alloc_fits_if(st->alloc, block, evictable_at, st))
+	/* O(1) refusals first: the scan below walks every block. */
+	if (st->objs.lru_count == 0 ||
+	    block > st->arena->capacity - alloc_used(st->alloc) +
+	                    st->objs.lru_bytes ||
+	    !alloc_fits_if(st->alloc, block, evictable_at, st))
 		return SHOAL_EFULL;
 	while (rc == SHOAL_EFULL && st->objs.lru_head != OBJ_NIL) {
 		evict_one(st, st->objs.lru_head);
@@ -270,6 +275,14 @@ int store_create(struct store *st, struct store_client *sc, const uint8_t *id,
 	if (data_size > st->arena->capacity ||
 	    data_size + metadata_size > st->arena->capacity)
 		return SHOAL_EFULL;
+	/* Every slot in use counts, deleted ones that readers hold too: each
+	 * costs the daemon's memory until it is freed. */
+	if (st->max_objects &&
+	    (uint64_t)st->objs.live + st->deleted_held >= st->max_objects) {
+		if (st->objs.lru_head == OBJ_NIL)
+			return SHOAL_ELIMIT;
+		evict_one(st, st->objs.lru_head);
+	}
 	total = data_size + metadata_size;
 	block = layout_align(total ? total : 1);
 	rc = make_room(st, block, &off);
@@ -499,6 +512,13 @@ int store_set_name_ttl(struct store *st, const char *name, size_t len,
 	            (ns == NAME_NIL ? 0 : names_get(&st->names, ns)->version))
 		return SHOAL_EVERSION;
 	uint64_t v = st->last_version + 1;
+	if (ns == NAME_NIL && st->max_names &&
+	    (st->names.count >= st->max_names ||
+	     st->names.bytes +
+	                     (st->names.count + 1) * (uint64_t)NAME_COST_BYTES +
+	                     len >
+	             st->name_memory))
+		return SHOAL_ELIMIT;
 	if (ns == NAME_NIL) {
 		rc = names_add(&st->names, name, len, slot, v, &ns);
 		if (rc)
@@ -740,14 +760,6 @@ static void record_dropped(struct store *st, const uint8_t *id)
 	st->events |= STORE_EV_DROPPED;
 }
 
-bool store_was_dropped(const struct store *st, const uint8_t *id)
-{
-	for (size_t i = 0; i < st->ndropped; i++)
-		if (memcmp(st->dropped[i], id, SHOAL_ID_SIZE) == 0)
-			return true;
-	return false;
-}
-
 void store_client_gone(struct store *st, struct store_client *sc)
 {
 	uint64_t h;
@@ -894,7 +906,7 @@ int store_check(const struct store *st, struct store_client *const *clients,
 		snprintf(msg, size, "deleted/sealed counters are off");
 		goto out;
 	}
-	if (st->by_offset.count != inuse) {
+	if (u64map_count(&st->by_offset) != inuse) {
 		snprintf(msg, size, "offset map has stale entries");
 		goto out;
 	}

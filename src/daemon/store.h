@@ -88,6 +88,9 @@ struct store {
 	void (*notify)(void *ctx, enum store_note note, const struct object *o,
 	               const char *name, size_t name_len, uint64_t version);
 	void *notify_ctx;
+	/* Limits (limits.h); 0: none. Over one: SHOAL_ELIMIT. At the object
+	 * limit a create first evicts the least recently released object. */
+	uint64_t max_objects, max_names, name_memory;
 };
 
 /* Creates the store over an open arena. Returns 0 or SHOAL_ENOMEM. */
@@ -107,7 +110,8 @@ void store_client_gone(struct store *st, struct store_client *sc);
  * known to be allocated already (see PROTO_CREATE_BACKED).
  * Returns 0; SHOAL_EEXISTS; SHOAL_EFULL (it cannot fit even after evicting
  * every evictable object; nothing was evicted); SHOAL_ETOOBIG (metadata
- * over SHOAL_META_MAX); SHOAL_ENOMEM.
+ * over SHOAL_META_MAX); SHOAL_ELIMIT (max_objects objects exist and none
+ * is evictable); SHOAL_ENOMEM.
  */
 int store_create(struct store *st, struct store_client *sc, const uint8_t *id,
                  uint64_t data_size, uint32_t metadata_size, uint64_t *offset,
@@ -128,9 +132,6 @@ void store_release(struct store *st, struct store_client *sc, uint64_t handle);
 
 /* Returns 0, SHOAL_ENOTFOUND, SHOAL_ENOTSEALED or SHOAL_EEXISTS (named). */
 int store_delete(struct store *st, const uint8_t *id);
-
-/* Whether id is among the dropped IDs. */
-bool store_was_dropped(const struct store *st, const uint8_t *id);
 
 /* Returns the enum shoal_state of a live object. */
 int store_contains(const struct store *st, const uint8_t *id);

@@ -369,8 +369,9 @@ static void dz_hello(struct dz_state *s, int k)
 
 static void dz_expire(struct dz_state *s)
 {
-	for (struct conn *c = s->srv.park_head; c; c = c->park_next)
-		c->deadline_ns = 0;
+	for (uint32_t i = 0; i < s->srv.nconns; i++)
+		if (wait_parked(&s->srv.conns[i]->wait))
+			waits_wake(&s->srv.waits, &s->srv.conns[i]->wait, true);
 	/* Time jumps for names too: every ttl runs out. */
 	(void)store_expire_due(&s->srv.store, UINT64_MAX, UINT64_MAX);
 }
@@ -390,7 +391,7 @@ static void dz_finish(struct dz_state *s)
 	if (s->srv.nconns)
 		FUZZ_FAIL("%u connections outlive their clients",
 		          s->srv.nconns);
-	if (s->srv.park_head || s->srv.subs)
+	if (s->srv.waits.parked || s->srv.subs)
 		FUZZ_FAIL("parked or subscribed connections left");
 	for (uint32_t i = 0; i < st->objs.nslots; i++) {
 		const struct object *o = objtab_get(&st->objs, i);
