@@ -465,6 +465,51 @@ static void test_corrupt_journal(void **state)
 	pd_end(&p);
 }
 
+/* Many name changes make the journal compact itself while serving: it
+ * stays small, and a kill at any moment after still restores every name
+ * with its last version. */
+static void test_journal_compaction(void **state)
+{
+	const unsigned names = 100, rounds = 400;
+	struct pd p;
+	shoal_client *c;
+	shoal_id ids[100];
+	uint64_t last[100];
+	char path[512], name[32];
+	struct stat sb;
+
+	(void)state;
+	pd_start(&p);
+	snprintf(path, sizeof(path), "%s/names.log", p.pdir);
+	assert_int_equal(shoal_connect(p.d.socket, &c), 0);
+	for (unsigned i = 0; i < names; i++)
+		assert_int_equal(put_value(c, i, 1, &ids[i]), 0);
+	for (unsigned r = 0; r < rounds; r++)
+		for (unsigned i = 0; i < names; i++) {
+			/* Each set of the same object writes a record. */
+			name_of(i, name, sizeof(name));
+			assert_int_equal(shoal_set_name(c, name, strlen(name),
+			                                &ids[i], NULL,
+			                                &last[i]),
+			                 0);
+		}
+	shoal_disconnect(c);
+	assert_int_equal(stat(path, &sb), 0);
+	/* 40,000 records of ~130 bytes would be 5 MB: it was compacted. */
+	assert_true(sb.st_size < (5 << 20));
+	testd_kill(&p.d);
+	pd_restart(&p);
+	pd_check(&p);
+	assert_int_equal(shoal_connect(p.d.socket, &c), 0);
+	for (unsigned i = 0; i < names; i++) {
+		uint64_t v;
+		assert_int_equal(read_value(c, i, &v), 1);
+		assert_int_equal(v, last[i]);
+	}
+	shoal_disconnect(c);
+	pd_end(&p);
+}
+
 struct storm_state {
 	unsigned committed[NNAMES]; /* last generation acknowledged */
 	unsigned pending[NNAMES];   /* being set now; 0 = delete pending */
@@ -629,6 +674,7 @@ int main(void)
 	        cmocka_unit_test(test_torn_journal_tail),
 	        cmocka_unit_test(test_ttl_and_flags_survive),
 	        cmocka_unit_test(test_corrupt_journal),
+	        cmocka_unit_test(test_journal_compaction),
 	        cmocka_unit_test(test_kill_storm),
 	};
 
