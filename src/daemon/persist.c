@@ -8,10 +8,11 @@
  *   records  struct journal_rec, then a body by type, then the name bytes,
  *            zero-padded to 8; crc covers everything after the crc field
  *
- * A name's expiry is journaled as CLOCK_REALTIME (the daemon's monotonic
- * clock does not survive a reboot): a name whose expiry passed while no
- * daemon ran is not restored. Expiry changes (expire, persist) journal
- * the name again; an expired or evicted name journals its removal.
+ * A SET record carries the name's flags and its expiry as CLOCK_REALTIME
+ * (the daemon keeps expiry on CLOCK_MONOTONIC, which does not survive a
+ * reboot); a ttl change (EXPIRE, PERSIST) is written as a new SET. A name
+ * whose expiry passed while the daemon was down comes back and expires at
+ * once, as any expired name does.
  *
  * Torn records: a record is appended by one write() of a few hundred bytes
  * from one thread, so only the last record can be cut short (by a SIGKILL
@@ -92,7 +93,7 @@ struct journal_set {
 	uint64_t data_size;
 	uint64_t create_time_ns;
 	uint64_t expire_ns; /* a name's TTL as CLOCK_REALTIME; 0: none */
-	uint32_t flags;     /* a name's flags; 0 until names have any */
+	uint32_t flags;     /* a name's flags (NAME_EVICTABLE) */
 	uint32_t reserved;
 };
 
@@ -196,14 +197,26 @@ static int path_in(const struct persist *p, const char *file, char *out,
 	return 0;
 }
 
+/* A name's expiry (CLOCK_MONOTONIC ns in the store) as CLOCK_REALTIME. */
+static uint64_t expiry_realtime(const struct store *st,
+                                const struct name_entry *e)
+{
+	uint64_t mono = st->clock(), real = realtime_ns();
+
+	if (!e || e->expire_ns == 0)
+		return 0;
+	return e->expire_ns > mono ? real + (e->expire_ns - mono) : real;
+}
+
 /*
  * Encodes one record into buf (REC_MAX bytes). For REC_SET, o and version
- * describe the object; for REC_DEL, version is the name's last version.
- * Returns the record's length.
+ * describe the object and e (may be NULL) the name's expiry and flags; for
+ * REC_DEL, version is the name's last version. Returns the record's length.
  */
 static size_t encode(uint8_t *buf, uint64_t seq, enum rec_type type,
                      const struct object *o, const char *name, size_t len,
-                     uint64_t version, uint64_t expire_real, uint32_t flags)
+                     uint64_t version, const struct store *st,
+                     const struct name_entry *e)
 {
 	struct journal_rec r = {.magic = REC_MAGIC,
 	                        .type = (uint16_t)type,
@@ -217,8 +230,8 @@ static size_t encode(uint8_t *buf, uint64_t seq, enum rec_type type,
 		                        .offset = o->offset,
 		                        .data_size = o->data_size,
 		                        .create_time_ns = o->create_time_ns,
-		                        .expire_ns = expire_real,
-		                        .flags = flags};
+		                        .expire_ns = expiry_realtime(st, e),
+		                        .flags = e ? e->flags : 0};
 		memcpy(s.id, o->id, SHOAL_ID_SIZE);
 		memcpy(buf + sizeof(r), &s, sizeof(s));
 		body = sizeof(s);
@@ -235,26 +248,6 @@ static size_t encode(uint8_t *buf, uint64_t seq, enum rec_type type,
 	r.crc = crc32c(buf + 8, total - 8);
 	memcpy(buf + 4, &r.crc, sizeof(r.crc));
 	return total;
-}
-
-/* A st->clock() time (0: none) as CLOCK_REALTIME, and back (0 when it has
- * passed). */
-static uint64_t to_realtime(const struct persist *p, uint64_t at)
-{
-	uint64_t now = p->st->clock();
-
-	if (at == 0)
-		return 0;
-	return realtime_ns() + (at > now ? at - now : 0);
-}
-
-static uint64_t from_realtime(const struct persist *p, uint64_t at)
-{
-	uint64_t now = realtime_ns();
-
-	if (at == 0)
-		return 0;
-	return at > now ? p->st->clock() + (at - now) : UINT64_MAX;
 }
 
 /* Appends one record to the journal; on failure cuts the journal back to
@@ -329,8 +322,7 @@ static int write_snapshot(struct persist *p, bool sync)
 		}
 		size_t n = encode(buf + used, ++p->seq, REC_SET,
 		                  objtab_get(&p->st->objs, e->obj), e->name,
-		                  e->len, e->version,
-		                  to_realtime(p, e->expire_ns), e->flags);
+		                  e->len, e->version, p->st, e);
 		used += n;
 		bytes += n;
 	}
@@ -375,19 +367,17 @@ void persist_note(struct persist *p, enum store_note note,
 		return;
 	if (note == STORE_NOTE_NAME_SET || note == STORE_NOTE_NAME_TTL) {
 		uint32_t ns = names_find(&p->st->names, name, name_len);
-		const struct name_entry *e =
-		        ns == NAME_NIL ? NULL : names_get(&p->st->names, ns);
 		len = encode(rec, ++p->seq, REC_SET, o, name, name_len, version,
-		             e ? to_realtime(p, e->expire_ns) : 0,
-		             e ? e->flags : 0);
+		             p->st,
+		             ns == NAME_NIL ? NULL
+		                            : names_get(&p->st->names, ns));
 	} else if (note == STORE_NOTE_NAME_DELETED ||
 	           note == STORE_NOTE_NAME_EXPIRED ||
-	           note == STORE_NOTE_NAME_EVICTED) {
+	           note == STORE_NOTE_NAME_EVICTED) /* gone like a delete */
 		len = encode(rec, ++p->seq, REC_DEL, NULL, name, name_len,
-		             version, 0, 0);
-	} else {
+		             version, NULL, NULL);
+	else
 		return;
-	}
 	append(p, rec, len);
 }
 
@@ -607,6 +597,17 @@ static int cmp_sets(const void *a, const void *b)
 }
 
 /* Puts r's named objects and names into the store. */
+/* A journal's CLOCK_REALTIME expiry as this daemon's CLOCK_MONOTONIC
+ * (0: none; already past: now, so that the loop expires it at once). */
+static uint64_t restored_expiry(const struct store *st, uint64_t real)
+{
+	uint64_t mono = st->clock(), now = realtime_ns();
+
+	if (real == 0)
+		return 0;
+	return real > now ? mono + (real - now) : mono;
+}
+
 static int restore(struct persist *p, struct replay *r)
 {
 	struct store *st = p->st;
@@ -662,15 +663,11 @@ static int restore(struct persist *p, struct replay *r)
 			else
 				hi = mid;
 		}
-		uint64_t expire = from_realtime(p, s->expire_ns);
-		if (expire == UINT64_MAX) {
-			p->expired_names++; /* its time passed while down */
-			continue;
-		}
 		if (lo == n || cmp_sets(&live[lo], s) != 0 ||
 		    slot_of[lo] == OBJ_NIL ||
-		    store_restore_name(st, e->name, e->len, slot_of[lo],
-		                       e->version, expire, s->flags) != 0) {
+		    store_restore_name(
+		            st, e->name, e->len, slot_of[lo], e->version,
+		            s->flags, restored_expiry(st, s->expire_ns)) != 0) {
 			p->dropped_names++;
 			continue;
 		}
@@ -765,8 +762,8 @@ void persist_close(struct persist *p, bool clean)
 {
 	if (p->log_fd >= 0 && clean && !p->failed) {
 		uint8_t rec[REC_MAX];
-		size_t len =
-		        encode(rec, ++p->seq, REC_CLEAN, NULL, "", 0, 0, 0, 0);
+		size_t len = encode(rec, ++p->seq, REC_CLEAN, NULL, "", 0, 0,
+		                    NULL, NULL);
 		/* The clean record may only follow durable data. */
 		if (fdatasync(p->arena_fd) == 0 &&
 		    write_all(p->log_fd, rec, len) == 0)

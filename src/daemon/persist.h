@@ -57,7 +57,6 @@ struct persist {
 	uint8_t boot_id[16];
 	/* What the last start found, for the start-up line and tests. */
 	uint64_t restored_names, restored_objects, dropped_names;
-	uint64_t expired_names; /* their expiry passed while no daemon ran */
 	char restore_note[160];
 };
 
