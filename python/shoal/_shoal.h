@@ -85,8 +85,9 @@ typedef struct {
 	pid_t pid;  /* process that connected */
 	int broken; /* the daemon went away: open a new connection */
 	/* Creates of this connection not yet sealed or aborted: id bytes ->
-	 * address of the live writable Buffer (an int), or None once that
-	 * Buffer died (seal then drops the creator's hold at once). */
+	 * a weak reference to the writable Buffer. Once that Buffer died or
+	 * was released (the reference is dead, or the Buffer is no longer
+	 * CREATED), seal drops the creator's hold at once. */
 	PyObject *created;
 } pyconn_object;
 

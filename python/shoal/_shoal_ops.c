@@ -91,10 +91,31 @@ PyObject *pyops_create(PyObject *obj, PyObject *args, PyObject *kw)
 	return buf;
 }
 
+/* The object a weak reference points at (a new reference), or NULL when it
+ * is dead. */
+static PyObject *weak_target(PyObject *ref)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+	PyObject *o = NULL;
+
+	if (PyWeakref_GetRef(ref, &o) < 0)
+		PyErr_Clear();
+	return o;
+#else
+	PyObject *o = PyWeakref_GetObject(ref); /* borrowed */
+
+	if (!o) {
+		PyErr_Clear();
+		return NULL;
+	}
+	return o == Py_None ? NULL : Py_NewRef(o);
+#endif
+}
+
 /*
  * Finds the created Buffer of id in c->created and removes the entry.
- * Returns the Buffer (borrowed: it is alive, its dealloc would have set the
- * entry to None), NULL with *orphan set when the Buffer died before, or
+ * Returns the Buffer (a new reference; it is alive and still CREATED),
+ * NULL with *orphan set when the Buffer died or was released before, or
  * NULL with *orphan clear when the ID is not there.
  */
 static pybuf_object *take_created(pyconn_object *c, const shoal_id *id,
@@ -111,12 +132,17 @@ static pybuf_object *take_created(pyconn_object *c, const shoal_id *id,
 		return NULL;
 	}
 	v = PyDict_GetItemWithError(c->created, key);
-	if (v == Py_None)
-		*orphan = 1;
-	else if (v)
-		b = (pybuf_object *)PyLong_AsVoidPtr(v);
-	if (v)
+	if (v) {
+		PyObject *o = weak_target(v);
+
+		if (o && ((pybuf_object *)o)->state == PYBUF_CREATED)
+			b = (pybuf_object *)o;
+		else
+			*orphan = 1;
+		if (o && !b)
+			Py_DECREF(o);
 		PyDict_DelItem(c->created, key);
+	}
 	PyErr_Clear();
 	Py_DECREF(key);
 	return b;
@@ -174,8 +200,10 @@ PyObject *pyops_seal(PyObject *obj, PyObject *args, PyObject *kw)
 		return NULL;
 	}
 	b = take_created(c, &id, &orphan);
-	if (b)
+	if (b) {
 		b->state = PYBUF_SEALED;
+		Py_DECREF(b);
+	}
 	if (name) {
 		ts = PyEval_SaveThread();
 		rc = name_or_delete(c->client, name, (size_t)nlen, &id, ev,
@@ -222,6 +250,7 @@ PyObject *pyops_abort(PyObject *obj, PyObject *idobj)
 	if (b) {
 		b->state = PYBUF_DONE;
 		b->wdata = NULL;
+		Py_DECREF(b);
 	}
 	Py_DECREF(c);
 	Py_RETURN_NONE;
@@ -849,11 +878,12 @@ static PyObject *object_entry(pyshoal_state *st, const void *entry)
 {
 	const shoal_object_info *o = entry;
 
-	return Py_BuildValue("(N i K I I I K)", pyid_new(st, &o->id), o->state,
-	                     (unsigned long long)o->data_size,
+	return Py_BuildValue("(N i K I I I K L)", pyid_new(st, &o->id),
+	                     o->state, (unsigned long long)o->data_size,
 	                     (unsigned)o->metadata_size, (unsigned)o->holders,
 	                     (unsigned)o->names,
-	                     (unsigned long long)o->create_time_ns);
+	                     (unsigned long long)o->create_time_ns,
+	                     (long long)o->construct_ms);
 }
 
 PyObject *pyops_list(PyObject *obj, PyObject *unused)

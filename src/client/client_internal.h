@@ -123,8 +123,11 @@ struct shoal_client {
 
 	/* ref_lock */
 	struct client_refmap views; /* by handle: view counts */
-	uint64_t *pending;          /* handles whose count reached 0 */
-	size_t pending_cap;         /* == capacity of pending and rel_out */
+	/* by id: the handle of the latest view of each object, so that
+	 * shoal_release_id() finds it without a scan (see client_hold). */
+	struct client_refmap view_ids;
+	uint64_t *pending;  /* handles whose count reached 0 */
+	size_t pending_cap; /* == capacity of pending and rel_out */
 	atomic_size_t npending;
 	/* Bytes of the small objects whose releases wait in pending for the
 	 * next request (see client_defer_release). */

@@ -331,6 +331,7 @@ static void client_free(shoal_client *c, bool forked)
 	free(c->pending);
 	free(c->rel_out);
 	client_refmap_free(&c->views);
+	client_refmap_free(&c->view_ids);
 	client_refmap_free(&c->unsealed);
 	/* A forked child may have inherited the locks in a held state;
 	 * destroying a held mutex is undefined, so the child leaves them. */
@@ -374,6 +375,7 @@ SHOAL_API int shoal_connect(const char *socket_path, shoal_client **out)
 	c->generation = client_fork_generation();
 	c->next_request = 1;
 	c->unsealed.by_id = true;
+	c->view_ids.by_id = true;
 	c->page_size = (size_t)sysconf(_SC_PAGESIZE);
 	c->path = os_strdup(socket_path);
 	if (!c->path || pthread_mutex_init(&c->io_lock, NULL) != 0) {

@@ -45,8 +45,7 @@ int client_check_object(const shoal_client *c, const struct proto_object *o)
 		return SHOAL_EPROTO;
 	if (o->status < 0)
 		return o->status;
-	if (o->metadata_size > SHOAL_META_MAX ||
-	    o->data_size > UINT64_MAX - o->metadata_size ||
+	if (o->data_size > UINT64_MAX - o->metadata_size ||
 	    !client_range_ok(c, o->offset, o->data_size + o->metadata_size))
 		return SHOAL_EPROTO;
 	return 0;
@@ -201,8 +200,6 @@ SHOAL_API int shoal_create(shoal_client *c, const shoal_id *id,
 
 	if (!c || !id || !data || !timeout_ok(timeout_ms))
 		return SHOAL_EINVAL;
-	if (metadata_size > SHOAL_META_MAX)
-		return SHOAL_ETOOBIG;
 	/* Larger than the whole store: full, whatever the timeout. */
 	if (data_size > c->capacity || metadata_size > c->capacity - data_size)
 		return SHOAL_EFULL;
@@ -381,10 +378,20 @@ static int drop_view(shoal_client *c, uint64_t handle, const shoal_id *id)
 
 	pthread_mutex_lock(&c->ref_lock);
 	if (id) {
-		for (size_t i = 0; (r = client_refmap_next(&c->views, &i));)
-			if (r->count > 0 &&
-			    memcmp(r->id.bytes, id->bytes, SHOAL_ID_SIZE) == 0)
-				break;
+		struct client_ref *byid =
+		        client_refmap_find(&c->view_ids, 0, id);
+
+		if (byid)
+			r = client_refmap_find(&c->views, byid->handle, NULL);
+		/* An older object of the same ID (deleted, still held) is
+		 * not indexed: only then scan. */
+		if (!r || r->count == 0)
+			for (size_t i = 0;
+			     (r = client_refmap_next(&c->views, &i));)
+				if (r->count > 0 &&
+				    memcmp(r->id.bytes, id->bytes,
+				           SHOAL_ID_SIZE) == 0)
+					break;
 	} else {
 		r = client_refmap_find(&c->views, handle, NULL);
 	}
@@ -567,6 +574,9 @@ SHOAL_API int shoal_list(shoal_client *c, uint64_t *cursor,
 		out[i].holders = e.holders;
 		out[i].names = e.names;
 		out[i].create_time_ns = e.create_time_ns;
+		out[i].construct_ms = e.construct_ms == PROTO_UNSEALED_MS
+		                              ? -1
+		                              : (int64_t)e.construct_ms;
 	}
 	*count = rep.count;
 	*cursor = rep.next_cursor;

@@ -93,6 +93,11 @@ static size_t take_releases(shoal_client *c)
 			continue;
 		r->pending = 0;
 		if (r->count == 0) {
+			struct client_ref *byid =
+			        client_refmap_find(&c->view_ids, 0, &r->id);
+
+			if (byid && byid->handle == r->handle)
+				client_refmap_remove(&c->view_ids, byid);
 			c->rel_out[n++] = r->handle;
 			client_refmap_remove(&c->views, r);
 		}
@@ -246,11 +251,7 @@ static int fill(shoal_client *c, size_t need)
 	return 0;
 }
 
-/*
- * Reads one whole message. *h receives its header, *body its body (valid
- * until the next read). Returns 0, SHOAL_EPROTO for a header that does not
- * frame the stream (the client is then broken), or what fill() returns.
- */
+/* Allocates the read buffer once (see client_internal.h). */
 int client_reader_init(shoal_client *c)
 {
 	if (!c->rbuf) {
@@ -262,6 +263,11 @@ int client_reader_init(shoal_client *c)
 	return 0;
 }
 
+/*
+ * Reads one whole message. *h receives its header, *body its body (valid
+ * until the next read). Returns 0, SHOAL_EPROTO for a header that does not
+ * frame the stream (the client is then broken), or what fill() returns.
+ */
 int client_read_message(shoal_client *c, struct proto_header *h,
                         const uint8_t **body)
 {
@@ -372,6 +378,8 @@ int client_reserve_views(shoal_client *c, size_t extra)
 	size_t cap;
 	int rc = client_refmap_reserve(&c->views, extra);
 
+	if (rc == 0)
+		rc = client_refmap_reserve(&c->view_ids, extra);
 	if (rc < 0)
 		return rc;
 	cap = client_refmap_capacity(&c->views);
@@ -396,9 +404,19 @@ void client_hold(shoal_client *c, uint64_t handle, const shoal_id *id,
 	struct client_ref *r = client_refmap_find(&c->views, handle, NULL);
 
 	if (!r) {
+		struct client_ref *byid =
+		        client_refmap_find(&c->view_ids, 0, id);
+
 		r = client_refmap_insert(&c->views, handle, id);
 		if (r)
 			r->size = size;
+		/* The same ID may name a deleted object still held and a new
+		 * one: the index keeps the latest, drop_view() scans for the
+		 * rare others. */
+		if (!byid)
+			byid = client_refmap_insert(&c->view_ids, handle, id);
+		if (byid)
+			byid->handle = handle;
 	}
 	/* Without room (a caller that did not reserve) the hold is kept
 	 * forever rather than released while in use. */
