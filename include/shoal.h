@@ -58,8 +58,10 @@ extern "C" {
 /* Longest name, in bytes of UTF-8. */
 #define SHOAL_NAME_MAX 1024
 
-/* Largest metadata part of one object, in bytes. */
-#define SHOAL_META_MAX (1u << 20)
+/* Largest metadata part of one object, in bytes: metadata lives in the arena
+ * like data, so any size the store can hold fits, up to what its 32-bit size
+ * field carries. */
+#define SHOAL_META_MAX UINT32_MAX
 
 /* Largest number of IDs in one get, release or delete request. */
 #define SHOAL_BATCH_MAX 65536
@@ -184,7 +186,7 @@ SHOAL_API const char *shoal_socket_path(const shoal_client *c);
  *
  * Returns 0; SHOAL_EEXISTS if an object with this ID exists in any state;
  * SHOAL_EFULL (also, at once and whatever the timeout, for an object larger
- * than the whole store); SHOAL_ETOOBIG for metadata over SHOAL_META_MAX;
+ * than the whole store, data and metadata counted together);
  * SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or -errno.
  */
 SHOAL_API int shoal_create(shoal_client *c, const shoal_id *id,
@@ -278,6 +280,8 @@ typedef struct shoal_object_info {
 	uint32_t holders;        /* clients holding it now */
 	uint32_t names;          /* names pointing at it */
 	uint64_t create_time_ns; /* CLOCK_REALTIME at create */
+	int64_t construct_ms;    /* milliseconds from create to seal; -1
+	                            while unsealed */
 } shoal_object_info;
 
 /*

@@ -201,8 +201,14 @@ static PyObject *pyid_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
 	} else {
 		Py_buffer b;
 
-		if (PyUnicode_Check(bin) ||
-		    PyObject_GetBuffer(bin, &b, PyBUF_SIMPLE) < 0) {
+		if (PyUnicode_Check(bin)) {
+			/* Plasma's ObjectID("hello") was a ValueError. */
+			PyErr_Format(PyExc_ValueError,
+			             "ObjectID() takes %d bytes, not a str",
+			             SHOAL_ID_SIZE);
+			return NULL;
+		}
+		if (PyObject_GetBuffer(bin, &b, PyBUF_SIMPLE) < 0) {
 			PyErr_Clear();
 			PyErr_Format(PyExc_TypeError,
 			             "ObjectID() takes 20 bytes, not %.100s",
@@ -337,7 +343,7 @@ static PyType_Slot pyid_slots[] = {
         {Py_tp_doc, "ObjectID(binary)\n--\n\n"
                     "The ID of an object in the store: 20 bytes (Plasma's "
                     "size). Hashable, comparable and picklable; "
-                    "ValueError for a wrong length."},
+                    "ValueError for a wrong length or a str."},
         {Py_tp_new, pyid_tp_new},
         {Py_tp_dealloc, pyid_dealloc},
         {Py_tp_repr, pyid_repr},

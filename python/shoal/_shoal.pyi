@@ -101,7 +101,7 @@ class Buffer:
     def __exit__(self, *exc: object) -> bool: ...
     def __eq__(self, other: object) -> bool: ...
 
-ObjectRow: TypeAlias = tuple[ObjectID, int, int, int, int, int, int]
+ObjectRow: TypeAlias = tuple[ObjectID, int, int, int, int, int, int, int]
 NameRow: TypeAlias = tuple[str, ObjectID, int, int, int]
 
 class Client:

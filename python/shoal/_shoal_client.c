@@ -512,7 +512,7 @@ static PyMethodDef client_methods[] = {
          "the bytes freed."},
         {"list", pyops_list, METH_NOARGS,
          "list() -> list[(ObjectID, state, data_size, metadata_size, "
-         "holders, names, create_time_ns)]"},
+         "holders, names, create_time_ns, construct_ms)]"},
         {"stats", pyops_stats, METH_NOARGS,
          "stats() -> dict\n\nThe store's counters, with the keys of "
          "`shoal stats --json`."},

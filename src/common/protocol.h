@@ -192,8 +192,11 @@ struct proto_list_entry {
 	uint32_t holders;
 	uint64_t create_time_ns;
 	uint32_t names;
-	uint32_t pad;
+	/* Milliseconds from create to seal (saturating), or
+	 * PROTO_UNSEALED_MS while the object is not sealed. */
+	uint32_t construct_ms;
 };
+#define PROTO_UNSEALED_MS UINT32_MAX
 /* A LIST_NAMES entry is followed by name_len bytes, padded to 8. */
 struct proto_name_entry {
 	uint8_t id[SHOAL_ID_SIZE];

@@ -70,7 +70,7 @@ static enum cmd_result cmd_hello(struct conn *c, const struct proto_header *h,
 	proto_header_init(&msg.h, PROTO_HELLO | PROTO_REPLY, h->request_id,
 	                  sizeof(msg.r));
 	msg.r.map_size = srv->arena.map_size;
-	msg.r.capacity = srv->arena.capacity;
+	msg.r.capacity = srv->arena.requested;
 	msg.r.data_offset = srv->arena.data_offset;
 	msg.r.client_id = c->sc.id;
 	long n = net_send_with_fd(c->fd, &msg, sizeof(msg), srv->arena.fd);
@@ -97,18 +97,14 @@ static enum cmd_result cmd_create(struct conn *c, const struct proto_header *h,
 
 	if (proto_decode_fixed(body, h->body_len, &req, sizeof(req)))
 		REPLY_ERR(c, h, SHOAL_EPROTO, "malformed create");
-	if (req.metadata_size > SHOAL_META_MAX)
-		REPLY_ERR(c, h, SHOAL_ETOOBIG,
-		          "metadata of %u bytes is over the limit of %u",
-		          req.metadata_size, SHOAL_META_MAX);
 	uint64_t total = req.data_size + req.metadata_size;
-	if (req.data_size > srv->arena.capacity ||
-	    layout_align(total) > srv->arena.capacity)
+	if (req.data_size > srv->arena.requested ||
+	    total > srv->arena.requested)
 		REPLY_ERR(c, h, SHOAL_EFULL,
 		          "an object of %llu bytes is larger than the store "
 		          "(%llu bytes): start it with a larger -m",
 		          (unsigned long long)req.data_size,
-		          (unsigned long long)srv->arena.capacity);
+		          (unsigned long long)srv->arena.requested);
 	int rc = store_create(&srv->store, &c->sc, req.id, req.data_size,
 	                      req.metadata_size, &rep.offset, &rep.handle,
 	                      &backed);
@@ -301,6 +297,17 @@ static enum cmd_result cmd_list(struct conn *c, const struct proto_header *h,
 		e.holders = o->holders;
 		e.create_time_ns = o->create_time_ns;
 		e.names = o->names;
+		e.construct_ms = PROTO_UNSEALED_MS;
+		if (o->state == OBJ_SEALED) {
+			uint64_t ms = o->seal_time_ns > o->create_time_ns
+			                      ? (o->seal_time_ns -
+			                         o->create_time_ns) /
+			                                1000000u
+			                      : 0;
+			e.construct_ms = ms < PROTO_UNSEALED_MS
+			                         ? (uint32_t)ms
+			                         : PROTO_UNSEALED_MS - 1;
+		}
 		memcpy(p, &e, sizeof(e));
 		p += sizeof(e);
 	}

@@ -150,10 +150,12 @@ static bool evictable_at(void *ctx, uint64_t offset, uint64_t size)
 	       objtab_get(&st->objs, (uint32_t)slot)->in_lru;
 }
 
+/* Evicts one object; returns its size as created (data + metadata), which
+ * is what evict() reports, as Plasma did: the block rounding stays inside. */
 static uint64_t evict_one(struct store *st, uint32_t slot)
 {
 	struct object *o = objtab_get(&st->objs, slot);
-	uint64_t size = o->block_size;
+	uint64_t size = o->data_size + o->metadata_size;
 
 	st->evictions++;
 	st->evicted_bytes += size;
@@ -185,12 +187,10 @@ int store_create(struct store *st, struct store_client *sc, const uint8_t *id,
 	uint32_t slot;
 	int rc;
 
-	if (metadata_size > SHOAL_META_MAX)
-		return SHOAL_ETOOBIG;
 	if (objtab_find(&st->objs, id) != OBJ_NIL)
 		return SHOAL_EEXISTS;
-	if (data_size > st->arena->capacity ||
-	    data_size + metadata_size > st->arena->capacity)
+	if (data_size > st->arena->requested ||
+	    data_size + metadata_size > st->arena->requested)
 		return SHOAL_EFULL;
 	total = data_size + metadata_size;
 	block = layout_align(total ? total : 1);
@@ -259,6 +259,7 @@ int store_seal(struct store *st, struct store_client *sc, const uint8_t *id)
 		return rc;
 	struct object *o = objtab_get(&st->objs, slot);
 	o->state = OBJ_SEALED;
+	o->seal_time_ns = now_ns(CLOCK_REALTIME);
 	st->sealed++;
 	u64map_del(&sc->creating, objtab_handle(&st->objs, slot));
 	/* The creator reserved the pages before writing (or was told they
@@ -444,8 +445,6 @@ int store_restore_object(struct store *st, const uint8_t *id, uint64_t offset,
 	uint32_t s;
 	int rc;
 
-	if (metadata_size > SHOAL_META_MAX)
-		return SHOAL_ETOOBIG;
 	if (data_size > st->arena->capacity || total > st->arena->capacity)
 		return SHOAL_EINVAL;
 	if (objtab_find(&st->objs, id) != OBJ_NIL)
@@ -468,6 +467,7 @@ int store_restore_object(struct store *st, const uint8_t *id, uint64_t offset,
 	o->metadata_size = metadata_size;
 	o->block_size = alloc_block_size(st->alloc, offset);
 	o->create_time_ns = create_time_ns;
+	o->seal_time_ns = create_time_ns; /* not recorded: taken as instant */
 	st->sealed++;
 	arena_mark_touched(st->arena, offset, total);
 	settle(st, s);
@@ -544,7 +544,7 @@ void store_client_gone(struct store *st, struct store_client *sc)
 void store_stats(const struct store *st, uint64_t clients, shoal_stats *out)
 {
 	memset(out, 0, sizeof(*out));
-	out->capacity_bytes = st->arena->capacity;
+	out->capacity_bytes = st->arena->requested;
 	out->used_bytes = alloc_used(st->alloc);
 	out->objects = st->objs.live;
 	out->sealed_objects = st->sealed;
