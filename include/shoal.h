@@ -97,6 +97,7 @@ enum shoal_error {
 	SHOAL_ENOMEM = -1014,  /* out of private memory */
 	SHOAL_EBUSY = -1015,   /* the daemon is overloaded; try again */
 	SHOAL_ECLOSED = -1016, /* the client has been shut down */
+	SHOAL_EINTR = -1029,   /* a wait was interrupted (shoal_interrupt) */
 };
 
 /* Returns a static, human-readable description of any code above or of a
@@ -168,6 +169,36 @@ SHOAL_API void shoal_disconnect(shoal_client *c);
 SHOAL_API const char *shoal_socket_path(const shoal_client *c);
 
 /*
+ * Cancellable waits. A call that waits - shoal_get() or shoal_get_name()
+ * with a timeout other than 0, shoal_create() waiting for space - is one
+ * request that the daemon answers at the event or the deadline; the client
+ * sleeps in poll(2) meanwhile, so a waiting client costs the daemon nothing.
+ * Such a wait ends early, without its result, when:
+ *   - any thread, or a signal handler, calls shoal_interrupt(c); or
+ *   - c is interruptible (shoal_set_interruptible()) and the waiting thread
+ *     gets a signal whose handler was installed without SA_RESTART (the
+ *     poll fails with EINTR; CPython installs its handlers so).
+ * The call then returns SHOAL_EINTR and holds nothing (a get gives back
+ * what it had got); a wait whose answer is complete anyway returns it as
+ * usual. The connection stays usable: the client tells the daemon to end
+ * the wait and reads its answer before returning.
+ */
+
+/*
+ * Interrupts the wait in progress on c, or, if none is, the next one (it
+ * then ends at once): the interrupt is never lost to a race with the start
+ * of a wait. Async-signal-safe (one write(2) to an eventfd; errno is
+ * preserved) and callable from any thread. Returns 0, SHOAL_EINVAL (c NULL)
+ * or -errno.
+ */
+SHOAL_API int shoal_interrupt(shoal_client *c);
+
+/* on != 0: a signal that interrupts the waiting thread's poll(2) with
+ * EINTR ends the wait as shoal_interrupt() does; 0 (the default): waits
+ * resume after signal handlers. */
+SHOAL_API void shoal_set_interruptible(shoal_client *c, int on);
+
+/*
  * Creates an object of data_size bytes of data and metadata_size bytes of
  * metadata and reserves memory for both, so that writing them can never
  * fault with SIGBUS. On success *data points at data_size writable bytes,
@@ -186,8 +217,9 @@ SHOAL_API const char *shoal_socket_path(const shoal_client *c);
  *
  * Returns 0; SHOAL_EEXISTS if an object with this ID exists in any state;
  * SHOAL_EFULL (also, at once and whatever the timeout, for an object larger
- * than the whole store, data and metadata counted together);
- * SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or -errno.
+ * than the whole store, data and metadata counted together); SHOAL_EINTR
+ * when the wait for space was interrupted; SHOAL_EUNAVAILABLE;
+ * SHOAL_EFORKED; or -errno.
  */
 SHOAL_API int shoal_create(shoal_client *c, const shoal_id *id,
                            uint64_t data_size, uint32_t metadata_size,
@@ -223,8 +255,9 @@ SHOAL_API int shoal_abort(shoal_client *c, const shoal_id *id);
  * available in time. Each view with status 0 must be given back with
  * shoal_release() (once per view, duplicates included).
  * Returns 0 (even when some objects were not available); SHOAL_EINVAL;
- * SHOAL_ETOOBIG for n over the limit; SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or
- * -errno.
+ * SHOAL_ETOOBIG for n over the limit; SHOAL_EINTR when the wait was
+ * interrupted before every object came (no view is then held; see
+ * shoal_interrupt()); SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or -errno.
  */
 SHOAL_API int shoal_get(shoal_client *c, const shoal_id *ids, size_t n,
                         int64_t timeout_ms, shoal_view *views);
@@ -311,6 +344,8 @@ typedef struct shoal_stats {
 	uint64_t largest_free; /* largest free block: the biggest create that
 	                          fits without eviction */
 	uint64_t uptime_ms;
+	uint64_t requests; /* requests received since start (a waiting request
+	                      counts once, however long it waits) */
 } shoal_stats;
 
 SHOAL_API int shoal_get_stats(shoal_client *c, shoal_stats *out);
@@ -340,8 +375,9 @@ SHOAL_API int shoal_set_name(shoal_client *c, const char *name, size_t name_len,
  * exist, waits up to timeout_ms for it to be set. On success *view is a
  * pinned view to give back with shoal_release() and *version (may be NULL)
  * the name's version. Returns 0; SHOAL_ENOTFOUND when the name did not
- * exist within the timeout; SHOAL_EINVAL; SHOAL_ETOOBIG; SHOAL_EUNAVAILABLE;
- * SHOAL_EFORKED; or -errno.
+ * exist within the timeout; SHOAL_EINTR when the wait was interrupted;
+ * SHOAL_EINVAL; SHOAL_ETOOBIG; SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or
+ * -errno.
  */
 SHOAL_API int shoal_get_name(shoal_client *c, const char *name, size_t name_len,
                              int64_t timeout_ms, shoal_view *view,

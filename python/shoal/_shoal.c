@@ -525,6 +525,7 @@ static int pyshoal_exec(PyObject *m)
 	CODE(ENOMEM);
 	CODE(EBUSY);
 	CODE(ECLOSED);
+	CODE(EINTR);
 #undef CODE
 	return 0;
 }

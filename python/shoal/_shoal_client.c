@@ -13,8 +13,9 @@
  * Calls that may wait (get or get_name with a timeout other than 0) run on
  * a spare connection from a small pool: libshoal serialises the requests of
  * one connection, and a wait must not hold up the other threads' requests.
- * Every libshoal call runs with the GIL released; waits are cut into slices
- * of PYSHOAL_SLICE_MS so that signals (Ctrl-C) are handled between them.
+ * Every libshoal call runs with the GIL released. Connections are
+ * interruptible (shoal_set_interruptible): a signal ends a wait at once, so
+ * Ctrl-C works without cutting waits into slices (see _shoal_ops.c).
  *
  * Everything that touches Python objects (the pool, the current
  * connection, a connection's `created` dict) runs with the GIL held, and a
@@ -97,6 +98,8 @@ static pyconn_object *pyconn_open(pyshoal_state *st, const char *path, int *rc)
 	}
 	c->client = client;
 	c->pid = getpid();
+	/* A signal (Ctrl-C) ends a wait; the caller runs the handlers. */
+	shoal_set_interruptible(client, 1);
 	return c;
 }
 
@@ -247,6 +250,16 @@ PyObject *pyclient_fail(pyclient_object *self, pyconn_object *c, int rc,
 	if (rc == PYSHOAL_PYERR)
 		return NULL;
 	return pyshoal_raise(pyclient_state(self), rc, what);
+}
+
+int64_t pyclient_time_left(int64_t timeout_ms, int64_t deadline)
+{
+	int64_t left;
+
+	if (timeout_ms <= 0)
+		return timeout_ms;
+	left = deadline - pyshoal_now_ms();
+	return left > 0 ? left : 0;
 }
 
 /* The length of the next slice of a wait that ends at deadline (timeout_ms

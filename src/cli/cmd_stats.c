@@ -33,6 +33,7 @@ static const struct stat_field fields[] = {
         FIELD(backed_bytes, true),
         FIELD(largest_free, true),
         FIELD(uptime_ms, false),
+        FIELD(requests, false),
 };
 
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))

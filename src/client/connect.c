@@ -324,6 +324,8 @@ static void client_free(shoal_client *c, bool forked)
 {
 	if (c->fd >= 0)
 		close(c->fd);
+	if (c->wake_fd >= 0)
+		close(c->wake_fd);
 	if (c->base)
 		munmap(c->base, c->map_size);
 	free((void *)c->populated);
@@ -372,6 +374,7 @@ SHOAL_API int shoal_connect(const char *socket_path, shoal_client **out)
 	if (!c)
 		return SHOAL_ENOMEM;
 	c->fd = -1;
+	c->wake_fd = -1;
 	c->generation = client_fork_generation();
 	c->next_request = 1;
 	c->unsealed.by_id = true;
@@ -389,6 +392,8 @@ SHOAL_API int shoal_connect(const char *socket_path, shoal_client **out)
 	}
 	c->locks_ready = true;
 	rc = client_reader_init(c);
+	if (rc == 0)
+		rc = client_wake_init(c);
 	if (rc < 0)
 		goto fail;
 

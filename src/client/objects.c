@@ -173,7 +173,10 @@ static int create_locked(shoal_client *c, const shoal_id *id,
 	rc = client_refmap_reserve(&c->unsealed, 1);
 	if (rc < 0)
 		return rc;
-	rc = client_call(c, PROTO_CREATE, &iov, 1, sizeof(rep), &body, &len);
+	rc = client_call_wait(c, PROTO_CREATE, &iov, 1, sizeof(rep), timeout_ms,
+	                      &body, &len);
+	if (rc == SHOAL_EFULL && c->interrupted)
+		return SHOAL_EINTR;
 	if (rc < 0)
 		return rc;
 	memcpy(&rep, body, sizeof(rep));
@@ -328,6 +331,22 @@ static int take_get_reply(shoal_client *c, const uint8_t *body, size_t len,
 	return 0;
 }
 
+/* A get whose wait was interrupted: complete, it stands; otherwise every
+ * view is given back and the call says SHOAL_EINTR. io_lock is held (the
+ * releases go out with client_end()). */
+static int interrupted_get(shoal_client *c, shoal_view *views, size_t n)
+{
+	size_t got = 0;
+
+	for (size_t i = 0; i < n; i++)
+		got += views[i].status == 0;
+	if (got == n)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		shoal_release(c, &views[i]);
+	return SHOAL_EINTR;
+}
+
 SHOAL_API int shoal_get(shoal_client *c, const shoal_id *ids, size_t n,
                         int64_t timeout_ms, shoal_view *views)
 {
@@ -354,9 +373,11 @@ SHOAL_API int shoal_get(shoal_client *c, const shoal_id *ids, size_t n,
 	req.count = (uint32_t)n;
 	iov[0] = (struct iovec){&req, sizeof(req)};
 	iov[1] = (struct iovec){(void *)ids, n * sizeof(*ids)};
-	rc = client_call(c, PROTO_GET, iov, 2, 0, &body, &len);
+	rc = client_call_wait(c, PROTO_GET, iov, 2, 0, timeout_ms, &body, &len);
 	if (rc == 0)
 		rc = take_get_reply(c, body, len, ids, n, views);
+	if (rc == 0 && c->interrupted)
+		rc = interrupted_get(c, views, n);
 out:
 	client_end(c);
 	return rc;
@@ -615,6 +636,7 @@ SHOAL_API int shoal_get_stats(shoal_client *c, shoal_stats *out)
 		        .backed_bytes = rep.backed_bytes,
 		        .largest_free = rep.largest_free,
 		        .uptime_ms = rep.uptime_ms,
+		        .requests = rep.requests,
 		};
 	}
 	client_end(c);

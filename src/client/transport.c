@@ -236,8 +236,15 @@ static int fill(shoal_client *c, size_t need)
 		}
 	}
 	while (c->rend - c->rstart < need) {
-		ssize_t n =
-		        os_read(c->fd, c->rbuf + c->rend, c->rcap - c->rend);
+		ssize_t n;
+
+		if (c->waiting) {
+			int rc = client_wait_readable(c);
+
+			if (rc < 0)
+				return mark_broken(c, rc);
+		}
+		n = os_read(c->fd, c->rbuf + c->rend, c->rcap - c->rend);
 
 		if (n == 0)
 			return mark_broken(c, SHOAL_EUNAVAILABLE);
@@ -302,6 +309,13 @@ static int reply_status(const uint8_t *body, size_t len)
 	if (r.status > 0)
 		return SHOAL_EPROTO;
 	return r.status;
+}
+
+int client_send_raw(shoal_client *c, const void *buf, size_t len)
+{
+	struct iovec iov = {(void *)buf, len};
+
+	return send_all(c, &iov, 1);
 }
 
 int client_send(shoal_client *c, uint16_t type, const struct iovec *iov,

@@ -37,6 +37,7 @@ static const struct {
         {SHOAL_ENOMEM, "out of memory"},
         {SHOAL_EBUSY, "the store is busy: try again"},
         {SHOAL_ECLOSED, "the client is closed"},
+        {SHOAL_EINTR, "the wait was interrupted"},
 };
 
 const char *shoal_strerror(int code)

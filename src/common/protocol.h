@@ -62,6 +62,9 @@ enum proto_type {
 	/* test builds (serve --debug-checks): the invariant check */
 	PROTO_DEBUG_CHECK = 17,
 	PROTO_EVENT = 18, /* daemon to subscriber only */
+	/* Ends the wait of the request sent just before it (that request is
+	 * answered at once with what it has); never replied. */
+	PROTO_CANCEL = 37,
 	PROTO_TYPE_END
 };
 
@@ -231,6 +234,7 @@ struct proto_stats_reply {
 	uint64_t backed_bytes;
 	uint64_t largest_free;
 	uint64_t uptime_ms;
+	uint64_t requests;
 };
 
 #define PROTO_NAME_CAS 1u
@@ -308,7 +312,7 @@ _Static_assert(sizeof(struct proto_list_entry) == 56, "list entry layout");
 _Static_assert(sizeof(struct proto_name_entry) == 48, "name entry layout");
 _Static_assert(sizeof(struct proto_set_name) == 40, "set name layout");
 _Static_assert(sizeof(struct proto_get_name_reply) == 72, "get name reply");
-_Static_assert(sizeof(struct proto_stats_reply) == 120, "stats reply");
+_Static_assert(sizeof(struct proto_stats_reply) == 128, "stats reply");
 _Static_assert(sizeof(struct proto_event) == 48, "event layout");
 
 /* Bytes a name entry takes in a LIST_NAMES reply. */

@@ -375,6 +375,18 @@ static enum cmd_result cmd_evict(struct conn *c, const struct proto_header *h,
 	return CMD_DONE;
 }
 
+/* The wait it cancels was ended by conn_process(), which saw this message
+ * behind it; alone (the wait had ended anyway) it does nothing. */
+static enum cmd_result cmd_cancel(struct conn *c, const struct proto_header *h,
+                                  const uint8_t *body, bool final)
+{
+	(void)body;
+	(void) final;
+	if (h->body_len != 0)
+		REPLY_ERR(c, h, SHOAL_EPROTO, "malformed cancel");
+	return CMD_DONE;
+}
+
 static enum cmd_result cmd_stats(struct conn *c, const struct proto_header *h,
                                  const uint8_t *body, bool final)
 {
@@ -386,6 +398,7 @@ static enum cmd_result cmd_stats(struct conn *c, const struct proto_header *h,
 	if (h->body_len != 0)
 		REPLY_ERR(c, h, SHOAL_EPROTO, "malformed stats");
 	store_stats(&c->srv->store, c->srv->nconns, &s);
+	s.requests = c->srv->requests;
 	_Static_assert(sizeof(rep) - sizeof(rep.r) == sizeof(s),
 	               "stats reply mirrors shoal_stats");
 	memcpy((uint8_t *)&rep + sizeof(rep.r), &s, sizeof(s));
@@ -526,6 +539,7 @@ static handler *const handlers[PROTO_TYPE_END] = {
         [PROTO_LIST_NAMES] = cmd_list_names,
         [PROTO_SUBSCRIBE] = cmd_subscribe,
         [PROTO_DEBUG_CHECK] = cmd_debug_check,
+        [PROTO_CANCEL] = cmd_cancel,
 };
 
 enum cmd_result commands_dispatch(struct conn *c, const struct proto_header *h,

@@ -346,6 +346,7 @@ def test_stats_keys_match_cli(store, daemon):
         "backed_bytes",
         "largest_free",
         "uptime_ms",
+        "requests",
     }
     assert keys <= cli_keys
     assert store.capacity == store.stats()["capacity_bytes"] == 256 << 20
