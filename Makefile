@@ -13,11 +13,19 @@ CC ?= cc
 OPT ?= -O2
 SANITIZE ?=
 WERROR ?=
+DEBUG ?=
 
+# DEBUG=1 (and every SANITIZE= build) compiles in the internal invariant
+# checks (SHOAL_ASSERT, src/common/debug.h); `make test` runs those builds.
 ifeq ($(SANITIZE),)
+ifeq ($(DEBUG),)
 BUILD ?= build
 else
+BUILD ?= build/debug
+endif
+else
 BUILD ?= build/san
+DEBUG := 1
 endif
 
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Wshadow \
@@ -25,6 +33,9 @@ CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Wshadow \
 	-fvisibility=hidden -Iinclude -Isrc/common -Isrc/daemon -Isrc/client
 ifneq ($(WERROR),)
 CFLAGS_BASE += -Werror
+endif
+ifneq ($(DEBUG),)
+CFLAGS_BASE += -DSHOAL_DEBUG
 endif
 ifneq ($(SANITIZE),)
 CFLAGS_BASE += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
@@ -157,3 +168,11 @@ fuzz: fuzz-deps
 
 # The corpus replay includes the harnesses' sources.
 $(BUILD)/tests/test_fuzz_replay: $(FUZZ_SRC)
+
+# The hostile-client attacks of issue 9 with another client's latency
+# measured (a tool, not a test): build/attack BIN N [SECONDS].
+$(BUILD)/attack: tests/attack/attack.c $(BUILD)/libshoal.a $(TEST_SUPPORT_OBJ)
+	$(CC) $(ALL_CFLAGS) -Itests/support -o $@ $< $(TEST_SUPPORT_OBJ) $(BUILD)/libshoal.a $(ALL_LDFLAGS) $(LIBS)
+
+.PHONY: attack
+attack: $(BUILD)/attack $(BUILD)/shoal

@@ -16,8 +16,11 @@
  *
  * Names are the store's own namespace: a UTF-8 name points at a sealed
  * object and carries a version that changes on every set, for
- * compare-and-set. Named objects are never evicted; the object a name stops
- * pointing at is deleted (once nobody holds it).
+ * compare-and-set. Named objects are never evicted, unless every name of
+ * the object was set with SHOAL_NAME_EVICTABLE; the object a name stops
+ * pointing at is deleted (once nobody holds it). A name may carry a time to
+ * live, after which it goes away as if deleted. Names sharing a prefix form
+ * a namespace that can be listed and deleted in one request.
  *
  * Errors: every function that can fail returns an int, 0 on success or a
  * negative code: -errno for system errors, or one of the SHOAL_E* codes
@@ -66,6 +69,9 @@ extern "C" {
 /* Largest number of IDs in one get, release or delete request. */
 #define SHOAL_BATCH_MAX 65536
 
+/* Longest time to live of a name, in ms (ten years). */
+#define SHOAL_TTL_MAX_MS 315360000000ull
+
 /* Timeouts in milliseconds: wait forever, or do not wait at all. */
 #define SHOAL_WAIT_FOREVER (-1)
 #define SHOAL_NO_WAIT      0
@@ -97,6 +103,10 @@ enum shoal_error {
 	SHOAL_ENOMEM = -1014,  /* out of private memory */
 	SHOAL_EBUSY = -1015,   /* the daemon is overloaded; try again */
 	SHOAL_ECLOSED = -1016, /* the client has been shut down */
+	SHOAL_ELIMIT = -1020,  /* a limit of the daemon was reached */
+	SHOAL_EFOREIGN =
+	        -1023, /* the daemon on the socket runs as another user */
+	SHOAL_EUNSAFE = -1024, /* the socket's directory is not private */
 	SHOAL_EINTR = -1029,   /* a wait was interrupted (shoal_interrupt) */
 };
 
@@ -142,8 +152,17 @@ typedef struct shoal_client shoal_client;
 /*
  * Default socket path: $SHOAL_SOCKET if set and non-empty, else
  * $XDG_RUNTIME_DIR/shoal.sock if XDG_RUNTIME_DIR is set, else
- * /tmp/shoal-<uid>.sock. Writes at most size bytes including the NUL.
- * Returns 0, or SHOAL_ETOOBIG when the path does not fit.
+ * ${TMPDIR:-/tmp}/shoal-<uid>/shoal.sock. Writes at most size bytes
+ * including the NUL.
+ *
+ * In the last case the directory is what keeps other users out (the way
+ * tmux keeps /tmp/tmux-<uid>/): it is created with mode 0700 if missing,
+ * and must be a real directory (not a symlink) owned by this user with no
+ * access for group or others.
+ * Returns 0; SHOAL_ETOOBIG when the path does not fit; SHOAL_EUNSAFE when
+ * the directory belongs to someone else or is open to others (buf then
+ * still holds the path, for the message); or -errno when it cannot be
+ * created.
  */
 SHOAL_API int shoal_default_socket(char *buf, size_t size);
 
@@ -151,9 +170,13 @@ SHOAL_API int shoal_default_socket(char *buf, size_t size);
  * Connects to the daemon at socket_path (NULL: shoal_default_socket()) and
  * maps its arena. On success *out is a new client owned by the caller, to be
  * freed with shoal_disconnect().
+ * The daemon must run as this process's effective user (checked with
+ * SO_PEERCRED): clients of one store share a uid.
  * Returns 0; SHOAL_EUNAVAILABLE when no daemon listens there; SHOAL_ETOOBIG
- * for a path longer than a socket address holds; SHOAL_EPROTO or
- * SHOAL_EARENA when the daemon speaks another protocol or arena format;
+ * for a path longer than a socket address holds; SHOAL_EFOREIGN when the
+ * daemon answering there runs as another user (nothing is sent to it);
+ * SHOAL_EUNSAFE (default path only, see shoal_default_socket()); SHOAL_EPROTO
+ * or SHOAL_EARENA when the daemon speaks another protocol or arena format;
  * SHOAL_ENOMEM; or -errno.
  */
 SHOAL_API int shoal_connect(const char *socket_path, shoal_client **out);
@@ -344,6 +367,8 @@ typedef struct shoal_stats {
 	uint64_t largest_free; /* largest free block: the biggest create that
 	                          fits without eviction */
 	uint64_t uptime_ms;
+	uint64_t expired;       /* names removed by expiry since start */
+	uint64_t evicted_names; /* names evicted with their object */
 	uint64_t requests; /* requests received since start (a waiting request
 	                      counts once, however long it waits) */
 } shoal_stats;
@@ -394,6 +419,9 @@ SHOAL_API int shoal_delete_name(shoal_client *c, const char *name,
                                 size_t name_len,
                                 const uint64_t *expected_version);
 
+/* Flags of a name (shoal_set_name_ttl, shoal_name_info.flags). */
+#define SHOAL_NAME_EVICTABLE 1u /* may be evicted with its object */
+
 /* One name as listed by shoal_list_names(). name is NUL-terminated. */
 typedef struct shoal_name_info {
 	char name[SHOAL_NAME_MAX + 1];
@@ -401,11 +429,114 @@ typedef struct shoal_name_info {
 	uint64_t version;
 	uint64_t data_size;
 	uint32_t metadata_size;
+	uint32_t flags; /* SHOAL_NAME_EVICTABLE */
+	int64_t ttl_ms; /* time left to live in ms (rounded up, >= 1), or -1
+	                   when the name does not expire */
 } shoal_name_info;
 
 /* Lists names page by page, with the cursor rules of shoal_list(). */
 SHOAL_API int shoal_list_names(shoal_client *c, uint64_t *cursor,
                                shoal_name_info *out, size_t max, size_t *count);
+
+/*
+ * Names with a time to live, evictable names and namespaces.
+ *
+ * A name set with a time to live (ttl_ms > 0) goes away ttl_ms after it was
+ * set, to within a few ms: lookups stop finding it at once, subscribers get
+ * a SHOAL_EVENT_NAME_EXPIRED event, and its object is deleted like that of
+ * a deleted name (freed once nobody holds it, so no reader loses memory).
+ * Setting a name again replaces its time to live and flags.
+ *
+ * A name set with SHOAL_NAME_EVICTABLE lets its object be evicted: an object
+ * whose names are all evictable, that nobody holds, joins the unnamed
+ * objects in least-recently-released order, and a create that needs space
+ * evicts it (and removes its names, with SHOAL_EVENT_NAME_EVICTED) before
+ * it fails or waits. Objects with any other name are never evicted.
+ */
+
+/*
+ * shoal_set_name() with a time to live and flags. ttl_ms is the time to
+ * live in ms, 0 for none (at most SHOAL_TTL_MAX_MS); flags is 0 or
+ * SHOAL_NAME_EVICTABLE. The other parameters, the atomicity and the
+ * compare-and-set rule are those of shoal_set_name(); a name that has
+ * expired counts as absent (version 0).
+ * Returns 0; SHOAL_ENOTFOUND if the object does not exist;
+ * SHOAL_ENOTSEALED; SHOAL_EVERSION; SHOAL_EINVAL for a bad name or unknown
+ * flags; SHOAL_ETOOBIG for a name over SHOAL_NAME_MAX or ttl_ms over
+ * SHOAL_TTL_MAX_MS; SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or -errno.
+ */
+SHOAL_API int shoal_set_name_ttl(shoal_client *c, const char *name,
+                                 size_t name_len, const shoal_id *id,
+                                 const uint64_t *expected_version,
+                                 uint64_t ttl_ms, unsigned flags,
+                                 uint64_t *version);
+
+/*
+ * Gives an existing name a time to live of ttl_ms from now (replacing any
+ * earlier one); ttl_ms 0 makes it expire now. The name's version does not
+ * change. Returns 0; SHOAL_ENOTFOUND if there is no such name;
+ * SHOAL_ETOOBIG for ttl_ms over SHOAL_TTL_MAX_MS; SHOAL_EINVAL for a bad
+ * name; SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or -errno.
+ */
+SHOAL_API int shoal_expire(shoal_client *c, const char *name, size_t name_len,
+                           uint64_t ttl_ms);
+
+/*
+ * Takes a name's time to live away: it no longer expires. A name without
+ * one is left as it is. Returns 0; SHOAL_ENOTFOUND; SHOAL_EINVAL;
+ * SHOAL_ETOOBIG; SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or -errno.
+ */
+SHOAL_API int shoal_persist(shoal_client *c, const char *name, size_t name_len);
+
+/*
+ * Describes one name without getting its object: *out receives the name,
+ * its object's ID and sizes, its version, flags and time to live.
+ * Returns 0; SHOAL_ENOTFOUND; SHOAL_EINVAL; SHOAL_ETOOBIG;
+ * SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or -errno.
+ */
+SHOAL_API int shoal_name_stat(shoal_client *c, const char *name,
+                              size_t name_len, shoal_name_info *out);
+
+/*
+ * The time a name has left to live: *ttl_ms receives ms (rounded up, at
+ * least 1) or -1 when the name does not expire. Returns what
+ * shoal_name_stat() returns.
+ */
+SHOAL_API int shoal_ttl(shoal_client *c, const char *name, size_t name_len,
+                        int64_t *ttl_ms);
+
+/*
+ * Lists the names that start with prefix (prefix_len bytes of UTF-8, 0 for
+ * every name), page by page, with the cursor rules of shoal_list(). A page
+ * may hold fewer than max entries, even none, while *cursor is not 0: the
+ * daemon looks at a bounded number of names per request. Keep calling
+ * until *cursor is 0.
+ * Returns 0; SHOAL_EINVAL (NULL arguments, max 0, a prefix that is not
+ * UTF-8 or contains NUL); SHOAL_ETOOBIG (prefix over SHOAL_NAME_MAX);
+ * SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or -errno.
+ */
+SHOAL_API int shoal_list_names_prefix(shoal_client *c, const char *prefix,
+                                      size_t prefix_len, uint64_t *cursor,
+                                      shoal_name_info *out, size_t max,
+                                      size_t *count);
+
+/*
+ * Deletes every name that starts with prefix (prefix_len bytes; 0 deletes
+ * every name) in one step: no client sees part of the namespace gone. The
+ * objects go as with shoal_delete_name(). *count (may be NULL) receives the
+ * number of names deleted. Returns 0; SHOAL_EINVAL; SHOAL_ETOOBIG;
+ * SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or -errno.
+ */
+SHOAL_API int shoal_delete_prefix(shoal_client *c, const char *prefix,
+                                  size_t prefix_len, uint64_t *count);
+
+/*
+ * The process ID of the daemon at the other end of the client's socket, as
+ * the kernel reports it (SO_PEERCRED), e.g. to stop it with SIGTERM.
+ * Returns 0 and *pid; SHOAL_EINVAL; SHOAL_EFORKED; SHOAL_EUNAVAILABLE when
+ * the connection is gone; or -errno.
+ */
+SHOAL_API int shoal_daemon_pid(shoal_client *c, int64_t *pid);
 
 /*
  * Convenience: creates an object from data/metadata, copies them in, seals
@@ -439,7 +570,14 @@ enum shoal_event_kind {
 	SHOAL_EVENT_OVERFLOW = 6,     /* too many unread events: the
 	                                 subscription is closed after this */
 	SHOAL_EVENT_SNAPSHOT_END = 7, /* the snapshot is complete */
+	SHOAL_EVENT_NAME_EXPIRED = 8, /* a name reached its time to live */
+	SHOAL_EVENT_NAME_EVICTED = 9, /* an evictable name was evicted with
+	                                 its object (an EVICTED event of the
+	                                 object follows) */
 };
+
+/* The last event kind (kinds are 1..SHOAL_EVENT_KIND_MAX). */
+#define SHOAL_EVENT_KIND_MAX SHOAL_EVENT_NAME_EVICTED
 
 /* One event. name is NUL-terminated (empty for object events). */
 typedef struct shoal_event {

@@ -70,7 +70,7 @@ run_sh() {
 	fi
 }
 
-c_suite plain build
+c_suite plain build/debug DEBUG=1
 c_suite asan build/san SANITIZE=address,undefined
 
 if [ -d tests/python ] && [ -f pyproject.toml ]; then
@@ -79,7 +79,7 @@ if [ -d tests/python ] && [ -f pyproject.toml ]; then
 		tail -40 "$log/pip.log"
 		failed=$((failed + 1))
 	else
-		SHOAL_BIN="$PWD/build/shoal" timeout 900 .venv/bin/python -m pytest -q -p no:cacheprovider \
+		SHOAL_BIN="$PWD/build/debug/shoal" timeout 900 .venv/bin/python -m pytest -q -p no:cacheprovider \
 			--junitxml="$log/pytest.xml" tests/python 2>&1 | tail -30
 		if [ -f "$log/pytest.xml" ]; then
 			read -r p f < <(.venv/bin/python - "$log/pytest.xml" <<'PY'

@@ -206,3 +206,55 @@ def plan(pa, data):
             arrays[f.index] = f.placeholder(pa, np, zeros)
     batch = pa.RecordBatch.from_arrays(arrays, schema=data.schema)
     return ArrowPlan(pa, batch, flats)
+
+
+# ------------------------------------------------------------ copy-on-write
+
+
+def _shared_root(values, np):
+    """The ndarray at the bottom of values' base chain, if values is (or
+    wraps) a read-only numpy array - a view of shared memory."""
+    arr = values if isinstance(values, np.ndarray) else None
+    if arr is None:
+        for attr in ("_ndarray", "_data"):  # DatetimeArray, masked arrays
+            inner = getattr(values, attr, None)
+            if isinstance(inner, np.ndarray):
+                arr = inner
+                break
+    if arr is None or arr.flags.writeable:
+        return None
+    while isinstance(arr.base, np.ndarray):
+        arr = arr.base
+    return arr
+
+
+def share_pandas(value):
+    """Makes a pandas DataFrame/Series whose blocks are views of shared
+    memory copy-on-write, as pandas 3 does for data shared between frames:
+    a write (``loc``/``iloc``/``at`` assignment, ``fillna(inplace=True)``,
+    ``df["a"] *= 2``, ...) first copies the block it touches - one column,
+    as frames come from Arrow with one block per column - and the other
+    columns stay views.
+
+    pandas copies a block before writing when its values are referenced
+    from elsewhere (``BlockValuesRefs.has_reference()``). Each shared block
+    gets one more such reference: a weak reference to the ndarray at the
+    bottom of its values' base chain, which every view derived from the
+    frame keeps alive. pandas has no public hook for this; if its internals
+    differ, nothing is changed and writes keep raising "assignment
+    destination is read-only". Writing through a raw numpy array
+    (``df["a"].values[0] = 1``, ``to_numpy()``) bypasses pandas and raises
+    that error too. Returns value."""
+    import weakref
+
+    import numpy as np
+
+    try:
+        blocks = value._mgr.blocks
+        for blk in blocks:
+            root = _shared_root(blk.values, np)
+            if root is not None:
+                blk.refs.referenced_blocks.append(weakref.ref(root))
+    except (AttributeError, TypeError):
+        pass
+    return value

@@ -282,7 +282,7 @@ def decode(buf, metadata, *, columns=None, dtype_backend=None, copy=False):
     if kind == "numpy":
         return _decode_numpy(buf, header)
     if kind == "pickle":
-        return _frame_options(_decode_pickle(buf, header), columns, dtype_backend)
+        return _cow(_frame_options(_decode_pickle(buf, header), columns, dtype_backend))
     return _decode_arrow(buf, header, columns, dtype_backend, copy)
 
 
@@ -292,6 +292,17 @@ def _decode_numpy(buf, header):
     return np.ndarray(
         tuple(header["shape"]), dtype=np.dtype(header["dtype"]), buffer=buf, order=header["order"]
     )
+
+
+def _cow(value):
+    """pandas values that are views of shared memory become copy-on-write
+    (see _frames.share_pandas)."""
+    pd = _module("pandas")
+    if pd is not None and isinstance(value, (pd.DataFrame, pd.Series)):
+        from shoal import _frames
+
+        _frames.share_pandas(value)
+    return value
 
 
 def _frame_options(value, columns, dtype_backend):
@@ -404,6 +415,8 @@ def _to_pandas(table, header, columns, dtype_backend, copy):
         df = _restore_object_strings(df, table.schema.pandas_metadata or {})
     if "freq" in header:
         df.index.freq = header["freq"]
+    if not copy:
+        _cow(df)
     if header["type"] == "pandas.Series":
         s = df.iloc[:, 0]
         s.name = pickle.loads(bytes.fromhex(header["name"]))

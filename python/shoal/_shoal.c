@@ -94,6 +94,9 @@ static PyObject *error_class(pyshoal_state *st, int code)
 		return st->invalid;
 	case SHOAL_EBUSY:
 		return st->busy;
+	case SHOAL_EFOREIGN:
+	case SHOAL_EUNSAFE:
+		return PyExc_PermissionError;
 	default:
 		return NULL;
 	}
@@ -369,7 +372,8 @@ static PyObject *mod_default_socket(PyObject *module, PyObject *unused)
 
 	if (rc < 0)
 		return pyshoal_raise(pyshoal_state_of_module(module), rc,
-		                     "default_socket");
+		                     rc == SHOAL_EUNSAFE ? buf
+		                                         : "default_socket");
 	return PyUnicode_DecodeFSDefault(buf);
 }
 
@@ -386,7 +390,7 @@ static PyMethodDef pyshoal_functions[] = {
         {"default_socket", mod_default_socket, METH_NOARGS,
          "default_socket() -> str\n\nThe socket path used when none is "
          "given: $SHOAL_SOCKET, else $XDG_RUNTIME_DIR/shoal.sock, else "
-         "/tmp/shoal-<uid>.sock."},
+         "/tmp/shoal-<uid>/shoal.sock."},
         {"strerror", mod_strerror, METH_O,
          "strerror(code) -> str\n\nThe description of a libshoal error "
          "code."},
@@ -503,7 +507,13 @@ static int pyshoal_exec(PyObject *m)
 	            0 ||
 	    PyModule_AddIntConstant(m, "STATE_CREATED", SHOAL_STATE_CREATED) <
 	            0 ||
-	    PyModule_AddIntConstant(m, "STATE_SEALED", SHOAL_STATE_SEALED) < 0)
+	    PyModule_AddIntConstant(m, "STATE_SEALED", SHOAL_STATE_SEALED) <
+	            0 ||
+	    PyModule_AddIntConstant(m, "NAME_EVICTABLE", SHOAL_NAME_EVICTABLE) <
+	            0 ||
+	    PyModule_AddObject(m, "TTL_MAX_MS",
+	                       PyLong_FromUnsignedLongLong(SHOAL_TTL_MAX_MS)) <
+	            0)
 		return -1;
 #define CODE(c)                                            \
 	if (PyModule_AddIntConstant(m, #c, SHOAL_##c) < 0) \
@@ -525,6 +535,8 @@ static int pyshoal_exec(PyObject *m)
 	CODE(ENOMEM);
 	CODE(EBUSY);
 	CODE(ECLOSED);
+	CODE(EFOREIGN);
+	CODE(EUNSAFE);
 	CODE(EINTR);
 #undef CODE
 	return 0;

@@ -177,6 +177,14 @@ int pyclient_parse_name(PyObject *obj, const char **name, Py_ssize_t *len);
 /* expected_version: None gives *pv NULL, an int gives *pv = v. */
 int pyclient_parse_version(PyObject *obj, uint64_t *v, const uint64_t **pv);
 
+/* How a name is set: compare-and-set (ev NULL: none), time to live in ms
+ * (0: none) and SHOAL_NAME_* flags. */
+struct pyname_opts {
+	const uint64_t *ev;
+	uint64_t ttl_ms;
+	unsigned flags;
+};
+
 /* _shoal_ops.c: the Client methods that talk to the daemon (see the
  * method table in _shoal_client.c for their Python signatures) */
 PyObject *pyops_create(PyObject *self, PyObject *args, PyObject *kw);
@@ -187,12 +195,22 @@ PyObject *pyops_get(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *pyops_get_name(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *pyops_set_name(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *pyops_delete_name(PyObject *self, PyObject *args, PyObject *kw);
-PyObject *pyops_list_names(PyObject *self, PyObject *unused);
+PyObject *pyops_list_names(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *pyops_delete(PyObject *self, PyObject *ids);
 PyObject *pyops_contains(PyObject *self, PyObject *id);
 PyObject *pyops_evict(PyObject *self, PyObject *nbytes);
 PyObject *pyops_list(PyObject *self, PyObject *unused);
 PyObject *pyops_stats(PyObject *self, PyObject *unused);
+
+/* _shoal_names.c: expiry, a name's metadata, prefixes, the daemon's pid */
+/* The tuple (name, ObjectID, version, data_size, metadata_size, flags,
+ * ttl_ms) of a shoal_name_info; NULL with an exception set. */
+PyObject *pyname_info_tuple(pyshoal_state *st, const shoal_name_info *n);
+PyObject *pynames_expire(PyObject *self, PyObject *args, PyObject *kw);
+PyObject *pynames_persist(PyObject *self, PyObject *name);
+PyObject *pynames_name_info(PyObject *self, PyObject *name);
+PyObject *pynames_delete_prefix(PyObject *self, PyObject *prefix);
+PyObject *pynames_daemon_pid(PyObject *self, PyObject *unused);
 
 /* _shoal_events.c: Subscription and Event */
 extern PyType_Spec pysub_spec;

@@ -15,6 +15,8 @@ WAIT_FOREVER: Final[int]
 STATE_ABSENT: Final[int]
 STATE_CREATED: Final[int]
 STATE_SEALED: Final[int]
+NAME_EVICTABLE: Final[int]
+TTL_MAX_MS: Final[int]
 ENOTFOUND: Final[int]
 EEXISTS: Final[int]
 EFULL: Final[int]
@@ -39,6 +41,9 @@ EVENT_NAME_SET: Final[int]
 EVENT_NAME_DELETED: Final[int]
 EVENT_OVERFLOW: Final[int]
 EVENT_SNAPSHOT_END: Final[int]
+EVENT_NAME_EXPIRED: Final[int]
+EVENT_NAME_EVICTED: Final[int]
+EVENT_KIND_MAX: Final[int]
 PROTO_MAGIC: Final[int]
 PROTO_VERSION: Final[int]
 PROTO_EVENT: Final[int]
@@ -102,7 +107,8 @@ class Buffer:
     def __eq__(self, other: object) -> bool: ...
 
 ObjectRow: TypeAlias = tuple[ObjectID, int, int, int, int, int, int, int]
-NameRow: TypeAlias = tuple[str, ObjectID, int, int, int]
+# (name, id, version, data_size, metadata_size, flags, ttl_ms; -1: none)
+NameRow: TypeAlias = tuple[str, ObjectID, int, int, int, int, int]
 
 class Client:
     def __init__(self, path: str | None = None, *, autostart: tuple[str, Sequence[str], int] | None = None) -> None: ...
@@ -113,7 +119,14 @@ class Client:
     @property
     def arena(self) -> dict[str, int]: ...
     def create(self, id: IdLike, size: int, metadata: bytes = b"", timeout: int = 0) -> Buffer: ...
-    def seal(self, id: IdLike, name: str | None = None, expected_version: int | None = None) -> int | None: ...
+    def seal(
+        self,
+        id: IdLike,
+        name: str | None = None,
+        expected_version: int | None = None,
+        ttl: int = 0,
+        evictable: bool = False,
+    ) -> int | None: ...
     def abort(self, id: IdLike, /) -> None: ...
     def put(
         self,
@@ -123,12 +136,21 @@ class Client:
         name: str | None = None,
         expected_version: int | None = None,
         timeout: int = 0,
+        ttl: int = 0,
+        evictable: bool = False,
     ) -> int | None: ...
     def get(self, ids: Sequence[IdLike], timeout: int = 0) -> list[Buffer | None]: ...
     def get_name(self, name: str, timeout: int = 0) -> tuple[Buffer, int]: ...
-    def set_name(self, name: str, id: IdLike, expected_version: int | None = None) -> int: ...
+    def set_name(
+        self, name: str, id: IdLike, expected_version: int | None = None, ttl: int = 0, evictable: bool = False
+    ) -> int: ...
     def delete_name(self, name: str, expected_version: int | None = None) -> None: ...
-    def list_names(self) -> list[NameRow]: ...
+    def list_names(self, prefix: str | None = None) -> list[NameRow]: ...
+    def name_info(self, name: str, /) -> NameRow: ...
+    def expire(self, name: str, ttl: int) -> None: ...
+    def persist(self, name: str, /) -> None: ...
+    def delete_prefix(self, prefix: str, /) -> int: ...
+    def daemon_pid(self) -> int: ...
     def delete(self, ids: Sequence[IdLike], /) -> list[int]: ...
     def contains(self, id: IdLike, /) -> int: ...
     def evict(self, nbytes: int, /) -> int: ...
@@ -139,7 +161,15 @@ class Client:
     def _after_fork(self) -> None: ...
 
 EventKind: TypeAlias = Literal[
-    "sealed", "deleted", "evicted", "name_set", "name_deleted", "overflow", "snapshot_end"
+    "sealed",
+    "deleted",
+    "evicted",
+    "name_set",
+    "name_deleted",
+    "overflow",
+    "snapshot_end",
+    "name_expired",
+    "name_evicted",
 ]
 
 class Event(tuple[EventKind, ObjectID | None, int, int, str | None, int, int]):

@@ -335,7 +335,8 @@ static int client_init(PyObject *obj, PyObject *args, PyObject *kw)
 
 		if (rc < 0) {
 			pyshoal_raise(pyclient_state(self), rc,
-			              "default socket");
+			              rc == SHOAL_EUNSAFE ? def
+			                                  : "default socket");
 			return -1;
 		}
 		p = def;
@@ -508,12 +509,28 @@ static PyMethodDef client_methods[] = {
          "name and pins its object in one round trip, waiting up to "
          "timeout ms for the name to appear. ObjectNotFound otherwise."},
         {"set_name", FN(pyops_set_name), KW,
-         "set_name(name, id, expected_version=None) -> int"},
+         "set_name(name, id, expected_version=None, ttl=0, evictable=False) "
+         "-> int\n\nttl: time to live in ms (0: none)."},
         {"delete_name", FN(pyops_delete_name), KW,
          "delete_name(name, expected_version=None)"},
-        {"list_names", pyops_list_names, METH_NOARGS,
-         "list_names() -> list[(name, ObjectID, version, data_size, "
-         "metadata_size)]"},
+        {"list_names", FN(pyops_list_names), KW,
+         "list_names(prefix=None) -> list[(name, ObjectID, version, "
+         "data_size, metadata_size, flags, ttl_ms)]\n\nttl_ms is -1 for a "
+         "name without expiry; flags has NAME_EVICTABLE."},
+        {"expire", FN(pynames_expire), KW,
+         "expire(name, ttl)\n\nGives a name a time to live of ttl ms "
+         "(0: it expires now). ObjectNotFound if there is no such name."},
+        {"persist", pynames_persist, METH_O,
+         "persist(name)\n\nTakes a name's time to live away."},
+        {"name_info", pynames_name_info, METH_O,
+         "name_info(name) -> (name, ObjectID, version, data_size, "
+         "metadata_size, flags, ttl_ms)\n\nOne name's metadata; "
+         "ObjectNotFound if there is no such name."},
+        {"delete_prefix", pynames_delete_prefix, METH_O,
+         "delete_prefix(prefix) -> int\n\nDeletes every name starting "
+         "with prefix ('' : every name) in one step; returns how many."},
+        {"daemon_pid", pynames_daemon_pid, METH_NOARGS,
+         "daemon_pid() -> int\n\nThe daemon's process ID (SO_PEERCRED)."},
         {"delete", pyops_delete, METH_O,
          "delete(ids) -> list[int]\n\nDeletes objects; per ID 0 or a "
          "negative code."},

@@ -59,24 +59,26 @@ typedef struct {
 
 /* The names of enum shoal_event_kind, in order from SHOAL_EVENT_SEALED. */
 static const char *const kind_names[] = {
-        "sealed",       "deleted",  "evicted",      "name_set",
-        "name_deleted", "overflow", "snapshot_end",
+        "sealed",       "deleted",      "evicted",
+        "name_set",     "name_deleted", "overflow",
+        "snapshot_end", "name_expired", "name_evicted",
 };
 
 #define NKINDS ((int)(sizeof(kind_names) / sizeof(kind_names[0])))
 
-_Static_assert(SHOAL_EVENT_SNAPSHOT_END == NKINDS, "one name per kind");
+_Static_assert(SHOAL_EVENT_KIND_MAX == NKINDS, "one name per kind");
 
 /* ----------------------------------------------------------------- Event */
 
 static PyStructSequence_Field event_fields[] = {
         {"kind", "'sealed', 'deleted', 'evicted', 'name_set', "
-                 "'name_deleted', 'overflow' or 'snapshot_end'"},
+                 "'name_deleted', 'name_expired', 'name_evicted', "
+                 "'overflow' or 'snapshot_end'"},
         {"id", "the ObjectID (for a name event: the object the name points "
                "or pointed at); None for overflow and snapshot_end"},
         {"data_size", "the object's data size in bytes (0 if no object)"},
         {"metadata_size", "the object's metadata size in bytes"},
-        {"name", "the name, for name_set and name_deleted; else None"},
+        {"name", "the name, for the name_* kinds; else None"},
         {"version", "the name's version, for name events; else 0"},
         {"seq", "1, 2, ... on this subscription"},
         {NULL, NULL},
@@ -122,6 +124,9 @@ int pysub_add_types(PyObject *m, pyshoal_state *st)
 	KIND(NAME_DELETED);
 	KIND(OVERFLOW);
 	KIND(SNAPSHOT_END);
+	KIND(NAME_EXPIRED);
+	KIND(NAME_EVICTED);
+	KIND(KIND_MAX);
 #undef KIND
 	if (PyModule_AddIntConstant(m, "PROTO_MAGIC", PROTO_MAGIC) < 0 ||
 	    PyModule_AddIntConstant(m, "PROTO_VERSION", PROTO_VERSION) < 0 ||
@@ -138,7 +143,9 @@ int pysub_add_types(PyObject *m, pyshoal_state *st)
 static PyObject *event_new(pyshoal_state *st, const shoal_event *ev)
 {
 	int named = ev->kind == SHOAL_EVENT_NAME_SET ||
-	            ev->kind == SHOAL_EVENT_NAME_DELETED;
+	            ev->kind == SHOAL_EVENT_NAME_DELETED ||
+	            ev->kind == SHOAL_EVENT_NAME_EXPIRED ||
+	            ev->kind == SHOAL_EVENT_NAME_EVICTED;
 	int has_id = ev->kind != SHOAL_EVENT_OVERFLOW &&
 	             ev->kind != SHOAL_EVENT_SNAPSHOT_END;
 	PyObject *e, *items[7];

@@ -154,15 +154,17 @@ static pybuf_object *take_created(pyconn_object *c, const shoal_id *id,
 }
 
 /*
- * Points name at the sealed object id on c; on failure deletes the object
- * (its creator may still hold it; the delete then waits for the release)
- * so that a failed compare-and-set leaves nothing behind. GIL released.
+ * Points name at the sealed object id on c (with opts' compare-and-set,
+ * time to live and flags); on failure deletes the object (its creator may
+ * still hold it; the delete then waits for the release) so that a failed
+ * compare-and-set leaves nothing behind. GIL released.
  */
 static int name_or_delete(shoal_client *c, const char *name, size_t len,
-                          const shoal_id *id, const uint64_t *ev,
+                          const shoal_id *id, const struct pyname_opts *o,
                           uint64_t *version)
 {
-	int rc = shoal_set_name(c, name, len, id, ev, version);
+	int rc = shoal_set_name_ttl(c, name, len, id, o->ev, o->ttl_ms,
+	                            o->flags, version);
 
 	if (rc < 0 && rc != SHOAL_EUNAVAILABLE)
 		shoal_delete(c, id, 1, NULL);
@@ -171,13 +173,16 @@ static int name_or_delete(shoal_client *c, const char *name, size_t len,
 
 PyObject *pyops_seal(PyObject *obj, PyObject *args, PyObject *kw)
 {
-	static char *kwlist[] = {"id", "name", "expected_version", NULL};
+	static char *kwlist[] = {"id",  "name",      "expected_version",
+	                         "ttl", "evictable", NULL};
 	pyclient_object *self = (pyclient_object *)obj;
 	pyshoal_state *st = pyclient_state(self);
 	PyObject *idobj, *nameobj = Py_None, *evobj = Py_None;
 	const char *name = NULL;
 	Py_ssize_t nlen = 0;
-	const uint64_t *ev;
+	struct pyname_opts opts = {0};
+	unsigned long long ttl = 0;
+	int evictable = 0;
 	uint64_t evv, version = 0;
 	pyconn_object *c;
 	pybuf_object *b;
@@ -185,14 +190,17 @@ PyObject *pyops_seal(PyObject *obj, PyObject *args, PyObject *kw)
 	shoal_id id;
 	int rc, orphan;
 
-	if (!st || !PyArg_ParseTupleAndKeywords(args, kw, "O|OO:seal", kwlist,
-	                                        &idobj, &nameobj, &evobj))
+	if (!st || !PyArg_ParseTupleAndKeywords(args, kw, "O|OOKp:seal", kwlist,
+	                                        &idobj, &nameobj, &evobj, &ttl,
+	                                        &evictable))
 		return NULL;
 	if (pyid_parse(st, idobj, &id) < 0 ||
 	    (nameobj != Py_None &&
 	     pyclient_parse_name(nameobj, &name, &nlen) < 0) ||
-	    pyclient_parse_version(evobj, &evv, &ev) < 0)
+	    pyclient_parse_version(evobj, &evv, &opts.ev) < 0)
 		return NULL;
+	opts.ttl_ms = ttl;
+	opts.flags = evictable ? SHOAL_NAME_EVICTABLE : 0;
 	c = pyclient_conn(self);
 	if (!c)
 		return NULL;
@@ -211,7 +219,7 @@ PyObject *pyops_seal(PyObject *obj, PyObject *args, PyObject *kw)
 	}
 	if (name) {
 		ts = PyEval_SaveThread();
-		rc = name_or_delete(c->client, name, (size_t)nlen, &id, ev,
+		rc = name_or_delete(c->client, name, (size_t)nlen, &id, &opts,
 		                    &version);
 		PyEval_RestoreThread(ts);
 	}
@@ -326,8 +334,8 @@ static void parts_copy(const struct parts *p, uint8_t *dst)
 PyObject *pyops_put(PyObject *obj, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {
-	        "id",      "parts", "metadata", "name", "expected_version",
-	        "timeout", NULL};
+	        "id",      "parts", "metadata",  "name", "expected_version",
+	        "timeout", "ttl",   "evictable", NULL};
 	pyclient_object *self = (pyclient_object *)obj;
 	pyshoal_state *st = pyclient_state(self);
 	PyObject *idobj, *partsobj, *nameobj = Py_None, *evobj = Py_None;
@@ -335,7 +343,9 @@ PyObject *pyops_put(PyObject *obj, PyObject *args, PyObject *kw)
 	long long timeout_ms = 0;
 	const char *name = NULL;
 	Py_ssize_t nlen = 0;
-	const uint64_t *ev;
+	struct pyname_opts opts = {0};
+	unsigned long long ttl = 0;
+	int evictable = 0;
 	uint64_t evv, version = 0;
 	uint8_t *data = NULL, *mdata = NULL;
 	struct parts p = {0};
@@ -344,14 +354,17 @@ PyObject *pyops_put(PyObject *obj, PyObject *args, PyObject *kw)
 	shoal_id id;
 	int rc;
 
-	if (!st || !PyArg_ParseTupleAndKeywords(
-	                   args, kw, "OO|y*OOL:put", kwlist, &idobj, &partsobj,
-	                   &meta, &nameobj, &evobj, &timeout_ms))
+	if (!st ||
+	    !PyArg_ParseTupleAndKeywords(args, kw, "OO|y*OOLKp:put", kwlist,
+	                                 &idobj, &partsobj, &meta, &nameobj,
+	                                 &evobj, &timeout_ms, &ttl, &evictable))
 		return NULL;
+	opts.ttl_ms = ttl;
+	opts.flags = evictable ? SHOAL_NAME_EVICTABLE : 0;
 	if (pyid_parse(st, idobj, &id) < 0 ||
 	    (nameobj != Py_None &&
 	     pyclient_parse_name(nameobj, &name, &nlen) < 0) ||
-	    pyclient_parse_version(evobj, &evv, &ev) < 0 ||
+	    pyclient_parse_version(evobj, &evv, &opts.ev) < 0 ||
 	    parts_get(partsobj, &p) < 0)
 		goto fail;
 	if (meta.len > SHOAL_META_MAX) {
@@ -377,7 +390,7 @@ PyObject *pyops_put(PyObject *obj, PyObject *args, PyObject *kw)
 	} else {
 		if (name)
 			rc = name_or_delete(c->client, name, (size_t)nlen, &id,
-			                    ev, &version);
+			                    &opts, &version);
 		shoal_release_id(c->client, &id);
 	}
 	PyEval_RestoreThread(ts);
@@ -562,22 +575,25 @@ PyObject *pyops_get_name(PyObject *obj, PyObject *args, PyObject *kw)
 
 PyObject *pyops_set_name(PyObject *obj, PyObject *args, PyObject *kw)
 {
-	static char *kwlist[] = {"name", "id", "expected_version", NULL};
+	static char *kwlist[] = {"name", "id",        "expected_version",
+	                         "ttl",  "evictable", NULL};
 	pyclient_object *self = (pyclient_object *)obj;
 	pyshoal_state *st = pyclient_state(self);
 	PyObject *nameobj, *idobj, *evobj = Py_None;
 	const char *name;
 	Py_ssize_t nlen;
 	const uint64_t *ev;
+	unsigned long long ttl = 0;
+	int evictable = 0;
 	uint64_t evv, version = 0;
 	pyconn_object *c;
 	PyThreadState *ts;
 	shoal_id id;
 	int rc;
 
-	if (!st ||
-	    !PyArg_ParseTupleAndKeywords(args, kw, "OO|O:set_name", kwlist,
-	                                 &nameobj, &idobj, &evobj))
+	if (!st || !PyArg_ParseTupleAndKeywords(args, kw, "OO|OKp:set_name",
+	                                        kwlist, &nameobj, &idobj,
+	                                        &evobj, &ttl, &evictable))
 		return NULL;
 	if (pyclient_parse_name(nameobj, &name, &nlen) < 0 ||
 	    pyid_parse(st, idobj, &id) < 0 ||
@@ -587,7 +603,8 @@ PyObject *pyops_set_name(PyObject *obj, PyObject *args, PyObject *kw)
 	if (!c)
 		return NULL;
 	ts = PyEval_SaveThread();
-	rc = shoal_set_name(c->client, name, (size_t)nlen, &id, ev, &version);
+	rc = shoal_set_name_ttl(c->client, name, (size_t)nlen, &id, ev, ttl,
+	                        evictable ? SHOAL_NAME_EVICTABLE : 0, &version);
 	PyEval_RestoreThread(ts);
 	if (rc < 0)
 		pyclient_fail(self, c, rc, "set_name");
@@ -633,9 +650,10 @@ PyObject *pyops_delete_name(PyObject *obj, PyObject *args, PyObject *kw)
 	Py_RETURN_NONE;
 }
 
-/* One page of a listing (shoal_list or shoal_list_names, page untyped). */
-typedef int list_fetch(shoal_client *c, uint64_t *cursor, void *page,
-                       size_t max, size_t *count);
+/* One page of a listing (shoal_list or shoal_list_names, page untyped);
+ * ctx is the collector's argument. */
+typedef int list_fetch(shoal_client *c, const void *ctx, uint64_t *cursor,
+                       void *page, size_t max, size_t *count);
 /* The Python tuple of one entry of a page, or NULL with an exception. */
 typedef PyObject *list_entry(pyshoal_state *st, const void *entry);
 
@@ -646,7 +664,8 @@ typedef PyObject *list_entry(pyshoal_state *st, const void *entry);
  */
 static PyObject *collect_pages(PyObject *obj, const char *what,
                                size_t entry_size, size_t page_len,
-                               list_fetch *fetch, list_entry *convert)
+                               list_fetch *fetch, const void *ctx,
+                               list_entry *convert)
 {
 	pyclient_object *self = (pyclient_object *)obj;
 	pyshoal_state *st = pyclient_state(self);
@@ -669,7 +688,7 @@ static PyObject *collect_pages(PyObject *obj, const char *what,
 		PyThreadState *ts = PyEval_SaveThread();
 		size_t count = 0;
 
-		rc = fetch(c->client, &cursor, page, page_len, &count);
+		rc = fetch(c->client, ctx, &cursor, page, page_len, &count);
 		PyEval_RestoreThread(ts);
 		if (rc < 0) {
 			pyclient_fail(self, c, rc, what);
@@ -695,26 +714,49 @@ fail:
 	return NULL;
 }
 
-static int fetch_names(shoal_client *c, uint64_t *cursor, void *page,
-                       size_t max, size_t *count)
+struct prefix {
+	const char *s;
+	size_t len;
+};
+
+static int fetch_names(shoal_client *c, const void *ctx, uint64_t *cursor,
+                       void *page, size_t max, size_t *count)
 {
-	return shoal_list_names(c, cursor, page, max, count);
+	const struct prefix *p = ctx;
+
+	return shoal_list_names_prefix(c, p->s, p->len, cursor, page, max,
+	                               count);
 }
 
 static PyObject *name_entry(pyshoal_state *st, const void *entry)
 {
-	const shoal_name_info *n = entry;
-
-	return Py_BuildValue("(s N K K I)", n->name, pyid_new(st, &n->id),
-	                     (unsigned long long)n->version,
-	                     (unsigned long long)n->data_size,
-	                     (unsigned)n->metadata_size);
+	return pyname_info_tuple(st, entry);
 }
 
-PyObject *pyops_list_names(PyObject *obj, PyObject *unused)
+PyObject *pyops_list_names(PyObject *obj, PyObject *args, PyObject *kw)
 {
+	static char *kwlist[] = {"prefix", NULL};
+	PyObject *prefixobj = Py_None;
+	struct prefix p = {"", 0};
+	Py_ssize_t len = 0;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:list_names", kwlist,
+	                                 &prefixobj))
+		return NULL;
+	if (prefixobj != Py_None) {
+		if (!PyUnicode_Check(prefixobj)) {
+			PyErr_Format(PyExc_TypeError,
+			             "prefix must be str, not %.100s",
+			             Py_TYPE(prefixobj)->tp_name);
+			return NULL;
+		}
+		p.s = PyUnicode_AsUTF8AndSize(prefixobj, &len);
+		if (!p.s)
+			return NULL;
+		p.len = (size_t)len;
+	}
 	return collect_pages(obj, "list_names", sizeof(shoal_name_info), 256,
-	                     fetch_names, name_entry);
+	                     fetch_names, &p, name_entry);
 }
 
 /* -------------------------------------------------------------- objects */
@@ -841,9 +883,10 @@ PyObject *pyops_evict(PyObject *obj, PyObject *arg)
 	return PyLong_FromUnsignedLongLong(freed);
 }
 
-static int fetch_objects(shoal_client *c, uint64_t *cursor, void *page,
-                         size_t max, size_t *count)
+static int fetch_objects(shoal_client *c, const void *ctx, uint64_t *cursor,
+                         void *page, size_t max, size_t *count)
 {
+	(void)ctx;
 	return shoal_list(c, cursor, page, max, count);
 }
 
@@ -862,7 +905,7 @@ static PyObject *object_entry(pyshoal_state *st, const void *entry)
 PyObject *pyops_list(PyObject *obj, PyObject *unused)
 {
 	return collect_pages(obj, "list", sizeof(shoal_object_info), 1024,
-	                     fetch_objects, object_entry);
+	                     fetch_objects, NULL, object_entry);
 }
 
 PyObject *pyops_stats(PyObject *obj, PyObject *unused)
@@ -886,10 +929,12 @@ PyObject *pyops_stats(PyObject *obj, PyObject *unused)
 		return NULL;
 #define K(f) #f, (unsigned long long)s.f
 	return Py_BuildValue(
-	        "{s:K s:K s:K s:K s:K s:K s:K s:K s:K s:K s:K s:K s:K s:K s:K}",
+	        "{s:K s:K s:K s:K s:K s:K s:K s:K s:K s:K s:K s:K s:K s:K s:K "
+	        "s:K s:K}",
 	        K(capacity_bytes), K(used_bytes), K(objects), K(sealed_objects),
 	        K(pending_deletes), K(names), K(clients), K(evictions),
 	        K(evicted_bytes), K(creates), K(gets), K(backed_bytes),
-	        K(largest_free), K(uptime_ms), K(requests));
+	        K(largest_free), K(uptime_ms), K(expired), K(evicted_names),
+	        K(requests));
 #undef K
 }

@@ -11,6 +11,7 @@ objects with shoal._serialize and gives the API a Dash/pandas user expects:
 Timeouts here are seconds (float) or None; the C layer takes milliseconds.
 """
 
+import math
 import os
 import weakref
 from collections.abc import MutableMapping
@@ -53,6 +54,28 @@ def _ms(timeout, none_means):
     if timeout < 0:
         return -1
     return int(timeout * 1000 + 0.5)
+
+
+def _ttl_ms(ttl):
+    """A time to live in seconds (float) as whole ms for the daemon: rounded
+    up, so a positive ttl never becomes 0 ("no expiry")."""
+    ms = math.ceil(ttl * 1000)
+    if ms > _shoal.TTL_MAX_MS:
+        raise ValueError(f"ttl {ttl} s is over the limit of {_shoal.TTL_MAX_MS // 1000} s")
+    return ms
+
+
+def _name_meta(row):
+    """A list_names / name_info row as the metadata dict of a name."""
+    _, oid, version, ds, ms, flags, ttl_ms = row
+    return {
+        "id": oid,
+        "version": version,
+        "data_size": ds,
+        "metadata_size": ms,
+        "ttl": None if ttl_ms < 0 else ttl_ms / 1000,
+        "evictable": bool(flags & _shoal.NAME_EVICTABLE),
+    }
 
 
 def _is_id(key):
@@ -112,30 +135,78 @@ class Store(MutableMapping):
     def __iter__(self):
         return iter(self.keys())
 
-    def keys(self):
-        """The names, as a list."""
-        return [n[0] for n in self._c.list_names()]
+    def keys(self, prefix=None):
+        """The names, as a list; with prefix, only those that start with it
+        (listed by the daemon, which never sends the others)."""
+        return [n[0] for n in self._c.list_names(prefix)]
 
     # Mapping's __eq__ would load every value: a Store is equal to itself.
     __eq__ = object.__eq__
     __hash__ = object.__hash__
 
-    def names(self):
-        """dict name -> {"id", "version", "data_size", "metadata_size"}."""
-        return {
-            n: {"id": oid, "version": v, "data_size": ds, "metadata_size": ms}
-            for n, oid, v, ds, ms in self._c.list_names()
-        }
+    def names(self, prefix=None):
+        """dict name -> {"id", "version", "data_size", "metadata_size",
+        "ttl", "evictable"} (ttl: seconds left, or None); with prefix, only
+        the names that start with it."""
+        return {row[0]: _name_meta(row) for row in self._c.list_names(prefix)}
 
-    def set(self, name, value, *, expected_version=None, timeout=None):
+    def name_info(self, name):
+        """The metadata of one name, as in :meth:`names` (KeyError if it
+        does not exist). Does not get the value."""
+        return _name_meta(self._c.name_info(name))
+
+    def set(self, name, value, *, ttl=None, evictable=False, expected_version=None, timeout=None):
         """Stores value under name, atomically replacing any old value (which
-        is freed once no reader holds it). With expected_version, only if the
-        name's version is that (0: the name must not exist), else
-        VersionConflict. timeout (s) waits for space instead of StoreFull.
-        Returns the name's new version."""
+        is freed once no reader holds it). Returns the name's new version.
+
+        ttl: seconds (float) until the name expires (None: never); setting a
+        name again replaces its ttl. evictable: the store may evict the value
+        (and drop the name) when it needs space, least recently used first,
+        instead of failing a put; plain names are never evicted.
+        expected_version: compare-and-set, only if the name's version is
+        that (0: the name must not exist), else VersionConflict. timeout (s)
+        waits for space instead of StoreFull."""
         if not isinstance(name, str):
             raise TypeError(f"names are str, not {type(name).__name__}")
-        return self._write(value, _shoal.ObjectID.from_random(), name, expected_version, timeout)
+        ttl_ms = 0
+        if ttl is not None:
+            if ttl <= 0:
+                raise ValueError(f"ttl must be positive (or None for no expiry), not {ttl}")
+            ttl_ms = _ttl_ms(ttl)
+        return self._write(
+            value,
+            _shoal.ObjectID.from_random(),
+            name,
+            expected_version,
+            timeout,
+            ttl_ms=ttl_ms,
+            evictable=bool(evictable),
+        )
+
+    def expire(self, name, ttl):
+        """Gives name a time to live of ttl seconds from now, replacing any
+        earlier one; ttl <= 0 makes it expire now. KeyError if name does not
+        exist."""
+        self._c.expire(name, 0 if ttl <= 0 else _ttl_ms(ttl))
+
+    def ttl(self, name):
+        """Seconds name has left to live (a float), or None if it does not
+        expire. KeyError if name does not exist."""
+        ttl_ms = self._c.name_info(name)[6]
+        return None if ttl_ms < 0 else ttl_ms / 1000
+
+    def persist(self, name):
+        """Takes name's time to live away: it no longer expires. KeyError if
+        name does not exist."""
+        self._c.persist(name)
+
+    def delete_prefix(self, prefix):
+        """Deletes every name that starts with prefix, in one step (no other
+        process sees part of them gone); "" deletes every name. Values are
+        freed once no reader holds them. Returns how many names went."""
+        if not isinstance(prefix, str):
+            raise TypeError(f"a prefix is a str, not {type(prefix).__name__}")
+        return self._c.delete_prefix(prefix)
 
     def replace(self, name, value, expected_version):
         """Compare-and-set: sets name to value only if its version is still
@@ -344,18 +415,20 @@ class Store(MutableMapping):
             buf.release()  # the value lives in private memory: unpin now
         return value
 
-    def _write(self, value, oid, name, expected_version, timeout):
+    def _write(self, value, oid, name, expected_version, timeout, ttl_ms=0, evictable=False):
         enc = encode(value)
         tmo = _ms(timeout, 0)
         if enc.parts is not None:
-            return self._c.put(oid, enc.parts, enc.metadata, name, expected_version, tmo)
+            return self._c.put(
+                oid, enc.parts, enc.metadata, name, expected_version, tmo, ttl_ms, evictable
+            )
         buf = self._c.create(oid, enc.size, enc.metadata, tmo)
         try:
             enc.writer(buf)
         except BaseException:
             self._c.abort(oid)
             raise
-        version = self._c.seal(oid, name, expected_version)
+        version = self._c.seal(oid, name, expected_version, ttl_ms, evictable)
         buf.release()
         return version
 
@@ -366,9 +439,10 @@ class Subscription:
 
     Each event is a :class:`shoal.Event` named tuple ``(kind, id, data_size,
     metadata_size, name, version, seq)`` with kind one of "sealed",
-    "deleted", "evicted" (objects), "name_set", "name_deleted" (names;
-    ``id`` is the object the name points or pointed at), "snapshot_end" and
-    "overflow". A subscriber that falls far behind gets "overflow", and the
+    "deleted", "evicted" (objects), "name_set", "name_deleted",
+    "name_expired" (its ttl ran out), "name_evicted" (evicted with its
+    object; an "evicted" event of the object follows) (names; ``id`` is the
+    object the name points or pointed at), "snapshot_end" and "overflow". A subscriber that falls far behind gets "overflow", and the
     daemon then closes the subscription: the next call raises
     StoreUnavailable, and the subscriber subscribes again (with
     ``snapshot=True`` to rebuild its view).
@@ -427,21 +501,28 @@ def _reopen(path):
     return connect(path, start=False)
 
 
-def connect(path=None, *, start=True, memory=None, timeout=_DEFAULT_START_TIMEOUT):
+def connect(
+    path=None, *, start=True, memory=None, timeout=_DEFAULT_START_TIMEOUT, daemon_args=()
+):
     """Connects to the shoal daemon at path (default: $SHOAL_SOCKET, else
-    $XDG_RUNTIME_DIR/shoal.sock, else /tmp/shoal-<uid>.sock).
+    $XDG_RUNTIME_DIR/shoal.sock, else /tmp/shoal-<uid>/shoal.sock).
 
     If no daemon serves it and start is true, starts one in the background
-    (detached, default capacity or ``memory``, e.g. "4G"); many processes
-    doing so at once start exactly one. With start=False, raises
-    StoreUnavailable instead. timeout (s) bounds the wait for a new daemon.
+    (detached, default capacity or ``memory``, e.g. "4G"), with the further
+    ``shoal serve`` options in daemon_args (e.g. ``["--reserve", "2G"]``);
+    many processes doing so at once start exactly one. With start=False,
+    raises StoreUnavailable instead. timeout (s) bounds the wait for a new
+    daemon. A daemon that already runs keeps its own options.
     """
     path = os.fspath(path) if path is not None else _shoal.default_socket()
+    if isinstance(daemon_args, (str, bytes)):
+        raise TypeError("daemon_args is a sequence of options, e.g. ['--reserve', '2G']")
+    extra = tuple(str(a) for a in daemon_args)
     autostart = None
     if start:
         binary = find_binary()
         if binary is not None:
-            args = ("-m", str(memory)) if memory is not None else ()
+            args = (("-m", str(memory)) if memory is not None else ()) + extra
             autostart = (binary, args, _ms(timeout, 10000))
     try:
         client = _shoal.Client(path, autostart=autostart)

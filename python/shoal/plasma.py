@@ -604,7 +604,7 @@ def _decode_event(body, ids, dsizes, msizes):
     if len(body) < _EVENT.size:
         raise ValueError(f"decode_notifications: an event body of {len(body)} bytes (at least {_EVENT.size})")
     kind, name_len, oid, msize, dsize, _ = _EVENT.unpack_from(body)
-    if len(body) != _EVENT.size + name_len or not 1 <= kind <= _shoal.EVENT_SNAPSHOT_END:
+    if len(body) != _EVENT.size + name_len or not 1 <= kind <= _shoal.EVENT_KIND_MAX:
         raise ValueError("decode_notifications: a malformed event")
     if kind == _shoal.EVENT_SEALED:
         ids.append(ObjectID(oid))

@@ -22,9 +22,13 @@
 
 /* Options and operands of one subcommand. */
 struct cli_opts {
-	const char *socket; /* -s PATH, or NULL for the default */
-	bool json;          /* --json */
-	int nargs;          /* operands */
+	const char *socket;  /* -s PATH, or NULL for the default */
+	bool json;           /* --json */
+	const char *ttl;     /* --ttl SECONDS, or NULL */
+	bool evictable;      /* --evictable */
+	const char *prefix;  /* --prefix PREFIX, or NULL */
+	const char *timeout; /* --timeout SECONDS, or NULL */
+	int nargs;           /* operands */
 	char **args;
 };
 
@@ -66,5 +70,24 @@ int cmd_ls(struct cli_ctx *ctx, const struct cli_opts *o);
 int cmd_put(struct cli_ctx *ctx, const struct cli_opts *o);
 int cmd_get(struct cli_ctx *ctx, const struct cli_opts *o);
 int cmd_rm(struct cli_ctx *ctx, const struct cli_opts *o);
+int cmd_expire(struct cli_ctx *ctx, const struct cli_opts *o);
+int cmd_ttl(struct cli_ctx *ctx, const struct cli_opts *o);
+int cmd_persist(struct cli_ctx *ctx, const struct cli_opts *o);
+int cmd_stop(struct cli_ctx *ctx, const struct cli_opts *o);
+
+/* Options a subcommand may take besides -s, -h, -V (struct command.opts). */
+#define CLI_OPT_JSON      1u
+#define CLI_OPT_TTL       2u
+#define CLI_OPT_EVICTABLE 4u
+#define CLI_OPT_PREFIX    8u
+#define CLI_OPT_TIMEOUT   16u
+
+/*
+ * Parses a duration in seconds (decimal, fractions allowed, e.g. "60" or
+ * "0.5") into whole milliseconds, rounded up so that a positive duration
+ * is never 0. Returns 0, or -1 for anything else (negative, not a number,
+ * over max_ms).
+ */
+int cli_parse_seconds(const char *s, uint64_t max_ms, uint64_t *ms);
 
 #endif /* SHOAL_CLI_H */

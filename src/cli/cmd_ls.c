@@ -1,5 +1,7 @@
 /*
- * cmd_ls.c - `shoal ls [--json]`: the store's names, then its objects.
+ * cmd_ls.c - `shoal ls [--json] [--prefix PREFIX]`: the store's names (with
+ * their time to live and flags), then its objects. With --prefix, only the
+ * names that start with PREFIX, and no objects.
  *
  * Both listings are streamed page by page (a store may hold millions of
  * entries), so columns have fixed widths and the variable-width name comes
@@ -7,6 +9,7 @@
  * [...]} with exact byte counts and nanosecond times.
  */
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "cli.h"
@@ -29,22 +32,35 @@ static const char *state_name(int state)
 static void print_name(const shoal_name_info *n, bool json, bool first)
 {
 	char hex[2 * SHOAL_ID_SIZE + 1];
-	char size[32], meta[32];
+	char size[32], meta[32], ttl[32];
 
 	cli_id_hex(&n->id, hex);
 	if (json) {
 		printf("%s\n    {\"name\": ", first ? "" : ",");
 		cli_json_string(stdout, n->name);
 		printf(", \"id\": \"%s\", \"version\": %llu, \"data_size\": "
-		       "%llu, \"metadata_size\": %u}",
+		       "%llu, \"metadata_size\": %u, \"ttl_ms\": ",
 		       hex, (unsigned long long)n->version,
 		       (unsigned long long)n->data_size, n->metadata_size);
+		if (n->ttl_ms < 0)
+			printf("null");
+		else
+			printf("%lld", (long long)n->ttl_ms);
+		printf(", \"evictable\": %s}",
+		       n->flags & SHOAL_NAME_EVICTABLE ? "true" : "false");
 		return;
 	}
-	printf("%-10s %-10s %8llu  %s  ",
+	if (n->ttl_ms < 0)
+		snprintf(ttl, sizeof(ttl), "-");
+	else
+		snprintf(ttl, sizeof(ttl), "%lld.%03llds",
+		         (long long)(n->ttl_ms / 1000),
+		         (long long)(n->ttl_ms % 1000));
+	printf("%-10s %-10s %8llu %12s %-5s  %s  ",
 	       size_format(n->data_size, size, sizeof(size)),
 	       size_format(n->metadata_size, meta, sizeof(meta)),
-	       (unsigned long long)n->version, hex);
+	       (unsigned long long)n->version, ttl,
+	       n->flags & SHOAL_NAME_EVICTABLE ? "evict" : "-", hex);
 	cli_print_name(stdout, n->name);
 	printf("\n");
 }
@@ -76,8 +92,9 @@ static void print_object(const shoal_object_info *o, bool json, bool first)
 	       o->names, when);
 }
 
-/* Streams every name. Returns 0 or a library error code. */
-static int list_names(struct cli_ctx *ctx, bool json)
+/* Streams every name (starting with prefix). Returns 0 or a library error
+ * code. */
+static int list_names(struct cli_ctx *ctx, const char *prefix, bool json)
 {
 	shoal_name_info *page = malloc(NAME_PAGE * sizeof(*page));
 	uint64_t cursor = 0;
@@ -89,14 +106,17 @@ static int list_names(struct cli_ctx *ctx, bool json)
 	do {
 		size_t n;
 
-		rc = shoal_list_names(ctx->client, &cursor, page, NAME_PAGE,
-		                      &n);
+		rc = shoal_list_names_prefix(ctx->client, prefix,
+		                             strlen(prefix), &cursor, page,
+		                             NAME_PAGE, &n);
 		if (rc < 0)
 			break;
 		for (size_t i = 0; i < n; i++, first = false) {
 			if (first && !json)
-				printf("%-10s %-10s %8s  %-40s  %s\n", "SIZE",
-				       "META", "VERSION", "ID", "NAME");
+				printf("%-10s %-10s %8s %12s %-5s  %-40s  "
+				       "%s\n",
+				       "SIZE", "META", "VERSION", "TTL",
+				       "FLAGS", "ID", "NAME");
 			print_name(&page[i], json, first);
 		}
 	} while (cursor != 0);
@@ -143,9 +163,13 @@ int cmd_ls(struct cli_ctx *ctx, const struct cli_opts *o)
 
 	if (o->json)
 		printf("{\n  \"names\": [");
-	rc = list_names(ctx, o->json);
+	rc = list_names(ctx, o->prefix ? o->prefix : "", o->json);
 	if (rc < 0)
 		return cli_fail(ctx, "ls", rc);
+	if (o->prefix) {
+		printf(o->json ? "\n  ]\n}\n" : "");
+		return CLI_OK;
+	}
 	printf(o->json ? "\n  ],\n  \"objects\": [" : "\n");
 	rc = list_objects(ctx, o->json);
 	if (rc < 0)

@@ -1,6 +1,8 @@
 /*
- * cmd_put.c - `shoal put NAME [FILE|-]`: stores bytes as a new object and
- * points NAME at it, replacing what NAME pointed at atomically.
+ * cmd_put.c - `shoal put [--ttl SECONDS] [--evictable] NAME [FILE|-]`:
+ * stores bytes as a new object and points NAME at it, replacing what NAME
+ * pointed at atomically (and its ttl and flags: a put without --ttl makes
+ * a name that never expires).
  *
  * The object gets a random ID and empty metadata. From a regular file (also
  * a file redirected to stdin) the size is known first, so the bytes are
@@ -185,16 +187,24 @@ static int create_failed(struct cli_ctx *ctx, const char *name, uint64_t size,
 	return CLI_ERROR;
 }
 
-/* Seals the written object and points name at it. Returns an exit status. */
-static int publish(struct cli_ctx *ctx, const char *name, const shoal_id *id)
+/* Seals the written object and points name at it, with the options'
+ * ttl and flags. Returns an exit status. */
+static int publish(struct cli_ctx *ctx, const struct cli_opts *o,
+                   const char *name, const shoal_id *id)
 {
+	uint64_t ttl_ms = 0;
+
 	int rc = shoal_seal(ctx->client, id);
 
 	if (rc < 0) {
 		shoal_abort(ctx->client, id);
 		return cli_fail(ctx, name, rc);
 	}
-	rc = shoal_set_name(ctx->client, name, strlen(name), id, NULL, NULL);
+	if (o->ttl)
+		(void)cli_parse_seconds(o->ttl, SHOAL_TTL_MAX_MS, &ttl_ms);
+	rc = shoal_set_name_ttl(ctx->client, name, strlen(name), id, NULL,
+	                        ttl_ms, o->evictable ? SHOAL_NAME_EVICTABLE : 0,
+	                        NULL);
 	shoal_release_id(ctx->client, id);
 	if (rc < 0) {
 		/* Nothing refers to the new object: do not leave it behind. */
@@ -228,7 +238,7 @@ int cmd_put(struct cli_ctx *ctx, const struct cli_opts *o)
 		shoal_abort(ctx->client, &id);
 		goto out;
 	}
-	status = publish(ctx, name, &id);
+	status = publish(ctx, o, name, &id);
 out:
 	free(src.buf);
 	if (src.fd > STDIN_FILENO)

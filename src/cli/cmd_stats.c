@@ -33,6 +33,8 @@ static const struct stat_field fields[] = {
         FIELD(backed_bytes, true),
         FIELD(largest_free, true),
         FIELD(uptime_ms, false),
+        FIELD(expired, false),
+        FIELD(evicted_names, false),
         FIELD(requests, false),
 };
 

@@ -8,7 +8,8 @@
  * arguments untouched (a -s given before it is passed on). Every other
  * subcommand connects once, to -s PATH or to shoal_default_socket()
  * ($SHOAL_SOCKET, ...), and a store that is not running is one line of
- * error, not errno text.
+ * error, not errno text. `stop` finds the daemon's pid through its
+ * connection and waits for the process to end.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -21,10 +22,11 @@ struct command {
 	const char *name;
 	const char *operands; /* synopsis after the options */
 	const char *summary;
-	bool json;    /* accepts --json */
-	int min_args; /* operands */
-	int max_args; /* -1: no limit */
-	int names;    /* leading operands that are names; -1: all */
+	bool json;     /* accepts --json */
+	unsigned opts; /* more options it accepts: CLI_OPT_* */
+	int min_args;  /* operands */
+	int max_args;  /* -1: no limit */
+	int names;     /* leading operands that are names; -1: all */
 	int (*run)(struct cli_ctx *ctx, const struct cli_opts *o);
 };
 
@@ -35,14 +37,17 @@ static const struct command commands[] = {
          .json = true,
          .run = cmd_stats},
         {.name = "ls",
-         .operands = "",
-         .summary = "list objects and names",
+         .operands = "[--prefix PREFIX]",
+         .summary = "list objects and names (with TTL and flags)",
          .json = true,
+         .opts = CLI_OPT_PREFIX,
          .run = cmd_ls},
         {.name = "put",
-         .operands = "NAME [FILE|-]",
+         .operands = "[--ttl SECONDS] [--evictable] NAME [FILE|-]",
          .summary = "store FILE (default: stdin) under NAME, replacing it "
-                    "atomically",
+                    "atomically; --ttl: NAME expires after SECONDS; "
+                    "--evictable: the store may evict it when full",
+         .opts = CLI_OPT_TTL | CLI_OPT_EVICTABLE,
          .min_args = 1,
          .max_args = 2,
          .names = 1,
@@ -55,12 +60,41 @@ static const struct command commands[] = {
          .names = 1,
          .run = cmd_get},
         {.name = "rm",
-         .operands = "NAME...",
-         .summary = "remove names (their objects go when unused)",
-         .min_args = 1,
+         .operands = "NAME... | --prefix PREFIX",
+         .summary = "remove names, or every name starting with PREFIX in "
+                    "one step (their objects go when unused)",
+         .opts = CLI_OPT_PREFIX,
+         .min_args = 0,
          .max_args = -1,
          .names = -1,
          .run = cmd_rm},
+        {.name = "expire",
+         .operands = "NAME SECONDS",
+         .summary = "make NAME expire SECONDS from now (0: now)",
+         .min_args = 2,
+         .max_args = 2,
+         .names = 1,
+         .run = cmd_expire},
+        {.name = "ttl",
+         .operands = "NAME",
+         .summary = "print the seconds NAME has left, or 'none'",
+         .min_args = 1,
+         .max_args = 1,
+         .names = 1,
+         .run = cmd_ttl},
+        {.name = "persist",
+         .operands = "NAME",
+         .summary = "make NAME never expire",
+         .min_args = 1,
+         .max_args = 1,
+         .names = 1,
+         .run = cmd_persist},
+        {.name = "stop",
+         .operands = "[--timeout SECONDS]",
+         .summary = "stop the daemon (SIGTERM) and wait up to SECONDS "
+                    "(default 10) for it to exit",
+         .opts = CLI_OPT_TIMEOUT,
+         .run = cmd_stop},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -75,20 +109,24 @@ static void usage(FILE *f)
 	           "  serve [OPTIONS]      run the store (see 'shoal serve "
 	           "--help')\n");
 	for (size_t i = 0; i < NCOMMANDS; i++) {
-		char syn[64];
+		char syn[96];
 
 		snprintf(syn, sizeof(syn), "%s%s%s%s", commands[i].name,
 		         commands[i].json ? " [--json]" : "",
 		         *commands[i].operands ? " " : "",
 		         commands[i].operands);
-		fprintf(f, "  %-20s %s\n", syn, commands[i].summary);
+		if (strlen(syn) > 20)
+			fprintf(f, "  %s\n  %-20s %s\n", syn, "",
+			        commands[i].summary);
+		else
+			fprintf(f, "  %-20s %s\n", syn, commands[i].summary);
 	}
 	fprintf(f, "\n"
 	           "options:\n"
 	           "  -s, --socket PATH    the store's socket (default: "
 	           "$SHOAL_SOCKET,\n"
 	           "                       else $XDG_RUNTIME_DIR/shoal.sock, "
-	           "else /tmp/shoal-UID.sock)\n"
+	           "else /tmp/shoal-UID/shoal.sock)\n"
 	           "  -h, --help           show this help\n"
 	           "  -V, --version        show the version\n"
 	           "\n"
@@ -145,6 +183,47 @@ static enum opt_result common_option(int argc, char **argv, int *i,
 	return OPT_NONE;
 }
 
+/* Takes the value of option name at argv[*i] ("--name V" or
+ * "--name=V"). Returns OPT_NONE when argv[*i] is not that option. */
+static enum opt_result valued(const char *name, int argc, char **argv, int *i,
+                              const char **value)
+{
+	size_t n = strlen(name);
+
+	if (strncmp(argv[*i], name, n) != 0)
+		return OPT_NONE;
+	if (argv[*i][n] == '=') {
+		*value = argv[*i] + n + 1;
+		return OPT_TAKEN;
+	}
+	if (argv[*i][n] != '\0')
+		return OPT_NONE;
+	if (*i + 1 >= argc)
+		return OPT_BAD;
+	*value = argv[++*i];
+	return OPT_TAKEN;
+}
+
+/* Parses an option of cmd's own (CLI_OPT_*) at argv[*i]. */
+static enum opt_result command_option(const struct command *cmd, int argc,
+                                      char **argv, int *i, struct cli_opts *o)
+{
+	enum opt_result r = OPT_NONE;
+
+	if ((cmd->opts & CLI_OPT_EVICTABLE) &&
+	    !strcmp(argv[*i], "--evictable")) {
+		o->evictable = true;
+		return OPT_TAKEN;
+	}
+	if (cmd->opts & CLI_OPT_TTL)
+		r = valued("--ttl", argc, argv, i, &o->ttl);
+	if (r == OPT_NONE && (cmd->opts & CLI_OPT_PREFIX))
+		r = valued("--prefix", argc, argv, i, &o->prefix);
+	if (r == OPT_NONE && (cmd->opts & CLI_OPT_TIMEOUT))
+		r = valued("--timeout", argc, argv, i, &o->timeout);
+	return r;
+}
+
 /*
  * Parses a subcommand's arguments (argv[0] is its name) into *o. Operands
  * are collected in place at the front of argv + 1. Returns -1 to go on,
@@ -172,6 +251,15 @@ static int parse_command(const struct command *cmd, int argc, char **argv,
 			o->json = true;
 			continue;
 		}
+		switch (command_option(cmd, argc, argv, &i, o)) {
+		case OPT_TAKEN:
+			continue;
+		case OPT_BAD:
+			return usage_error(cmd->name,
+			                   "option '%s' needs a value", a);
+		default:
+			break;
+		}
 		switch (common_option(argc, argv, &i, &o->socket)) {
 		case OPT_TAKEN:
 			continue;
@@ -194,6 +282,21 @@ static int parse_command(const struct command *cmd, int argc, char **argv,
 	if (cmd->max_args >= 0 && o->nargs > cmd->max_args)
 		return usage_error(cmd->name, "too many arguments for '%s'",
 		                   cmd->name);
+	/* Values, like names, are checked before connecting. */
+	uint64_t ms;
+	if (o->ttl &&
+	    (cli_parse_seconds(o->ttl, SHOAL_TTL_MAX_MS, &ms) < 0 || ms == 0))
+		return usage_error(cmd->name,
+		                   "--ttl wants a positive number of seconds, "
+		                   "not '%s'",
+		                   o->ttl);
+	if (o->timeout && cli_parse_seconds(o->timeout, UINT32_MAX, &ms) < 0)
+		return usage_error(
+		        cmd->name,
+		        "--timeout wants a number of seconds, not '%s'",
+		        o->timeout);
+	if (o->prefix && *o->prefix && cli_check_name(o->prefix) != 0)
+		return CLI_USAGE;
 	/* Names are checked before connecting: a bad one is a usage error. */
 	for (int i = 0; i < o->nargs && (cmd->names < 0 || i < cmd->names); i++)
 		if (cli_check_name(o->args[i]) != 0)
@@ -211,9 +314,15 @@ static int run_command(const struct command *cmd, const struct cli_opts *o)
 
 	if (o->socket) {
 		snprintf(path, sizeof(path), "%s", o->socket);
-	} else if (shoal_default_socket(path, sizeof(path)) < 0) {
-		cli_error("the default socket path is too long; use -s PATH");
-		return CLI_USAGE;
+	} else if ((rc = shoal_default_socket(path, sizeof(path))) < 0) {
+		if (rc == SHOAL_ETOOBIG) {
+			cli_error("the default socket path is too long; use "
+			          "-s PATH");
+			return CLI_USAGE;
+		}
+		cli_error("cannot use the default socket %s: %s", path,
+		          shoal_strerror(rc));
+		return CLI_ERROR;
 	}
 	ctx.socket = path;
 	rc = shoal_connect(o->socket ? o->socket : path, &ctx.client);

@@ -5,6 +5,7 @@
  * Names are arbitrary UTF-8 (checked by the store), so they may contain
  * control characters; these never reach a terminal or a JSON document raw.
  */
+#include <ctype.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -89,4 +90,33 @@ int cli_no_such_name(const char *name)
 	cli_print_name(stderr, name);
 	fprintf(stderr, "'\n");
 	return CLI_ERROR;
+}
+
+int cli_parse_seconds(const char *s, uint64_t max_ms, uint64_t *ms)
+{
+	uint64_t whole = 0, frac = 0, scale = 1;
+	const char *p = s;
+
+	if (!isdigit((unsigned char)*p) && *p != '.')
+		return -1;
+	for (; isdigit((unsigned char)*p); p++) {
+		whole = whole * 10 + (uint64_t)(*p - '0');
+		if (whole > max_ms / 1000 + 1)
+			return -1;
+	}
+	if (*p == '.') {
+		for (p++; isdigit((unsigned char)*p); p++)
+			if (scale < 1000000000ull) {
+				frac = frac * 10 + (uint64_t)(*p - '0');
+				scale *= 10;
+			}
+	}
+	if (*p != '\0' || (p == s + 1 && *s == '.'))
+		return -1;
+	/* frac / scale seconds, rounded up to whole ms */
+	uint64_t total = whole * 1000 + (frac * 1000 + scale - 1) / scale;
+	if (total > max_ms)
+		return -1;
+	*ms = total;
+	return 0;
 }

@@ -45,9 +45,11 @@ struct client_ref {
 	uint64_t handle;
 	shoal_id id;
 	uint64_t size;   /* data + metadata bytes of the object */
-	uint32_t count;  /* views handed out (views map) */
+	uint64_t offset; /* unsealed map: where the object lies */
+	uint32_t count;  /* views handed out (views map); windows (edges map) */
 	uint8_t used;    /* slot holds an entry */
 	uint8_t pending; /* handle sits in the pending-release queue */
+	uint8_t window;  /* unsealed map: its pages are open for writing */
 };
 
 /*
@@ -102,6 +104,12 @@ struct shoal_client {
 	uint64_t data_offset;
 	uint64_t client_id;
 	size_t page_size;
+	/* Granule of mprotect on the mapping (the page size, or the huge
+	 * page size of a hugetlbfs arena). */
+	size_t window_page;
+	/* The arena file, to check that the writable description obtained
+	 * later (client_write_access) is of the same file. */
+	uint64_t arena_dev, arena_ino;
 
 	/* Chunks (LAYOUT_CHUNK) of the arena this client has populated in its
 	 * page tables; set bits only, updated without locks. */
@@ -118,10 +126,16 @@ struct shoal_client {
 	uint8_t *rbuf;      /* buffered reader: bytes [rstart, rend) unread */
 	size_t rcap, rstart, rend;
 	struct client_refmap unsealed; /* by id: creates not yet sealed */
-	uint64_t *rel_out;             /* scratch for RELEASE bodies */
-	atomic_bool broken;            /* connection lost or out of sync */
-	bool waiting;     /* the request in flight may wait (interrupt.c) */
-	bool interrupted; /* ... and was cancelled: PROTO_CANCEL was sent */
+	/* The mapping was replaced by one of a writable description (still
+	 * PROT_READ outside windows); see client_write_access(). */
+	bool writable;
+	/* By handle = page index: how many open windows have their first or
+	 * last page there (pages shared by two unsealed objects). */
+	struct client_refmap edges;
+	uint64_t *rel_out;  /* scratch for RELEASE bodies */
+	atomic_bool broken; /* connection lost or out of sync */
+	bool waiting;       /* the request in flight may wait (interrupt.c) */
+	bool interrupted;   /* ... and was cancelled: PROTO_CANCEL was sent */
 
 	/* The wake-up eventfd of shoal_interrupt() (-1 if none), and whether
 	 * an EINTR ends a wait too (shoal_set_interruptible). */
@@ -271,5 +285,29 @@ static inline size_t client_buffered(const shoal_client *c)
 
 /* Whether [offset, offset + size) lies in the data area of the mapping. */
 bool client_range_ok(const shoal_client *c, uint64_t offset, uint64_t size);
+
+/*
+ * Gives this client the right to open windows: once per connection, asks
+ * the daemon (on a second, short connection) for the arena's writable
+ * description, checks it is the same file, maps it over the read-only
+ * mapping in place (MAP_FIXED, still PROT_READ) and closes it at once, so
+ * that the client never keeps a writable fd. io_lock must be held.
+ * Returns 0, SHOAL_EARENA (another arena answered), SHOAL_EFOREIGN,
+ * SHOAL_EUNAVAILABLE, SHOAL_EPROTO, SHOAL_ENOMEM or -errno.
+ */
+int client_write_access(shoal_client *c);
+
+/*
+ * Makes the pages of [off, off + len) writable (rounded out to
+ * window_page: the neighbours sharing the first and last page are writable
+ * too, see docs/DESIGN.md). io_lock must be held, after
+ * client_write_access(). Returns 0, SHOAL_ENOMEM (no room in the edge map,
+ * or the kernel's limit on mappings) or -errno.
+ */
+int client_window_open(shoal_client *c, uint64_t off, uint64_t len);
+
+/* Makes the pages of a window read-only again, except a first or last page
+ * that another open window still needs. io_lock must be held. */
+void client_window_close(shoal_client *c, uint64_t off, uint64_t len);
 
 #endif /* SHOAL_CLIENT_INTERNAL_H */

@@ -3,11 +3,14 @@
  * that brings the arena's fd, the one mapping of the arena, and fork
  * detection.
  *
- * The arena is mapped once, whole, read-write and shared. Before the mapping
- * is used, everything the daemon said about it is checked against the file
- * (fstat: a mapping longer than the file would raise SIGBUS) and against
- * the header at offset 0 (magic, format version, sizes). Any mismatch is
- * SHOAL_EARENA; nothing past this file trusts a size that was not checked.
+ * The arena is mapped once, whole, shared and read-only, from the read-only
+ * fd the daemon sends. Before the mapping is used, everything the daemon
+ * said about it is checked against the file (fstat: a mapping longer than
+ * the file would raise SIGBUS) and against the header at offset 0 (magic,
+ * format version, sizes). Any mismatch is SHOAL_EARENA; nothing past this
+ * file trusts a size that was not checked. A client that creates objects
+ * first swaps in a mapping of a writable description (client_write_access,
+ * still read-only; window.c opens the pages of each object being created).
  *
  * Fork: a child handler registered once with pthread_atfork() bumps a
  * process-wide generation. A client remembers the generation it was
@@ -16,6 +19,7 @@
  * held by a parent thread that does not exist in the child).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +59,26 @@ unsigned client_fork_generation(void)
 	return atomic_load(&fork_generation);
 }
 
+/*
+ * Makes sure dir is a private directory of this user: creates it 0700 if it
+ * is missing, then checks (without following a symlink) that it is a
+ * directory, owned by the effective uid, with no group or other access.
+ * Returns 0, SHOAL_EUNSAFE or -errno.
+ */
+static int private_dir(const char *dir)
+{
+	struct stat st;
+
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return -errno;
+	if (lstat(dir, &st) != 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
+	    (st.st_mode & 077) != 0)
+		return SHOAL_EUNSAFE;
+	return 0;
+}
+
 SHOAL_API int shoal_default_socket(char *buf, size_t size)
 {
 	const char *env = getenv("SHOAL_SOCKET");
@@ -66,15 +90,40 @@ SHOAL_API int shoal_default_socket(char *buf, size_t size)
 		n = snprintf(buf, size, "%s", env);
 	} else {
 		env = getenv("XDG_RUNTIME_DIR");
-		if (env && *env)
+		if (env && *env) {
 			n = snprintf(buf, size, "%s/shoal.sock", env);
-		else
-			n = snprintf(buf, size, "/tmp/shoal-%u.sock",
+		} else {
+			const char *tmp = getenv("TMPDIR");
+			char *slash;
+
+			if (!tmp || *tmp != '/')
+				tmp = "/tmp";
+			n = snprintf(buf, size, "%s/shoal-%u/shoal.sock", tmp,
 			             (unsigned)getuid());
+			if (n < 0 || (size_t)n >= size)
+				return SHOAL_ETOOBIG;
+			slash = strrchr(buf, '/');
+			*slash = '\0';
+			int rc = private_dir(buf);
+			*slash = '/';
+			return rc;
+		}
 	}
 	if (n < 0 || (size_t)n >= size)
 		return SHOAL_ETOOBIG;
 	return 0;
+}
+
+/* Refuses a daemon that runs as another user. Returns 0, SHOAL_EFOREIGN or
+ * -errno. */
+static int check_peer(int sock)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+		return -errno;
+	return cred.uid == geteuid() ? 0 : SHOAL_EFOREIGN;
 }
 
 SHOAL_API int shoal_id_random(shoal_id *id)
@@ -228,17 +277,20 @@ static int send_exact(int sock, const void *buf, size_t len)
 }
 
 /*
- * The HELLO exchange. On 0, *rep is the checked reply and *arena_fd the
+ * The HELLO exchange on socket sock with the given flags (0, or
+ * PROTO_HELLO_WRITER). On 0, *rep is the checked reply and *arena_fd the
  * arena's fd. On failure *arena_fd may still hold an fd for the caller to
  * close. Returns 0, the daemon's negative status, SHOAL_EPROTO,
  * SHOAL_EUNAVAILABLE, SHOAL_ENOMEM or -errno.
  */
-static int hello(shoal_client *c, struct proto_hello_reply *rep, int *arena_fd)
+static int hello(shoal_client *c, int sock, uint32_t flags,
+                 struct proto_hello_reply *rep, int *arena_fd)
 {
 	struct {
 		struct proto_header h;
 		struct proto_hello b;
 	} req = {.b = {.proto_version = PROTO_VERSION,
+	               .flags = flags,
 	               .pid = (uint64_t)getpid()}};
 	struct proto_header h;
 	struct proto_reply r;
@@ -247,10 +299,10 @@ static int hello(shoal_client *c, struct proto_hello_reply *rep, int *arena_fd)
 	int rc;
 
 	proto_header_init(&req.h, PROTO_HELLO, id, sizeof(req.b));
-	rc = send_exact(c->fd, &req, sizeof(req));
+	rc = send_exact(sock, &req, sizeof(req));
 	if (rc < 0)
 		return rc;
-	rc = recv_exact(c->fd, &h, sizeof(h), arena_fd);
+	rc = recv_exact(sock, &h, sizeof(h), arena_fd);
 	if (rc < 0)
 		return rc;
 	if (proto_check_header(&h, HELLO_REPLY_MAX) != 0 ||
@@ -260,7 +312,7 @@ static int hello(shoal_client *c, struct proto_hello_reply *rep, int *arena_fd)
 	body = os_malloc(h.body_len);
 	if (!body)
 		return SHOAL_ENOMEM;
-	rc = recv_exact(c->fd, body, h.body_len, arena_fd);
+	rc = recv_exact(sock, body, h.body_len, arena_fd);
 	if (rc < 0)
 		goto out;
 	memcpy(&r, body, sizeof(r));
@@ -279,8 +331,10 @@ out:
 }
 
 /*
- * Checks the arena facts of the HELLO reply against the file, maps it and
- * checks its header. Returns 0, SHOAL_EARENA, SHOAL_ENOMEM or -errno.
+ * Checks the arena facts of the HELLO reply against the file, maps it
+ * read-only and checks its header. The facts a client relies on later come
+ * from the reply, not from the shared header (which the daemon re-checks
+ * before every HELLO). Returns 0, SHOAL_EARENA, SHOAL_ENOMEM or -errno.
  */
 static int map_arena(shoal_client *c, const struct proto_hello_reply *rep,
                      int fd)
@@ -297,11 +351,20 @@ static int map_arena(shoal_client *c, const struct proto_hello_reply *rep,
 	    rep->data_offset > rep->map_size ||
 	    rep->capacity > rep->map_size - rep->data_offset)
 		return SHOAL_EARENA;
-	p = os_mmap(NULL, rep->map_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-	            0);
+	p = os_mmap(NULL, rep->map_size, PROT_READ, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED)
 		return errno == ENOMEM ? SHOAL_ENOMEM : -errno;
 	c->base = p;
+	c->writable = false;
+	c->arena_dev = (uint64_t)st.st_dev;
+	c->arena_ino = (uint64_t)st.st_ino;
+	/* hugetlbfs reports its huge page size: protection changes in those
+	 * units there. */
+	c->window_page = c->page_size;
+	if (st.st_blksize > 0 && (size_t)st.st_blksize > c->page_size &&
+	    ((size_t)st.st_blksize & ((size_t)st.st_blksize - 1)) == 0 &&
+	    rep->map_size % (uint64_t)st.st_blksize == 0)
+		c->window_page = (size_t)st.st_blksize;
 	c->map_size = rep->map_size;
 	c->capacity = rep->capacity;
 	c->data_offset = rep->data_offset;
@@ -317,6 +380,52 @@ static int map_arena(shoal_client *c, const struct proto_hello_reply *rep,
 	if (!c->populated)
 		return SHOAL_ENOMEM;
 	return 0;
+}
+
+int client_write_access(shoal_client *c)
+{
+	struct proto_hello_reply rep;
+	struct stat st;
+	int sock, fd = -1, rc;
+
+	if (c->writable)
+		return 0;
+	sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (sock < 0)
+		return -errno;
+	rc = connect_path(sock, c->path);
+	if (rc == 0)
+		rc = check_peer(sock);
+	if (rc == 0)
+		rc = hello(c, sock, PROTO_HELLO_WRITER, &rep, &fd);
+	if (rc < 0)
+		goto out;
+	/* A daemon restarted since connect has another arena: the mapping
+	 * must stay what it is. */
+	if (fstat(fd, &st) != 0 || (uint64_t)st.st_dev != c->arena_dev ||
+	    (uint64_t)st.st_ino != c->arena_ino ||
+	    rep.map_size != c->map_size || rep.capacity != c->capacity ||
+	    rep.data_offset != c->data_offset ||
+	    (fcntl(fd, F_GETFL) & O_ACCMODE) != O_RDWR) {
+		rc = SHOAL_EARENA;
+		goto out;
+	}
+	/* In place: views other threads hold stay valid (the kernel swaps
+	 * the mapping under its lock; the pages are the same). */
+	if (os_mmap(c->base, c->map_size, PROT_READ, MAP_SHARED | MAP_FIXED, fd,
+	            0) == MAP_FAILED) {
+		rc = errno == ENOMEM ? SHOAL_ENOMEM : -errno;
+		goto out;
+	}
+	/* The new mapping has no page tables yet. */
+	for (size_t i = 0; i < (c->nchunks + 63) / 64; i++)
+		atomic_store(&c->populated[i], 0);
+	c->writable = true;
+out:
+	if (fd >= 0)
+		close(fd);
+	close(sock);
+	return rc;
 }
 
 /* Frees whatever part of a client exists. Sends nothing. */
@@ -335,6 +444,7 @@ static void client_free(shoal_client *c, bool forked)
 	client_refmap_free(&c->views);
 	client_refmap_free(&c->view_ids);
 	client_refmap_free(&c->unsealed);
+	client_refmap_free(&c->edges);
 	/* A forked child may have inherited the locks in a held state;
 	 * destroying a held mutex is undefined, so the child leaves them. */
 	if (c->locks_ready && !forked) {
@@ -405,7 +515,10 @@ SHOAL_API int shoal_connect(const char *socket_path, shoal_client **out)
 	rc = connect_path(c->fd, socket_path);
 	if (rc < 0)
 		goto fail;
-	rc = hello(c, &rep, &arena_fd);
+	rc = check_peer(c->fd);
+	if (rc < 0)
+		goto fail;
+	rc = hello(c, c->fd, 0, &rep, &arena_fd);
 	if (rc < 0)
 		goto fail;
 	rc = map_arena(c, &rep, arena_fd);

@@ -1,6 +1,6 @@
 /*
  * names.c - the name calls of the client library: set, get, delete and
- * list names.
+ * list names; expiry, a name's metadata and namespaces (prefixes).
  *
  * Names are checked here with the same rule the daemon applies
  * (proto_check_name: 1..SHOAL_NAME_MAX bytes of UTF-8 without NUL), so a
@@ -8,7 +8,9 @@
  * after its request's fixed struct; list replies carry each name padded to
  * 8 bytes, and every entry is bounds-checked before it is copied out.
  */
+#include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "client_internal.h"
 
@@ -17,23 +19,38 @@ SHOAL_API int shoal_set_name(shoal_client *c, const char *name, size_t name_len,
                              const uint64_t *expected_version,
                              uint64_t *version)
 {
-	struct proto_set_name req = {.name_len = (uint32_t)name_len};
+	return shoal_set_name_ttl(c, name, name_len, id, expected_version, 0, 0,
+	                          version);
+}
+
+SHOAL_API int shoal_set_name_ttl(shoal_client *c, const char *name,
+                                 size_t name_len, const shoal_id *id,
+                                 const uint64_t *expected_version,
+                                 uint64_t ttl_ms, unsigned flags,
+                                 uint64_t *version)
+{
+	struct proto_set_name req = {.name_len = (uint32_t)name_len,
+	                             .ttl_ms = ttl_ms};
 	struct proto_version_reply rep;
 	struct iovec iov[2];
 	const uint8_t *body;
 	size_t len;
 	int rc;
 
-	if (!name || !id)
+	if (!name || !id || (flags & ~SHOAL_NAME_EVICTABLE))
 		return SHOAL_EINVAL;
 	rc = proto_check_name(name, name_len);
 	if (rc < 0)
 		return rc;
+	if (ttl_ms > SHOAL_TTL_MAX_MS)
+		return SHOAL_ETOOBIG;
 	memcpy(req.id, id->bytes, SHOAL_ID_SIZE);
 	if (expected_version) {
 		req.flags = PROTO_NAME_CAS;
 		req.expected_version = *expected_version;
 	}
+	if (flags & SHOAL_NAME_EVICTABLE)
+		req.flags |= PROTO_NAME_EVICTABLE;
 	iov[0] = (struct iovec){&req, sizeof(req)};
 	iov[1] = (struct iovec){(void *)name, name_len};
 	rc = client_begin(c);
@@ -129,6 +146,18 @@ SHOAL_API int shoal_delete_name(shoal_client *c, const char *name,
 	return rc;
 }
 
+/* Fills the fields of out from a name entry (not the name). */
+static void fill_info(const struct proto_name_entry *e, shoal_name_info *out)
+{
+	memcpy(out->id.bytes, e->id, SHOAL_ID_SIZE);
+	out->version = e->version;
+	out->data_size = e->data_size;
+	out->metadata_size = e->metadata_size;
+	out->flags =
+	        e->flags & PROTO_ENTRY_EVICTABLE ? SHOAL_NAME_EVICTABLE : 0;
+	out->ttl_ms = e->ttl_ms < 0 ? -1 : e->ttl_ms;
+}
+
 /*
  * Decodes the count name entries of a LIST_NAMES reply (the bytes after
  * its fixed part: len of them) into out. Returns 0 or SHOAL_EPROTO.
@@ -152,10 +181,7 @@ static int decode_names(const uint8_t *p, size_t len, uint32_t count,
 			return SHOAL_EPROTO;
 		memcpy(out[i].name, p + pos + sizeof(e), e.name_len);
 		out[i].name[e.name_len] = '\0';
-		memcpy(out[i].id.bytes, e.id, SHOAL_ID_SIZE);
-		out[i].version = e.version;
-		out[i].data_size = e.data_size;
-		out[i].metadata_size = e.metadata_size;
+		fill_info(&e, &out[i]);
 		pos += size;
 	}
 	return pos == len ? 0 : SHOAL_EPROTO;
@@ -164,25 +190,186 @@ static int decode_names(const uint8_t *p, size_t len, uint32_t count,
 SHOAL_API int shoal_list_names(shoal_client *c, uint64_t *cursor,
                                shoal_name_info *out, size_t max, size_t *count)
 {
+	return shoal_list_names_prefix(c, "", 0, cursor, out, max, count);
+}
+
+/* Checks a prefix: empty, or the bytes of a valid name. */
+static int check_prefix(const char *prefix, size_t len)
+{
+	if (!prefix)
+		return SHOAL_EINVAL;
+	return len == 0 ? 0 : proto_check_name(prefix, len);
+}
+
+SHOAL_API int shoal_list_names_prefix(shoal_client *c, const char *prefix,
+                                      size_t prefix_len, uint64_t *cursor,
+                                      shoal_name_info *out, size_t max,
+                                      size_t *count)
+{
+	struct proto_list_names req = {0};
 	struct proto_list_reply rep;
-	const uint8_t *entries;
+	struct iovec iov[2];
+	const uint8_t *body;
 	size_t len;
 	int rc;
 
 	if (!cursor || !out || !count || max == 0)
 		return SHOAL_EINVAL;
 	*count = 0;
+	rc = check_prefix(prefix, prefix_len);
+	if (rc < 0)
+		return rc;
+	req.cursor = *cursor;
+	req.limit = max < PROTO_LIST_MAX ? (uint32_t)max : PROTO_LIST_MAX;
+	req.prefix_len = (uint32_t)prefix_len;
+	iov[0] = (struct iovec){&req, sizeof(req)};
+	iov[1] = (struct iovec){(void *)prefix, prefix_len};
 	rc = client_begin(c);
 	if (rc < 0)
 		return rc;
-	rc = client_list_page(c, PROTO_LIST_NAMES, *cursor, max, &rep, &entries,
-	                      &len);
+	rc = client_call(c, PROTO_LIST_NAMES, iov, 2, 0, &body, &len);
+	if (rc == 0 && len < sizeof(rep))
+		rc = SHOAL_EPROTO;
+	if (rc == 0) {
+		memcpy(&rep, body, sizeof(rep));
+		if (rep.count > req.limit)
+			rc = SHOAL_EPROTO;
+	}
 	if (rc == 0)
-		rc = decode_names(entries, len, rep.count, out);
+		rc = decode_names(body + sizeof(rep), len - sizeof(rep),
+		                  rep.count, out);
 	if (rc == 0) {
 		*count = rep.count;
 		*cursor = rep.next_cursor;
 	}
+	client_end(c);
+	return rc;
+}
+
+/* Sends a request of type with a fixed part and a name, and copies the
+ * reply (exactly fixed_len bytes, or a bare status when 0) to out. */
+static int name_call(shoal_client *c, uint16_t type, const void *req,
+                     size_t req_len, const char *name, size_t name_len,
+                     void *out, size_t fixed_len)
+{
+	struct iovec iov[2] = {{(void *)req, req_len},
+	                       {(void *)name, name_len}};
+	const uint8_t *body;
+	size_t len;
+	int rc = client_begin(c);
+
+	if (rc < 0)
+		return rc;
+	rc = client_call(c, type, iov, 2,
+	                 fixed_len ? fixed_len : sizeof(struct proto_reply),
+	                 &body, &len);
+	if (rc == 0 && out)
+		memcpy(out, body, fixed_len);
+	client_end(c);
+	return rc;
+}
+
+SHOAL_API int shoal_expire(shoal_client *c, const char *name, size_t name_len,
+                           uint64_t ttl_ms)
+{
+	struct proto_expire req = {.ttl_ms = ttl_ms,
+	                           .name_len = (uint32_t)name_len};
+	int rc;
+
+	if (!name)
+		return SHOAL_EINVAL;
+	rc = proto_check_name(name, name_len);
+	if (rc < 0)
+		return rc;
+	if (ttl_ms > SHOAL_TTL_MAX_MS)
+		return SHOAL_ETOOBIG;
+	return name_call(c, PROTO_EXPIRE, &req, sizeof(req), name, name_len,
+	                 NULL, 0);
+}
+
+SHOAL_API int shoal_persist(shoal_client *c, const char *name, size_t name_len)
+{
+	struct proto_name_req req = {.name_len = (uint32_t)name_len};
+	int rc;
+
+	if (!name)
+		return SHOAL_EINVAL;
+	rc = proto_check_name(name, name_len);
+	if (rc < 0)
+		return rc;
+	return name_call(c, PROTO_PERSIST, &req, sizeof(req), name, name_len,
+	                 NULL, 0);
+}
+
+SHOAL_API int shoal_name_stat(shoal_client *c, const char *name,
+                              size_t name_len, shoal_name_info *out)
+{
+	struct proto_name_req req = {.name_len = (uint32_t)name_len};
+	struct proto_name_info_reply rep;
+	int rc;
+
+	if (!name || !out)
+		return SHOAL_EINVAL;
+	rc = proto_check_name(name, name_len);
+	if (rc < 0)
+		return rc;
+	rc = name_call(c, PROTO_NAME_INFO, &req, sizeof(req), name, name_len,
+	               &rep, sizeof(rep));
+	if (rc < 0)
+		return rc;
+	memset(out, 0, sizeof(*out));
+	memcpy(out->name, name, name_len);
+	fill_info(&rep.e, out);
+	return 0;
+}
+
+SHOAL_API int shoal_ttl(shoal_client *c, const char *name, size_t name_len,
+                        int64_t *ttl_ms)
+{
+	shoal_name_info info;
+	int rc;
+
+	if (!ttl_ms)
+		return SHOAL_EINVAL;
+	rc = shoal_name_stat(c, name, name_len, &info);
+	if (rc == 0)
+		*ttl_ms = info.ttl_ms;
+	return rc;
+}
+
+SHOAL_API int shoal_delete_prefix(shoal_client *c, const char *prefix,
+                                  size_t prefix_len, uint64_t *count)
+{
+	struct proto_name_req req = {.name_len = (uint32_t)prefix_len};
+	struct proto_count_reply rep;
+	int rc = check_prefix(prefix, prefix_len);
+
+	if (rc < 0)
+		return rc;
+	rc = name_call(c, PROTO_DELETE_PREFIX, &req, sizeof(req), prefix,
+	               prefix_len, &rep, sizeof(rep));
+	if (rc == 0 && count)
+		*count = rep.count;
+	return rc;
+}
+
+SHOAL_API int shoal_daemon_pid(shoal_client *c, int64_t *pid)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	int rc;
+
+	if (!pid)
+		return SHOAL_EINVAL;
+	rc = client_begin(c);
+	if (rc < 0)
+		return rc;
+	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		rc = -errno;
+	else if (cred.pid <= 0)
+		rc = SHOAL_EUNAVAILABLE;
+	else
+		*pid = cred.pid;
 	client_end(c);
 	return rc;
 }

@@ -185,11 +185,27 @@ static int create_locked(shoal_client *c, const shoal_id *id,
 		return SHOAL_EPROTO;
 	struct client_ref *u =
 	        client_refmap_insert(&c->unsealed, rep.handle, id);
-	if (u) /* room was reserved before the request */
-		u->size = data_size + metadata_size;
+	if (!u) /* cannot happen: room was reserved before the request */
+		return SHOAL_ENOMEM;
+	u->size = data_size + metadata_size;
+	u->offset = rep.offset;
 	*offset = rep.offset;
 	*backed = rep.flags & PROTO_CREATE_BACKED;
+	/* Only now, and only these pages, become writable in this client. */
+	rc = client_window_open(c, rep.offset, u->size);
+	if (rc < 0)
+		return rc;
+	u->window = 1;
 	return 0;
+}
+
+/* Closes the window of an unsealed object of this client, if open. */
+static void close_window(shoal_client *c, struct client_ref *u)
+{
+	if (u->window) {
+		client_window_close(c, u->offset, u->size);
+		u->window = 0;
+	}
 }
 
 SHOAL_API int shoal_create(shoal_client *c, const shoal_id *id,
@@ -197,8 +213,8 @@ SHOAL_API int shoal_create(shoal_client *c, const shoal_id *id,
                            int64_t timeout_ms, uint8_t **data,
                            uint8_t **metadata)
 {
-	uint64_t offset;
-	bool backed;
+	uint64_t offset = 0;
+	bool backed = false;
 	int rc;
 
 	if (!c || !id || !data || !timeout_ok(timeout_ms))
@@ -209,11 +225,17 @@ SHOAL_API int shoal_create(shoal_client *c, const shoal_id *id,
 	rc = client_begin(c);
 	if (rc < 0)
 		return rc;
-	rc = create_locked(c, id, data_size, metadata_size, timeout_ms, &offset,
-	                   &backed);
+	rc = client_write_access(c);
+	if (rc == 0)
+		rc = create_locked(c, id, data_size, metadata_size, timeout_ms,
+		                   &offset, &backed);
+	bool made = rc == 0 || client_refmap_find(&c->unsealed, 0, id);
 	client_end(c);
-	if (rc < 0)
+	if (rc < 0) {
+		if (made) /* created, but its window could not be opened */
+			shoal_abort(c, id);
 		return rc;
+	}
 	rc = populate_object(c, offset, data_size + metadata_size, backed);
 	if (rc < 0) {
 		shoal_abort(c, id);
@@ -245,6 +267,9 @@ SHOAL_API int shoal_seal(shoal_client *c, const shoal_id *id)
 	}
 	handle = r->handle;
 	uint64_t size = r->size;
+	/* Read-only before anyone can see it sealed: a write after seal
+	 * faults here instead of changing what readers get. */
+	close_window(c, r);
 	pthread_mutex_lock(&c->ref_lock);
 	rc = client_reserve_views(c, 1);
 	pthread_mutex_unlock(&c->ref_lock);
@@ -283,6 +308,10 @@ SHOAL_API int shoal_abort(shoal_client *c, const shoal_id *id)
 	if (rc < 0)
 		return rc;
 	memcpy(req.id, id->bytes, SHOAL_ID_SIZE);
+	/* Closed before the daemon may hand the block to someone else. */
+	r = client_refmap_find(&c->unsealed, 0, id);
+	if (r)
+		close_window(c, r);
 	rc = client_call(c, PROTO_ABORT, &iov, 1, sizeof(struct proto_reply),
 	                 &body, &len);
 	/* Whatever the answer, the daemon no longer keeps it for us. */
@@ -636,6 +665,8 @@ SHOAL_API int shoal_get_stats(shoal_client *c, shoal_stats *out)
 		        .backed_bytes = rep.backed_bytes,
 		        .largest_free = rep.largest_free,
 		        .uptime_ms = rep.uptime_ms,
+		        .expired = rep.expired,
+		        .evicted_names = rep.evicted_names,
 		        .requests = rep.requests,
 		};
 	}

@@ -92,7 +92,7 @@ static int decode_event(const struct proto_header *h, const uint8_t *body,
 	memcpy(&e, body, sizeof(e));
 	if (e.name_len > SHOAL_NAME_MAX ||
 	    h->body_len != sizeof(e) + e.name_len || e.kind < 1 ||
-	    e.kind > SHOAL_EVENT_SNAPSHOT_END)
+	    e.kind > SHOAL_EVENT_KIND_MAX)
 		return SHOAL_EPROTO;
 	memset(ev, 0, sizeof(*ev));
 	ev->kind = (int)e.kind;

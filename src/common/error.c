@@ -37,6 +37,13 @@ static const struct {
         {SHOAL_ENOMEM, "out of memory"},
         {SHOAL_EBUSY, "the store is busy: try again"},
         {SHOAL_ECLOSED, "the client is closed"},
+        {SHOAL_ELIMIT, "a limit of the daemon was reached (clients, "
+                       "objects, names or memory: see shoal serve --help)"},
+        {SHOAL_EFOREIGN, "the daemon on this socket runs as another user: "
+                         "refusing to use it"},
+        {SHOAL_EUNSAFE, "the socket's directory is not private: it must be "
+                        "owned by this user and closed to others (mode "
+                        "0700)"},
         {SHOAL_EINTR, "the wait was interrupted"},
 };
 

@@ -123,6 +123,54 @@ int proto_decode_delete_name(const void *body, size_t len,
 	return decode_named(body, len, sizeof(*out), out->name_len, name);
 }
 
+int proto_decode_expire(const void *body, size_t len, struct proto_expire *out,
+                        const char **name)
+{
+	if (len < sizeof(*out))
+		return SHOAL_EPROTO;
+	memcpy(out, body, sizeof(*out));
+	return decode_named(body, len, sizeof(*out), out->name_len, name);
+}
+
+int proto_decode_name_req(const void *body, size_t len,
+                          struct proto_name_req *out, const char **name)
+{
+	if (len < sizeof(*out))
+		return SHOAL_EPROTO;
+	memcpy(out, body, sizeof(*out));
+	return decode_named(body, len, sizeof(*out), out->name_len, name);
+}
+
+/* Decodes a fixed struct followed by a prefix of prefix_len bytes, which
+ * may be empty. */
+static int decode_prefix(const void *body, size_t len, size_t fixed_size,
+                         uint32_t prefix_len, const char **prefix)
+{
+	if (prefix_len == 0) {
+		*prefix = (const char *)body + fixed_size;
+		return len == fixed_size ? 0 : SHOAL_EPROTO;
+	}
+	return decode_named(body, len, fixed_size, prefix_len, prefix);
+}
+
+int proto_decode_prefix_req(const void *body, size_t len,
+                            struct proto_name_req *out, const char **prefix)
+{
+	if (len < sizeof(*out))
+		return SHOAL_EPROTO;
+	memcpy(out, body, sizeof(*out));
+	return decode_prefix(body, len, sizeof(*out), out->name_len, prefix);
+}
+
+int proto_decode_list_names(const void *body, size_t len,
+                            struct proto_list_names *out, const char **prefix)
+{
+	if (len < sizeof(*out))
+		return SHOAL_EPROTO;
+	memcpy(out, body, sizeof(*out));
+	return decode_prefix(body, len, sizeof(*out), out->prefix_len, prefix);
+}
+
 /*
  * UTF-8 validation after RFC 3629: no overlong forms, no surrogates, nothing
  * above U+10FFFF. NUL is refused too, so that names print as C strings.

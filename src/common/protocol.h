@@ -30,7 +30,7 @@
 #endif
 
 #define PROTO_MAGIC   0x4c4f4853u /* "SHOL" as little-endian bytes */
-#define PROTO_VERSION 1
+#define PROTO_VERSION 2
 
 /* Largest body the daemon accepts in a request: a get of SHOAL_BATCH_MAX
  * IDs plus its fixed part fits with room to spare. */
@@ -62,6 +62,11 @@ enum proto_type {
 	/* test builds (serve --debug-checks): the invariant check */
 	PROTO_DEBUG_CHECK = 17,
 	PROTO_EVENT = 18, /* daemon to subscriber only */
+	/* names: expiry, metadata, prefixes (cache-core, 19-27) */
+	PROTO_EXPIRE = 19,
+	PROTO_PERSIST = 20,
+	PROTO_NAME_INFO = 21,
+	PROTO_DELETE_PREFIX = 22,
 	/* Ends the wait of the request sent just before it (that request is
 	 * answered at once with what it has); never replied. */
 	PROTO_CANCEL = 37,
@@ -83,7 +88,10 @@ struct proto_reply {
 };
 
 /* HELLO: the first request of every connection. The reply carries the
- * arena's fd as SCM_RIGHTS ancillary data. */
+ * arena's fd as SCM_RIGHTS ancillary data: opened read-only, unless flags
+ * has PROTO_HELLO_WRITER, which a client sends on a second, short
+ * connection before its first create (see docs/DESIGN.md, trust model). */
+#define PROTO_HELLO_WRITER 1u
 struct proto_hello {
 	uint32_t proto_version;
 	uint32_t flags;
@@ -106,8 +114,9 @@ struct proto_create {
 };
 /*
  * CREATE reply. flags has PROTO_CREATE_BACKED when every LAYOUT_CHUNK that
- * the object's range covers fully is known to have its pages allocated in
- * the arena. Otherwise the client must reserve the range itself before
+ * the object's range overlaps (partly covered ones included) is known to
+ * have all its pages allocated in the arena, so every page of the object
+ * is. Otherwise the client must reserve the range itself before
  * writing: madvise(MADV_POPULATE_WRITE) over [offset, offset + data_size +
  * metadata_size) of its mapping. If that fails (ENOMEM, EFAULT) the machine
  * cannot back the object: the client aborts it and reports SHOAL_EFULL, and
@@ -199,6 +208,20 @@ struct proto_list_entry {
 	 * PROTO_UNSEALED_MS while the object is not sealed. */
 	uint32_t construct_ms;
 };
+/*
+ * LIST_NAMES: like LIST, with a prefix: only names starting with the
+ * prefix_len bytes that follow (0: every name) are listed. A page scans at
+ * most PROTO_LIST_SCAN name slots, so a page may hold fewer than limit
+ * entries (even none) while next_cursor is not 0.
+ */
+struct proto_list_names {
+	uint64_t cursor;
+	uint32_t limit;
+	uint32_t prefix_len;
+};
+#define PROTO_LIST_SCAN 65536
+/* Flags of a name in a name entry (the same values as shoal.h's). */
+#define PROTO_ENTRY_EVICTABLE 1u
 #define PROTO_UNSEALED_MS UINT32_MAX
 /* A LIST_NAMES entry is followed by name_len bytes, padded to 8. */
 struct proto_name_entry {
@@ -207,7 +230,8 @@ struct proto_name_entry {
 	uint64_t version;
 	uint64_t data_size;
 	uint32_t metadata_size;
-	uint32_t pad;
+	uint32_t flags; /* PROTO_ENTRY_EVICTABLE */
+	int64_t ttl_ms; /* ms left, rounded up; -1: no expiry */
 };
 
 struct proto_evict {
@@ -234,15 +258,19 @@ struct proto_stats_reply {
 	uint64_t backed_bytes;
 	uint64_t largest_free;
 	uint64_t uptime_ms;
+	uint64_t expired;
+	uint64_t evicted_names;
 	uint64_t requests;
 };
 
-#define PROTO_NAME_CAS 1u
-/* SET_NAME: followed by name_len bytes of name. */
+#define PROTO_NAME_CAS       1u
+#define PROTO_NAME_EVICTABLE 2u /* SET_NAME: the name may be evicted */
+/* SET_NAME: followed by name_len bytes of name. ttl_ms 0: no expiry. */
 struct proto_set_name {
 	uint8_t id[SHOAL_ID_SIZE];
 	uint32_t flags;
 	uint64_t expected_version;
+	uint64_t ttl_ms;
 	uint32_t name_len;
 	uint32_t pad;
 };
@@ -270,6 +298,32 @@ struct proto_delete_name {
 	uint32_t flags;
 	uint32_t name_len;
 	uint64_t expected_version;
+};
+
+/* EXPIRE: followed by name_len bytes of name. ttl_ms 0 expires it now. */
+struct proto_expire {
+	uint64_t ttl_ms;
+	uint32_t name_len;
+	uint32_t pad;
+};
+
+/* PERSIST and NAME_INFO: followed by name_len bytes of name. DELETE_PREFIX:
+ * followed by a prefix of name_len bytes (0: every name). */
+struct proto_name_req {
+	uint32_t flags;
+	uint32_t name_len;
+};
+
+/* NAME_INFO reply: the name's entry (name_len set, no name follows). */
+struct proto_name_info_reply {
+	struct proto_reply r;
+	struct proto_name_entry e;
+};
+
+/* DELETE_PREFIX reply. */
+struct proto_count_reply {
+	struct proto_reply r;
+	uint64_t count;
 };
 
 /*
@@ -309,10 +363,14 @@ _Static_assert(sizeof(struct proto_id_req) == 24, "id request layout");
 _Static_assert(sizeof(struct proto_get) == 16, "get layout");
 _Static_assert(sizeof(struct proto_object) == 32, "object layout");
 _Static_assert(sizeof(struct proto_list_entry) == 56, "list entry layout");
-_Static_assert(sizeof(struct proto_name_entry) == 48, "name entry layout");
-_Static_assert(sizeof(struct proto_set_name) == 40, "set name layout");
+_Static_assert(sizeof(struct proto_name_entry) == 56, "name entry layout");
+_Static_assert(sizeof(struct proto_set_name) == 48, "set name layout");
+_Static_assert(sizeof(struct proto_list_names) == 16, "list names layout");
+_Static_assert(sizeof(struct proto_expire) == 16, "expire layout");
+_Static_assert(sizeof(struct proto_name_req) == 8, "name request layout");
+_Static_assert(sizeof(struct proto_name_info_reply) == 64, "name info");
 _Static_assert(sizeof(struct proto_get_name_reply) == 72, "get name reply");
-_Static_assert(sizeof(struct proto_stats_reply) == 128, "stats reply");
+_Static_assert(sizeof(struct proto_stats_reply) == 144, "stats reply");
 _Static_assert(sizeof(struct proto_event) == 48, "event layout");
 
 /* Bytes a name entry takes in a LIST_NAMES reply. */
@@ -354,6 +412,15 @@ int proto_decode_get_name(const void *body, size_t len,
                           struct proto_get_name *out, const char **name);
 int proto_decode_delete_name(const void *body, size_t len,
                              struct proto_delete_name *out, const char **name);
+int proto_decode_expire(const void *body, size_t len, struct proto_expire *out,
+                        const char **name);
+int proto_decode_name_req(const void *body, size_t len,
+                          struct proto_name_req *out, const char **name);
+/* The prefix decoders accept an empty prefix. */
+int proto_decode_prefix_req(const void *body, size_t len,
+                            struct proto_name_req *out, const char **prefix);
+int proto_decode_list_names(const void *body, size_t len,
+                            struct proto_list_names *out, const char **prefix);
 
 /* Checks a name: 1..SHOAL_NAME_MAX bytes of valid UTF-8 without NUL.
  * Returns 0, SHOAL_EINVAL or SHOAL_ETOOBIG. */

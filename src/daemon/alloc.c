@@ -439,18 +439,13 @@ void alloc_destroy(struct alloc *a)
  * remainder's right neighbour is used (free blocks are never adjacent), so
  * no coalescing is needed.
  */
-int alloc_alloc(struct alloc *a, uint64_t size, uint64_t *offset)
+/* Turns free block i (at least need bytes) into a used block of need
+ * bytes at its low end; the rest stays free in place. */
+static int carve(struct alloc *a, uint32_t i, uint64_t need, uint64_t *offset)
 {
 	struct alloc_node *b, *r;
-	uint64_t need;
-	uint32_t i, j;
+	uint32_t j;
 
-	if (size > a->size)
-		return SHOAL_EFULL;
-	need = size == 0 ? LAYOUT_ALIGN : layout_align(size);
-	i = index_find(a, need);
-	if (i == NIL)
-		return SHOAL_EFULL;
 	if (a->nodes[i].size > need && node_reserve(a))
 		return SHOAL_ENOMEM;
 	if (slots_reserve(a, a->nused + 1))
@@ -482,6 +477,69 @@ int alloc_alloc(struct alloc *a, uint64_t size, uint64_t *offset)
 	a->nused++;
 	*offset = b->off;
 	return 0;
+}
+
+int alloc_alloc(struct alloc *a, uint64_t size, uint64_t *offset)
+{
+	uint64_t need;
+	uint32_t i;
+
+	if (size > a->size)
+		return SHOAL_EFULL;
+	need = size == 0 ? LAYOUT_ALIGN : layout_align(size);
+	i = index_find(a, need);
+	if (i == NIL)
+		return SHOAL_EFULL;
+	return carve(a, i, need, offset);
+}
+
+/*
+ * The free block, among those of at least need bytes, whose low end scores
+ * highest, or NIL when none scores above 0. Walks the size classes from
+ * need's own upwards: O(free blocks of the classes) calls of score.
+ */
+static uint32_t best_scored(const struct alloc *a, uint64_t need,
+                            alloc_score_fn *score, void *ctx)
+{
+	uint32_t best = NIL;
+	uint64_t best_score = 0;
+	unsigned fl0, sl0;
+
+	size_class(need >> GRANULE_SHIFT, &fl0, &sl0);
+	for (unsigned fl = fl0; fl < FL_COUNT; fl++) {
+		if (!(a->fl_map & (1ull << fl)))
+			continue;
+		for (unsigned sl = fl == fl0 ? sl0 : 0; sl < SL_COUNT; sl++) {
+			for (uint32_t i = a->heads[fl][sl]; i != NIL;
+			     i = a->nodes[i].fnext) {
+				if (a->nodes[i].size < need)
+					continue;
+				uint64_t v = score(ctx, a->nodes[i].off, need);
+				if (v > best_score) {
+					best_score = v;
+					best = i;
+				}
+			}
+		}
+	}
+	return best;
+}
+
+int alloc_alloc_prefer(struct alloc *a, uint64_t size, alloc_score_fn *score,
+                       void *ctx, uint64_t *offset)
+{
+	uint64_t need;
+	uint32_t i;
+
+	if (size > a->size)
+		return SHOAL_EFULL;
+	need = size == 0 ? LAYOUT_ALIGN : layout_align(size);
+	i = best_scored(a, need, score, ctx);
+	if (i == NIL)
+		i = index_find(a, need);
+	if (i == NIL)
+		return SHOAL_EFULL;
+	return carve(a, i, need, offset);
 }
 
 /* Splits free node i at byte `at` (inside it): the high part becomes a new
@@ -621,6 +679,24 @@ uint64_t alloc_largest_free(const struct alloc *a)
 			largest = a->nodes[i].size;
 	}
 	return largest;
+}
+
+bool alloc_surely_fits(const struct alloc *a, uint64_t size)
+{
+	uint64_t need = size == 0 ? LAYOUT_ALIGN : layout_align(size);
+	unsigned fl, sl;
+
+	if (need > a->size)
+		return false;
+	fit_class(need >> GRANULE_SHIFT, &fl, &sl);
+	return class_search(a, fl, sl) != NIL;
+}
+
+bool alloc_fits_now(const struct alloc *a, uint64_t size)
+{
+	uint64_t need = size == 0 ? LAYOUT_ALIGN : layout_align(size);
+
+	return need <= a->size && index_find(a, need) != NIL;
 }
 
 uint64_t alloc_free_blocks(const struct alloc *a)

@@ -16,7 +16,8 @@
  *     two-level segregated fit: a request within 1/16 of the largest free
  *     size scans the free blocks of its own size class, as does
  *     alloc_largest_free() for the highest class. alloc_fits_if(),
- *     alloc_foreach_free() and alloc_check() are O(blocks).
+ *     alloc_foreach_free() and alloc_check() are O(blocks);
+ *     alloc_alloc_prefer() is O(free blocks at least as large as asked).
  */
 #ifndef SHOAL_ALLOC_H
 #define SHOAL_ALLOC_H
@@ -45,6 +46,22 @@ void alloc_destroy(struct alloc *a);
  */
 int alloc_alloc(struct alloc *a, uint64_t size, uint64_t *offset);
 
+/* A score for placing a block of size bytes at offset (see
+ * alloc_alloc_prefer); 0 means "no better than any other". */
+typedef uint64_t alloc_score_fn(void *ctx, uint64_t offset, uint64_t size);
+
+/*
+ * Like alloc_alloc, but among the free blocks that can hold the request it
+ * takes the one whose low end scores highest (the daemon scores how much of
+ * the range is already backed by memory, so that warm pages are reused
+ * first); when no block scores above 0, the usual good fit. Costs one call
+ * of score per free block of the request's size class and above: meant for
+ * large requests, where that is small next to writing the block. Returns as
+ * alloc_alloc does.
+ */
+int alloc_alloc_prefer(struct alloc *a, uint64_t size, alloc_score_fn *score,
+                       void *ctx, uint64_t *offset);
+
 /*
  * Allocates exactly [offset, offset + size) (size rounded up to 64; offset
  * 64-byte aligned), which must lie inside one free block: for rebuilding
@@ -71,6 +88,18 @@ uint64_t alloc_used(const struct alloc *a);
 
 /* Size of the largest free block (0 when none). */
 uint64_t alloc_largest_free(const struct alloc *a);
+
+/*
+ * Whether alloc_alloc(size) would succeed, answered from the size-class
+ * bitmaps alone in O(1): true only when a class above size's own holds a
+ * block. A block of size's own class that would fit is not looked for, so
+ * false means "not sure", for callers that must not scan.
+ */
+bool alloc_surely_fits(const struct alloc *a, uint64_t size);
+
+/* Whether alloc_alloc(size) would succeed: alloc_surely_fits(), then the
+ * scan of size's own class that alloc_alloc() would do. */
+bool alloc_fits_now(const struct alloc *a, uint64_t size);
 
 /* Number of free blocks (1 for an empty allocator). */
 uint64_t alloc_free_blocks(const struct alloc *a);

@@ -10,8 +10,16 @@
  * of a client dying of SIGBUS later.
  *
  * Chunk flags are bytes written by the main thread and the prefault thread
- * with relaxed atomics: a flag only ever says "known backed", and a stale
- * "not backed" costs a client one redundant populate, never correctness.
+ * with atomics. ARENA_BACKED must never be set on a chunk whose pages are
+ * not all allocated: a client told "backed" writes without reserving, and
+ * the no-SIGBUS promise rests on that. A stale "not backed" only costs a
+ * client one redundant populate. Populating (prefault thread) and punching
+ * (trim, main thread) a chunk therefore exclude each other: each first
+ * claims the chunk by setting ARENA_BUSY with a compare-and-swap, and the
+ * other skips a busy chunk. Without the claim, the prefault thread could
+ * populate a chunk, the trim punch it, and the prefault thread then mark
+ * the hole backed. The main thread's other updates only add bits
+ * (fetch-or), which a claim keeps.
  */
 #include "arena.h"
 
@@ -27,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "layout.h"
 #include "os.h"
 #include "shoal.h"
@@ -107,6 +116,7 @@ static int arena_set_capacity(struct arena *a, uint64_t capacity, char *err,
 
 	memset(a, 0, sizeof(*a));
 	a->fd = -1;
+	a->ro_fd = -1;
 	if (capacity == 0) {
 		snprintf(err, size, "the capacity must be at least 1 byte");
 		return SHOAL_EINVAL;
@@ -149,6 +159,21 @@ static int arena_setup(struct arena *a, uint64_t file_size, uint64_t page,
 	if (seal)
 		(void)fcntl(a->fd, F_ADD_SEALS,
 		            F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+	/* Clients get a read-only description (reopened through /proc, which
+	 * works for a memfd and an unlinked file alike): with it they can map
+	 * the arena only read-only, and cannot pwrite, fallocate or
+	 * ftruncate. Seals only protect a memfd; this protects -d files too. */
+	char self[64];
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", a->fd);
+	a->ro_fd = open(self, O_RDONLY | O_CLOEXEC);
+	if (a->ro_fd < 0) {
+		rc = -errno;
+		snprintf(err, size,
+		         "cannot open the arena read-only through %s: %s (is "
+		         "/proc mounted?)",
+		         self, strerror(-rc));
+		return rc;
+	}
 	a->base = os_mmap(NULL, a->map_size, PROT_READ | PROT_WRITE, MAP_SHARED,
 	                  a->fd, 0);
 	if (a->base == MAP_FAILED) {
@@ -185,6 +210,7 @@ static int arena_setup(struct arena *a, uint64_t file_size, uint64_t page,
 		         strerror(-rc));
 		return rc;
 	}
+	a->header = h;
 	memcpy(a->base, &h, sizeof(h));
 	return 0;
 }
@@ -287,9 +313,20 @@ void arena_close(struct arena *a)
 		munmap(a->base, a->map_size);
 	if (a->fd >= 0)
 		close(a->fd);
+	if (a->ro_fd >= 0)
+		close(a->ro_fd);
 	free((void *)a->chunks);
 	memset(a, 0, sizeof(*a));
 	a->fd = -1;
+	a->ro_fd = -1;
+}
+
+bool arena_repair_header(struct arena *a)
+{
+	if (!a->base || memcmp(a->base, &a->header, sizeof(a->header)) == 0)
+		return false;
+	memcpy(a->base, &a->header, sizeof(a->header));
+	return true;
 }
 
 /* The chunks fully inside [off, off + len): [*first, *end). */
@@ -306,11 +343,16 @@ static void inner_chunks(const struct arena *a, uint64_t off, uint64_t len,
 		*end = *first;
 }
 
+/* Every chunk that [off, off + len) overlaps, not only the whole ones: an
+ * object that shares a chunk with others is vouched for only when that
+ * chunk is known backed, so a small object never gets the flag for free. */
 bool arena_is_backed(const struct arena *a, uint64_t off, uint64_t len)
 {
-	uint64_t c, end;
+	uint64_t c = off / LAYOUT_CHUNK;
+	uint64_t end = len ? (off + len - 1) / LAYOUT_CHUNK + 1 : c;
 
-	inner_chunks(a, off, len, &c, &end);
+	if (end > a->nchunks)
+		end = a->nchunks;
 	for (; c < end; c++)
 		if (!(atomic_load_explicit(&a->chunks[c],
 		                           memory_order_relaxed) &
@@ -340,33 +382,72 @@ void arena_mark_touched(struct arena *a, uint64_t off, uint64_t len)
 		                         memory_order_relaxed);
 }
 
+/* Claims chunk c for populating or punching: sets ARENA_BUSY if it is not
+ * set. Returns whether it did, with the flags before in *was. */
+static bool claim(struct arena *a, uint64_t c, uint8_t *was)
+{
+	uint8_t f = atomic_load(&a->chunks[c]);
+
+	while (!(f & ARENA_BUSY))
+		if (atomic_compare_exchange_weak(&a->chunks[c], &f,
+		                                 (uint8_t)(f | ARENA_BUSY))) {
+			*was = f;
+			return true;
+		}
+	return false;
+}
+
 long arena_trim(struct arena *a, uint64_t off, uint64_t len,
-                uint64_t max_chunks)
+                uint64_t max_chunks, uint64_t *keep)
 {
 	uint64_t c, end;
+	uint8_t was;
 	long done = 0;
 
 	inner_chunks(a, off, len, &c, &end);
 	for (; c < end && (uint64_t)done < max_chunks; c++) {
-		if (!(atomic_load_explicit(&a->chunks[c],
-		                           memory_order_relaxed) &
-		      ARENA_TOUCHED))
+		if (!(atomic_load(&a->chunks[c]) & ARENA_TOUCHED))
+			continue;
+		if (keep && *keep >= LAYOUT_CHUNK) {
+			*keep -= LAYOUT_CHUNK; /* part of the warm reserve */
+			continue;
+		}
+		/* A busy chunk is being populated: it stays, for now. */
+		if (!claim(a, c, &was))
 			continue;
 		uint64_t start = c * LAYOUT_CHUNK;
 		uint64_t n = LAYOUT_CHUNK;
 		if (start + n > a->map_size)
 			n = a->map_size - start;
+		/* While busy the chunk is not "backed" for creates (the
+		 * prefault thread only adds bits to a chunk it has claimed). */
+		atomic_fetch_and(&a->chunks[c], (uint8_t)~ARENA_BACKED);
 		/* A failure (EOPNOTSUPP on a filesystem that cannot punch
 		 * holes, EIO, ...) would fail again at once: stop, so that
 		 * the caller does not retry in a loop. */
 		if (os_fallocate(a->fd,
 		                 FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		                 (off_t)start, (off_t)n) != 0)
-			return -errno;
-		atomic_store_explicit(&a->chunks[c], 0, memory_order_relaxed);
+		                 (off_t)start, (off_t)n) != 0) {
+			int e = errno;
+			atomic_store(&a->chunks[c], was);
+			return -e;
+		}
+		atomic_store(&a->chunks[c], 0);
 		done++;
 	}
 	return done;
+}
+
+uint64_t arena_warm_bytes(const struct arena *a, uint64_t off, uint64_t len)
+{
+	uint64_t c, end, n = 0;
+
+	inner_chunks(a, off, len, &c, &end);
+	for (; c < end; c++)
+		if (atomic_load_explicit(&a->chunks[c], memory_order_relaxed) &
+		    ARENA_BACKED)
+			n += LAYOUT_CHUNK;
+	return n;
 }
 
 uint64_t arena_backed_bytes(const struct arena *a)
@@ -380,22 +461,46 @@ uint64_t arena_backed_bytes(const struct arena *a)
 	return n > a->map_size ? a->map_size : n;
 }
 
+static uint64_t warm_score(void *ctx, uint64_t offset, uint64_t size)
+{
+	return arena_warm_bytes(ctx, offset, size);
+}
+
+int arena_alloc_warm(struct arena *a, struct alloc *al, uint64_t size,
+                     uint64_t *offset)
+{
+	if (size < ARENA_WARM_MIN)
+		return alloc_alloc(al, size, offset);
+	return alloc_alloc_prefer(al, size, warm_score, a, offset);
+}
+
 static void *prefault_main(void *arg)
 {
 	struct arena *a = arg;
+	uint8_t was;
 
 	for (uint64_t c = 0; c < a->nchunks; c++) {
 		if (atomic_load(&a->prefault_stop))
 			break;
+		/* A busy chunk is being punched: it is free memory given
+		 * back, not ours to fill. */
+		if (!claim(a, c, &was))
+			continue;
+		if (was & ARENA_BACKED) {
+			atomic_fetch_and(&a->chunks[c], (uint8_t)~ARENA_BUSY);
+			continue;
+		}
 		uint64_t start = c * LAYOUT_CHUNK;
 		uint64_t n = LAYOUT_CHUNK;
 		if (start + n > a->map_size)
 			n = a->map_size - start;
-		if (os_madvise(a->base + start, n, MADV_POPULATE_WRITE) != 0)
-			break; /* out of memory: leave the rest to clients */
-		atomic_fetch_or_explicit(&a->chunks[c],
-		                         ARENA_BACKED | ARENA_TOUCHED,
-		                         memory_order_relaxed);
+		if (os_madvise(a->base + start, n, MADV_POPULATE_WRITE) != 0) {
+			/* out of memory: leave the rest to clients */
+			atomic_fetch_and(&a->chunks[c], (uint8_t)~ARENA_BUSY);
+			break;
+		}
+		atomic_fetch_or(&a->chunks[c], ARENA_BACKED | ARENA_TOUCHED);
+		atomic_fetch_and(&a->chunks[c], (uint8_t)~ARENA_BUSY);
 	}
 	return NULL;
 }

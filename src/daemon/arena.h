@@ -19,11 +19,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "layout.h"
+
 #define ARENA_BACKED  1u /* every page of the chunk is allocated */
 #define ARENA_TOUCHED 2u /* some page of the chunk may be allocated */
+#define ARENA_BUSY    4u /* being populated or punched (see arena.c) */
 
 struct arena {
 	int fd;
+	/* A read-only description of the same file: what clients get, so
+	 * that they cannot write, punch holes or truncate through it. */
+	int ro_fd;
 	uint8_t *base;
 	uint64_t map_size;
 	uint64_t capacity;  /* the allocator's area: requested rounded to 64 */
@@ -32,6 +38,9 @@ struct arena {
 	uint64_t nchunks;
 	_Atomic uint8_t *chunks; /* ARENA_BACKED | ARENA_TOUCHED per chunk */
 	char backing[256];       /* "memfd" or the directory, for messages */
+	/* What the header page must say; clients' bugs may overwrite the
+	 * shared copy, this one is private. */
+	struct layout_header header;
 	bool prefault_running;
 	atomic_bool prefault_stop;
 	pthread_t prefault_thread;
@@ -47,6 +56,11 @@ struct arena {
 int arena_open(struct arena *a, uint64_t capacity, const char *dir, char *err,
                size_t size);
 
+/* Rewrites the header page if it differs from what the daemon wrote (a
+ * creator whose window shares the page, e.g. on hugetlbfs, may have
+ * scribbled over it). Returns true if it had to. */
+bool arena_repair_header(struct arena *a);
+
 /*
  * Like arena_open(), for `serve --persist DIR`: the arena is the file
  * DIR/arena, kept after the daemon ends. If it exists and holds an arena
@@ -61,7 +75,8 @@ int arena_open_persist(struct arena *a, uint64_t capacity, const char *dir,
 /* Stops the prefault thread, unmaps and closes. */
 void arena_close(struct arena *a);
 
-/* Whether every chunk fully inside [off, off + len) is known backed. */
+/* Whether every chunk that [off, off + len) overlaps is known backed (so
+ * that every page of the range is). */
 bool arena_is_backed(const struct arena *a, uint64_t off, uint64_t len);
 
 /* Marks the chunks fully inside [off, off + len) as backed. */
@@ -73,10 +88,34 @@ void arena_mark_touched(struct arena *a, uint64_t off, uint64_t len);
 
 /* Returns the pages of the touched chunks fully inside [off, off + len) to
  * the OS (the range must hold no object) and forgets them; stops after
- * max_chunks chunks. Returns the number of chunks trimmed, or -errno when
- * the backing refused to free a chunk (which then keeps its flags). */
+ * max_chunks chunks. With keep, the first *keep bytes of touched chunks met
+ * stay (the warm reserve) and *keep goes down by what was kept. A chunk the
+ * prefault thread is populating is skipped. Returns the number of chunks
+ * trimmed, or -errno when the backing refused to free a chunk (which then
+ * keeps its flags). */
 long arena_trim(struct arena *a, uint64_t off, uint64_t len,
-                uint64_t max_chunks);
+                uint64_t max_chunks, uint64_t *keep);
+
+struct alloc;
+
+/* Requests from this size on look for warm memory first. */
+#define ARENA_WARM_MIN (2ull << 20)
+
+/*
+ * Allocates size bytes from al. A request of at least ARENA_WARM_MIN goes
+ * where most of its chunks are already backed, if any free place has
+ * some: reusing warm pages makes a put run at memcpy speed instead of
+ * paying a page fault per 4 KiB, and keeps the memory a store uses, and
+ * the pages every reader maps, from wandering over the arena refresh after
+ * refresh. Smaller requests, and large ones when nothing is warm, take
+ * the allocator's good fit. Returns as alloc_alloc does.
+ */
+int arena_alloc_warm(struct arena *a, struct alloc *al, uint64_t size,
+                     uint64_t *offset);
+
+/* Bytes in chunks known backed fully inside [off, off + len): how warm a
+ * place for a new object is. */
+uint64_t arena_warm_bytes(const struct arena *a, uint64_t off, uint64_t len);
 
 /* Bytes in chunks known to be backed. */
 uint64_t arena_backed_bytes(const struct arena *a);

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +28,10 @@ typedef enum cmd_result handler(struct conn *c, const struct proto_header *h,
 		                 __VA_ARGS__);                          \
 		return CMD_DONE;                                        \
 	} while (0)
+
+/* Only -1 (SHOAL_WAIT_FOREVER) of the negative timeouts means anything. */
+static const char bad_timeout[] =
+        "a timeout is a number of ms, 0 (do not wait) or -1 (no limit)";
 
 static void fill_object(const struct object *o, uint64_t handle,
                         struct proto_object *e)
@@ -59,6 +64,13 @@ static enum cmd_result cmd_hello(struct conn *c, const struct proto_header *h,
 		                 "malformed hello");
 		return CMD_CLOSE;
 	}
+	if (srv->nconns > srv->opt.limits.max_clients) {
+		conn_reply_error(c, h->type, h->request_id, SHOAL_ELIMIT,
+		                 "%u clients are connected, the most this "
+		                 "daemon serves (--max-clients)",
+		                 srv->nconns - 1);
+		return CMD_CLOSE;
+	}
 	if (req.proto_version != PROTO_VERSION) {
 		conn_reply_error(c, h->type, h->request_id, SHOAL_EPROTO,
 		                 "protocol version %u is not served (this "
@@ -73,7 +85,14 @@ static enum cmd_result cmd_hello(struct conn *c, const struct proto_header *h,
 	msg.r.capacity = srv->arena.requested;
 	msg.r.data_offset = srv->arena.data_offset;
 	msg.r.client_id = c->sc.id;
-	long n = net_send_with_fd(c->fd, &msg, sizeof(msg), srv->arena.fd);
+	/* Every client checks the header at connect; a stray write into it
+	 * must not lock new clients out until a restart. */
+	if (arena_repair_header(&srv->arena))
+		fprintf(stderr, "shoal: the arena header had been overwritten "
+		                "by a client; restored it\n");
+	int fd = req.flags & PROTO_HELLO_WRITER ? srv->arena.fd
+	                                        : srv->arena.ro_fd;
+	long n = net_send_with_fd(c->fd, &msg, sizeof(msg), fd);
 	if (n <= 0)
 		return CMD_CLOSE; /* a fresh socket always takes 56 bytes */
 	if ((size_t)n < sizeof(msg)) {
@@ -97,6 +116,8 @@ static enum cmd_result cmd_create(struct conn *c, const struct proto_header *h,
 
 	if (proto_decode_fixed(body, h->body_len, &req, sizeof(req)))
 		REPLY_ERR(c, h, SHOAL_EPROTO, "malformed create");
+	if (req.timeout_ms < SHOAL_WAIT_FOREVER)
+		REPLY_ERR(c, h, SHOAL_EINVAL, "%s", bad_timeout);
 	uint64_t total = req.data_size + req.metadata_size;
 	if (req.data_size > srv->arena.requested ||
 	    total > srv->arena.requested)
@@ -164,6 +185,8 @@ static enum cmd_result cmd_get(struct conn *c, const struct proto_header *h,
 
 	if (rc)
 		REPLY_ERR(c, h, rc, "malformed get");
+	if (req.timeout_ms < SHOAL_WAIT_FOREVER)
+		REPLY_ERR(c, h, SHOAL_EINVAL, "%s", bad_timeout);
 	if (req.timeout_ms != 0 && !final && !all_sealed(st, ids, req.count))
 		return CMD_PARK;
 	size_t len = sizeof(struct proto_get_reply) +
@@ -195,8 +218,12 @@ static enum cmd_result cmd_release(struct conn *c, const struct proto_header *h,
 	const uint8_t *handles;
 
 	(void) final;
-	if (proto_decode_release(body, h->body_len, &req, &handles))
-		REPLY_ERR(c, h, SHOAL_EPROTO, "malformed release");
+	int rc = proto_decode_release(body, h->body_len, &req, &handles);
+	if (rc)
+		REPLY_ERR(c, h, rc,
+		          rc == SHOAL_ETOOBIG
+		                  ? "a release of more than 65,536 handles"
+		                  : "malformed release");
 	for (uint32_t i = 0; i < req.count; i++) {
 		uint64_t handle;
 		memcpy(&handle, handles + (size_t)i * sizeof(handle),
@@ -314,51 +341,6 @@ static enum cmd_result cmd_list(struct conn *c, const struct proto_header *h,
 	return CMD_DONE;
 }
 
-static enum cmd_result cmd_list_names(struct conn *c,
-                                      const struct proto_header *h,
-                                      const uint8_t *body, bool final)
-{
-	struct store *st = &c->srv->store;
-	const struct names *n = &st->names;
-	struct proto_list req;
-	struct proto_list_reply head = {0};
-	size_t len = sizeof(head);
-	uint64_t s, end;
-
-	(void) final;
-	if (proto_decode_fixed(body, h->body_len, &req, sizeof(req)))
-		REPLY_ERR(c, h, SHOAL_EPROTO, "malformed list");
-	uint32_t limit = list_limit(req.limit);
-	for (end = req.cursor; end < n->nslots && head.count < limit; end++) {
-		if (n->slots[end].name) {
-			len += proto_name_entry_size(n->slots[end].len);
-			head.count++;
-		}
-	}
-	head.next_cursor = end < n->nslots ? end : 0;
-	uint8_t *p = conn_reply(c, h->type, h->request_id, len);
-	if (!p)
-		return CMD_DONE;
-	memcpy(p, &head, sizeof(head));
-	p += sizeof(head);
-	for (s = req.cursor; s < end; s++) {
-		const struct name_entry *ne = &n->slots[s];
-		if (!ne->name)
-			continue;
-		const struct object *o = objtab_get(&st->objs, ne->obj);
-		struct proto_name_entry e = {0};
-		memcpy(e.id, o->id, SHOAL_ID_SIZE);
-		e.name_len = ne->len;
-		e.version = ne->version;
-		e.data_size = o->data_size;
-		e.metadata_size = o->metadata_size;
-		memcpy(p, &e, sizeof(e));
-		memcpy(p + sizeof(e), ne->name, ne->len);
-		p += proto_name_entry_size(ne->len); /* padding stays zero */
-	}
-	return CMD_DONE;
-}
-
 static enum cmd_result cmd_evict(struct conn *c, const struct proto_header *h,
                                  const uint8_t *body, bool final)
 {
@@ -420,9 +402,14 @@ static enum cmd_result cmd_set_name(struct conn *c,
 	(void) final;
 	if (rc)
 		REPLY_ERR(c, h, rc, "malformed name or request");
-	rc = store_set_name(&c->srv->store, name, req.name_len, req.id,
-	                    req.flags & PROTO_NAME_CAS, req.expected_version,
-	                    &rep.version);
+	if (req.flags & ~(PROTO_NAME_CAS | PROTO_NAME_EVICTABLE))
+		REPLY_ERR(c, h, SHOAL_EINVAL, "unknown set-name flags 0x%x",
+		          req.flags);
+	rc = store_set_name_ttl(
+	        &c->srv->store, name, req.name_len, req.id,
+	        req.flags & PROTO_NAME_CAS, req.expected_version, req.ttl_ms,
+	        req.flags & PROTO_NAME_EVICTABLE ? NAME_EVICTABLE : 0,
+	        &rep.version);
 	if (rc)
 		REPLY_ERR(c, h, rc, "%s", shoal_strerror(rc));
 	void *p = conn_reply(c, h->type, h->request_id, sizeof(rep));
@@ -444,6 +431,8 @@ static enum cmd_result cmd_get_name(struct conn *c,
 
 	if (rc)
 		REPLY_ERR(c, h, rc, "malformed name or request");
+	if (req.timeout_ms < SHOAL_WAIT_FOREVER)
+		REPLY_ERR(c, h, SHOAL_EINVAL, "%s", bad_timeout);
 	rc = store_get_name(st, &c->sc, name, req.name_len, &slot,
 	                    &rep.version);
 	if (rc == SHOAL_ENOTFOUND && req.timeout_ms != 0 && !final)
@@ -536,10 +525,14 @@ static handler *const handlers[PROTO_TYPE_END] = {
         [PROTO_SET_NAME] = cmd_set_name,
         [PROTO_GET_NAME] = cmd_get_name,
         [PROTO_DELETE_NAME] = cmd_delete_name,
-        [PROTO_LIST_NAMES] = cmd_list_names,
+        [PROTO_LIST_NAMES] = cmd_names_list,
         [PROTO_SUBSCRIBE] = cmd_subscribe,
         [PROTO_DEBUG_CHECK] = cmd_debug_check,
         [PROTO_CANCEL] = cmd_cancel,
+        [PROTO_EXPIRE] = cmd_names_expire,
+        [PROTO_PERSIST] = cmd_names_persist,
+        [PROTO_NAME_INFO] = cmd_names_info,
+        [PROTO_DELETE_PREFIX] = cmd_names_delete_prefix,
 };
 
 enum cmd_result commands_dispatch(struct conn *c, const struct proto_header *h,
@@ -548,7 +541,8 @@ enum cmd_result commands_dispatch(struct conn *c, const struct proto_header *h,
 	if (h->type >= PROTO_TYPE_END || !handlers[h->type]) {
 		conn_reply_error(c, h->type, h->request_id, SHOAL_EPROTO,
 		                 "unknown request type %u", h->type);
-		return CMD_DONE;
+		/* Before a hello, nothing says the peer speaks shoal. */
+		return c->hello ? CMD_DONE : CMD_CLOSE;
 	}
 	if (c->subscriber) {
 		conn_reply_error(c, h->type, h->request_id, SHOAL_EPROTO,
@@ -561,33 +555,6 @@ enum cmd_result commands_dispatch(struct conn *c, const struct proto_header *h,
 		return CMD_CLOSE;
 	}
 	return handlers[h->type](c, h, body, final);
-}
-
-bool commands_wake_on(const struct store *st, const struct proto_header *h,
-                      const uint8_t *body, unsigned events, bool *final)
-{
-	*final = false;
-	switch (h->type) {
-	case PROTO_GET:
-		if (events & STORE_EV_DROPPED) {
-			uint32_t count;
-			memcpy(&count, body + offsetof(struct proto_get, count),
-			       sizeof(count));
-			const uint8_t *ids = body + sizeof(struct proto_get);
-			for (uint32_t i = 0; i < count; i++)
-				if (store_was_dropped(
-				            st,
-				            ids + (size_t)i * SHOAL_ID_SIZE))
-					*final = true;
-		}
-		return *final || (events & STORE_EV_SEALED);
-	case PROTO_GET_NAME:
-		return events & STORE_EV_NAMED;
-	case PROTO_CREATE:
-		return events & STORE_EV_FREED;
-	default:
-		return false;
-	}
 }
 
 uint64_t commands_deadline(const struct proto_header *h, const uint8_t *body)

@@ -24,7 +24,35 @@
 #define CONN_BUF_KEEP    (64u << 10)
 
 static void conn_update_mask(struct conn *c);
-static void park_remove(struct conn *c);
+
+/* Says why a client is being dropped or refused. */
+static void complain(const struct conn *c, const char *why)
+{
+	fprintf(stderr, "shoal: dropping client %u (pid %llu): %s\n", c->sc.id,
+	        (unsigned long long)c->pid, why);
+}
+
+/* Whether growing c's buffers by more bytes would pass the budget of all
+ * connections (--max-conn-memory). */
+static bool over_budget(const struct conn *c, size_t more)
+{
+	return c->srv->buffered + more > c->srv->opt.limits.conn_memory;
+}
+
+/* The input budget is spent: tell the client (with its request's type and
+ * id when the header is in) and close the connection. */
+static void refuse_input(struct conn *c)
+{
+	struct proto_header h = {0};
+
+	if (c->in_len >= sizeof(h))
+		memcpy(&h, c->in, sizeof(h));
+	complain(c, "its request does not fit in --max-conn-memory");
+	conn_reply_error(c, h.type, h.request_id, SHOAL_ELIMIT,
+	                 "the daemon's memory for requests in transit "
+	                 "(--max-conn-memory) is in use: try again");
+	c->closing = true;
+}
 
 void *conn_out_reserve(struct conn *c, size_t len)
 {
@@ -34,11 +62,21 @@ void *conn_out_reserve(struct conn *c, size_t len)
 		size_t cap = c->out_cap ? c->out_cap : 4096;
 		while (cap < c->out_len + len)
 			cap *= 2;
+		/* Over the budget of all connections, a client that already
+		 * has replies waiting gets no more: it is dropped. */
+		if (over_budget(c, cap - c->out_cap) &&
+		    c->out_len - c->out_off > CONN_BUF_KEEP) {
+			complain(c, "its unread replies are over "
+			            "--max-conn-memory");
+			c->closing = true;
+			return NULL;
+		}
 		uint8_t *n = os_realloc(c->out, cap);
 		if (!n) {
 			c->closing = true;
 			return NULL;
 		}
+		c->srv->buffered += cap - c->out_cap;
 		c->out = n;
 		c->out_cap = cap;
 	}
@@ -84,9 +122,10 @@ void conn_reply_error(struct conn *c, uint16_t type, uint32_t request_id,
 	memcpy((uint8_t *)r + sizeof(head), msg, (size_t)n);
 }
 
-static void shrink(uint8_t **buf, size_t *cap)
+static void shrink(struct conn *c, uint8_t **buf, size_t *cap)
 {
 	if (*cap > CONN_BUF_KEEP) {
+		c->srv->buffered -= *cap;
 		free(*buf);
 		*buf = NULL;
 		*cap = 0;
@@ -115,7 +154,7 @@ static bool conn_flush(struct conn *c)
 	}
 	c->out_off = c->out_len = 0;
 	c->out_stalled_ns = 0;
-	shrink(&c->out, &c->out_cap);
+	shrink(c, &c->out, &c->out_cap);
 	return true;
 }
 
@@ -124,37 +163,36 @@ static size_t out_pending(const struct conn *c)
 	return c->out_len - c->out_off;
 }
 
-static void park_add(struct conn *c, uint64_t deadline)
+/* Files the request at pos as parked. If that fails for want of memory it
+ * is answered at once instead (as at its deadline). Returns whether it
+ * parked. */
+static bool park(struct conn *c, const struct proto_header *h,
+                 const uint8_t *body, size_t pos)
 {
 	struct server *srv = c->srv;
 
-	c->parked = true;
-	c->deadline_ns = deadline;
-	c->park_next = NULL;
-	c->park_prev = srv->park_tail;
-	if (srv->park_tail)
-		srv->park_tail->park_next = c;
-	else
-		srv->park_head = c;
-	srv->park_tail = c;
+	if (waits_park(&srv->waits, &c->wait, &srv->store, h, body,
+	               pos + sizeof(*h), commands_deadline(h, body)) == 0)
+		return true;
+	return false;
 }
 
-static void park_remove(struct conn *c)
+/* Whether the client owes the rest of a request it started (or its
+ * hello): the input deadline runs meanwhile. */
+static bool owes_input(const struct conn *c)
 {
-	struct server *srv = c->srv;
+	struct proto_header h;
 
-	if (!c->parked)
-		return;
-	if (c->park_prev)
-		c->park_prev->park_next = c->park_next;
-	else
-		srv->park_head = c->park_next;
-	if (c->park_next)
-		c->park_next->park_prev = c->park_prev;
-	else
-		srv->park_tail = c->park_prev;
-	c->park_prev = c->park_next = NULL;
-	c->parked = false;
+	if (c->closing || wait_parked(&c->wait))
+		return false;
+	if (!c->hello)
+		return true;
+	if (c->in_len == 0)
+		return false;
+	if (c->in_len < sizeof(h))
+		return true;
+	memcpy(&h, c->in, sizeof(h));
+	return c->in_len - sizeof(h) < h.body_len;
 }
 
 /* Whether a whole PROTO_CANCEL message starts at offset off of the input. */
@@ -201,7 +239,7 @@ static void conn_process(struct conn *c, bool retry, bool retry_final)
 		if (c->in_len - pos - sizeof(h) < h.body_len)
 			break;
 		const uint8_t *body = c->in + pos + sizeof(h);
-		bool was_parked = c->parked;
+		bool was_parked = wait_parked(&c->wait);
 		bool final = was_parked && retry_final;
 		/* A client that stops waiting sends CANCEL right behind the
 		 * request: answer it now, as at its deadline. */
@@ -213,17 +251,17 @@ static void conn_process(struct conn *c, bool retry, bool retry_final)
 			c->srv->requests++;
 		enum cmd_result r =
 		        commands_dispatch(c, &h, body, final || cancelled);
+		if (r == CMD_PARK && !was_parked && !park(c, &h, body, pos))
+			r = commands_dispatch(c, &h, body, true);
 		if (r == CMD_CLOSE) {
+			waits_unpark(&c->srv->waits, &c->wait);
 			c->closing = true;
 			break;
 		}
-		if (r == CMD_PARK) {
-			if (!was_parked)
-				park_add(c, commands_deadline(&h, body));
+		if (r == CMD_PARK)
 			break;
-		}
 		if (was_parked)
-			park_remove(c);
+			waits_unpark(&c->srv->waits, &c->wait);
 		pos += sizeof(h) + h.body_len;
 		retry = false;
 	}
@@ -231,8 +269,15 @@ static void conn_process(struct conn *c, bool retry, bool retry_final)
 		memmove(c->in, c->in + pos, c->in_len - pos);
 		c->in_len -= pos;
 		if (c->in_len == 0)
-			shrink(&c->in, &c->in_cap);
+			shrink(c, &c->in, &c->in_cap);
+		/* A parked request is now at the front. */
+		c->wait.body_off = sizeof(struct proto_header);
+		c->in_owed_ns = 0; /* a request went through */
 	}
+	if (!owes_input(c))
+		c->in_owed_ns = 0;
+	else if (!c->in_owed_ns)
+		c->in_owed_ns = server_now_ns();
 }
 
 /* Reads what the socket has, up to the budget. Returns false on EOF or
@@ -250,9 +295,14 @@ static bool conn_read(struct conn *c)
 			size_t cap = c->in_cap ? c->in_cap * 2 : 16384;
 			if (cap > max)
 				cap = max;
+			if (over_budget(c, cap - c->in_cap)) {
+				refuse_input(c);
+				return true;
+			}
 			uint8_t *n = os_realloc(c->in, cap);
 			if (!n)
 				return false;
+			c->srv->buffered += cap - c->in_cap;
 			c->in = n;
 			c->in_cap = cap;
 		}
@@ -330,7 +380,7 @@ void conn_on_event(struct loop *l, int fd, void *ctx, unsigned events)
 			return;
 		}
 		/* Draining may let held-back requests run. */
-		if (!c->parked)
+		if (!wait_parked(&c->wait))
 			conn_process(c, false, false);
 	}
 	conn_settle(c);
@@ -350,13 +400,14 @@ void conn_close(struct conn *c)
 	if (srv->opt.verbose)
 		fprintf(stderr, "shoal: client %u (pid %llu) left\n", c->sc.id,
 		        (unsigned long long)c->pid);
-	park_remove(c);
+	waits_unpark(&srv->waits, &c->wait);
 	events_unsubscribe(c);
 	loop_unwatch(srv->loop, c->fd);
 	close(c->fd);
 	store_client_gone(&srv->store, &c->sc);
 	srv->conns[c->index] = srv->conns[--srv->nconns];
 	srv->conns[c->index]->index = c->index;
+	srv->buffered -= c->in_cap + c->out_cap;
 	free(c->in);
 	free(c->out);
 	free(c);

@@ -3,8 +3,10 @@
  * becomes a PROTO_EVENT message queued to each subscriber, in the order the
  * store made the changes.
  *
- * Bounded memory: a subscriber whose unread events pass opt.event_queue
- * bytes gets one OVERFLOW event and is closed once that is written (or
+ * Bounded memory: a SNAPSHOT is sent a page at a time as the subscriber
+ * reads it, so it never holds more than the event queue either; a
+ * subscriber whose unread events pass opt.event_queue bytes gets one
+ * OVERFLOW event and is closed once that is written (or
  * dropped by the stall timeout if it never reads). Events are only queued
  * here; they are written in the loop's before-sleep hook, so a burst of
  * changes costs one write per subscriber, and a subscriber is never closed
@@ -13,6 +15,8 @@
 #include <string.h>
 
 #include "server.h"
+
+static void snapshot_done(struct conn *c);
 
 static void queue(struct conn *c, uint32_t kind, const struct object *o,
                   const char *name, size_t name_len, uint64_t version)
@@ -58,6 +62,8 @@ void events_notify(void *ctx, enum store_note note, const struct object *o,
 	        [STORE_NOTE_EVICTED] = SHOAL_EVENT_EVICTED,
 	        [STORE_NOTE_NAME_SET] = SHOAL_EVENT_NAME_SET,
 	        [STORE_NOTE_NAME_DELETED] = SHOAL_EVENT_NAME_DELETED,
+	        [STORE_NOTE_NAME_EXPIRED] = SHOAL_EVENT_NAME_EXPIRED,
+	        [STORE_NOTE_NAME_EVICTED] = SHOAL_EVENT_NAME_EVICTED,
 	};
 
 	for (struct conn *c = srv->subs; c; c = c->sub_next)
@@ -67,7 +73,6 @@ void events_notify(void *ctx, enum store_note note, const struct object *o,
 void events_subscribe(struct conn *c, bool snapshot)
 {
 	struct server *srv = c->srv;
-	struct store *st = &srv->store;
 
 	c->subscriber = true;
 	c->sub_prev = NULL;
@@ -77,30 +82,70 @@ void events_subscribe(struct conn *c, bool snapshot)
 	srv->subs = c;
 	if (!snapshot)
 		return;
-	/* The snapshot is bounded by the store's own size, not by the event
-	 * queue: a subscriber may ask for it whatever the store holds. */
-	uint64_t queue_limit = srv->opt.event_queue;
-	srv->opt.event_queue = UINT64_MAX;
-	for (uint32_t s = 0; s < st->objs.nslots; s++) {
-		const struct object *o = objtab_get(&st->objs, s);
-		if (o->state == OBJ_SEALED && !o->deleted)
+	/* The snapshot is sent a page at a time as the subscriber reads
+	 * (events_flush), never more than half its event queue ahead. */
+	c->snapshotting = true;
+	c->snap_obj = c->snap_name = 0;
+	srv->snapshots++;
+	srv->subs_dirty = true;
+}
+
+/* Most snapshot entries queued per subscriber per loop turn: a bound on
+ * the work of one turn, whatever the store holds. */
+#define SNAPSHOT_PER_TURN 1024
+
+/* Queues the next part of c's snapshot, while its unread output is under
+ * half its event queue; ends it with SNAPSHOT_END. An entry says the
+ * state when it is queued; events of changes made meanwhile are queued
+ * in between as they happen, so a subscriber that applies everything in
+ * order ends with the store's state. */
+static void snapshot_some(struct conn *c)
+{
+	struct store *st = &c->srv->store;
+	uint64_t room = c->srv->opt.event_queue / 2;
+	unsigned n = 0;
+
+	for (; c->snap_obj < st->objs.nslots && n < SNAPSHOT_PER_TURN;
+	     c->snap_obj++) {
+		if (c->closing || c->out_len - c->out_off > room)
+			return;
+		const struct object *o = objtab_get(&st->objs, c->snap_obj);
+		if (o->state == OBJ_SEALED && !o->deleted) {
 			queue(c, SHOAL_EVENT_SEALED, o, NULL, 0, 0);
+			n++;
+		}
 	}
-	for (uint32_t n = 0; n < st->names.nslots; n++) {
-		const struct name_entry *e = &st->names.slots[n];
-		if (e->name)
+	for (; c->snap_name < st->names.nslots && n < SNAPSHOT_PER_TURN;
+	     c->snap_name++) {
+		if (c->closing || c->out_len - c->out_off > room)
+			return;
+		const struct name_entry *e = &st->names.slots[c->snap_name];
+		if (e->name) {
 			queue(c, SHOAL_EVENT_NAME_SET,
 			      objtab_get(&st->objs, e->obj), e->name, e->len,
 			      e->version);
+			n++;
+		}
 	}
+	if (n == SNAPSHOT_PER_TURN || c->closing)
+		return;
 	queue(c, SHOAL_EVENT_SNAPSHOT_END, NULL, NULL, 0, 0);
-	srv->opt.event_queue = queue_limit;
+	snapshot_done(c);
+}
+
+static void snapshot_done(struct conn *c)
+{
+	if (c->snapshotting) {
+		c->snapshotting = false;
+		c->srv->snapshots--;
+	}
 }
 
 void events_unsubscribe(struct conn *c)
 {
 	if (!c->subscriber)
 		return;
+	snapshot_done(c);
 	if (c->sub_prev)
 		c->sub_prev->sub_next = c->sub_next;
 	else
@@ -112,11 +157,13 @@ void events_unsubscribe(struct conn *c)
 
 void events_flush(struct server *srv)
 {
-	if (!srv->subs_dirty)
+	if (!srv->subs_dirty && !srv->snapshots)
 		return;
 	srv->subs_dirty = false;
 	for (struct conn *c = srv->subs, *next; c; c = next) {
 		next = c->sub_next;
+		if (c->snapshotting)
+			snapshot_some(c);
 		conn_settle(c); /* writes; closes after an overflow */
 	}
 }

@@ -107,10 +107,14 @@ int names_add(struct names *n, const char *name, size_t len, uint32_t obj,
 	e->len = (uint32_t)len;
 	e->obj = obj;
 	e->version = version;
+	e->expire_ns = 0;
+	e->flags = 0;
+	e->heap_pos = e->obj_prev = e->obj_next = NAME_NIL;
 	e->hash = u64map_hash_bytes(name, len);
 	e->next = n->buckets[e->hash & (n->nbuckets - 1)];
 	n->buckets[e->hash & (n->nbuckets - 1)] = s;
 	n->count++;
+	n->bytes += len;
 	*slot = s;
 	return 0;
 }
@@ -124,6 +128,7 @@ void names_remove(struct names *n, uint32_t slot)
 		link = &n->slots[*link].next;
 	if (*link == slot)
 		*link = e->next;
+	n->bytes -= e->len;
 	free(e->name);
 	e->name = NULL;
 	e->next = n->free_head;

@@ -5,7 +5,12 @@
  * Entries live in a slot array (so that a listing cursor is a stable slot
  * index) and are found through a chained hash keyed with the process seed.
  * This module only keeps the mapping; what naming means for an object's
- * life (never evicted, deleted when its last name goes) is store.c's job.
+ * life (never evicted unless the name is evictable, deleted when its last
+ * name goes, expiry) is store.c's job.
+ *
+ * All of a name's state is in its struct name_entry (what a persistence
+ * layer serialises: name, object, version, expire_ns, flags); the other
+ * fields are links of the daemon's indexes and are rebuilt on load.
  */
 #ifndef SHOAL_NAMES_H
 #define SHOAL_NAMES_H
@@ -15,11 +20,20 @@
 
 #define NAME_NIL UINT32_MAX
 
+/* Flags of a name (struct name_entry.flags). */
+#define NAME_EVICTABLE 1u /* may be evicted with its object (LRU) */
+
 struct name_entry {
 	char *name; /* NUL-terminated copy; NULL for a free slot */
 	uint32_t len;
 	uint32_t obj; /* object slot */
 	uint64_t version;
+	/* CLOCK_MONOTONIC time (ns) at which the name expires; 0: never. */
+	uint64_t expire_ns;
+	uint32_t flags; /* NAME_EVICTABLE */
+	/* Index links (not state): */
+	uint32_t heap_pos; /* in the store's expiry heap; NAME_NIL: none */
+	uint32_t obj_prev, obj_next; /* the other names of obj */
 	uint64_t hash;
 	uint32_t next; /* hash chain, or free list */
 };
@@ -31,6 +45,7 @@ struct names {
 	uint32_t *buckets;
 	uint32_t nbuckets;
 	uint32_t count;
+	uint64_t bytes; /* of all names (limits.h) */
 };
 
 int names_init(struct names *n);
@@ -39,7 +54,9 @@ void names_free(struct names *n);
 /* Returns the slot of name, or NAME_NIL. */
 uint32_t names_find(const struct names *n, const char *name, size_t len);
 
-/* Adds a name that is not present. Returns 0 and *slot, or SHOAL_ENOMEM. */
+/* Adds a name that is not present, with no expiry, no flags and no links
+ * (heap_pos, obj_prev and obj_next NAME_NIL). Returns 0 and *slot, or
+ * SHOAL_ENOMEM. */
 int names_add(struct names *n, const char *name, size_t len, uint32_t obj,
               uint64_t version, uint32_t *slot);
 

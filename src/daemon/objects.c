@@ -10,6 +10,8 @@
  */
 #include "objects.h"
 
+#include "debug.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,6 +147,7 @@ void objtab_release_slot(struct objtab *t, uint32_t slot)
 	o->state = OBJ_FREE;
 	o->deleted = false;
 	o->gen++;
+	t->released++;
 	o->id_next = t->free_head;
 	t->free_head = slot;
 }
@@ -179,6 +182,8 @@ void lru_push(struct objtab *t, uint32_t slot)
 	t->lru_tail = slot;
 	o->in_lru = true;
 	t->lru_count++;
+	t->lru_bytes += o->block_size;
+	t->lru_pushes++;
 }
 
 void lru_remove(struct objtab *t, uint32_t slot)
@@ -197,7 +202,9 @@ void lru_remove(struct objtab *t, uint32_t slot)
 		t->lru_tail = o->lru_prev;
 	o->lru_prev = o->lru_next = OBJ_NIL;
 	o->in_lru = false;
+	SHOAL_ASSERT(t->lru_count > 0 && t->lru_bytes >= o->block_size);
 	t->lru_count--;
+	t->lru_bytes -= o->block_size;
 }
 
 #define FAIL(...)                                         \
@@ -246,15 +253,21 @@ int objtab_check(const struct objtab *t, char *msg, size_t size)
 		FAIL("%u used + %u free slots != %u", used, free_count,
 		     t->nslots);
 	uint32_t prev = OBJ_NIL;
+	uint64_t lru_bytes = 0;
 	for (uint32_t s = t->lru_head; s != OBJ_NIL; s = t->slots[s].lru_next) {
 		if (!t->slots[s].in_lru || t->slots[s].lru_prev != prev)
 			FAIL("LRU list broken at slot %u", s);
 		prev = s;
+		lru_bytes += t->slots[s].block_size;
 		if (++lru > t->nslots)
 			FAIL("LRU list has a cycle");
 	}
 	if (prev != t->lru_tail || lru != in_lru || lru != t->lru_count)
 		FAIL("LRU holds %u objects, %u marked, count %u", lru, in_lru,
 		     t->lru_count);
+	if (lru_bytes != t->lru_bytes)
+		FAIL("LRU holds %llu bytes, counted %llu",
+		     (unsigned long long)lru_bytes,
+		     (unsigned long long)t->lru_bytes);
 	return 0;
 }

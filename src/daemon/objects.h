@@ -33,8 +33,10 @@ struct object {
 	uint32_t gen;     /* bumped each time the slot is freed */
 	uint32_t holders; /* clients holding it (each counts once) */
 	uint32_t names;   /* names pointing at it */
-	uint32_t creator; /* client id of the creator */
-	uint32_t id_next; /* ID hash chain, or free-slot list */
+	uint32_t keep_names; /* of them, names that are not evictable */
+	uint32_t name_head;  /* first of its names (names.h obj_next list) */
+	uint32_t creator;    /* client id of the creator */
+	uint32_t id_next;    /* ID hash chain, or free-slot list */
 	uint32_t lru_prev, lru_next;
 	bool in_lru;
 	uint32_t metadata_size;
@@ -55,6 +57,10 @@ struct objtab {
 	uint32_t live;               /* objects in the ID hash */
 	uint32_t lru_head, lru_tail; /* head: least recently released */
 	uint32_t lru_count;
+	uint64_t lru_bytes; /* block bytes of the objects in the LRU */
+	/* Monotonic counts of LRU pushes and freed slots: a change says space
+	 * may have become available (for parked creates). */
+	uint64_t lru_pushes, released;
 };
 
 int objtab_init(struct objtab *t);

@@ -349,7 +349,9 @@ void persist_note(struct persist *p, enum store_note note,
 	if (note == STORE_NOTE_NAME_SET)
 		len = encode(rec, ++p->seq, REC_SET, o, name, name_len,
 		             version);
-	else if (note == STORE_NOTE_NAME_DELETED)
+	else if (note == STORE_NOTE_NAME_DELETED ||
+	         note == STORE_NOTE_NAME_EXPIRED ||
+	         note == STORE_NOTE_NAME_EVICTED) /* gone like a delete */
 		len = encode(rec, ++p->seq, REC_DEL, NULL, name, name_len,
 		             version);
 	else

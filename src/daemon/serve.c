@@ -37,7 +37,7 @@ static void usage(FILE *f)
 	        "memory)\n"
 	        "  -s, --socket PATH     socket path (default: $SHOAL_SOCKET,\n"
 	        "                        $XDG_RUNTIME_DIR/shoal.sock or "
-	        "/tmp/shoal-UID.sock)\n"
+	        "/tmp/shoal-UID/shoal.sock)\n"
 	        "  -d, --dir DIR         back the arena with a file in DIR "
 	        "(e.g. hugetlbfs)\n"
 	        "                        instead of anonymous shared memory\n"
@@ -47,7 +47,16 @@ static void usage(FILE *f)
 	        "daemon\n"
 	        "      --prefault        allocate the arena's pages in the "
 	        "background\n"
-	        "      --trim            give freed memory back to the OS\n"
+	        "                        (and keep freed memory: implies "
+	        "--no-trim)\n"
+	        "      --reserve SIZE    free memory kept allocated for the "
+	        "next puts;\n"
+	        "                        the rest is given back to the OS "
+	        "(default: a\n"
+	        "                        quarter of the capacity)\n"
+	        "      --trim            give all freed memory back "
+	        "(--reserve 0)\n"
+	        "      --no-trim         keep all freed memory allocated\n"
 	        "      --stall-timeout MS  drop a client that reads no replies "
 	        "this long\n"
 	        "                        (default 10000)\n"
@@ -57,6 +66,7 @@ static void usage(FILE *f)
 	        "  -v, --verbose         log clients coming and going\n"
 	        "  -h, --help            this text\n"
 	        "  -V, --version         print the version\n");
+	limits_usage(f);
 }
 
 /* Parses "15000000000", "64M", "1.5G", "512KiB". Returns 0 or -1. */
@@ -122,17 +132,23 @@ int daemon_main(int argc, char **argv)
 	        {"persist", required_argument, NULL, 'p'},
 	        {"prefault", no_argument, NULL, 'P'},
 	        {"trim", no_argument, NULL, 'T'},
+	        {"no-trim", no_argument, NULL, 'N'},
+	        {"reserve", required_argument, NULL, 'R'},
 	        {"stall-timeout", required_argument, NULL, 'S'},
 	        {"debug-checks", no_argument, NULL, 'D'},
 	        {"event-queue", required_argument, NULL, 'E'},
 	        {"verbose", no_argument, NULL, 'v'},
 	        {"help", no_argument, NULL, 'h'},
 	        {"version", no_argument, NULL, 'V'},
+	        LIMITS_LONGOPTS,
 	        {NULL, 0, NULL, 0},
 	};
 	struct server_options opt = {.stall_ms = 10000,
 	                             .event_queue = 4u << 20};
 	char sock[4096], err[1024], cap[32];
+	/* the warm reserve in bytes; UINT64_MAX: never trim */
+	uint64_t reserve = 0;
+	bool reserve_given = false;
 	struct server *srv;
 	struct sysinfo si;
 	int c, rc;
@@ -165,7 +181,21 @@ int daemon_main(int argc, char **argv)
 			opt.prefault = true;
 			break;
 		case 'T':
-			opt.trim = true;
+			reserve = 0;
+			reserve_given = true;
+			break;
+		case 'N':
+			reserve = UINT64_MAX;
+			reserve_given = true;
+			break;
+		case 'R':
+			if (parse_size(optarg, &reserve)) {
+				fprintf(stderr,
+				        "shoal serve: bad --reserve '%s'\n",
+				        optarg);
+				return 2;
+			}
+			reserve_given = true;
 			break;
 		case 'S': {
 			char *end;
@@ -206,6 +236,11 @@ int daemon_main(int argc, char **argv)
 			        argv[optind - 1]);
 			return 2;
 		default:
+			rc = limits_option(&opt.limits, c, optarg, parse_size);
+			if (rc > 0)
+				break;
+			if (rc < 0)
+				return 2;
 			fprintf(stderr, "shoal serve: unknown option '%s'\n",
 			        argv[optind - 1]);
 			usage(stderr);
@@ -223,9 +258,18 @@ int daemon_main(int argc, char **argv)
 		return 2;
 	}
 	if (!opt.socket_path) {
-		if (shoal_default_socket(sock, sizeof(sock))) {
+		rc = shoal_default_socket(sock, sizeof(sock));
+		if (rc == SHOAL_ETOOBIG) {
 			fprintf(stderr, "shoal serve: the default socket path "
 			                "is too long; use -s\n");
+			return 1;
+		}
+		if (rc < 0) {
+			fprintf(stderr,
+			        "shoal serve: cannot use the default socket "
+			        "%s: %s (remove its directory if it is not "
+			        "yours, or use -s)\n",
+			        sock, shoal_strerror(rc));
 			return 1;
 		}
 		opt.socket_path = sock;
@@ -239,6 +283,12 @@ int daemon_main(int argc, char **argv)
 		}
 		opt.capacity = (uint64_t)si.totalram * si.mem_unit / 4;
 	}
+	/* Freed memory beyond the warm reserve goes back to the OS, unless
+	 * the arena is to stay populated (--prefault, --no-trim). */
+	if (!reserve_given)
+		reserve = opt.prefault ? UINT64_MAX : opt.capacity / 4;
+	opt.trim = reserve != UINT64_MAX;
+	opt.reserve = opt.trim ? reserve : 0;
 	srv = os_calloc(1, sizeof(*srv));
 	if (!srv) {
 		fprintf(stderr, "shoal serve: out of memory\n");

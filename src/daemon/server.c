@@ -11,6 +11,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,8 @@
 #define STALL_CHECK_NS       200000000ull /* 200 ms */
 #define TRIM_CHUNKS_PER_TURN 16 /* ~32 MiB: a few ms of hole punching */
 #define ACCEPT_PAUSE_NS      100000000ull /* 100 ms without fds to spare */
+#define CLIENTS_SLACK        16   /* told "too many clients", not just closed */
+#define EXPIRE_PER_TURN      4096 /* names expired per loop turn at most */
 
 uint64_t server_now_ns(void)
 {
@@ -47,6 +50,7 @@ struct conn *server_add_conn(struct server *srv, int fd)
 		}
 	}
 	if (!c || srv->nconns == srv->conns_cap ||
+	    waits_reserve(&srv->waits, (size_t)srv->nconns + 1) ||
 	    loop_watch(srv->loop, fd, LOOP_READ, conn_on_event, c)) {
 		free(c);
 		close(fd);
@@ -54,6 +58,8 @@ struct conn *server_add_conn(struct server *srv, int fd)
 	}
 	c->srv = srv;
 	c->fd = fd;
+	c->in_owed_ns = server_now_ns(); /* its hello */
+	wait_init(&c->wait, &c->in);
 	c->index = srv->nconns;
 	srv->conns[srv->nconns++] = c;
 	store_client_init(&c->sc, ++srv->next_client_id);
@@ -71,6 +77,13 @@ static void on_accept(struct loop *l, int fd, void *ctx, unsigned events)
 	(void)events;
 	for (int i = 0; i < 64; i++) {
 		int cfd = net_accept(srv->listen_fd);
+		/* Far over --max-clients: not even a hello is read (within
+		 * the slack, the hello gets a SHOAL_ELIMIT answer). */
+		if (cfd >= 0 && srv->nconns >= srv->opt.limits.max_clients +
+		                                       CLIENTS_SLACK) {
+			close(cfd);
+			continue;
+		}
 		if (cfd == -EMFILE || cfd == -ENFILE || cfd == -ENOBUFS ||
 		    cfd == -ENOMEM) {
 			/* The connection stays in the backlog and epoll would
@@ -98,45 +111,99 @@ static void on_signal(struct loop *l, int fd, void *ctx, unsigned events)
 			loop_stop(l);
 }
 
-/* Wakes parked requests that events or deadlines concern. A woken request
- * may cause events in turn (a create that evicts frees nothing net, but a
- * disconnect can), so this repeats until quiet; each pass answers or keeps
- * each parked request once. */
+#define container_of(p, type, member) \
+	((type *)(void *)((char *)(p)-offsetof(type, member)))
+
+/* Answers (or re-parks) every ready request. */
+static bool run_ready(struct server *srv)
+{
+	struct wait *w;
+	bool any = false;
+
+	while ((w = waits_pop_ready(&srv->waits))) {
+		conn_retry(container_of(w, struct conn, wait), w->final);
+		any = true;
+	}
+	return any;
+}
+
+/* Changes whenever space is freed or an object becomes evictable. */
+static uint64_t avail_events(const struct server *srv)
+{
+	return srv->store.objs.lru_pushes + srv->store.objs.released;
+}
+
+/* Bytes the smallest parked create could get: free plus evictable. */
+static uint64_t available(const struct server *srv)
+{
+	const struct store *st = &srv->store;
+
+	return srv->arena.capacity - alloc_used(st->alloc) + st->objs.lru_bytes;
+}
+
+/*
+ * Tries parked creates, smallest first, while they may fit. Only the
+ * smallest can fit first (a block that fits after evicting leaves room for
+ * any smaller one too), so this looks at the heap's top only. A create
+ * that fits a free block is tried at once (O(1) to tell). One that would
+ * fit only by evicting scans the block list when tried (store.c's
+ * make_room), so it is tried only when space changed since its last try,
+ * and at most as often as keeps those scans under a tenth of the loop's
+ * time. Returns whether any was answered.
+ */
+static bool try_creates(struct server *srv)
+{
+	bool any = false;
+	struct wait *w;
+
+	while ((w = waits_smallest_create(&srv->waits))) {
+		uint64_t need = w->size.key;
+		struct conn *c = container_of(w, struct conn, wait);
+		uint64_t seen = avail_events(srv);
+		if (!alloc_surely_fits(srv->store.alloc, need)) {
+			uint64_t now = server_now_ns();
+			if (srv->avail_seen == seen || now < srv->slow_next_ns)
+				break;
+			srv->avail_seen = seen;
+			if (need > available(srv))
+				break;
+			/* Nothing to evict: only a free block of need's own
+			 * size class can hold it (a bounded scan). */
+			if (srv->store.objs.lru_count == 0 &&
+			    !alloc_fits_now(srv->store.alloc, need))
+				break;
+			conn_retry(c, false);
+			uint64_t took = server_now_ns() - now;
+			srv->slow_next_ns = now + 10 * took;
+		} else {
+			conn_retry(c, false);
+		}
+		if (waits_smallest_create(&srv->waits) == w)
+			break; /* still parked (out of memory): next turn */
+		any = true;
+	}
+	return any;
+}
+
+/*
+ * Wakes parked requests that events or deadlines concern: the waiters of
+ * dropped IDs, expired ones, ones the notification hook made ready, and
+ * parked creates that may fit now. A woken request may cause events in
+ * turn (a create that evicts, later requests of the same connection), so
+ * this repeats until quiet, a bounded number of times per turn.
+ */
 static void wake_parked(struct server *srv)
 {
+	struct store *st = &srv->store;
+
 	for (int pass = 0; pass < 8; pass++) {
-		unsigned ev = srv->store.events;
-		size_t seen = srv->store.ndropped;
-		uint64_t now = server_now_ns();
-		bool any = false;
-		srv->store.events = 0;
-		struct conn *c = srv->park_head;
-		struct conn *tail = srv->park_tail;
-		while (c) {
-			struct conn *next = c->park_next;
-			bool last = c == tail;
-			bool due = c->deadline_ns <= now, dropped;
-			struct proto_header h;
-			memcpy(&h, c->in, sizeof(h));
-			if (commands_wake_on(&srv->store, &h, c->in + sizeof(h),
-			                     ev, &dropped) ||
-			    due) {
-				conn_retry(c, due || dropped);
-				any = true;
-			}
-			if (last)
-				break;
-			c = next;
-		}
-		/* Forget the dropped IDs this pass has shown to everyone;
-		 * ones added meanwhile are for the next pass. */
-		struct store *st = &srv->store;
-		if (seen) {
-			memmove(st->dropped, st->dropped + seen,
-			        (st->ndropped - seen) * SHOAL_ID_SIZE);
-			st->ndropped -= seen;
-		}
-		if (!any || !srv->store.events)
+		for (size_t i = 0; i < st->ndropped; i++)
+			waits_dropped(&srv->waits, st->dropped[i]);
+		st->ndropped = 0;
+		waits_expire(&srv->waits, server_now_ns());
+		bool any = run_ready(srv);
+		any |= try_creates(srv);
+		if (!any && !srv->waits.ready_head && !st->ndropped)
 			break;
 	}
 }
@@ -144,13 +211,14 @@ static void wake_parked(struct server *srv)
 struct trim_ctx {
 	struct server *srv;
 	uint64_t budget;
+	uint64_t keep; /* warm reserve still to keep */
 	bool failed;
 };
 
 static int trim_free_block(void *ctx, uint64_t offset, uint64_t size)
 {
 	struct trim_ctx *t = ctx;
-	long n = arena_trim(&t->srv->arena, offset, size, t->budget);
+	long n = arena_trim(&t->srv->arena, offset, size, t->budget, &t->keep);
 
 	if (n < 0) {
 		t->failed = true;
@@ -161,13 +229,16 @@ static int trim_free_block(void *ctx, uint64_t offset, uint64_t size)
 }
 
 /*
- * Returns freed memory to the OS, a bounded amount per turn. Returns
- * whether more may be left. When the backing refuses, trimming waits for
- * the next free: retrying at once would only spin the loop.
+ * Returns freed memory beyond the warm reserve to the OS, a bounded amount
+ * per turn. The reserve is the free memory at the lowest addresses, where
+ * creates look for warm memory first too (store.c). Returns whether more
+ * may be left. When the backing refuses, trimming waits for the next free:
+ * retrying at once would only spin the loop.
  */
 static bool trim_some(struct server *srv)
 {
-	struct trim_ctx t = {srv, TRIM_CHUNKS_PER_TURN, false};
+	struct trim_ctx t = {srv, TRIM_CHUNKS_PER_TURN, srv->opt.reserve,
+	                     false};
 
 	alloc_foreach_free(srv->store.alloc, trim_free_block, &t);
 	if (t.failed && srv->opt.verbose)
@@ -179,6 +250,7 @@ static bool trim_some(struct server *srv)
 static void drop_stalled(struct server *srv, uint64_t now)
 {
 	uint64_t limit = srv->opt.stall_ms * 1000000ull;
+	uint64_t input_limit = srv->opt.limits.input_timeout_ms * 1000000ull;
 
 	for (uint32_t i = 0; i < srv->nconns;) {
 		struct conn *c = srv->conns[i];
@@ -192,6 +264,16 @@ static void drop_stalled(struct server *srv, uint64_t now)
 			conn_close(c); /* moves the last conn into slot i */
 			continue;
 		}
+		if (c->in_owed_ns && now - c->in_owed_ns > input_limit) {
+			fprintf(stderr,
+			        "shoal: dropping client %u: it left %s unsent "
+			        "for %llu ms (--input-timeout)\n",
+			        c->sc.id, c->hello ? "a request" : "its hello",
+			        (unsigned long long)
+			                srv->opt.limits.input_timeout_ms);
+			conn_close(c);
+			continue;
+		}
 		i++;
 	}
 }
@@ -203,9 +285,12 @@ static int before_sleep(struct loop *l, void *ctx)
 	int timeout = -1;
 
 	(void)l;
+	/* Expiry first: the memory it frees may let parked creates go. */
+	(void)store_expire_due(&srv->store, server_now_ns(), EXPIRE_PER_TURN);
+	wake_parked(srv);
 	if (srv->store.events & STORE_EV_FREED)
 		srv->trim_wanted = srv->opt.trim;
-	wake_parked(srv);
+	srv->store.events = 0;
 	events_flush(srv);
 	now = server_now_ns();
 	if (now >= srv->next_stall_check_ns) {
@@ -222,11 +307,18 @@ static int before_sleep(struct loop *l, void *ctx)
 	if (srv->trim_wanted)
 		return 0;
 	next = srv->next_stall_check_ns;
+	if (store_next_expiry(&srv->store) < next)
+		next = store_next_expiry(&srv->store);
 	if (srv->accept_resume_ns && srv->accept_resume_ns < next)
 		next = srv->accept_resume_ns;
-	for (struct conn *c = srv->park_head; c; c = c->park_next)
-		if (c->deadline_ns < next)
-			next = c->deadline_ns;
+	if (waits_next_deadline(&srv->waits) < next)
+		next = waits_next_deadline(&srv->waits);
+	if (srv->waits.ready_head || srv->store.ndropped)
+		next = 0; /* more woken than one turn answers */
+	else if (waits_smallest_create(&srv->waits) &&
+	         srv->avail_seen != avail_events(srv) &&
+	         srv->slow_next_ns < next)
+		next = srv->slow_next_ns; /* a rate-limited create retry */
 	now = server_now_ns();
 	if (next != UINT64_MAX) {
 		uint64_t ms = next > now ? (next - now + 999999) / 1000000 : 0;
@@ -235,13 +327,18 @@ static int before_sleep(struct loop *l, void *ctx)
 	return timeout;
 }
 
-/* The store's notification hook: subscribers, then the name journal. */
+/* The store's notification hook: the waiters of what changed, the
+ * subscribers, then the name journal. */
 static void server_notify(void *ctx, enum store_note note,
                           const struct object *o, const char *name,
                           size_t name_len, uint64_t version)
 {
 	struct server *srv = ctx;
 
+	if (note == STORE_NOTE_SEALED)
+		waits_sealed(&srv->waits, o->id);
+	else if (note == STORE_NOTE_NAME_SET)
+		waits_named(&srv->waits, name, name_len);
 	events_notify(ctx, note, o, name, name_len, version);
 	if (srv->persisting)
 		persist_note(&srv->persist, note, o, name, name_len, version);
@@ -277,6 +374,7 @@ int server_init_state(struct server *srv, const struct server_options *opt,
 	srv->opt = *opt;
 	srv->listen_fd = srv->signal_fd = -1;
 	srv->persist.lock_fd = srv->persist.log_fd = -1;
+	waits_init(&srv->waits);
 	rc = open_arena(srv, &reused, err, size);
 	if (rc)
 		return rc;
@@ -293,6 +391,11 @@ int server_init_state(struct server *srv, const struct server_options *opt,
 		srv->persisting = true;
 	}
 	srv->store.notify = server_notify;
+	/* After recovery: what a restart brings back is not refused. */
+	limits_defaults(&srv->opt.limits, srv->arena.capacity);
+	srv->store.max_objects = srv->opt.limits.max_objects;
+	srv->store.max_names = srv->opt.limits.max_names;
+	srv->store.name_memory = srv->opt.limits.name_memory;
 	srv->store.notify_ctx = srv;
 	rc = loop_create(&srv->loop);
 	if (rc) {
@@ -358,6 +461,7 @@ void server_free(struct server *srv)
 	while (srv->nconns)
 		conn_close(srv->conns[srv->nconns - 1]);
 	free(srv->conns);
+	waits_free(&srv->waits);
 	if (srv->listen_fd >= 0) {
 		close(srv->listen_fd);
 		unlink(srv->opt.socket_path);

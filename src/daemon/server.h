@@ -4,9 +4,11 @@
  *
  * A connection's requests are handled strictly in order. A get, get-name
  * or create that has to wait is "parked": it stays at the front of the
- * connection's input buffer and is handled again when something it may be
- * waiting for happens (a seal, a name set, memory freed) or when its
- * deadline passes; the connection's later requests wait behind it. Nothing
+ * connection's input buffer, is decoded once into a wait record indexed by
+ * what it waits for (waits.h), and is handled again when that happens (a
+ * seal of one of its IDs, its name set, space freed or made evictable) or
+ * when its deadline passes; the connection's later requests wait behind
+ * it. Nothing
  * a client does blocks the loop: reads and writes are non-blocking and
  * buffered per connection, input and output are capped per connection.
  */
@@ -18,10 +20,12 @@
 #include <stdint.h>
 
 #include "arena.h"
+#include "limits.h"
 #include "loop.h"
 #include "persist.h"
 #include "protocol.h"
 #include "store.h"
+#include "waits.h"
 
 /* Output beyond which a connection's further requests are not read until
  * the client reads its replies. */
@@ -33,12 +37,14 @@ struct server_options {
 	const char *dir;
 	const char *persist_dir; /* --persist: names survive restarts */
 	bool prefault;
-	bool trim;
+	bool trim;        /* give free memory beyond reserve back to the OS */
+	uint64_t reserve; /* free bytes kept backed when trimming */
 	bool verbose;
 	bool debug_checks; /* allow PROTO_DEBUG_CHECK */
 	uint64_t stall_ms; /* drop a client that reads nothing this long */
 	/* unread event bytes before a subscriber overflows */
 	uint64_t event_queue;
+	struct limits limits; /* 0s: defaults for the capacity */
 };
 
 struct conn {
@@ -54,14 +60,18 @@ struct conn {
 	uint8_t *out;
 	size_t out_off, out_len, out_cap;
 	uint64_t out_stalled_ns; /* when output last stopped draining; 0 */
+	/* Since when the client owes us input: a hello, or the rest of a
+	 * half-sent request (--input-timeout); 0: it owes nothing. */
+	uint64_t in_owed_ns;
+	/* SNAPSHOT in progress: the next object and name slots to send. */
+	bool snapshotting;
+	uint32_t snap_obj, snap_name;
 	/* Subscribers: the connection only receives events. */
 	bool subscriber;
 	uint32_t event_seq;
 	struct conn *sub_prev, *sub_next;
-	/* Parking: the request at the front of in. */
-	bool parked;
-	uint64_t deadline_ns; /* UINT64_MAX: none */
-	struct conn *park_prev, *park_next;
+	/* Parking: the request at the front of in (waits.h). */
+	struct wait wait;
 };
 
 struct server {
@@ -74,7 +84,14 @@ struct server {
 	struct conn **conns;
 	uint32_t nconns, conns_cap;
 	uint32_t next_client_id;
-	struct conn *park_head, *park_tail;
+	struct waits waits; /* parked requests */
+	uint64_t buffered;  /* bytes of all connections' buffers */
+	uint32_t snapshots; /* subscribers with a snapshot in progress */
+	/* Parked creates that may fit only by evicting are tried again when
+	 * space changed (avail_seen != the store's count of frees and LRU
+	 * pushes) and not before slow_next_ns: that try scans the blocks. */
+	uint64_t avail_seen;
+	uint64_t slow_next_ns;
 	struct conn *subs; /* subscribers */
 	bool subs_dirty;   /* events were queued since the last flush */
 	uint64_t next_stall_check_ns;
@@ -171,11 +188,19 @@ enum cmd_result {
 enum cmd_result commands_dispatch(struct conn *c, const struct proto_header *h,
                                   const uint8_t *body, bool final);
 
-/* Whether a parked request may proceed after these store events
- * (STORE_EV_*); *final is set when it must be answered now because an
- * object it waits for was dropped with its creator. */
-bool commands_wake_on(const struct store *st, const struct proto_header *h,
-                      const uint8_t *body, unsigned events, bool *final);
+/* Name requests (cmd_names.c): LIST_NAMES, EXPIRE, PERSIST, NAME_INFO,
+ * DELETE_PREFIX. */
+enum cmd_result cmd_names_list(struct conn *c, const struct proto_header *h,
+                               const uint8_t *body, bool final);
+enum cmd_result cmd_names_expire(struct conn *c, const struct proto_header *h,
+                                 const uint8_t *body, bool final);
+enum cmd_result cmd_names_persist(struct conn *c, const struct proto_header *h,
+                                  const uint8_t *body, bool final);
+enum cmd_result cmd_names_info(struct conn *c, const struct proto_header *h,
+                               const uint8_t *body, bool final);
+enum cmd_result cmd_names_delete_prefix(struct conn *c,
+                                        const struct proto_header *h,
+                                        const uint8_t *body, bool final);
 
 /* Deadline of a request that is about to park, from its timeout. */
 uint64_t commands_deadline(const struct proto_header *h, const uint8_t *body);

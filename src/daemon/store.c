@@ -6,10 +6,13 @@
  * freed, evictable, or neither. Invariants checked by store_check():
  *   - each in-use slot owns exactly one allocator block, found by offset in
  *     by_offset, and the blocks' sizes add up to alloc_used();
- *   - in_lru == (sealed && !deleted && names == 0 && holders == 0);
+ *   - in_lru == (sealed && !deleted && keep_names == 0 && holders == 0);
  *   - holders == the number of clients whose holds contain the handle;
- *   - names == the number of name entries pointing at the slot, and every
- *     named object is sealed and not deleted;
+ *   - names == the number of name entries pointing at the slot, keep_names
+ *     the number of those without NAME_EVICTABLE, the names of a slot are
+ *     exactly its name_head list, and every named object is sealed and not
+ *     deleted;
+ *   - the expiry heap holds exactly the names with an expiry (expiry.c);
  *   - deleted_held == the number of deleted slots still in use.
  */
 #include "store.h"
@@ -20,7 +23,10 @@
 #include <time.h>
 
 #include "layout.h"
+#include "limits.h"
 #include "os.h"
+
+static uint64_t monotonic_ns(void);
 
 static uint64_t now_ns(int clock)
 {
@@ -30,12 +36,19 @@ static uint64_t now_ns(int clock)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+static uint64_t monotonic_ns(void)
+{
+	return now_ns(CLOCK_MONOTONIC);
+}
+
 int store_init(struct store *st, struct arena *a)
 {
 	int rc;
 
 	memset(st, 0, sizeof(*st));
 	st->arena = a;
+	st->clock = monotonic_ns;
+	expiry_init(&st->expiry);
 	st->start_ns = now_ns(CLOCK_MONOTONIC);
 	rc = alloc_create(a->data_offset, a->capacity, &st->alloc);
 	if (rc)
@@ -52,6 +65,7 @@ void store_free(struct store *st)
 	alloc_destroy(st->alloc);
 	objtab_free(&st->objs);
 	names_free(&st->names);
+	expiry_free(&st->expiry);
 	u64map_free(&st->by_offset);
 	free(st->dropped);
 	memset(st, 0, sizeof(*st));
@@ -96,7 +110,7 @@ static void settle(struct store *st, uint32_t slot)
 	}
 	if (o->deleted)
 		destroy(st, slot);
-	else if (o->state == OBJ_SEALED && o->names == 0)
+	else if (o->state == OBJ_SEALED && o->keep_names == 0)
 		lru_push(&st->objs, slot);
 	else
 		lru_remove(&st->objs, slot);
@@ -150,6 +164,66 @@ static bool evictable_at(void *ctx, uint64_t offset, uint64_t size)
 	       objtab_get(&st->objs, (uint32_t)slot)->in_lru;
 }
 
+/* Points the name in ns at slot (its names list, counts). */
+static void link_name(struct store *st, uint32_t ns, uint32_t slot)
+{
+	struct name_entry *e = names_get(&st->names, ns);
+	struct object *o = objtab_get(&st->objs, slot);
+
+	e->obj = slot;
+	e->obj_prev = NAME_NIL;
+	e->obj_next = o->names ? o->name_head : NAME_NIL;
+	if (o->names)
+		names_get(&st->names, o->name_head)->obj_prev = ns;
+	o->name_head = ns;
+	o->names++;
+	if (!(e->flags & NAME_EVICTABLE))
+		o->keep_names++;
+}
+
+/* Takes the name in ns off its object's list and counts (it still points
+ * at it). */
+static void unlink_name(struct store *st, uint32_t ns)
+{
+	struct name_entry *e = names_get(&st->names, ns);
+	struct object *o = objtab_get(&st->objs, e->obj);
+
+	if (e->obj_prev != NAME_NIL)
+		names_get(&st->names, e->obj_prev)->obj_next = e->obj_next;
+	else
+		o->name_head = e->obj_next;
+	if (e->obj_next != NAME_NIL)
+		names_get(&st->names, e->obj_next)->obj_prev = e->obj_prev;
+	e->obj_prev = e->obj_next = NAME_NIL;
+	o->names--;
+	if (!(e->flags & NAME_EVICTABLE))
+		o->keep_names--;
+}
+
+/* Removes the name in ns from every index and the table, telling
+ * subscribers why (n). Its object is left to the caller. */
+static void remove_name(struct store *st, uint32_t ns, enum store_note n)
+{
+	struct name_entry *e = names_get(&st->names, ns);
+
+	note(st, n, objtab_get(&st->objs, e->obj), e->name, e->len, e->version);
+	expiry_remove(&st->expiry, &st->names, ns);
+	unlink_name(st, ns);
+	names_remove(&st->names, ns);
+}
+
+/* Removes a name; its object is deleted when that was its last name. */
+static void drop_name(struct store *st, uint32_t ns, enum store_note n)
+{
+	uint32_t slot = names_get(&st->names, ns)->obj;
+
+	remove_name(st, ns, n);
+	if (objtab_get(&st->objs, slot)->names == 0)
+		delete_object(st, slot, STORE_NOTE_DELETED);
+	else
+		settle(st, slot);
+}
+
 /* Evicts one object; returns its size as created (data + metadata), which
  * is what evict() reports, as Plasma did: the block rounding stays inside. */
 static uint64_t evict_one(struct store *st, uint32_t slot)
@@ -159,6 +233,11 @@ static uint64_t evict_one(struct store *st, uint32_t slot)
 
 	st->evictions++;
 	st->evicted_bytes += size;
+	/* Only evictable names are left on an object in the LRU. */
+	while (o->names) {
+		st->evicted_names++;
+		remove_name(st, o->name_head, STORE_NOTE_NAME_EVICTED);
+	}
 	delete_object(st, slot, STORE_NOTE_EVICTED);
 	return size;
 }
@@ -166,11 +245,15 @@ static uint64_t evict_one(struct store *st, uint32_t slot)
 /* Finds room for block bytes, evicting only if that is sure to succeed. */
 static int make_room(struct store *st, uint64_t block, uint64_t *offset)
 {
-	int rc = alloc_alloc(st->alloc, block, offset);
+	int rc = arena_alloc_warm(st->arena, st->alloc, block, offset);
 
 	if (rc != SHOAL_EFULL)
 		return rc;
-	if (!alloc_fits_if(st->alloc, block, evictable_at, st))
+	/* O(1) refusals first: the scan below walks every block. */
+	if (st->objs.lru_count == 0 ||
+	    block > st->arena->capacity - alloc_used(st->alloc) +
+	                    st->objs.lru_bytes ||
+	    !alloc_fits_if(st->alloc, block, evictable_at, st))
 		return SHOAL_EFULL;
 	while (rc == SHOAL_EFULL && st->objs.lru_head != OBJ_NIL) {
 		evict_one(st, st->objs.lru_head);
@@ -192,6 +275,14 @@ int store_create(struct store *st, struct store_client *sc, const uint8_t *id,
 	if (data_size > st->arena->requested ||
 	    data_size + metadata_size > st->arena->requested)
 		return SHOAL_EFULL;
+	/* Every slot in use counts, deleted ones that readers hold too: each
+	 * costs the daemon's memory until it is freed. */
+	if (st->max_objects &&
+	    (uint64_t)st->objs.live + st->deleted_held >= st->max_objects) {
+		if (st->objs.lru_head == OBJ_NIL)
+			return SHOAL_ELIMIT;
+		evict_one(st, st->objs.lru_head);
+	}
 	total = data_size + metadata_size;
 	block = layout_align(total ? total : 1);
 	rc = make_room(st, block, &off);
@@ -216,6 +307,7 @@ int store_create(struct store *st, struct store_client *sc, const uint8_t *id,
 	o->metadata_size = metadata_size;
 	o->block_size = alloc_block_size(st->alloc, off);
 	o->create_time_ns = now_ns(CLOCK_REALTIME);
+	o->name_head = NAME_NIL;
 	st->creates++;
 	arena_mark_touched(st->arena, off, total);
 	*offset = off;
@@ -349,47 +441,106 @@ uint64_t store_evict(struct store *st, uint64_t nbytes)
 	return freed;
 }
 
-/* Drops one name's reference to an object. */
-static void unname(struct store *st, uint32_t slot)
+/* Removes an expired name. */
+static void expire_one(struct store *st, uint32_t ns)
 {
-	struct object *o = objtab_get(&st->objs, slot);
+	st->expired++;
+	drop_name(st, ns, STORE_NOTE_NAME_EXPIRED);
+}
 
-	if (--o->names == 0)
-		delete_object(st, slot, STORE_NOTE_DELETED);
+uint32_t store_find_name(struct store *st, const char *name, size_t len)
+{
+	uint32_t ns = names_find(&st->names, name, len);
+
+	if (ns == NAME_NIL)
+		return NAME_NIL;
+	if (!store_name_live(names_get(&st->names, ns), st->clock())) {
+		expire_one(st, ns);
+		return NAME_NIL;
+	}
+	return ns;
+}
+
+/* The expiry time of a ttl from now; 0 for none. */
+static int expiry_time(struct store *st, uint64_t ttl_ms, uint64_t *at)
+{
+	if (ttl_ms > SHOAL_TTL_MAX_MS)
+		return SHOAL_ETOOBIG;
+	*at = ttl_ms ? st->clock() + ttl_ms * 1000000ull : 0;
+	return 0;
 }
 
 int store_set_name(struct store *st, const char *name, size_t len,
                    const uint8_t *id, bool cas, uint64_t expected,
                    uint64_t *version)
 {
-	uint32_t slot = objtab_find(&st->objs, id);
-	uint32_t ns;
+	return store_set_name_ttl(st, name, len, id, cas, expected, 0, 0,
+	                          version);
+}
+
+int store_set_name_ttl(struct store *st, const char *name, size_t len,
+                       const uint8_t *id, bool cas, uint64_t expected,
+                       uint64_t ttl_ms, uint32_t flags, uint64_t *version)
+{
+	uint32_t slot, ns;
+	uint64_t at;
 	int rc;
 
+	if (flags & ~NAME_EVICTABLE)
+		return SHOAL_EINVAL;
+	rc = expiry_time(st, ttl_ms, &at);
+	if (rc)
+		return rc;
+	/* The name first: if it has expired, removing it may delete the
+	 * object it pointed at, which then is not there to be named. */
+	ns = store_find_name(st, name, len);
+	slot = objtab_find(&st->objs, id);
 	if (slot == OBJ_NIL)
 		return SHOAL_ENOTFOUND;
 	if (objtab_get(&st->objs, slot)->state != OBJ_SEALED)
 		return SHOAL_ENOTSEALED;
-	ns = names_find(&st->names, name, len);
 	if (cas &&
 	    expected !=
 	            (ns == NAME_NIL ? 0 : names_get(&st->names, ns)->version))
 		return SHOAL_EVERSION;
 	uint64_t v = st->last_version + 1;
+	if (ns == NAME_NIL && st->max_names &&
+	    (st->names.count >= st->max_names ||
+	     st->names.bytes +
+	                     (st->names.count + 1) * (uint64_t)NAME_COST_BYTES +
+	                     len >
+	             st->name_memory))
+		return SHOAL_ELIMIT;
 	if (ns == NAME_NIL) {
 		rc = names_add(&st->names, name, len, slot, v, &ns);
 		if (rc)
 			return rc;
-		objtab_get(&st->objs, slot)->names++;
+		rc = expiry_set(&st->expiry, &st->names, ns, at);
+		if (rc) {
+			names_remove(&st->names, ns);
+			return rc;
+		}
+		names_get(&st->names, ns)->flags = flags;
+		link_name(st, ns, slot);
 	} else {
+		/* Only the heap can fail: before anything changes. */
+		rc = expiry_set(&st->expiry, &st->names, ns, at);
+		if (rc)
+			return rc;
 		struct name_entry *e = names_get(&st->names, ns);
 		uint32_t old = e->obj;
-		/* The new object gains its name before the old one loses it,
-		 * so naming the same object again changes nothing. */
-		objtab_get(&st->objs, slot)->names++;
-		e->obj = slot;
+		/* The old object is settled only once the name points at the
+		 * new one, so naming the same object again changes nothing. */
+		unlink_name(st, ns);
+		e->flags = flags;
 		e->version = v;
-		unname(st, old);
+		link_name(st, ns, slot);
+		if (old != slot) {
+			if (objtab_get(&st->objs, old)->names == 0)
+				delete_object(st, old, STORE_NOTE_DELETED);
+			else
+				settle(st, old);
+		}
 	}
 	st->last_version = v;
 	settle(st, slot);
@@ -403,7 +554,7 @@ int store_set_name(struct store *st, const char *name, size_t len,
 int store_get_name(struct store *st, struct store_client *sc, const char *name,
                    size_t len, uint32_t *slot, uint64_t *version)
 {
-	uint32_t ns = names_find(&st->names, name, len);
+	uint32_t ns = store_find_name(st, name, len);
 	int rc;
 
 	if (ns == NAME_NIL)
@@ -421,20 +572,92 @@ int store_get_name(struct store *st, struct store_client *sc, const char *name,
 int store_delete_name(struct store *st, const char *name, size_t len, bool cas,
                       uint64_t expected)
 {
-	uint32_t ns = names_find(&st->names, name, len);
+	uint32_t ns = store_find_name(st, name, len);
 
 	if (ns == NAME_NIL)
 		return cas && expected != 0 ? SHOAL_EVERSION : SHOAL_ENOTFOUND;
-	struct name_entry *e = names_get(&st->names, ns);
-	if (cas && e->version != expected)
+	if (cas && names_get(&st->names, ns)->version != expected)
 		return SHOAL_EVERSION;
-	uint32_t slot = e->obj;
-	uint64_t v = e->version;
-	note(st, STORE_NOTE_NAME_DELETED, objtab_get(&st->objs, slot), name,
-	     len, v);
-	names_remove(&st->names, ns);
-	unname(st, slot);
+	drop_name(st, ns, STORE_NOTE_NAME_DELETED);
 	return 0;
+}
+
+int store_expire_name(struct store *st, const char *name, size_t len,
+                      uint64_t ttl_ms)
+{
+	uint32_t ns = store_find_name(st, name, len);
+	uint64_t at;
+	int rc;
+
+	if (ns == NAME_NIL)
+		return SHOAL_ENOTFOUND;
+	rc = expiry_time(st, ttl_ms, &at);
+	if (rc)
+		return rc;
+	if (at == 0) {
+		expire_one(st, ns);
+		return 0;
+	}
+	return expiry_set(&st->expiry, &st->names, ns, at);
+}
+
+int store_persist_name(struct store *st, const char *name, size_t len)
+{
+	uint32_t ns = store_find_name(st, name, len);
+
+	if (ns == NAME_NIL)
+		return SHOAL_ENOTFOUND;
+	return expiry_set(&st->expiry, &st->names, ns, 0);
+}
+
+void store_delete_prefix(struct store *st, const char *prefix, size_t len,
+                         uint64_t *count)
+{
+	uint64_t now = st->clock(), n = 0;
+
+	/* Removal only frees slots, so a pass by slot index sees every name
+	 * that was there when it started. */
+	for (uint32_t s = 0; s < st->names.nslots; s++) {
+		const struct name_entry *e = names_get(&st->names, s);
+		if (!e->name || e->len < len || memcmp(e->name, prefix, len))
+			continue;
+		if (!store_name_live(e, now)) {
+			expire_one(st, s);
+			continue;
+		}
+		drop_name(st, s, STORE_NOTE_NAME_DELETED);
+		n++;
+	}
+	*count = n;
+}
+
+uint64_t store_expire_due(struct store *st, uint64_t now_ns, uint64_t max)
+{
+	uint64_t n = 0;
+	uint32_t ns;
+
+	while (n < max && (ns = expiry_first(&st->expiry)) != NAME_NIL &&
+	       names_get(&st->names, ns)->expire_ns <= now_ns) {
+		expire_one(st, ns);
+		n++;
+	}
+	return n;
+}
+
+uint64_t store_next_expiry(const struct store *st)
+{
+	return expiry_next_ns(&st->expiry, &st->names);
+}
+
+int64_t store_name_ttl_ms(const struct store *st, const struct name_entry *e)
+{
+	uint64_t now = st->clock();
+
+	if (e->expire_ns == 0)
+		return -1;
+	if (e->expire_ns <= now)
+		return 0;
+	return (int64_t)((e->expire_ns - now + 999999) / 1000000);
 }
 
 int store_restore_object(struct store *st, const uint8_t *id, uint64_t offset,
@@ -468,6 +691,7 @@ int store_restore_object(struct store *st, const uint8_t *id, uint64_t offset,
 	o->block_size = alloc_block_size(st->alloc, offset);
 	o->create_time_ns = create_time_ns;
 	o->seal_time_ns = create_time_ns; /* not recorded: taken as instant */
+	o->name_head = NAME_NIL;
 	st->sealed++;
 	arena_mark_touched(st->arena, offset, total);
 	settle(st, s);
@@ -489,7 +713,7 @@ int store_restore_name(struct store *st, const char *name, size_t len,
 	rc = names_add(&st->names, name, len, slot, version, &ns);
 	if (rc)
 		return rc;
-	objtab_get(&st->objs, slot)->names++;
+	link_name(st, ns, slot);
 	if (version > st->last_version)
 		st->last_version = version;
 	settle(st, slot);
@@ -510,14 +734,6 @@ static void record_dropped(struct store *st, const uint8_t *id)
 	}
 	memcpy(st->dropped[st->ndropped++], id, SHOAL_ID_SIZE);
 	st->events |= STORE_EV_DROPPED;
-}
-
-bool store_was_dropped(const struct store *st, const uint8_t *id)
-{
-	for (size_t i = 0; i < st->ndropped; i++)
-		if (memcmp(st->dropped[i], id, SHOAL_ID_SIZE) == 0)
-			return true;
-	return false;
 }
 
 void store_client_gone(struct store *st, struct store_client *sc)
@@ -558,6 +774,8 @@ void store_stats(const struct store *st, uint64_t clients, shoal_stats *out)
 	out->backed_bytes = arena_backed_bytes(st->arena);
 	out->largest_free = alloc_largest_free(st->alloc);
 	out->uptime_ms = (now_ns(CLOCK_MONOTONIC) - st->start_ns) / 1000000;
+	out->expired = st->expired;
+	out->evicted_names = st->evicted_names;
 }
 
 #define FAIL(...)                                 \
@@ -589,10 +807,25 @@ static int check_object(const struct store *st, uint32_t s,
 	if (name_refs[s] != o->names)
 		FAIL("object %u has %u names, counted %u", s, name_refs[s],
 		     o->names);
+	uint32_t listed = 0, keep = 0;
+	for (uint32_t ns = o->names ? o->name_head : NAME_NIL;
+	     ns != NAME_NIL && listed <= o->names;
+	     ns = st->names.slots[ns].obj_next) {
+		if (ns >= st->names.nslots)
+			FAIL("object %u's name list is broken", s);
+		const struct name_entry *e = &st->names.slots[ns];
+		if (!e->name || e->obj != s)
+			FAIL("object %u's name list is broken", s);
+		listed++;
+		keep += !(e->flags & NAME_EVICTABLE);
+	}
+	if (listed != o->names || keep != o->keep_names)
+		FAIL("object %u lists %u names (%u kept), counted %u (%u)", s,
+		     listed, keep, o->names, o->keep_names);
 	if (o->names && (o->deleted || o->state != OBJ_SEALED))
 		FAIL("named object %u is deleted or unsealed", s);
 	bool evictable = o->state == OBJ_SEALED && !o->deleted &&
-	                 o->names == 0 && o->holders == 0;
+	                 o->keep_names == 0 && o->holders == 0;
 	if (evictable != o->in_lru)
 		FAIL("object %u is %sin the LRU", s, o->in_lru ? "" : "not ");
 	if (o->deleted && o->holders == 0)
@@ -609,7 +842,8 @@ int store_check(const struct store *st, struct store_client *const *clients,
 
 	if (alloc_check(st->alloc, msg, size) ||
 	    objtab_check(&st->objs, msg, size) ||
-	    names_check(&st->names, msg, size))
+	    names_check(&st->names, msg, size) ||
+	    expiry_check(&st->expiry, &st->names, msg, size))
 		return -1;
 	name_refs = os_calloc(st->objs.nslots + 1, sizeof(*name_refs));
 	if (!name_refs)
@@ -648,7 +882,7 @@ int store_check(const struct store *st, struct store_client *const *clients,
 		snprintf(msg, size, "deleted/sealed counters are off");
 		goto out;
 	}
-	if (st->by_offset.count != inuse) {
+	if (u64map_count(&st->by_offset) != inuse) {
 		snprintf(msg, size, "offset map has stale entries");
 		goto out;
 	}

@@ -9,14 +9,19 @@
  * Rules (the product contract):
  *   - an object is freed only when it is deleted (or evicted) and no client
  *     holds it, so memory never changes under a reader;
- *   - evictable = sealed, not deleted, no names, no holders; these sit in
- *     the LRU in the order they became evictable;
+ *   - evictable = sealed, not deleted, no holders, and no name other than
+ *     evictable names; these sit in the LRU in the order they became
+ *     evictable, and evicting one removes its (evictable) names too;
  *   - a create that does not fit evicts least recently released objects
  *     until it fits, but only if evicting every evictable object would make
  *     room: otherwise it fails and evicts nothing;
  *   - a name points at a sealed object; setting it is one step, so readers
  *     see the old or the new object; the object a name leaves is deleted
- *     once no other name points at it.
+ *     once no other name points at it;
+ *   - a name may expire: from its expire_ns on it is gone for every lookup
+ *     (a lookup that finds it expired removes it at once), and the loop
+ *     removes due names from the expiry heap before it sleeps; its object
+ *     goes like that of a deleted name.
  */
 #ifndef SHOAL_STORE_H
 #define SHOAL_STORE_H
@@ -27,6 +32,7 @@
 
 #include "alloc.h"
 #include "arena.h"
+#include "expiry.h"
 #include "names.h"
 #include "objects.h"
 #include "u64map.h"
@@ -52,6 +58,8 @@ enum store_note {
 	STORE_NOTE_EVICTED = 3,
 	STORE_NOTE_NAME_SET = 4,
 	STORE_NOTE_NAME_DELETED = 5,
+	STORE_NOTE_NAME_EXPIRED = 6, /* the name reached its expiry */
+	STORE_NOTE_NAME_EVICTED = 7, /* evicted with its object */
 };
 
 struct store {
@@ -59,12 +67,16 @@ struct store {
 	struct alloc *alloc;
 	struct objtab objs;
 	struct names names;
+	struct expiry expiry;    /* names with an expiry, soonest first */
 	struct u64map by_offset; /* block offset -> slot, for eviction */
 	uint64_t last_version;
 	unsigned events;
 	uint64_t deleted_held; /* deleted objects waiting for holders */
 	uint64_t sealed;
 	uint64_t creates, gets, evictions, evicted_bytes;
+	uint64_t expired, evicted_names; /* names gone by expiry, eviction */
+	/* CLOCK_MONOTONIC ns; tests may replace it to control expiry. */
+	uint64_t (*clock)(void);
 	uint64_t start_ns;
 	/* IDs of unsealed objects dropped because their creator left, since
 	 * the caller last cleared ndropped (STORE_EV_DROPPED). */
@@ -74,6 +86,9 @@ struct store {
 	void (*notify)(void *ctx, enum store_note note, const struct object *o,
 	               const char *name, size_t name_len, uint64_t version);
 	void *notify_ctx;
+	/* Limits (limits.h); 0: none. Over one: SHOAL_ELIMIT. At the object
+	 * limit a create first evicts the least recently released object. */
+	uint64_t max_objects, max_names, name_memory;
 };
 
 /* Creates the store over an open arena. Returns 0 or SHOAL_ENOMEM. */
@@ -92,7 +107,8 @@ void store_client_gone(struct store *st, struct store_client *sc);
  * starts (metadata follows the data); *backed says whether its pages are
  * known to be allocated already (see PROTO_CREATE_BACKED).
  * Returns 0; SHOAL_EEXISTS; SHOAL_EFULL (it cannot fit even after evicting
- * every evictable object; nothing was evicted); SHOAL_ENOMEM.
+ * every evictable object; nothing was evicted); SHOAL_ELIMIT (max_objects
+ * objects exist and none is evictable); SHOAL_ENOMEM.
  */
 int store_create(struct store *st, struct store_client *sc, const uint8_t *id,
                  uint64_t data_size, uint32_t metadata_size, uint64_t *offset,
@@ -114,9 +130,6 @@ void store_release(struct store *st, struct store_client *sc, uint64_t handle);
 /* Returns 0, SHOAL_ENOTFOUND, SHOAL_ENOTSEALED or SHOAL_EEXISTS (named). */
 int store_delete(struct store *st, const uint8_t *id);
 
-/* Whether id is among the dropped IDs. */
-bool store_was_dropped(const struct store *st, const uint8_t *id);
-
 /* Returns the enum shoal_state of a live object. */
 int store_contains(const struct store *st, const uint8_t *id);
 
@@ -125,10 +138,55 @@ int store_contains(const struct store *st, const uint8_t *id);
 uint64_t store_evict(struct store *st, uint64_t nbytes);
 
 /* Returns 0 and *version; SHOAL_ENOTFOUND; SHOAL_ENOTSEALED; SHOAL_EVERSION;
- * SHOAL_ENOMEM. The name must be valid (proto_check_name). */
+ * SHOAL_ENOMEM. The name must be valid (proto_check_name). The name gets no
+ * expiry and no flags (store_set_name_ttl with 0, 0). */
 int store_set_name(struct store *st, const char *name, size_t len,
                    const uint8_t *id, bool cas, uint64_t expected,
                    uint64_t *version);
+
+/*
+ * store_set_name() with an expiry ttl_ms from now (0: none) and flags
+ * (NAME_EVICTABLE). Setting a name replaces its expiry and flags. Returns
+ * what store_set_name() returns, and SHOAL_ETOOBIG for ttl_ms over
+ * SHOAL_TTL_MAX_MS or SHOAL_EINVAL for unknown flags.
+ */
+int store_set_name_ttl(struct store *st, const char *name, size_t len,
+                       const uint8_t *id, bool cas, uint64_t expected,
+                       uint64_t ttl_ms, uint32_t flags, uint64_t *version);
+
+/* The slot of a live name (one that has not expired), or NAME_NIL. A name
+ * found expired is removed now. */
+uint32_t store_find_name(struct store *st, const char *name, size_t len);
+
+/* Whether a name entry is live at now_ns (lists skip the others). */
+static inline bool store_name_live(const struct name_entry *e, uint64_t now_ns)
+{
+	return e->name && (e->expire_ns == 0 || e->expire_ns > now_ns);
+}
+
+/* Gives a name an expiry ttl_ms from now; 0 expires it now. Returns 0,
+ * SHOAL_ENOTFOUND, SHOAL_ETOOBIG (over SHOAL_TTL_MAX_MS) or SHOAL_ENOMEM. */
+int store_expire_name(struct store *st, const char *name, size_t len,
+                      uint64_t ttl_ms);
+
+/* Takes a name's expiry away. Returns 0 or SHOAL_ENOTFOUND. */
+int store_persist_name(struct store *st, const char *name, size_t len);
+
+/* Removes every live name that starts with prefix (len 0: every name), in
+ * one step. *count receives how many went. */
+void store_delete_prefix(struct store *st, const char *prefix, size_t len,
+                         uint64_t *count);
+
+/* Removes names whose expiry is at or before now_ns, at most max of them.
+ * Returns how many were removed. */
+uint64_t store_expire_due(struct store *st, uint64_t now_ns, uint64_t max);
+
+/* When the next name expires (CLOCK_MONOTONIC ns), or UINT64_MAX. */
+uint64_t store_next_expiry(const struct store *st);
+
+/* Remaining time to live of a name entry in ms, rounded up (at least 1
+ * while live), or -1 when it has no expiry. */
+int64_t store_name_ttl_ms(const struct store *st, const struct name_entry *e);
 
 /* Returns 0 with *slot held by sc and *version; SHOAL_ENOTFOUND;
  * SHOAL_ENOMEM. */

@@ -18,7 +18,8 @@
  *                       (through the os.h seam), to reach the paths that
  *                       handle ENOMEM from any state
  *                  5:   disconnect the client (close its end)
- *                  6:   expire every parked request's deadline
+ *                  6:   expire every parked request's deadline and
+ *                       every name's time to live
  *                  7:   write a valid HELLO (so scripts need not spell it)
  *
  * Oracles: after every batch of turns, store_check() over the live
@@ -89,6 +90,12 @@ static size_t dz_reply_size(uint16_t type)
 		return sizeof(struct proto_version_reply);
 	case PROTO_GET_NAME:
 		return sizeof(struct proto_get_name_reply);
+	case PROTO_NAME_INFO:
+		return sizeof(struct proto_name_info_reply);
+	case PROTO_DELETE_PREFIX:
+		return sizeof(struct proto_count_reply);
+	case PROTO_EXPIRE:
+	case PROTO_PERSIST:
 	case PROTO_SEAL:
 	case PROTO_ABORT:
 	case PROTO_DELETE_NAME:
@@ -137,7 +144,7 @@ static void dz_check_message(const struct proto_header *h, const uint8_t *b)
 		memcpy(&e, b, sizeof(e));
 		if (h->body_len != sizeof(e) + e.name_len ||
 		    e.kind < SHOAL_EVENT_SEALED ||
-		    e.kind > SHOAL_EVENT_SNAPSHOT_END)
+		    e.kind > SHOAL_EVENT_KIND_MAX)
 			FUZZ_FAIL("malformed event (kind %u)", e.kind);
 		return;
 	}
@@ -362,8 +369,11 @@ static void dz_hello(struct dz_state *s, int k)
 
 static void dz_expire(struct dz_state *s)
 {
-	for (struct conn *c = s->srv.park_head; c; c = c->park_next)
-		c->deadline_ns = 0;
+	for (uint32_t i = 0; i < s->srv.nconns; i++)
+		if (wait_parked(&s->srv.conns[i]->wait))
+			waits_wake(&s->srv.waits, &s->srv.conns[i]->wait, true);
+	/* Time jumps for names too: every ttl runs out. */
+	(void)store_expire_due(&s->srv.store, UINT64_MAX, UINT64_MAX);
 }
 
 /* Everyone leaves; then only sealed, unheld objects may remain. */
@@ -381,7 +391,7 @@ static void dz_finish(struct dz_state *s)
 	if (s->srv.nconns)
 		FUZZ_FAIL("%u connections outlive their clients",
 		          s->srv.nconns);
-	if (s->srv.park_head || s->srv.subs)
+	if (s->srv.waits.parked || s->srv.subs)
 		FUZZ_FAIL("parked or subscribed connections left");
 	for (uint32_t i = 0; i < st->objs.nslots; i++) {
 		const struct object *o = objtab_get(&st->objs, i);

@@ -10,7 +10,9 @@
  *   2  proto_decode_get       3  proto_decode_release
  *   4  proto_decode_delete    5  proto_decode_set_name
  *   6  proto_decode_get_name  7  proto_decode_delete_name
- *   8  proto_check_name
+ *   8  proto_check_name       9  proto_decode_expire
+ *  10  proto_decode_name_req 11  proto_decode_prefix_req
+ *  12  proto_decode_list_names
  *
  * Oracles: a decoder that returns 0 must have proven what it promises (the
  * body is exactly the fixed struct plus the announced variable part, within
@@ -179,6 +181,20 @@ static void pz_named(int rc, const uint8_t *body, size_t n, size_t fixed,
 	}
 }
 
+/* Checks a decoded prefix: like a name, but it may be empty. */
+static void pz_prefix(int rc, const uint8_t *body, size_t n, size_t fixed,
+                      uint32_t len, const char *prefix)
+{
+	if (len != 0) {
+		pz_named(rc, body, n, fixed, len, prefix);
+		return;
+	}
+	if ((rc == 0) != (n == fixed) || (rc && rc != SHOAL_EPROTO))
+		FUZZ_FAIL("prefix decoder says %d for an empty prefix in %zu "
+		          "bytes",
+		          rc, n);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -196,7 +212,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!b)
 		return 0;
 	memcpy(b, data + 1, n);
-	switch (data[0] % 9) {
+	switch (data[0] % 13) {
 	case 0:
 		pz_header(b, n);
 		break;
@@ -237,6 +253,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct proto_delete_name d = {0};
 		rc = proto_decode_delete_name(b, n, &d, &name);
 		pz_named(rc, b, n, sizeof(d), d.name_len, name);
+		break;
+	}
+	case 9: {
+		struct proto_expire e = {0};
+		rc = proto_decode_expire(b, n, &e, &name);
+		pz_named(rc, b, n, sizeof(e), e.name_len, name);
+		break;
+	}
+	case 10: {
+		struct proto_name_req r = {0};
+		rc = proto_decode_name_req(b, n, &r, &name);
+		pz_named(rc, b, n, sizeof(r), r.name_len, name);
+		break;
+	}
+	case 11: {
+		struct proto_name_req r = {0};
+		rc = proto_decode_prefix_req(b, n, &r, &name);
+		pz_prefix(rc, b, n, sizeof(r), r.name_len, name);
+		break;
+	}
+	case 12: {
+		struct proto_list_names l = {0};
+		rc = proto_decode_list_names(b, n, &l, &name);
+		pz_prefix(rc, b, n, sizeof(l), l.prefix_len, name);
 		break;
 	}
 	default:

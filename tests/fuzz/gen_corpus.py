@@ -18,13 +18,16 @@ import struct
 HERE = os.path.dirname(os.path.abspath(__file__))
 MAGIC = 0x4C4F4853
 
+VERSION = 2
+
 (HELLO, CREATE, SEAL, ABORT, GET, RELEASE, DELETE, CONTAINS, LIST, EVICT,
  STATS, SET_NAME, GET_NAME, DELETE_NAME, LIST_NAMES, SUBSCRIBE,
  DEBUG_CHECK) = range(1, 18)
+EXPIRE, PERSIST, NAME_INFO, DELETE_PREFIX = range(19, 23)
 
 
 def msg(kind, body, rid=7):
-    return struct.pack("<IHHII", MAGIC, 1, kind, rid, len(body)) + body
+    return struct.pack("<IHHII", MAGIC, VERSION, kind, rid, len(body)) + body
 
 
 def oid(n):
@@ -32,7 +35,7 @@ def oid(n):
 
 
 def hello():
-    return msg(HELLO, struct.pack("<IIQ", 1, 0, 1234))
+    return msg(HELLO, struct.pack("<IIQ", VERSION, 0, 1234))
 
 
 def create(n, size=100, meta=0, timeout=0):
@@ -58,14 +61,26 @@ def delete(ids):
                b"".join(oid(i) for i in ids))
 
 
-def listing(kind, cursor=0, limit=0):
-    return msg(kind, struct.pack("<QII", cursor, limit, 0))
+def listing(kind, cursor=0, limit=0, prefix=""):
+    prefix = prefix.encode()
+    return msg(kind, struct.pack("<QII", cursor, limit, len(prefix)) + prefix)
 
 
-def set_name(name, n, cas=False, expected=0):
+def set_name(name, n, cas=False, expected=0, ttl_ms=0, evictable=False):
     name = name.encode()
-    return msg(SET_NAME, oid(n) + struct.pack("<IQII", 1 if cas else 0,
-                                              expected, len(name), 0) + name)
+    flags = (1 if cas else 0) | (2 if evictable else 0)
+    return msg(SET_NAME, oid(n) + struct.pack("<IQQII", flags, expected,
+                                              ttl_ms, len(name), 0) + name)
+
+
+def expire_name(name, ttl_ms):
+    name = name.encode()
+    return msg(EXPIRE, struct.pack("<QII", ttl_ms, len(name), 0) + name)
+
+
+def name_req(kind, name, flags=0):
+    name = name.encode()
+    return msg(kind, struct.pack("<II", flags, len(name)) + name)
 
 
 def get_name(name, timeout=0):
@@ -146,6 +161,17 @@ def daemon_seeds():
         set_name("y\u00e9\u4e2d", 1) + listing(LIST_NAMES, 0, 1),
         "subscribe": subscribe(),
         "debug_check": msg(DEBUG_CHECK, b""),
+        "set_name_ttl": create(1) + one_id(SEAL, 1) +
+        set_name("t", 1, ttl_ms=60000, evictable=True) +
+        name_req(NAME_INFO, "t"),
+        "expire": create(1) + one_id(SEAL, 1) + set_name("t", 1) +
+        expire_name("t", 5000) + name_req(PERSIST, "t") +
+        expire_name("t", 0) + expire_name("nope", 1),
+        "list_prefix": create(1) + one_id(SEAL, 1) + set_name("a:1", 1) +
+        set_name("b:1", 1) + listing(LIST_NAMES, 0, 0, "a:"),
+        "delete_prefix": create(1) + one_id(SEAL, 1) + set_name("a:1", 1) +
+        set_name("a:2", 1) + name_req(DELETE_PREFIX, "a:") +
+        name_req(DELETE_PREFIX, ""),
         "lifecycle": lifecycle(),
     }
     for name, data in requests.items():
@@ -163,6 +189,17 @@ def daemon_seeds():
                       w(0, create(1) + one_id(SEAL, 1) + set_name("n", 1)) +
                       turns(2) + w(1, get_name("m", 100000)) + turns() +
                       expire() + turns(2))
+    # Names that expire when the harness makes time jump.
+    s["ttl_jump"] = (hi(0) + hi(1) + w(1, subscribe(False)) +
+                     w(0, create(1) + one_id(SEAL, 1) +
+                       set_name("t", 1, ttl_ms=100000) +
+                       get_name("t") + release([0])) + turns() +
+                     expire() + turns(2))
+    # Evictable names make room like unnamed objects.
+    s["evict_names"] = w(0, hello() + b"".join(
+        create(i, 900 << 10) + one_id(SEAL, i) +
+        set_name("e%d" % i, i, evictable=True) + release([i])
+        for i in range(6)) + create(9, 2 << 20)) + turns(3)
     # A create that waits for room, which a delete makes.
     big = 4 << 20  # two do not fit in the harness's 6 MiB store
     s["wait_room"] = (hi(0) + hi(1) + w(0, create(1, big) + one_id(SEAL, 1)) +
@@ -212,7 +249,11 @@ def protocol_seeds():
     s["get"] = b"\2" + body(get([1, 2]))
     s["release"] = b"\3" + body(release([1, 2, 3]))
     s["delete"] = b"\4" + body(delete([1]))
-    s["set_name"] = b"\5" + body(set_name("name", 1))
+    s["set_name"] = b"\5" + body(set_name("name", 1, ttl_ms=5))
+    s["expire"] = b"\x09" + body(expire_name("n", 5))
+    s["name_req"] = b"\x0a" + body(name_req(PERSIST, "n"))
+    s["prefix_req"] = b"\x0b" + body(name_req(DELETE_PREFIX, ""))
+    s["list_names"] = b"\x0c" + body(listing(LIST_NAMES, 0, 9, "p"))
     s["get_name"] = b"\6" + body(get_name("caf\u00e9"))
     s["delete_name"] = b"\7" + body(delete_name("\U0001f600"))
     for i, name in enumerate([b"a", b"\xe4\xb8\xad", b"\xed\x9f\xbf",

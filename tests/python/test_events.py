@@ -432,11 +432,16 @@ def test_decode_notifications_skips_name_events():
 
     def message(kind, name=b"", seq=1):
         body = struct.pack("<II20sIQQ", kind, len(name), oid.binary(), 7, 42, 3) + name
-        return struct.pack("<IHHII", _shoal.PROTO_MAGIC, 1, _shoal.PROTO_EVENT, seq, len(body)) + body
+        return (
+            struct.pack("<IHHII", _shoal.PROTO_MAGIC, _shoal.PROTO_VERSION, _shoal.PROTO_EVENT, seq, len(body))
+            + body
+        )
 
     raw = (
         message(_shoal.EVENT_NAME_SET, b"n")
         + message(_shoal.EVENT_SEALED)
+        + message(_shoal.EVENT_NAME_EXPIRED, b"n")
+        + message(_shoal.EVENT_NAME_EVICTED, b"n")
         + message(_shoal.EVENT_NAME_DELETED, b"n")
         + message(_shoal.EVENT_SNAPSHOT_END)
         + message(_shoal.EVENT_EVICTED)

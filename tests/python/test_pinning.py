@@ -107,7 +107,9 @@ def test_read_only_results(store):
     store["rodf"] = pd.DataFrame({"a": np.arange(5)})
     df = store["rodf"]
     with pytest.raises(ValueError):
-        df.loc[0, "a"] = 9
+        df["a"].to_numpy()[0] = 9
+    df.loc[0, "a"] = 9  # pandas copies the column first (copy-on-write)
+    assert df["a"].tolist() == [9, 1, 2, 3, 4]
     assert store["rodf"]["a"].tolist() == [0, 1, 2, 3, 4]
 
 

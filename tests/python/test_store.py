@@ -346,6 +346,8 @@ def test_stats_keys_match_cli(store, daemon):
         "backed_bytes",
         "largest_free",
         "uptime_ms",
+        "expired",
+        "evicted_names",
         "requests",
     }
     assert keys <= cli_keys

@@ -1021,7 +1021,7 @@ static void test_hangup_with_full_input(void **state)
 	for (int i = 0; i < 2000 && !full; i++) {
 		daemon_pause();
 		assert_int_equal(D.srv.nconns, 1);
-		assert_true(D.srv.conns[0]->parked);
+		assert_true(wait_parked(&D.srv.conns[0]->wait));
 		full = D.srv.conns[0]->in_len >=
 		       sizeof(struct proto_header) + PROTO_MAX_REQUEST;
 		daemon_resume();

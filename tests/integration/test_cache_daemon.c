@@ -1,0 +1,302 @@
+/*
+ * test_cache_daemon.c - names with a time to live, evictable names and
+ * namespaces against a real daemon: expiry on time (seen as an event) and
+ * in ttl order, a reader keeping the memory of an expired name, evictable
+ * names making room for puts that would otherwise fail, listing and
+ * deleting by prefix over many pages, name metadata, the new counters, and
+ * the daemon's pid as `shoal stop` finds it. Every wait has a deadline.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "shoal.h"
+#include "testd.h"
+
+struct fx {
+	struct testd d;
+	shoal_client *c;
+};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	assert_int_equal(testd_start(&f->d, "4M", NULL), 0);
+	assert_int_equal(shoal_connect(f->d.socket, &f->c), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	char msg[256] = "";
+
+	if (testd_check(f->d.socket, msg, sizeof(msg)) != 0)
+		fail_msg("daemon invariant broken: %s", msg);
+	shoal_disconnect(f->c);
+	assert_int_equal(testd_stop(&f->d), 0);
+	free(f);
+	return 0;
+}
+
+/* Puts n bytes of value k under name (ttl_ms, flags). Returns the create's
+ * status. */
+static int put_named(shoal_client *c, const char *name, size_t n, uint8_t k,
+                     uint64_t ttl_ms, unsigned flags)
+{
+	shoal_id id;
+	uint8_t *data;
+	int rc;
+
+	assert_int_equal(shoal_id_random(&id), 0);
+	rc = shoal_create(c, &id, n, 0, 0, &data, NULL);
+	if (rc)
+		return rc;
+	memset(data, k, n);
+	assert_int_equal(shoal_seal(c, &id), 0);
+	rc = shoal_set_name_ttl(c, name, strlen(name), &id, NULL, ttl_ms, flags,
+	                        NULL);
+	assert_int_equal(shoal_release_id(c, &id), 0);
+	return rc;
+}
+
+static bool has_name(shoal_client *c, const char *name)
+{
+	shoal_name_info info;
+	int rc = shoal_name_stat(c, name, strlen(name), &info);
+
+	assert_true(rc == 0 || rc == SHOAL_ENOTFOUND);
+	return rc == 0;
+}
+
+/* The next event of kind (others skipped), within 5 s. */
+static void next_of(shoal_subscription *s, int kind, shoal_event *ev)
+{
+	uint64_t end = testd_now_ms() + 5000;
+
+	do {
+		assert_true(testd_now_ms() < end);
+		assert_int_equal(shoal_next_event(s, 5000, ev), 0);
+	} while (ev->kind != kind);
+}
+
+static void test_ttl_expires_on_time(void **state)
+{
+	struct fx *f = *state;
+	shoal_subscription *s;
+	shoal_event ev;
+	shoal_stats st;
+	int64_t ttl;
+
+	assert_int_equal(shoal_subscribe(f->d.socket, 0, &s), 0);
+	uint64_t t0 = testd_now_ms();
+	assert_int_equal(put_named(f->c, "soon", 1000, 1, 300, 0), 0);
+	assert_int_equal(shoal_ttl(f->c, "soon", 4, &ttl), 0);
+	assert_true(ttl > 0 && ttl <= 300);
+	next_of(s, SHOAL_EVENT_NAME_EXPIRED, &ev);
+	uint64_t took = testd_now_ms() - t0;
+	assert_string_equal(ev.name, "soon");
+	/* Never early. Late by a few ms on an idle machine; the bound is
+	 * wide because the machine running the tests is shared. */
+	print_message("expiry of a 300 ms ttl seen after %llu ms\n",
+	              (unsigned long long)took);
+	assert_true(took >= 300);
+	assert_true(took < 300 + 250);
+	next_of(s, SHOAL_EVENT_DELETED, &ev);
+	assert_false(has_name(f->c, "soon"));
+	assert_int_equal(shoal_get_stats(f->c, &st), 0);
+	assert_int_equal(st.expired, 1);
+	assert_int_equal(st.names, 0);
+	assert_int_equal(st.used_bytes, 0);
+	shoal_unsubscribe(s);
+}
+
+static void test_expiry_order(void **state)
+{
+	struct fx *f = *state;
+	static const unsigned ttls[] = {120, 40, 200, 80, 160, 20};
+	shoal_subscription *s;
+	shoal_event ev;
+
+	assert_int_equal(shoal_subscribe(f->d.socket, 0, &s), 0);
+	for (unsigned i = 0; i < 6; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "t%u", ttls[i]);
+		assert_int_equal(put_named(f->c, name, 64, 1, ttls[i], 0), 0);
+	}
+	/* One without expiry, and one whose ttl is taken away. */
+	assert_int_equal(put_named(f->c, "keep", 64, 1, 0, 0), 0);
+	assert_int_equal(put_named(f->c, "saved", 64, 1, 10, 0), 0);
+	assert_int_equal(shoal_persist(f->c, "saved", 5), 0);
+	static const char *order[] = {"t20",  "t40",  "t80",
+	                              "t120", "t160", "t200"};
+	for (unsigned i = 0; i < 6; i++) {
+		next_of(s, SHOAL_EVENT_NAME_EXPIRED, &ev);
+		assert_string_equal(ev.name, order[i]);
+	}
+	assert_true(has_name(f->c, "keep"));
+	assert_true(has_name(f->c, "saved"));
+	int64_t ttl;
+	assert_int_equal(shoal_ttl(f->c, "saved", 5, &ttl), 0);
+	assert_int_equal(ttl, -1);
+	/* expire 0: gone at once. */
+	assert_int_equal(shoal_expire(f->c, "keep", 4, 0), 0);
+	assert_false(has_name(f->c, "keep"));
+	assert_int_equal(shoal_expire(f->c, "keep", 4, 10), SHOAL_ENOTFOUND);
+	assert_int_equal(shoal_persist(f->c, "keep", 4), SHOAL_ENOTFOUND);
+	assert_int_equal(shoal_expire(f->c, "saved", 5, SHOAL_TTL_MAX_MS + 1),
+	                 SHOAL_ETOOBIG);
+	shoal_unsubscribe(s);
+}
+
+static void test_reader_keeps_expired_value(void **state)
+{
+	struct fx *f = *state;
+	shoal_view v;
+	shoal_stats st;
+
+	assert_int_equal(put_named(f->c, "r", 100000, 7, 0, 0), 0);
+	assert_int_equal(shoal_get_name(f->c, "r", 1, 0, &v, NULL), 0);
+	assert_int_equal(shoal_expire(f->c, "r", 1, 0), 0);
+	assert_int_equal(shoal_get_stats(f->c, &st), 0);
+	assert_int_equal(st.pending_deletes, 1);
+	for (size_t i = 0; i < v.data_size; i++)
+		if (v.data[i] != 7)
+			fail_msg("byte %zu changed under its reader", i);
+	assert_int_equal(shoal_release(f->c, &v), 0);
+	assert_int_equal(shoal_get_stats(f->c, &st), 0);
+	assert_int_equal(st.pending_deletes, 0);
+	assert_int_equal(st.used_bytes, 0);
+}
+
+static void test_evictable_names_make_room(void **state)
+{
+	struct fx *f = *state;
+	shoal_name_info info;
+	shoal_stats st;
+	char name[32];
+
+	/* A plain name takes a quarter; then 3x the store's size of
+	 * evictable puts all succeed, the oldest making room. */
+	assert_int_equal(put_named(f->c, "plain", 1u << 20, 1, 0, 0), 0);
+	for (unsigned i = 0; i < 24; i++) {
+		snprintf(name, sizeof(name), "cache:%u", i);
+		assert_int_equal(put_named(f->c, name, 512u << 10, 2, 0,
+		                           SHOAL_NAME_EVICTABLE),
+		                 0);
+	}
+	assert_true(has_name(f->c, "plain"));
+	assert_true(has_name(f->c, "cache:23"));
+	assert_false(has_name(f->c, "cache:0"));
+	assert_int_equal(shoal_name_stat(f->c, "cache:23", 8, &info), 0);
+	assert_int_equal(info.flags, SHOAL_NAME_EVICTABLE);
+	assert_int_equal(info.ttl_ms, -1);
+	assert_int_equal(info.data_size, 512u << 10);
+	assert_int_equal(shoal_name_stat(f->c, "plain", 5, &info), 0);
+	assert_int_equal(info.flags, 0);
+	assert_int_equal(shoal_get_stats(f->c, &st), 0);
+	assert_true(st.evicted_names >= 18);
+	assert_int_equal(st.evicted_names, st.evictions);
+	/* Plain names are never evicted: a put needing the plain name's
+	 * memory fails, and evicts nothing. */
+	uint64_t before = st.evictions;
+	assert_int_equal(put_named(f->c, "big", (3u << 20) + 4096, 3, 0, 0),
+	                 SHOAL_EFULL);
+	assert_int_equal(shoal_get_stats(f->c, &st), 0);
+	assert_int_equal(st.evictions, before);
+	assert_true(has_name(f->c, "plain"));
+}
+
+static void test_prefix_list_and_delete(void **state)
+{
+	struct fx *f = *state;
+	shoal_name_info *page = calloc(64, sizeof(*page));
+	char name[32];
+	uint64_t cursor, count;
+	size_t n, total;
+
+	assert_non_null(page);
+	for (unsigned i = 0; i < 300; i++) {
+		snprintf(name, sizeof(name), "a:%u", i);
+		assert_int_equal(
+		        put_named(f->c, name, 8, 1, i % 2 ? 60000 : 0, 0), 0);
+		snprintf(name, sizeof(name), "b:%u", i);
+		assert_int_equal(put_named(f->c, name, 8, 1, 0, 0), 0);
+	}
+	total = 0;
+	cursor = 0;
+	unsigned with_ttl = 0;
+	do {
+		assert_int_equal(shoal_list_names_prefix(f->c, "a:", 2, &cursor,
+		                                         page, 64, &n),
+		                 0);
+		for (size_t i = 0; i < n; i++) {
+			assert_memory_equal(page[i].name, "a:", 2);
+			with_ttl += page[i].ttl_ms > 0;
+		}
+		total += n;
+	} while (cursor != 0);
+	assert_int_equal(total, 300);
+	assert_int_equal(with_ttl, 150);
+	assert_int_equal(shoal_delete_prefix(f->c, "a:", 2, &count), 0);
+	assert_int_equal(count, 300);
+	cursor = 0;
+	assert_int_equal(
+	        shoal_list_names_prefix(f->c, "a:", 2, &cursor, page, 64, &n),
+	        0);
+	assert_int_equal(n, 0);
+	assert_int_equal(cursor, 0);
+	assert_true(has_name(f->c, "b:299"));
+	/* The empty prefix is every name. */
+	assert_int_equal(shoal_delete_prefix(f->c, "", 0, &count), 0);
+	assert_int_equal(count, 300);
+	shoal_stats st;
+	assert_int_equal(shoal_get_stats(f->c, &st), 0);
+	assert_int_equal(st.names, 0);
+	assert_int_equal(st.used_bytes, 0);
+	/* Bad prefixes fail without a round trip. */
+	assert_int_equal(shoal_delete_prefix(f->c, "\xff", 1, &count),
+	                 SHOAL_EINVAL);
+	assert_int_equal(
+	        shoal_list_names_prefix(f->c, NULL, 0, &cursor, page, 64, &n),
+	        SHOAL_EINVAL);
+	free(page);
+}
+
+static void test_daemon_pid(void **state)
+{
+	struct fx *f = *state;
+	int64_t pid = 0;
+
+	assert_int_equal(shoal_daemon_pid(f->c, &pid), 0);
+	/* With $SHOAL_WRAP (valgrind) the daemon is the wrapper's child
+	 * image of the same pid. */
+	assert_int_equal(pid, f->d.pid);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test_setup_teardown(test_ttl_expires_on_time, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_expiry_order, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_reader_keeps_expired_value,
+	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_evictable_names_make_room,
+	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_prefix_list_and_delete,
+	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_daemon_pid, setup,
+	                                        teardown),
+	};
+	return cmocka_run_group_tests_name("cache", tests, NULL, NULL);
+}
