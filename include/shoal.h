@@ -114,6 +114,11 @@ enum shoal_error {
  * negated errno. Never NULL. */
 SHOAL_API const char *shoal_strerror(int code);
 
+/* The version of the library in use at run time ("0.1.0"; static, never
+ * NULL). SHOAL_VERSION_STRING is the version of the header compiled
+ * against; the shared library's soname changes on every ABI break. */
+SHOAL_API const char *shoal_version(void);
+
 /* An object ID: 20 opaque bytes. */
 typedef struct shoal_id {
 	uint8_t bytes[SHOAL_ID_SIZE];
@@ -322,9 +327,18 @@ SHOAL_API int shoal_delete(shoal_client *c, const shoal_id *ids, size_t n,
  * SHOAL_EUNAVAILABLE, SHOAL_EFORKED or -errno. */
 SHOAL_API int shoal_contains(shoal_client *c, const shoal_id *id, int *state);
 
-/* Asks the daemon to evict unnamed, unheld, sealed objects, least recently
- * released first, until at least nbytes are freed or none is left. *freed
- * (may be NULL) receives the bytes freed. */
+/*
+ * Asks the daemon to evict objects that nobody holds and no plain name
+ * keeps (sealed, unnamed or with evictable names only), least recently
+ * released first, until at least nbytes are freed or none is left.
+ *   c       the client.
+ *   nbytes  bytes to free, counted as objects were created (data +
+ *           metadata, not the 64-byte blocks they take); 0 evicts nothing.
+ *   freed   (may be NULL) receives the bytes freed, counted the same way;
+ *           it may exceed nbytes (whole objects go) or fall short (nothing
+ *           more was evictable).
+ * Returns 0, SHOAL_EUNAVAILABLE, SHOAL_EFORKED or -errno.
+ */
 SHOAL_API int shoal_evict(shoal_client *c, uint64_t nbytes, uint64_t *freed);
 
 /* One object as listed by shoal_list(). */
@@ -341,11 +355,19 @@ typedef struct shoal_object_info {
 } shoal_object_info;
 
 /*
- * Lists objects, page by page. *cursor is 0 to start; on return it holds
- * the cursor of the next page, or 0 when the listing is complete. Up to max
- * entries are written to out and their number to *count. Objects created
- * or deleted during a listing may or may not appear; one that exists for
- * the whole listing appears exactly once.
+ * Lists objects (any state, deleted ones excepted), page by page.
+ *   c       the client.
+ *   cursor  in: 0 to start, else the value a previous call left; out: the
+ *           cursor of the next page, or 0 when the listing is complete.
+ *   out     room for max entries, filled with the page's objects.
+ *   max     entries out holds (at least 1; a page has at most 4096).
+ *   count   receives the number of entries written; a page may hold
+ *           fewer than max (even none) while *cursor is not 0.
+ * Objects created or deleted during a listing may or may not appear; one
+ * that exists for the whole listing appears exactly once.
+ * Returns 0; SHOAL_EINVAL (a NULL pointer, max 0); SHOAL_EPROTO;
+ * SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or -errno. On failure *cursor is
+ * unchanged and *count is 0.
  */
 SHOAL_API int shoal_list(shoal_client *c, uint64_t *cursor,
                          shoal_object_info *out, size_t max, size_t *count);
@@ -373,6 +395,14 @@ typedef struct shoal_stats {
 	                      counts once, however long it waits) */
 } shoal_stats;
 
+/*
+ * The store's counters, in one round trip.
+ *   c    the client.
+ *   out  receives the counters (see shoal_stats; sizes are the ones asked
+ *        for, used_bytes counts 64-byte blocks).
+ * Returns 0, SHOAL_EINVAL (out NULL), SHOAL_EPROTO, SHOAL_EUNAVAILABLE,
+ * SHOAL_EFORKED or -errno.
+ */
 SHOAL_API int shoal_get_stats(shoal_client *c, shoal_stats *out);
 
 /*

@@ -242,13 +242,13 @@ static void pyid_dealloc(PyObject *self)
 	Py_DECREF(tp);
 }
 
-static PyObject *pyid_binary(PyObject *self, PyObject *unused)
+static PyObject *pyid_binary(PyObject *self, PyObject *Py_UNUSED(unused))
 {
 	return PyBytes_FromStringAndSize(
 	        (const char *)((pyid_object *)self)->id.bytes, SHOAL_ID_SIZE);
 }
 
-static PyObject *pyid_hex(PyObject *self, PyObject *unused)
+static PyObject *pyid_hex(PyObject *self, PyObject *Py_UNUSED(unused))
 {
 	static const char digits[] = "0123456789abcdef";
 	const uint8_t *b = ((pyid_object *)self)->id.bytes;
@@ -261,7 +261,7 @@ static PyObject *pyid_hex(PyObject *self, PyObject *unused)
 	return PyUnicode_FromStringAndSize(out, sizeof(out));
 }
 
-static PyObject *pyid_from_random(PyObject *cls, PyObject *unused)
+static PyObject *pyid_from_random(PyObject *cls, PyObject *Py_UNUSED(unused))
 {
 	pyshoal_state *st = pyshoal_state_of_type((PyTypeObject *)cls);
 	pyid_object *o;
@@ -280,7 +280,7 @@ static PyObject *pyid_from_random(PyObject *cls, PyObject *unused)
 	return (PyObject *)o;
 }
 
-static PyObject *pyid_reduce(PyObject *self, PyObject *unused)
+static PyObject *pyid_reduce(PyObject *self, PyObject *Py_UNUSED(unused))
 {
 	PyObject *bin = pyid_binary(self, NULL);
 	PyObject *r;
@@ -365,7 +365,8 @@ static PyType_Spec pyid_spec = {
 
 /* ------------------------------------------------------ module functions */
 
-static PyObject *mod_default_socket(PyObject *module, PyObject *unused)
+static PyObject *mod_default_socket(PyObject *module,
+                                    PyObject *Py_UNUSED(unused))
 {
 	char buf[4096];
 	int rc = shoal_default_socket(buf, sizeof(buf));
@@ -377,7 +378,7 @@ static PyObject *mod_default_socket(PyObject *module, PyObject *unused)
 	return PyUnicode_DecodeFSDefault(buf);
 }
 
-static PyObject *mod_strerror(PyObject *module, PyObject *arg)
+static PyObject *mod_strerror(PyObject *Py_UNUSED(module), PyObject *arg)
 {
 	int code = PyLong_AsLong(arg);
 

@@ -183,12 +183,12 @@ static int pybuf_getbuffer(PyObject *self, Py_buffer *view, int flags)
 	return 0;
 }
 
-static void pybuf_releasebuffer(PyObject *self, Py_buffer *view)
+static void pybuf_releasebuffer(PyObject *self, Py_buffer *Py_UNUSED(view))
 {
 	((pybuf_object *)self)->exports--;
 }
 
-static PyObject *pybuf_release(PyObject *self, PyObject *unused)
+static PyObject *pybuf_release(PyObject *self, PyObject *Py_UNUSED(unused))
 {
 	pybuf_object *b = (pybuf_object *)self;
 
@@ -203,12 +203,12 @@ static PyObject *pybuf_release(PyObject *self, PyObject *unused)
 	Py_RETURN_NONE;
 }
 
-static PyObject *pybuf_enter(PyObject *self, PyObject *unused)
+static PyObject *pybuf_enter(PyObject *self, PyObject *Py_UNUSED(unused))
 {
 	return Py_NewRef(self);
 }
 
-static PyObject *pybuf_exit(PyObject *self, PyObject *args)
+static PyObject *pybuf_exit(PyObject *self, PyObject *Py_UNUSED(args))
 {
 	PyObject *r = pybuf_release(self, NULL);
 
@@ -239,7 +239,7 @@ static void pybuf_copy_out(pybuf_object *b, void *dst, const void *src,
 	b->exports--;
 }
 
-static PyObject *pybuf_to_pybytes(PyObject *self, PyObject *unused)
+static PyObject *pybuf_to_pybytes(PyObject *self, PyObject *Py_UNUSED(unused))
 {
 	pybuf_object *b = (pybuf_object *)self;
 	PyObject *out;
@@ -253,7 +253,7 @@ static PyObject *pybuf_to_pybytes(PyObject *self, PyObject *unused)
 	return out;
 }
 
-static PyObject *pybuf_copy(PyObject *self, PyObject *unused)
+static PyObject *pybuf_copy(PyObject *self, PyObject *Py_UNUSED(unused))
 {
 	pybuf_object *b = (pybuf_object *)self;
 	PyObject *out;
@@ -301,7 +301,7 @@ static PyObject *pybuf_write(PyObject *self, PyObject *args)
 	Py_RETURN_NONE;
 }
 
-static PyObject *pybuf_get_id(PyObject *self, void *unused)
+static PyObject *pybuf_get_id(PyObject *self, void *Py_UNUSED(unused))
 {
 	pybuf_object *b = (pybuf_object *)self;
 	pyshoal_state *st = pyshoal_state_of_type(Py_TYPE(self));
@@ -309,13 +309,13 @@ static PyObject *pybuf_get_id(PyObject *self, void *unused)
 	return st ? pyid_new(st, &b->view.id) : NULL;
 }
 
-static PyObject *pybuf_get_size(PyObject *self, void *unused)
+static PyObject *pybuf_get_size(PyObject *self, void *Py_UNUSED(unused))
 {
 	return PyLong_FromUnsignedLongLong(
 	        ((pybuf_object *)self)->view.data_size);
 }
 
-static PyObject *pybuf_get_metadata(PyObject *self, void *unused)
+static PyObject *pybuf_get_metadata(PyObject *self, void *Py_UNUSED(unused))
 {
 	pybuf_object *b = (pybuf_object *)self;
 
@@ -326,17 +326,17 @@ static PyObject *pybuf_get_metadata(PyObject *self, void *unused)
 	        b->view.metadata ? b->view.metadata_size : 0);
 }
 
-static PyObject *pybuf_get_readonly(PyObject *self, void *unused)
+static PyObject *pybuf_get_readonly(PyObject *self, void *Py_UNUSED(unused))
 {
 	return PyBool_FromLong(((pybuf_object *)self)->state != PYBUF_CREATED);
 }
 
-static PyObject *pybuf_get_released(PyObject *self, void *unused)
+static PyObject *pybuf_get_released(PyObject *self, void *Py_UNUSED(unused))
 {
 	return PyBool_FromLong(((pybuf_object *)self)->state == PYBUF_DONE);
 }
 
-static PyObject *pybuf_get_address(PyObject *self, void *unused)
+static PyObject *pybuf_get_address(PyObject *self, void *Py_UNUSED(unused))
 {
 	pybuf_object *b = (pybuf_object *)self;
 
@@ -345,7 +345,7 @@ static PyObject *pybuf_get_address(PyObject *self, void *unused)
 	return PyLong_FromVoidPtr((void *)pybuf_data(b));
 }
 
-static PyObject *pybuf_get_exports(PyObject *self, void *unused)
+static PyObject *pybuf_get_exports(PyObject *self, void *Py_UNUSED(unused))
 {
 	return PyLong_FromSsize_t(((pybuf_object *)self)->exports);
 }

@@ -399,7 +399,7 @@ static int client_clear(PyObject *obj)
 
 /* ----------------------------------------------------------- life cycle */
 
-static PyObject *client_close(PyObject *obj, PyObject *unused)
+static PyObject *client_close(PyObject *obj, PyObject *Py_UNUSED(unused))
 {
 	pyclient_object *self = (pyclient_object *)obj;
 
@@ -413,7 +413,7 @@ static PyObject *client_close(PyObject *obj, PyObject *unused)
 
 /* Drops the connections inherited from the parent (called in a forked
  * child; Buffers of them keep them alive as long as they need). */
-static PyObject *client_after_fork(PyObject *obj, PyObject *unused)
+static PyObject *client_after_fork(PyObject *obj, PyObject *Py_UNUSED(unused))
 {
 	pyclient_object *self = (pyclient_object *)obj;
 
@@ -424,7 +424,7 @@ static PyObject *client_after_fork(PyObject *obj, PyObject *unused)
 	Py_RETURN_NONE;
 }
 
-static PyObject *client_reconnect(PyObject *obj, PyObject *unused)
+static PyObject *client_reconnect(PyObject *obj, PyObject *Py_UNUSED(unused))
 {
 	pyclient_object *self = (pyclient_object *)obj;
 	pyconn_object *c;
@@ -438,19 +438,19 @@ static PyObject *client_reconnect(PyObject *obj, PyObject *unused)
 	Py_RETURN_NONE;
 }
 
-static PyObject *client_get_path(PyObject *obj, void *unused)
+static PyObject *client_get_path(PyObject *obj, void *Py_UNUSED(unused))
 {
 	return PyUnicode_DecodeFSDefault(((pyclient_object *)obj)->path);
 }
 
-static PyObject *client_get_closed(PyObject *obj, void *unused)
+static PyObject *client_get_closed(PyObject *obj, void *Py_UNUSED(unused))
 {
 	return PyBool_FromLong(((pyclient_object *)obj)->closed);
 }
 
 /* (capacity, daemon pid, arena base address, mapped bytes) of the current
  * connection, connecting if needed. */
-static PyObject *client_get_arena(PyObject *obj, void *unused)
+static PyObject *client_get_arena(PyObject *obj, void *Py_UNUSED(unused))
 {
 	pyconn_object *c = pyclient_conn((pyclient_object *)obj);
 	const struct layout_header *h;

@@ -350,7 +350,7 @@ static PyObject *sub_next(PyObject *obj, PyObject *args, PyObject *kw)
 	return event_new(st, &ev);
 }
 
-static PyObject *sub_fileno(PyObject *obj, PyObject *unused)
+static PyObject *sub_fileno(PyObject *obj, PyObject *Py_UNUSED(unused))
 {
 	pysub_object *self = (pysub_object *)obj;
 	pyshoal_state *st = pyshoal_state_of_type(Py_TYPE(obj));
@@ -369,7 +369,7 @@ static PyObject *sub_fileno(PyObject *obj, PyObject *unused)
 	return PyLong_FromLong(shoal_subscription_fd(self->sub));
 }
 
-static PyObject *sub_close(PyObject *obj, PyObject *unused)
+static PyObject *sub_close(PyObject *obj, PyObject *Py_UNUSED(unused))
 {
 	pysub_object *self = (pysub_object *)obj;
 
@@ -383,7 +383,7 @@ static PyObject *sub_close(PyObject *obj, PyObject *unused)
 /* In a forked child: frees the inherited copy (libshoal does no I/O on a
  * client of another process). The threads counted in busy do not exist
  * in the child. */
-static PyObject *sub_after_fork(PyObject *obj, PyObject *unused)
+static PyObject *sub_after_fork(PyObject *obj, PyObject *Py_UNUSED(unused))
 {
 	pysub_object *self = (pysub_object *)obj;
 
@@ -394,12 +394,12 @@ static PyObject *sub_after_fork(PyObject *obj, PyObject *unused)
 	Py_RETURN_NONE;
 }
 
-static PyObject *sub_enter(PyObject *obj, PyObject *unused)
+static PyObject *sub_enter(PyObject *obj, PyObject *Py_UNUSED(unused))
 {
 	return Py_NewRef(obj);
 }
 
-static PyObject *sub_exit(PyObject *obj, PyObject *args)
+static PyObject *sub_exit(PyObject *obj, PyObject *Py_UNUSED(args))
 {
 	PyObject *r = sub_close(obj, NULL);
 
@@ -409,17 +409,17 @@ static PyObject *sub_exit(PyObject *obj, PyObject *args)
 	Py_RETURN_FALSE;
 }
 
-static PyObject *sub_get_closed(PyObject *obj, void *unused)
+static PyObject *sub_get_closed(PyObject *obj, void *Py_UNUSED(unused))
 {
 	return PyBool_FromLong(((pysub_object *)obj)->closed);
 }
 
-static PyObject *sub_get_snapshot(PyObject *obj, void *unused)
+static PyObject *sub_get_snapshot(PyObject *obj, void *Py_UNUSED(unused))
 {
 	return PyBool_FromLong(((pysub_object *)obj)->snapshot);
 }
 
-static PyObject *sub_get_path(PyObject *obj, void *unused)
+static PyObject *sub_get_path(PyObject *obj, void *Py_UNUSED(unused))
 {
 	return Py_NewRef(((pysub_object *)obj)->path);
 }

@@ -902,13 +902,13 @@ static PyObject *object_entry(pyshoal_state *st, const void *entry)
 	                     (long long)o->construct_ms);
 }
 
-PyObject *pyops_list(PyObject *obj, PyObject *unused)
+PyObject *pyops_list(PyObject *obj, PyObject *Py_UNUSED(unused))
 {
 	return collect_pages(obj, "list", sizeof(shoal_object_info), 1024,
 	                     fetch_objects, NULL, object_entry);
 }
 
-PyObject *pyops_stats(PyObject *obj, PyObject *unused)
+PyObject *pyops_stats(PyObject *obj, PyObject *Py_UNUSED(unused))
 {
 	pyclient_object *self = (pyclient_object *)obj;
 	shoal_stats s;
