@@ -69,7 +69,7 @@ class BuildWithMake(build_ext):
 
 setup(
     package_dir={"": "python"},
-    packages=["shoal"],
+    packages=["shoal", "shoal.brain"],
     package_data={"shoal": ["py.typed", "*.pyi"]},
     exclude_package_data={"shoal": ["*.c", "*.h"]},
     # No sources: make compiled them (BuildWithMake sets the objects).

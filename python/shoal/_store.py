@@ -16,7 +16,7 @@ import os
 import weakref
 from collections.abc import MutableMapping
 
-from shoal import _shoal
+from shoal import _shoal, _tier_client
 from shoal._daemon import find_binary
 from shoal._serialize import decode, describe, encode
 
@@ -91,15 +91,28 @@ class Store(MutableMapping):
     from several threads and survives ``os.fork()`` (the child reconnects).
     """
 
-    def __init__(self, client):
+    def __init__(self, client, tier_timeout=None):
         self._c = client
         _clients.add(client)
+        # A miss asks the host's shoal-tier (if one runs) for this long (s).
+        if tier_timeout is None:
+            tier_timeout = float(os.environ.get("SHOAL_TIER_TIMEOUT", "0.5"))
+        self._tier_timeout = tier_timeout
+
+    def _get_name_or_tier(self, name, tmo):
+        """get_name; on a miss, one lookup in the tier (docs/tier.md)."""
+        try:
+            return self._c.get_name(name, tmo)
+        except _shoal.ObjectNotFound:
+            if self._tier_timeout <= 0 or not _tier_client.lookup(self._c.path, name, self._tier_timeout):
+                raise
+        return self._c.get_name(name, 0)
 
     # -------------------------------------------------------------- names
 
     def __getitem__(self, key):
         if isinstance(key, str):
-            buf, _ = self._c.get_name(key, 0)
+            buf, _ = self._get_name_or_tier(key, 0)
             return decode(buf, buf.metadata)
         if _is_id(key):
             [buf] = self._c.get([key], 0)
@@ -120,7 +133,7 @@ class Store(MutableMapping):
     def __contains__(self, key):
         if isinstance(key, str):
             try:
-                buf, _ = self._c.get_name(key, 0)
+                buf, _ = self._get_name_or_tier(key, 0)
             except _shoal.ObjectNotFound:
                 return False
             buf.release()
@@ -222,7 +235,7 @@ class Store(MutableMapping):
 
     def get_with_version(self, name, *, columns=None, dtype_backend=None, copy=False):
         """(value, version) of name, for a read-modify-replace loop."""
-        buf, version = self._c.get_name(name, 0)
+        buf, version = self._get_name_or_tier(name, 0)
         return self._decode(buf, columns, dtype_backend, copy), version
 
     def wait_for(self, name, timeout=None, *, columns=None, dtype_backend=None, copy=False):
@@ -265,7 +278,7 @@ class Store(MutableMapping):
 
     def _get_name(self, name, default, tmo, kw):
         try:
-            buf, _ = self._c.get_name(name, tmo)
+            buf, _ = self._get_name_or_tier(name, tmo)
         except _shoal.ObjectNotFound:
             return default
         return self._decode(buf, **kw)
@@ -289,7 +302,7 @@ class Store(MutableMapping):
         or None."""
         if isinstance(key, str):
             try:
-                return self._c.get_name(key, _ms(timeout, 0))[0]
+                return self._get_name_or_tier(key, _ms(timeout, 0))[0]
             except _shoal.ObjectNotFound:
                 return None
         return self._c.get([key], _ms(timeout, 0))[0]
@@ -502,7 +515,8 @@ def _reopen(path):
 
 
 def connect(
-    path=None, *, start=True, memory=None, timeout=_DEFAULT_START_TIMEOUT, daemon_args=()
+    path=None, *, start=True, memory=None, timeout=_DEFAULT_START_TIMEOUT, daemon_args=(),
+    tier=None, tier_args=(), tier_timeout=None,
 ):
     """Connects to the shoal daemon at path (default: $SHOAL_SOCKET, else
     $XDG_RUNTIME_DIR/shoal.sock, else /tmp/shoal-<uid>/shoal.sock).
@@ -513,6 +527,12 @@ def connect(
     many processes doing so at once start exactly one. With start=False,
     raises StoreUnavailable instead. timeout (s) bounds the wait for a new
     daemon. A daemon that already runs keeps its own options.
+
+    tier: a Redis URL ("redis://host:6379/0"); a shoal-tier process
+    (``shoal-tier --redis tier -s path *tier_args``) is started next to the
+    daemon unless one runs, exactly one per daemon (docs/tier.md).
+    tier_timeout (s, default $SHOAL_TIER_TIMEOUT or 0.5): how long a get
+    of a name missing locally waits for the tier; 0 never asks it.
     """
     path = os.fspath(path) if path is not None else _shoal.default_socket()
     if isinstance(daemon_args, (str, bytes)):
@@ -538,4 +558,6 @@ def connect(
                 "or call shoal.connect() with start=True"
             ) from e
         raise
-    return Store(client)
+    if tier is not None:
+        _tier_client.ensure_running(client.path, tier, tuple(tier_args), timeout)
+    return Store(client, tier_timeout)

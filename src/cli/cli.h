@@ -64,6 +64,11 @@ void cli_json_string(FILE *f, const char *s);
  * not valid UTF-8) as \xNN, the rest verbatim. */
 void cli_print_name(FILE *f, const char *s);
 
+/* The host's shoal-tier status (tier_status.c): `, "tier": {...}` for
+ * stats --json, or a "tier ..." line; nothing if no tier was attached. */
+void cli_tier_json(FILE *f, const char *socket);
+void cli_tier_human(FILE *f, const char *socket);
+
 /* Subcommands (cmd_*.c). Each returns an exit status. */
 int cmd_stats(struct cli_ctx *ctx, const struct cli_opts *o);
 int cmd_ls(struct cli_ctx *ctx, const struct cli_opts *o);

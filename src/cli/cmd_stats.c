@@ -45,12 +45,13 @@ static uint64_t field_value(const shoal_stats *s, const struct stat_field *f)
 	return *(const uint64_t *)((const char *)s + f->offset);
 }
 
-static void print_json(const shoal_stats *s)
+static void print_json(const shoal_stats *s, const char *socket)
 {
 	printf("{");
 	for (size_t i = 0; i < NFIELDS; i++)
 		printf("%s\"%s\": %llu", i ? ", " : "", fields[i].key,
 		       (unsigned long long)field_value(s, &fields[i]));
+	cli_tier_json(stdout, socket);
 	printf("}\n");
 }
 
@@ -79,8 +80,10 @@ int cmd_stats(struct cli_ctx *ctx, const struct cli_opts *o)
 	if (rc < 0)
 		return cli_fail(ctx, "stats", rc);
 	if (o->json)
-		print_json(&s);
-	else
+		print_json(&s, ctx->socket);
+	else {
 		print_human(&s);
+		cli_tier_human(stdout, ctx->socket);
+	}
 	return CLI_OK;
 }

@@ -1,0 +1,237 @@
+"""Test harness of the tier tests: real redis-server processes (standalone,
+or a 3-master cluster made with `redis-cli --cluster create`) on 127.0.0.1
+ports, and "hosts" - each a `shoal serve` daemon plus its `shoal-tier`
+process - on temporary sockets. Every wait has a deadline; every process is
+stopped at teardown (SIGKILL after 5 s).
+"""
+
+import os
+import signal
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+import shoal
+
+from conftest import Daemon, wait_until
+
+REDIS_SERVER = shutil.which("redis-server")
+REDIS_CLI = shutil.which("redis-cli")
+
+needs_redis = pytest.mark.skipif(
+    REDIS_SERVER is None or REDIS_CLI is None,
+    reason="redis-server / redis-cli not installed (tests/deps.sh installs them)",
+)
+
+# Fast settings so that faults are noticed and recovered from within seconds.
+TIER_ARGS = (
+    "--interval", "0.1", "--reconcile", "3", "--redis-timeout", "0.5",
+    "--grace", "1", "--tombstone-ttl", "2", "--chunk-size", "8M", "--transfer-timeout", "20",
+    "--pending-ttl", "20",
+)
+
+
+def _bindable(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def free_port():
+    """A free loopback port below 55535 whose cluster bus port (+10000) is
+    free too (redis-server refuses higher ones in cluster mode)."""
+    import random
+
+    for _ in range(1000):
+        port = random.randrange(20000, 45000)
+        if _bindable(port) and _bindable(port + 10000):
+            return port
+    raise AssertionError("no free port pair")
+
+
+def _stop(proc, sig=signal.SIGTERM):
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.kill(proc.pid, signal.SIGCONT)
+    except OSError:
+        pass
+    proc.send_signal(sig)
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+class RedisServers:
+    """One standalone redis-server, or three cluster masters."""
+
+    def __init__(self, tmp, cluster=False):
+        self.tmp = tmp
+        self.cluster = cluster
+        self.ports = [free_port() for _ in range(3 if cluster else 1)]
+        self.procs = [None] * len(self.ports)
+
+    def _spawn(self, i):
+        port = self.ports[i]
+        d = os.path.join(self.tmp, f"redis-{port}")
+        os.makedirs(d, exist_ok=True)
+        args = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--dir", d, "--protected-mode", "no",
+                "--proto-max-bulk-len", "536870912"]
+        if self.cluster:
+            args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                     "--cluster-node-timeout", "2000"]
+        self.procs[i] = subprocess.Popen(args, stdout=open(os.path.join(d, "log"), "ab"),
+                                         stderr=subprocess.STDOUT)
+        wait_until(lambda: self._ping(port), 10, what=f"redis-server on {port}")
+
+    def _ping(self, port):
+        r = subprocess.run([REDIS_CLI, "-p", str(port), "ping"], capture_output=True, timeout=5)
+        return r.stdout.strip() == b"PONG"
+
+    def start(self):
+        for i in range(len(self.ports)):
+            self._spawn(i)
+        if self.cluster:
+            r = subprocess.run(
+                [REDIS_CLI, "--cluster", "create", *[f"127.0.0.1:{p}" for p in self.ports],
+                 "--cluster-replicas", "0", "--cluster-yes"],
+                capture_output=True, timeout=60,
+            )
+            assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()
+            self.wait_cluster_ok()
+        return self
+
+    def wait_cluster_ok(self):
+        def ok():
+            for p in self.ports:
+                r = subprocess.run([REDIS_CLI, "-p", str(p), "cluster", "info"],
+                                   capture_output=True, timeout=5)
+                if b"cluster_state:ok" not in r.stdout:
+                    return False
+            return True
+
+        wait_until(ok, 30, interval=0.1, what="cluster_state:ok")
+
+    def urls(self):
+        return [f"redis://127.0.0.1:{p}/0" for p in self.ports]
+
+    def tier_args(self):
+        out = []
+        for u in self.urls():
+            out += ["--redis", u]
+        return out + (["--cluster"] if self.cluster else [])
+
+    def client(self):
+        import redis
+        from redis.cluster import ClusterNode, RedisCluster
+
+        if self.cluster:
+            return RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", p) for p in self.ports],
+                                socket_timeout=5)
+        return redis.Redis(port=self.ports[0], socket_timeout=5)
+
+    def keys(self):
+        c = self.client()
+        try:
+            return sorted(c.scan_iter(match=b"*", count=1000))
+        finally:
+            c.close()
+
+    def signal(self, sig, i=0):
+        os.kill(self.procs[i].pid, sig)
+
+    def kill_and_restart(self):
+        """SIGKILL every server and start it again, empty (no persistence);
+        a cluster keeps its slot map (nodes.conf) and so comes back."""
+        for p in self.procs:
+            p.kill()
+            p.wait(5)
+        for i in range(len(self.ports)):
+            self._spawn(i)
+        if self.cluster:
+            self.wait_cluster_ok()
+
+    def stop(self):
+        for p in self.procs:
+            _stop(p)
+
+
+class Host:
+    """A daemon and its tier process, standing in for one machine."""
+
+    def __init__(self, tmp, name, servers, memory="256M", eager=("e/*",), extra=()):
+        self.dir = os.path.join(tmp, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.sock = os.path.join(self.dir, "s.sock")
+        self.daemon = Daemon(self.sock, memory)
+        self.servers = servers
+        self.eager = eager
+        self.extra = tuple(extra)
+        self.tier = None
+        self.store = None
+
+    def start(self):
+        self.daemon.start()
+        self.store = shoal.connect(self.sock, start=False, tier_timeout=5.0)
+        self.start_tier()
+        return self
+
+    def start_tier(self):
+        args = [sys.executable, "-m", "shoal.tier", "-s", self.sock, *self.servers.tier_args(),
+                *TIER_ARGS, *self.extra]
+        for g in self.eager:
+            args += ["--eager", g]
+        self.tier = subprocess.Popen(args, stdout=open(self.sock + ".tier.log", "ab"),
+                                     stderr=subprocess.STDOUT)
+        wait_until(lambda: self.status().get("connected"), 15, what="tier connected")
+
+    def status(self):
+        try:
+            with open(self.sock + ".tier.json") as f:
+                import json
+
+                st = json.load(f)
+        except (OSError, ValueError):
+            return {}
+        return st if st.get("pid") == (self.tier.pid if self.tier else None) else {}
+
+    def log(self):
+        try:
+            with open(self.sock + ".tier.log", errors="replace") as f:
+                return f.read()[-3000:]
+        except OSError:
+            return ""
+
+    def stop_tier(self, sig=signal.SIGTERM):
+        _stop(self.tier, sig)
+
+    def stop(self):
+        if self.store is not None:
+            self.store.close()
+        self.stop_tier()
+        self.daemon.stop()
+
+
+def value(store, name):
+    """The bytes of a local name, or None; never asks the tier."""
+    try:
+        buf, _ = store.client.get_name(name, 0)
+    except shoal.ObjectNotFound:
+        return None
+    with buf:
+        return bytes(buf)
+
+
+def wait_value(store, name, expected, timeout=15.0):
+    wait_until(lambda: value(store, name) == expected, timeout,
+               what=f"{name} == {expected[:20] if expected else expected!r}")
