@@ -637,12 +637,24 @@ SHOAL_API int shoal_subscribe(const char *socket_path, unsigned flags,
 
 /*
  * Waits up to timeout_ms (0: poll; SHOAL_WAIT_FOREVER) for the next event.
- * Returns 0 with *ev filled; SHOAL_ETIMEDOUT; SHOAL_EUNAVAILABLE when the
- * daemon closed the subscription (after an OVERFLOW event, or when it
+ * Returns 0 with *ev filled; SHOAL_ETIMEDOUT; SHOAL_EINTR when the wait
+ * was interrupted (shoal_subscription_interrupt(), or a signal when the
+ * subscription is interruptible; no event is lost); SHOAL_EUNAVAILABLE when
+ * the daemon closed the subscription (after an OVERFLOW event, or when it
  * stopped); SHOAL_EPROTO; or -errno.
  */
 SHOAL_API int shoal_next_event(shoal_subscription *s, int64_t timeout_ms,
                                shoal_event *ev);
+
+/* Ends the wait of shoal_next_event() on s in progress, or the next one,
+ * with SHOAL_EINTR, as shoal_interrupt() does for a client (async-signal-
+ * safe, any thread). Returns 0, SHOAL_EINVAL or -errno. */
+SHOAL_API int shoal_subscription_interrupt(shoal_subscription *s);
+
+/* on != 0: a signal that interrupts the waiting thread's poll(2) ends
+ * shoal_next_event() with SHOAL_EINTR (see shoal_set_interruptible()). */
+SHOAL_API void shoal_subscription_set_interruptible(shoal_subscription *s,
+                                                    int on);
 
 /* The subscription's socket, to wait for readability with poll(2). Events
  * may also be buffered already: call shoal_next_event() with timeout 0

@@ -453,7 +453,7 @@ def _pump(sub, wsock):
 def _end_notifier(sub, socks, pid):
     """Ends a subscription: sub, then the reading end of the socket pair and
     the socket handed out by get_notification_socket (socks)."""
-    sub.close()  # the thread notices within 100 ms and closes its end
+    sub.close()  # wakes the thread, which closes its end
     if pid == os.getpid():
         # Wakes readers blocked in recv; in a forked child this would cut
         # the parent's socket, so there only the descriptors are closed.

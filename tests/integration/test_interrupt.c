@@ -271,6 +271,33 @@ static void test_release_id_with_two_objects_of_one_id(void **state)
 	assert_int_equal(shoal_release_id(f->c, &id), SHOAL_ENOTFOUND);
 }
 
+static void test_subscription_interrupt(void **state)
+{
+	struct fx *f = *state;
+	shoal_subscription *s;
+	shoal_event ev;
+	uint64_t t0;
+	shoal_id id;
+
+	assert_int_equal(shoal_subscribe(f->d.socket, 0, &s), 0);
+	assert_int_equal(shoal_subscription_interrupt(s), 0);
+	t0 = testd_now_ms();
+	assert_int_equal(shoal_next_event(s, SHOAL_WAIT_FOREVER, &ev),
+	                 SHOAL_EINTR);
+	assert_true(testd_now_ms() - t0 < 1000);
+	/* Nothing is lost: the next event still arrives. */
+	id_of(&id, 10);
+	assert_int_equal(shoal_put(f->aux, &id, "e", 1, NULL, 0), 0);
+	assert_int_equal(shoal_next_event(s, 5000, &ev), 0);
+	assert_int_equal(ev.kind, SHOAL_EVENT_SEALED);
+	assert_memory_equal(ev.id.bytes, id.bytes, SHOAL_ID_SIZE);
+	/* A timeout still runs to its end. */
+	t0 = testd_now_ms();
+	assert_int_equal(shoal_next_event(s, 100, &ev), SHOAL_ETIMEDOUT);
+	assert_true(testd_now_ms() - t0 >= 90);
+	shoal_unsubscribe(s);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -282,6 +309,7 @@ int main(void)
 	        T(test_waiting_costs_one_request),
 	        T(test_interrupt_ends_a_create_wait),
 	        T(test_release_id_with_two_objects_of_one_id),
+	        T(test_subscription_interrupt),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);

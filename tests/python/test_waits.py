@@ -86,6 +86,54 @@ def test_sigint_ends_a_wait_forever_at_once(daemon):
     assert elapsed < 2.0, f"Ctrl-C took {elapsed:.2f} s to end the wait"
 
 
+def test_close_wakes_a_waiting_subscription_at_once(daemon):
+    sub = _shoal.Subscription(daemon.path)
+    result = []
+
+    def wait():
+        try:
+            result.append(sub.next(-1))
+        except shoal.Error as e:
+            result.append(e)
+
+    t = threading.Thread(target=wait)
+    t.start()
+    time.sleep(0.2)  # (most likely) waiting by now
+    t0 = time.monotonic()
+    sub.close()
+    t.join(5)
+    assert not t.is_alive() and time.monotonic() - t0 < 1.0
+    assert isinstance(result[0], shoal.StoreUnavailable)
+
+
+def test_sigint_ends_a_subscription_wait_at_once(daemon):
+    script = textwrap.dedent(
+        f"""
+        from shoal import _shoal
+        sub = _shoal.Subscription({daemon.path!r})
+        print("waiting", flush=True)
+        sub.next(-1)
+        print("returned", flush=True)
+        """
+    )
+    p = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert p.stdout.readline().strip() == "waiting"
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=10)
+        elapsed = time.monotonic() - t0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(5)
+    assert "KeyboardInterrupt" in err and "returned" not in out
+    assert elapsed < 2.0, f"Ctrl-C took {elapsed:.2f} s to end the wait"
+
+
 def test_a_signal_that_does_not_raise_resumes_the_wait(daemon):
     c = _shoal.Client(daemon.path)
     writer = _shoal.Client(daemon.path)
