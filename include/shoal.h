@@ -227,6 +227,51 @@ SHOAL_API int shoal_interrupt(shoal_client *c);
 SHOAL_API void shoal_set_interruptible(shoal_client *c, int on);
 
 /*
+ * Restarts. When the daemon goes away (it was stopped, crashed, or was
+ * restarted), the client's next call opens a new connection to the same
+ * socket path and goes on there; it does not fail once first. A call that
+ * finds the connection gone before its request was written is simply sent
+ * on the new connection. A call whose request was written and whose reply
+ * never came is sent again only if it changes nothing: shoal_get,
+ * shoal_get_name, shoal_contains, shoal_list, shoal_list_names and
+ * shoal_get_stats. Every other call returns SHOAL_EUNAVAILABLE then (its
+ * outcome is unknown: e.g. a compare-and-set that the old daemon applied
+ * would be reported as a conflict if sent again), and the next call
+ * reconnects. Each call tries one new connection at most.
+ *
+ * What a restart ends: unsealed objects are lost (shoal_seal() returns
+ * SHOAL_EUNAVAILABLE for them, shoal_abort() 0); unnamed objects are gone
+ * in the new daemon, and named ones too unless it runs with --persist.
+ * Views obtained before the restart stay valid until released: the old
+ * mapping stays mapped for them, and releasing them sends nothing to the
+ * new daemon (whose handles they would not match). With `serve --persist`
+ * the new daemon reuses the same arena file; the client then gets the
+ * objects of its old views again from it (one batched get), which keeps
+ * their memory from being reused until the old views are released. An
+ * object the new daemon does not have (an unnamed one) cannot be pinned
+ * so: the bytes of such an old view may change once the new daemon reuses
+ * its memory. Setting SHOAL_NO_RECONNECT=1 in the environment turns
+ * reconnecting off (calls then fail with SHOAL_EUNAVAILABLE).
+ */
+
+/*
+ * Called when reconnecting finds no daemon on the socket path, to start
+ * one: returns 0 when a daemon may now be listening (the connection is then
+ * tried once more), or a negative code. Runs in the thread of the call
+ * that reconnects, with that client's request lock held: it must not use
+ * the same client.
+ */
+typedef int (*shoal_restart_fn)(void *ctx, const char *socket_path);
+
+/* Sets (or, with fn NULL, clears) the restart hook of c. */
+SHOAL_API void shoal_set_restart_hook(shoal_client *c, shoal_restart_fn fn,
+                                      void *ctx);
+
+/* How many connections c has had: 1 after shoal_connect(), one more per
+ * reconnect. */
+SHOAL_API uint32_t shoal_epoch(const shoal_client *c);
+
+/*
  * Creates an object of data_size bytes of data and metadata_size bytes of
  * metadata and reserves memory for both, so that writing them can never
  * fault with SIGBUS. On success *data points at data_size writable bytes,
@@ -236,8 +281,9 @@ SHOAL_API void shoal_set_interruptible(shoal_client *c, int on);
  * gives back with shoal_release_id() (sealing does not drop the creator's
  * hold; see shoal_seal()).
  *
- * When the store is full, least-recently-released unnamed objects that
- * nobody holds are evicted, just enough to make room. If even evicting all
+ * When the store is full, least-recently-released objects that nobody
+ * holds and that have no name (or only evictable names) are evicted, just
+ * enough to make room. If even evicting all
  * of them would not make room, nothing is evicted and, with timeout_ms 0,
  * SHOAL_EFULL is returned at once; with timeout_ms > 0 (or
  * SHOAL_WAIT_FOREVER) the daemon waits up to that long for space to be
@@ -328,9 +374,10 @@ SHOAL_API int shoal_delete(shoal_client *c, const shoal_id *ids, size_t n,
 SHOAL_API int shoal_contains(shoal_client *c, const shoal_id *id, int *state);
 
 /*
- * Asks the daemon to evict objects that nobody holds and no plain name
- * keeps (sealed, unnamed or with evictable names only), least recently
- * released first, until at least nbytes are freed or none is left.
+ * Asks the daemon to evict sealed objects that nobody holds and that have no
+ * name or only evictable names (SHOAL_NAME_EVICTABLE; the names go with
+ * them), least recently released first, until at least nbytes are freed or
+ * none is left.
  *   c       the client.
  *   nbytes  bytes to free, counted as objects were created (data +
  *           metadata, not the 64-byte blocks they take); 0 evicts nothing.
@@ -464,7 +511,17 @@ typedef struct shoal_name_info {
 	                   when the name does not expire */
 } shoal_name_info;
 
-/* Lists names page by page, with the cursor rules of shoal_list(). */
+/*
+ * Lists names page by page, in byte order of their names: *cursor is 0 to
+ * start; on return it is the cursor of the next page, or 0 when the listing
+ * is complete. Up to max entries go to out, their number to *count. A name
+ * that exists for the whole listing is listed exactly once. A cursor is
+ * valid for the next call on the same client only (the client remembers
+ * where the listing stopped): interleaving two listings on one client
+ * fails the older one with SHOAL_EINVAL.
+ * Returns 0; SHOAL_EINVAL (NULL arguments, max 0, a cursor that is not the
+ * client's current one); SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or -errno.
+ */
 SHOAL_API int shoal_list_names(shoal_client *c, uint64_t *cursor,
                                shoal_name_info *out, size_t max, size_t *count);
 
@@ -537,13 +594,12 @@ SHOAL_API int shoal_ttl(shoal_client *c, const char *name, size_t name_len,
 
 /*
  * Lists the names that start with prefix (prefix_len bytes of UTF-8, 0 for
- * every name), page by page, with the cursor rules of shoal_list(). A page
- * may hold fewer than max entries, even none, while *cursor is not 0: the
- * daemon looks at a bounded number of names per request. Keep calling
- * until *cursor is 0.
+ * every name), page by page, with the rules of shoal_list_names(). The
+ * daemon finds them in its name-ordered index: the cost is that of the
+ * names returned, not of the whole store.
  * Returns 0; SHOAL_EINVAL (NULL arguments, max 0, a prefix that is not
- * UTF-8 or contains NUL); SHOAL_ETOOBIG (prefix over SHOAL_NAME_MAX);
- * SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or -errno.
+ * UTF-8 or contains NUL, a stale cursor); SHOAL_ETOOBIG (prefix over
+ * SHOAL_NAME_MAX); SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or -errno.
  */
 SHOAL_API int shoal_list_names_prefix(shoal_client *c, const char *prefix,
                                       size_t prefix_len, uint64_t *cursor,

@@ -538,6 +538,7 @@ static int pyshoal_exec(PyObject *m)
 	CODE(ECLOSED);
 	CODE(EFOREIGN);
 	CODE(EUNSAFE);
+	CODE(ELIMIT);
 	CODE(EINTR);
 #undef CODE
 	return 0;

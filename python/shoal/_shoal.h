@@ -92,6 +92,10 @@ typedef struct {
 	 * was released (the reference is dead, or the Buffer is no longer
 	 * CREATED), seal drops the creator's hold at once. */
 	PyObject *created;
+	/* For libshoal's restart hook: the Client's autostart (a strong
+	 * reference, or NULL) and the module state. */
+	PyObject *autostart;
+	pyshoal_state *st;
 } pyconn_object;
 
 enum pybuf_state {

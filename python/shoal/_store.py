@@ -221,11 +221,12 @@ class Store(MutableMapping):
             raise TypeError(f"a prefix is a str, not {type(prefix).__name__}")
         return self._c.delete_prefix(prefix)
 
-    def replace(self, name, value, expected_version):
+    def replace(self, name, value, expected_version, *, ttl=None, evictable=False):
         """Compare-and-set: sets name to value only if its version is still
         expected_version (0: it must not exist yet). Returns the new version;
-        raises VersionConflict when someone else changed it first."""
-        return self.set(name, value, expected_version=expected_version)
+        raises VersionConflict when someone else changed it first. ttl and
+        evictable as in :meth:`set` (the new value gets them)."""
+        return self.set(name, value, ttl=ttl, evictable=evictable, expected_version=expected_version)
 
     def version(self, name):
         """The current version of name (KeyError if it does not exist)."""
@@ -361,8 +362,9 @@ class Store(MutableMapping):
         return self._c.stats()
 
     def evict(self, nbytes):
-        """Evicts unnamed objects nobody holds, least recently released
-        first, until nbytes are freed; returns the bytes freed."""
+        """Evicts objects nobody holds that are unnamed or only have
+        evictable names (which go with them), least recently released first,
+        until nbytes are freed; returns the bytes freed."""
         return self._c.evict(nbytes)
 
     def describe(self, key):
@@ -515,8 +517,16 @@ def _reopen(path):
 
 
 def connect(
-    path=None, *, start=True, memory=None, timeout=_DEFAULT_START_TIMEOUT, daemon_args=(),
-    tier=None, tier_args=(), tier_timeout=None,
+    path=None,
+    *,
+    start=True,
+    memory=None,
+    persist=None,
+    timeout=_DEFAULT_START_TIMEOUT,
+    daemon_args=(),
+    tier=None,
+    tier_args=(),
+    tier_timeout=None,
 ):
     """Connects to the shoal daemon at path (default: $SHOAL_SOCKET, else
     $XDG_RUNTIME_DIR/shoal.sock, else /tmp/shoal-<uid>/shoal.sock).
@@ -524,9 +534,17 @@ def connect(
     If no daemon serves it and start is true, starts one in the background
     (detached, default capacity or ``memory``, e.g. "4G"), with the further
     ``shoal serve`` options in daemon_args (e.g. ``["--reserve", "2G"]``);
-    many processes doing so at once start exactly one. With start=False,
-    raises StoreUnavailable instead. timeout (s) bounds the wait for a new
-    daemon. A daemon that already runs keeps its own options.
+    many processes doing so at once start exactly one. With ``persist``, a
+    directory, that daemon keeps its arena and names there (`shoal serve
+    --persist DIR`): named objects survive its restart or crash. With
+    start=False, raises StoreUnavailable instead. timeout (s) bounds the
+    wait for a new daemon. A daemon that already runs keeps its own options.
+
+    The connection rides through daemon restarts: the next call after one
+    reconnects (with start=True it starts the daemon again, still exactly
+    once among many processes) and goes on; calls that change nothing are
+    repeated once if the daemon died while answering, others then raise
+    StoreUnavailable.
 
     tier: a Redis URL ("redis://host:6379/0"); a shoal-tier process
     (``shoal-tier --redis tier -s path *tier_args``) is started next to the
@@ -543,6 +561,8 @@ def connect(
         binary = find_binary()
         if binary is not None:
             args = (("-m", str(memory)) if memory is not None else ()) + extra
+            if persist is not None:
+                args += ("--persist", os.fspath(persist))
             autostart = (binary, args, _ms(timeout, 10000))
     try:
         client = _shoal.Client(path, autostart=autostart)

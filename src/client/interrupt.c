@@ -76,13 +76,15 @@ int client_wait_readable(shoal_client *c)
 
 int client_call_wait(shoal_client *c, uint16_t type, const struct iovec *iov,
                      int iovcnt, size_t fixed_len, int64_t timeout_ms,
-                     const uint8_t **reply, size_t *len)
+                     bool safe, const uint8_t **reply, size_t *len)
 {
 	int rc;
 
 	c->waiting = timeout_ms != 0;
 	c->interrupted = false;
-	rc = client_call(c, type, iov, iovcnt, fixed_len, reply, len);
+	rc = safe ? client_call_safe(c, type, iov, iovcnt, fixed_len, reply,
+	                             len)
+	          : client_call(c, type, iov, iovcnt, fixed_len, reply, len);
 	c->waiting = false;
 	return rc;
 }

@@ -8,14 +8,19 @@
  *   records  struct journal_rec, then a body by type, then the name bytes,
  *            zero-padded to 8; crc covers everything after the crc field
  *
- * Record bodies leave room for a name's TTL and flags (expire_ns, flags):
- * written as 0 until names carry them.
+ * A SET record carries the name's flags and its expiry as CLOCK_REALTIME
+ * (the daemon keeps expiry on CLOCK_MONOTONIC, which does not survive a
+ * reboot); a ttl change (EXPIRE, PERSIST) is written as a new SET. A name
+ * whose expiry passed while the daemon was down comes back and expires at
+ * once, as any expired name does.
  *
  * Torn records: a record is appended by one write() of a few hundred bytes
  * from one thread, so only the last record can be cut short (by a SIGKILL
  * between pages, or a full disk). Replay stops at the first record whose
  * magic, length or CRC does not check; a failed write is cut off again with
- * ftruncate() so that later records are never stranded behind it.
+ * ftruncate() so that later records are never stranded behind it. A bad
+ * record with good ones after it is damage, not a torn write: the names
+ * before it could point at blocks reused since, so none is restored.
  *
  * Trust: the arena's bytes outlive the daemon in the page cache, not on
  * disk. A journal is replayed only if it was written in this machine boot
@@ -88,7 +93,7 @@ struct journal_set {
 	uint64_t data_size;
 	uint64_t create_time_ns;
 	uint64_t expire_ns; /* a name's TTL as CLOCK_REALTIME; 0: none */
-	uint32_t flags;     /* a name's flags; 0 until names have any */
+	uint32_t flags;     /* a name's flags (NAME_EVICTABLE) */
 	uint32_t reserved;
 };
 
@@ -192,14 +197,26 @@ static int path_in(const struct persist *p, const char *file, char *out,
 	return 0;
 }
 
+/* A name's expiry (CLOCK_MONOTONIC ns in the store) as CLOCK_REALTIME. */
+static uint64_t expiry_realtime(const struct store *st,
+                                const struct name_entry *e)
+{
+	uint64_t mono = st->clock(), real = realtime_ns();
+
+	if (!e || e->expire_ns == 0)
+		return 0;
+	return e->expire_ns > mono ? real + (e->expire_ns - mono) : real;
+}
+
 /*
  * Encodes one record into buf (REC_MAX bytes). For REC_SET, o and version
- * describe the object; for REC_DEL, version is the name's last version.
- * Returns the record's length.
+ * describe the object and e (may be NULL) the name's expiry and flags; for
+ * REC_DEL, version is the name's last version. Returns the record's length.
  */
 static size_t encode(uint8_t *buf, uint64_t seq, enum rec_type type,
                      const struct object *o, const char *name, size_t len,
-                     uint64_t version)
+                     uint64_t version, const struct store *st,
+                     const struct name_entry *e)
 {
 	struct journal_rec r = {.magic = REC_MAGIC,
 	                        .type = (uint16_t)type,
@@ -212,7 +229,9 @@ static size_t encode(uint8_t *buf, uint64_t seq, enum rec_type type,
 		                        .version = version,
 		                        .offset = o->offset,
 		                        .data_size = o->data_size,
-		                        .create_time_ns = o->create_time_ns};
+		                        .create_time_ns = o->create_time_ns,
+		                        .expire_ns = expiry_realtime(st, e),
+		                        .flags = e ? e->flags : 0};
 		memcpy(s.id, o->id, SHOAL_ID_SIZE);
 		memcpy(buf + sizeof(r), &s, sizeof(s));
 		body = sizeof(s);
@@ -303,7 +322,7 @@ static int write_snapshot(struct persist *p, bool sync)
 		}
 		size_t n = encode(buf + used, ++p->seq, REC_SET,
 		                  objtab_get(&p->st->objs, e->obj), e->name,
-		                  e->len, e->version);
+		                  e->len, e->version, p->st, e);
 		used += n;
 		bytes += n;
 	}
@@ -346,14 +365,17 @@ void persist_note(struct persist *p, enum store_note note,
 
 	if (p->log_fd < 0)
 		return;
-	if (note == STORE_NOTE_NAME_SET)
-		len = encode(rec, ++p->seq, REC_SET, o, name, name_len,
-		             version);
-	else if (note == STORE_NOTE_NAME_DELETED ||
-	         note == STORE_NOTE_NAME_EXPIRED ||
-	         note == STORE_NOTE_NAME_EVICTED) /* gone like a delete */
+	if (note == STORE_NOTE_NAME_SET || note == STORE_NOTE_NAME_TTL) {
+		uint32_t ns = names_find(&p->st->names, name, name_len);
+		len = encode(rec, ++p->seq, REC_SET, o, name, name_len, version,
+		             p->st,
+		             ns == NAME_NIL ? NULL
+		                            : names_get(&p->st->names, ns));
+	} else if (note == STORE_NOTE_NAME_DELETED ||
+	           note == STORE_NOTE_NAME_EXPIRED ||
+	           note == STORE_NOTE_NAME_EVICTED) /* gone like a delete */
 		len = encode(rec, ++p->seq, REC_DEL, NULL, name, name_len,
-		             version);
+		             version, NULL, NULL);
 	else
 		return;
 	append(p, rec, len);
@@ -438,6 +460,43 @@ static long body_size(uint16_t type)
 	}
 }
 
+/* Whether a whole, checked record starts at off; *rec receives its
+ * header. */
+static bool record_ok(const uint8_t *data, size_t size, size_t off,
+                      struct journal_rec *rec)
+{
+	long fixed;
+
+	if (off + sizeof(*rec) > size)
+		return false;
+	memcpy(rec, data + off, sizeof(*rec));
+	fixed = body_size(rec->type);
+	return rec->magic == REC_MAGIC && fixed >= 0 && rec->len % 8 == 0 &&
+	       rec->len <= size - off &&
+	       rec->len >= sizeof(*rec) + (size_t)fixed + rec->name_len &&
+	       rec->name_len <= SHOAL_NAME_MAX &&
+	       (rec->type == REC_CLEAN || rec->name_len > 0) &&
+	       rec->crc == crc32c(data + off + 8, rec->len - 8);
+}
+
+/*
+ * Whether a good record follows a bad one at off. Only the last write can
+ * be cut short (by a kill or a full disk), so a bad record followed by
+ * good ones is damage (a disk error, a stray write): replaying the records
+ * before it would bring back names whose later records are lost, and
+ * whose old blocks may have been reused since. Records are 8-byte aligned,
+ * so the search steps by 8.
+ */
+static bool damaged_after(const uint8_t *data, size_t size, size_t off)
+{
+	struct journal_rec rec;
+
+	for (off += 8; off + sizeof(rec) <= size; off += 8)
+		if (record_ok(data, size, off, &rec))
+			return true;
+	return false;
+}
+
 /*
  * Reads DIR/names.log into r. *trusted says whether its names may be used
  * (see the file comment). A missing journal is an empty one. Returns 0,
@@ -450,6 +509,7 @@ static int replay_file(struct persist *p, struct replay *r, bool *trusted)
 	uint8_t *data = NULL;
 	struct stat sb;
 	size_t off, size;
+	bool damaged = false;
 	int fd, rc = 0;
 
 	*trusted = false;
@@ -491,16 +551,10 @@ static int replay_file(struct persist *p, struct replay *r, bool *trusted)
 	r->max_version = h.last_version;
 	for (off = sizeof(h); off + sizeof(struct journal_rec) <= size;) {
 		struct journal_rec rec;
-		long fixed;
-		memcpy(&rec, data + off, sizeof(rec));
-		fixed = body_size(rec.type);
-		if (rec.magic != REC_MAGIC || fixed < 0 || rec.len % 8 ||
-		    rec.len > size - off ||
-		    rec.len < sizeof(rec) + (size_t)fixed + rec.name_len ||
-		    rec.name_len > SHOAL_NAME_MAX ||
-		    (rec.type != REC_CLEAN && rec.name_len == 0) ||
-		    rec.crc != crc32c(data + off + 8, rec.len - 8))
-			break; /* a torn tail */
+		if (!record_ok(data, size, off, &rec)) {
+			damaged = damaged_after(data, size, off);
+			break; /* a torn tail, or damage */
+		}
 		rc = replay_one(r, &rec, data + off + sizeof(rec));
 		if (rc)
 			goto out;
@@ -509,7 +563,13 @@ static int replay_file(struct persist *p, struct replay *r, bool *trusted)
 		r->records++;
 		off += rec.len;
 	}
-	if (memcmp(h.boot_id, p->boot_id, 16) == 0) {
+	if (damaged) {
+		snprintf(
+		        p->restore_note, sizeof(p->restore_note),
+		        "the name journal is damaged before its end: its names "
+		        "are dropped rather than risk pointing at reused "
+		        "memory");
+	} else if (memcmp(h.boot_id, p->boot_id, 16) == 0) {
 		*trusted = true;
 	} else if (r->clean) {
 		*trusted = true;
@@ -537,6 +597,17 @@ static int cmp_sets(const void *a, const void *b)
 }
 
 /* Puts r's named objects and names into the store. */
+/* A journal's CLOCK_REALTIME expiry as this daemon's CLOCK_MONOTONIC
+ * (0: none; already past: now, so that the loop expires it at once). */
+static uint64_t restored_expiry(const struct store *st, uint64_t real)
+{
+	uint64_t mono = st->clock(), now = realtime_ns();
+
+	if (real == 0)
+		return 0;
+	return real > now ? mono + (real - now) : mono;
+}
+
 static int restore(struct persist *p, struct replay *r)
 {
 	struct store *st = p->st;
@@ -594,8 +665,9 @@ static int restore(struct persist *p, struct replay *r)
 		}
 		if (lo == n || cmp_sets(&live[lo], s) != 0 ||
 		    slot_of[lo] == OBJ_NIL ||
-		    store_restore_name(st, e->name, e->len, slot_of[lo],
-		                       e->version) != 0) {
+		    store_restore_name(
+		            st, e->name, e->len, slot_of[lo], e->version,
+		            s->flags, restored_expiry(st, s->expire_ns)) != 0) {
 			p->dropped_names++;
 			continue;
 		}
@@ -690,7 +762,8 @@ void persist_close(struct persist *p, bool clean)
 {
 	if (p->log_fd >= 0 && clean && !p->failed) {
 		uint8_t rec[REC_MAX];
-		size_t len = encode(rec, ++p->seq, REC_CLEAN, NULL, "", 0, 0);
+		size_t len = encode(rec, ++p->seq, REC_CLEAN, NULL, "", 0, 0,
+		                    NULL, NULL);
 		/* The clean record may only follow durable data. */
 		if (fdatasync(p->arena_fd) == 0 &&
 		    write_all(p->log_fd, rec, len) == 0)
