@@ -408,11 +408,13 @@ class Tier:
             if s is not None and s["oid"] == oid:
                 # The local value is the one we last synced.
                 if r is None or r["v"] < s["tv"]:
+                    if s.get("exp") and s["exp"] <= _now_ms() + 1000:
+                        return True  # it expired in Redis and is about to here
                     # Redis lost it (restart, flush) or went back: refill it.
                     self.publish(name, buf, lv, uid=s["uid"], ts=s["ts"])
                 elif r["v"] > s["tv"]:
                     if r["uid"] == s["uid"]:
-                        self._record(name, oid, r["v"], r["uid"], r["ts"])
+                        self._record(name, oid, r["v"], r["uid"], r["ts"], r["exp"], r["evict"])
                     else:
                         self.apply(name, r, lv)
                 return True

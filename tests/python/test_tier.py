@@ -333,6 +333,28 @@ def test_connect_starts_one_tier(servers, tmp_path):
     wait_until(lambda: not running(sock), 15, what="tier exited")
 
 
+def test_acl_user_password_and_database(tmp_path):
+    """A URL with an ACL user, a password and a database number."""
+    servers = RedisServers(str(tmp_path), extra=(
+        "--user", "default", "off",
+        "--user", "app", "on", ">s3cret", "~*", "&*", "+@all",
+    ), url_auth="app:s3cret@", db=3).start()
+    hs = []
+    try:
+        hs = [Host(str(tmp_path), n, servers).start() for n in ("acl-a", "acl-b")]
+        hs[0].store["e/acl"] = b"through ACLs"
+        wait_value(hs[1].store, "e/acl", b"through ACLs")
+        import redis
+
+        r = redis.Redis(port=servers.ports[0], username="app", password="s3cret", db=3)
+        assert r.exists("shoal:seq") and r.get("shoal:epoch")
+        r.close()
+    finally:
+        for h in hs:
+            h.stop()
+        servers.stop()
+
+
 @pytest.mark.skipif(not FULL, reason="600 MB: make test-tier")
 def test_600mb_object(servers, tmp_path):
     a = Host(str(tmp_path), "big-a", servers, memory="1G", eager=("big/*",),
