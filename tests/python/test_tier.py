@@ -150,6 +150,22 @@ def test_evictable_flag_propagates(hosts):
     assert names["e/plain"]["ttl"] is None
 
 
+def test_eviction_is_not_a_delete(hosts):
+    a, b, c = hosts
+    a.store.set("e/evict-me", b"cached", evictable=True)
+    wait_value(b.store, "e/evict-me", b"cached")
+    wait_value(c.store, "e/evict-me", b"cached")
+    b.store.evict(1 << 40)
+    wait_value(b.store, "e/evict-me", None)
+    time.sleep(0.5)
+    assert value(a.store, "e/evict-me") == b"cached"
+    assert value(c.store, "e/evict-me") == b"cached"
+    assert bytes(b.store["e/evict-me"]) == b"cached"  # a miss fetches it again
+    del c.store["e/evict-me"]  # an explicit delete of an evictable name propagates
+    wait_value(a.store, "e/evict-me", None)
+    wait_value(b.store, "e/evict-me", None)
+
+
 def test_concurrent_writers_converge(hosts):
     a, b, c = hosts
     names = [f"e/conc{i}" for i in range(5)]
