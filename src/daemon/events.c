@@ -66,6 +66,8 @@ void events_notify(void *ctx, enum store_note note, const struct object *o,
 	        [STORE_NOTE_NAME_EVICTED] = SHOAL_EVENT_NAME_EVICTED,
 	};
 
+	if (note >= sizeof(kinds) / sizeof(kinds[0]) || kinds[note] == 0)
+		return; /* not for subscribers */
 	for (struct conn *c = srv->subs; c; c = c->sub_next)
 		queue(c, kinds[note], o, name, name_len, version);
 }
@@ -127,8 +129,14 @@ static void snapshot_some(struct conn *c)
 			n++;
 		}
 	}
-	if (n == SNAPSHOT_PER_TURN || c->closing)
+	if (c->closing)
 		return;
+	if (n == SNAPSHOT_PER_TURN) {
+		/* More to send and room for it: the loop must not sleep even
+		 * if the socket takes all of this at once. */
+		c->srv->snapshot_more = true;
+		return;
+	}
 	queue(c, SHOAL_EVENT_SNAPSHOT_END, NULL, NULL, 0, 0);
 	snapshot_done(c);
 }
@@ -157,6 +165,7 @@ void events_unsubscribe(struct conn *c)
 
 void events_flush(struct server *srv)
 {
+	srv->snapshot_more = false;
 	if (!srv->subs_dirty && !srv->snapshots)
 		return;
 	srv->subs_dirty = false;

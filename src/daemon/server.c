@@ -26,8 +26,11 @@
 #define STALL_CHECK_NS       200000000ull /* 200 ms */
 #define TRIM_CHUNKS_PER_TURN 16 /* ~32 MiB: a few ms of hole punching */
 #define ACCEPT_PAUSE_NS      100000000ull /* 100 ms without fds to spare */
-#define CLIENTS_SLACK        16   /* told "too many clients", not just closed */
-#define EXPIRE_PER_TURN      4096 /* names expired per loop turn at most */
+#define CLIENTS_SLACK        16 /* told "too many clients", not just closed */
+/* Expiry works in batches until this much time went by in one loop turn;
+ * what is left is done in the next turns (the loop does not sleep). */
+#define EXPIRE_BATCH     128
+#define EXPIRE_BUDGET_NS 1000000ull /* 1 ms */
 
 uint64_t server_now_ns(void)
 {
@@ -286,7 +289,11 @@ static int before_sleep(struct loop *l, void *ctx)
 
 	(void)l;
 	/* Expiry first: the memory it frees may let parked creates go. */
-	(void)store_expire_due(&srv->store, server_now_ns(), EXPIRE_PER_TURN);
+	now = server_now_ns();
+	while (store_expire_due(&srv->store, now, EXPIRE_BATCH) ==
+	               EXPIRE_BATCH &&
+	       server_now_ns() - now < EXPIRE_BUDGET_NS)
+		;
 	wake_parked(srv);
 	if (srv->store.events & STORE_EV_FREED)
 		srv->trim_wanted = srv->opt.trim;
@@ -302,19 +309,25 @@ static int before_sleep(struct loop *l, void *ctx)
 		srv->accept_resume_ns = 0;
 	if (srv->persisting)
 		persist_maybe_compact(&srv->persist);
-	if (srv->trim_wanted)
+	/* A trim pass walks the block list (alloc_foreach_free): at most as
+	 * often as keeps it under a tenth of the loop's time, however many
+	 * small frees ask for it. */
+	if (srv->trim_wanted && now >= srv->trim_next_ns) {
 		srv->trim_wanted = trim_some(srv);
-	if (srv->trim_wanted)
-		return 0;
+		uint64_t took = server_now_ns() - now;
+		srv->trim_next_ns = now + 10 * took;
+	}
 	next = srv->next_stall_check_ns;
+	if (srv->trim_wanted && srv->trim_next_ns < next)
+		next = srv->trim_next_ns;
 	if (store_next_expiry(&srv->store) < next)
 		next = store_next_expiry(&srv->store);
 	if (srv->accept_resume_ns && srv->accept_resume_ns < next)
 		next = srv->accept_resume_ns;
 	if (waits_next_deadline(&srv->waits) < next)
 		next = waits_next_deadline(&srv->waits);
-	if (srv->waits.ready_head || srv->store.ndropped)
-		next = 0; /* more woken than one turn answers */
+	if (srv->waits.ready_head || srv->store.ndropped || srv->snapshot_more)
+		next = 0; /* more work than one turn does */
 	else if (waits_smallest_create(&srv->waits) &&
 	         srv->avail_seen != avail_events(srv) &&
 	         srv->slow_next_ns < next)

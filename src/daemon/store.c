@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "debug.h"
 #include "layout.h"
 #include "limits.h"
 #include "os.h"
@@ -89,10 +90,17 @@ static void destroy(struct store *st, uint32_t slot)
 {
 	struct object *o = objtab_get(&st->objs, slot);
 
-	if (o->deleted)
+	SHOAL_ASSERT(o->state != OBJ_FREE && o->holders == 0);
+	SHOAL_ASSERT(o->deleted && o->names == 0);
+	if (o->deleted) {
+		SHOAL_ASSERT(st->deleted_held > 0);
 		st->deleted_held--;
-	if (o->state == OBJ_SEALED)
+	}
+	if (o->state == OBJ_SEALED) {
+		SHOAL_ASSERT(st->sealed > 0);
 		st->sealed--;
+	}
+	SHOAL_ASSERT(alloc_block_size(st->alloc, o->offset) == o->block_size);
 	alloc_free(st->alloc, o->offset);
 	u64map_del(&st->by_offset, o->offset);
 	objtab_release_slot(&st->objs, slot);
@@ -104,6 +112,8 @@ static void settle(struct store *st, uint32_t slot)
 {
 	struct object *o = objtab_get(&st->objs, slot);
 
+	SHOAL_ASSERT(o->state != OBJ_FREE);
+	SHOAL_ASSERT(!o->deleted || o->names == 0);
 	if (o->holders > 0) {
 		lru_remove(&st->objs, slot);
 		return;
@@ -141,8 +151,10 @@ static int hold(struct store *st, struct store_client *sc, uint32_t slot)
 	rc = u64map_put(&sc->holds, h, 0);
 	if (rc)
 		return rc;
+	SHOAL_ASSERT(o->state == OBJ_SEALED || o->holders == 0);
 	o->holders++;
 	settle(st, slot);
+	SHOAL_ASSERT(!o->in_lru);
 	return 0;
 }
 
@@ -150,6 +162,7 @@ static void unhold(struct store *st, uint32_t slot)
 {
 	struct object *o = objtab_get(&st->objs, slot);
 
+	SHOAL_ASSERT(o->state != OBJ_FREE && o->holders > 0);
 	o->holders--;
 	settle(st, slot);
 }
@@ -581,6 +594,15 @@ int store_delete_name(struct store *st, const char *name, size_t len, bool cas,
 	return 0;
 }
 
+/* Tells the hook that the expiry of the name in ns changed. */
+static void note_ttl(struct store *st, uint32_t ns)
+{
+	const struct name_entry *e = names_get(&st->names, ns);
+
+	note(st, STORE_NOTE_NAME_TTL, objtab_get(&st->objs, e->obj), e->name,
+	     e->len, e->version);
+}
+
 int store_expire_name(struct store *st, const char *name, size_t len,
                       uint64_t ttl_ms)
 {
@@ -597,7 +619,10 @@ int store_expire_name(struct store *st, const char *name, size_t len,
 		expire_one(st, ns);
 		return 0;
 	}
-	return expiry_set(&st->expiry, &st->names, ns, at);
+	rc = expiry_set(&st->expiry, &st->names, ns, at);
+	if (rc == 0)
+		note_ttl(st, ns);
+	return rc;
 }
 
 int store_persist_name(struct store *st, const char *name, size_t len)
@@ -606,26 +631,74 @@ int store_persist_name(struct store *st, const char *name, size_t len)
 
 	if (ns == NAME_NIL)
 		return SHOAL_ENOTFOUND;
-	return expiry_set(&st->expiry, &st->names, ns, 0);
+	if (names_get(&st->names, ns)->expire_ns == 0)
+		return 0;
+	(void)expiry_set(&st->expiry, &st->names, ns, 0); /* cannot fail */
+	note_ttl(st, ns);
+	return 0;
+}
+
+static bool has_prefix(const struct name_entry *e, const char *prefix,
+                       size_t len)
+{
+	return e->len >= len && memcmp(e->name, prefix, len) == 0;
+}
+
+/* The first name at or after where a listing of prefix after `after`
+ * starts. */
+static uint32_t list_start(const struct names *n, const char *prefix,
+                           size_t plen, const char *after, size_t alen)
+{
+	size_t common = plen < alen ? plen : alen;
+	int c = memcmp(after, prefix, common);
+
+	if (alen == 0 || c < 0 || (c == 0 && alen < plen))
+		return names_seek(n, prefix, plen, true); /* after < prefix */
+	return names_seek(n, after, alen, false);
+}
+
+void store_list_names(struct store *st, const char *prefix, size_t plen,
+                      const char *after, size_t alen, uint32_t max,
+                      uint32_t *out, uint32_t *count, bool *more)
+{
+	uint64_t now = st->clock();
+	uint32_t s = list_start(&st->names, prefix, plen, after, alen);
+	uint32_t k = 0;
+
+	while (s != NAME_NIL &&
+	       has_prefix(names_get(&st->names, s), prefix, plen)) {
+		uint32_t next = names_next(&st->names, s);
+		if (!store_name_live(names_get(&st->names, s), now)) {
+			expire_one(st, s);
+		} else {
+			if (k == max)
+				break;
+			out[k++] = s;
+		}
+		s = next;
+	}
+	*count = k;
+	*more = s != NAME_NIL &&
+	        has_prefix(names_get(&st->names, s), prefix, plen);
 }
 
 void store_delete_prefix(struct store *st, const char *prefix, size_t len,
                          uint64_t *count)
 {
 	uint64_t now = st->clock(), n = 0;
+	uint32_t s = names_seek(&st->names, prefix, len, true);
 
-	/* Removal only frees slots, so a pass by slot index sees every name
-	 * that was there when it started. */
-	for (uint32_t s = 0; s < st->names.nslots; s++) {
-		const struct name_entry *e = names_get(&st->names, s);
-		if (!e->name || e->len < len || memcmp(e->name, prefix, len))
-			continue;
-		if (!store_name_live(e, now)) {
+	while (s != NAME_NIL &&
+	       has_prefix(names_get(&st->names, s), prefix, len)) {
+		/* The successor first: removal frees the name. */
+		uint32_t next = names_next(&st->names, s);
+		if (!store_name_live(names_get(&st->names, s), now)) {
 			expire_one(st, s);
-			continue;
+		} else {
+			drop_name(st, s, STORE_NOTE_NAME_DELETED);
+			n++;
 		}
-		drop_name(st, s, STORE_NOTE_NAME_DELETED);
-		n++;
+		s = next;
 	}
 	*count = n;
 }
@@ -703,7 +776,8 @@ fail_block:
 }
 
 int store_restore_name(struct store *st, const char *name, size_t len,
-                       uint32_t slot, uint64_t version)
+                       uint32_t slot, uint64_t version, uint32_t flags,
+                       uint64_t expire_ns)
 {
 	uint32_t ns;
 	int rc;
@@ -713,6 +787,12 @@ int store_restore_name(struct store *st, const char *name, size_t len,
 	rc = names_add(&st->names, name, len, slot, version, &ns);
 	if (rc)
 		return rc;
+	rc = expiry_set(&st->expiry, &st->names, ns, expire_ns);
+	if (rc) {
+		names_remove(&st->names, ns);
+		return rc;
+	}
+	names_get(&st->names, ns)->flags = flags & NAME_EVICTABLE;
 	link_name(st, ns, slot);
 	if (version > st->last_version)
 		st->last_version = version;
@@ -802,11 +882,11 @@ static int check_object(const struct store *st, uint32_t s,
 		if (u64map_get(&clients[c]->holds, h, NULL))
 			holders++;
 	if (holders != o->holders)
-		FAIL("object %u has %u holders, counted %u", s, holders,
-		     o->holders);
+		FAIL("object %u has %u holders, counted %u", s, o->holders,
+		     holders);
 	if (name_refs[s] != o->names)
-		FAIL("object %u has %u names, counted %u", s, name_refs[s],
-		     o->names);
+		FAIL("object %u has %u names, counted %u", s, o->names,
+		     name_refs[s]);
 	uint32_t listed = 0, keep = 0;
 	for (uint32_t ns = o->names ? o->name_head : NAME_NIL;
 	     ns != NAME_NIL && listed <= o->names;
