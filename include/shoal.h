@@ -402,9 +402,10 @@ typedef struct shoal_name_info {
  * start; on return it is the cursor of the next page, or 0 when the listing
  * is complete. Up to max entries go to out, their number to *count. A name
  * that exists for the whole listing is listed exactly once. A cursor is
- * valid for the next call on the same client only (the client remembers
- * where the listing stopped): interleaving two listings on one client
- * fails the older one with SHOAL_EINVAL.
+ * valid once, on the same client (which remembers where the listing
+ * stopped); up to 8 listings may be in progress on one client at once
+ * (e.g. in several threads): a cursor older than the 8 pages handed out
+ * since fails with SHOAL_EINVAL.
  * Returns 0; SHOAL_EINVAL (NULL arguments, max 0, a cursor that is not the
  * client's current one); SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or -errno.
  */

@@ -222,14 +222,18 @@ SHOAL_API int shoal_list_names_prefix(shoal_client *c, const char *prefix,
 	if (rc < 0)
 		return rc;
 	/* A continued listing resumes after the last name it was given. */
-	if (*cursor != 0 && *cursor != c->list_cursor) {
-		client_end(c);
-		return SHOAL_EINVAL;
+	struct client_listing *pos = NULL;
+	if (*cursor != 0) {
+		pos = &c->listings[*cursor % CLIENT_LISTINGS];
+		if (pos->cursor != *cursor) {
+			client_end(c);
+			return SHOAL_EINVAL;
+		}
+		req.after_len = pos->after_len;
 	}
-	req.after_len = *cursor ? c->list_after_len : 0;
 	iov[0] = (struct iovec){&req, sizeof(req)};
 	iov[1] = (struct iovec){(void *)prefix, prefix_len};
-	iov[2] = (struct iovec){c->list_after, req.after_len};
+	iov[2] = (struct iovec){pos ? pos->after : "", req.after_len};
 	rc = client_call(c, PROTO_LIST_NAMES, iov, 3, 0, &body, &len);
 	if (rc == 0 && len < sizeof(rep))
 		rc = SHOAL_EPROTO;
@@ -245,15 +249,17 @@ SHOAL_API int shoal_list_names_prefix(shoal_client *c, const char *prefix,
 		rc = SHOAL_EPROTO; /* "more", but nothing to resume after */
 	if (rc == 0) {
 		*count = rep.count;
+		if (pos)
+			pos->cursor = 0; /* used up */
 		*cursor = 0;
-		c->list_cursor = 0;
 		if (rep.next_cursor) {
 			const shoal_name_info *last = &out[rep.count - 1];
-			c->list_after_len = (uint32_t)strlen(last->name);
-			memcpy(c->list_after, last->name, c->list_after_len);
 			if (++c->list_seq == 0)
 				c->list_seq = 1;
-			*cursor = c->list_cursor = c->list_seq;
+			pos = &c->listings[c->list_seq % CLIENT_LISTINGS];
+			pos->after_len = (uint32_t)strlen(last->name);
+			memcpy(pos->after, last->name, pos->after_len);
+			*cursor = pos->cursor = c->list_seq;
 		}
 	}
 	client_end(c);
