@@ -153,8 +153,8 @@ bench-tier: deps all
 # A long crash storm and load run, and a long SIGKILL storm of a --persist
 # daemon.
 stress: tests-c
-	SHOAL_BIN=$(BUILD)/shoal SHOAL_STRESS_SCALE=$${SCALE:-10} $(BUILD)/tests/test_stress
-	SHOAL_BIN=$(BUILD)/shoal SHOAL_STRESS_SCALE=$${SCALE:-10} $(BUILD)/tests/test_persist
+	SHOAL_TEST_TIMEOUT=3600 SHOAL_BIN=$(BUILD)/shoal SHOAL_STRESS_SCALE=$${SCALE:-10} $(BUILD)/tests/test_stress
+	SHOAL_TEST_TIMEOUT=3600 SHOAL_BIN=$(BUILD)/shoal SHOAL_STRESS_SCALE=$${SCALE:-10} $(BUILD)/tests/test_persist
 
 # The integration suite with both the tests and the daemon under valgrind's
 # memcheck; fails on any error or definite leak.
@@ -164,7 +164,7 @@ test-valgrind: tests-c
 	@command -v valgrind >/dev/null || apt-get install -y -qq valgrind
 	set -e; for t in $(BUILD)/tests/test_daemon $(BUILD)/tests/test_events \
 		$(BUILD)/tests/test_store; do \
-		SHOAL_BIN=$(BUILD)/shoal SHOAL_WRAP="$(VALGRIND)" \
+		SHOAL_TEST_INPROC=1 SHOAL_BIN=$(BUILD)/shoal SHOAL_WRAP="$(VALGRIND)" \
 		SHOAL_STRESS_SCALE=0.2 $(VALGRIND) $$t; done
 
 # Fuzzing with clang's libFuzzer (tests/fuzz/): `make fuzz FUZZ_TIME=60`

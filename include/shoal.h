@@ -189,6 +189,51 @@ SHOAL_API void shoal_disconnect(shoal_client *c);
 SHOAL_API const char *shoal_socket_path(const shoal_client *c);
 
 /*
+ * Restarts. When the daemon goes away (it was stopped, crashed, or was
+ * restarted), the client's next call opens a new connection to the same
+ * socket path and goes on there; it does not fail once first. A call that
+ * finds the connection gone before its request was written is simply sent
+ * on the new connection. A call whose request was written and whose reply
+ * never came is sent again only if it changes nothing: shoal_get,
+ * shoal_get_name, shoal_contains, shoal_list, shoal_list_names and
+ * shoal_get_stats. Every other call returns SHOAL_EUNAVAILABLE then (its
+ * outcome is unknown: e.g. a compare-and-set that the old daemon applied
+ * would be reported as a conflict if sent again), and the next call
+ * reconnects. Each call tries one new connection at most.
+ *
+ * What a restart ends: unsealed objects are lost (shoal_seal() returns
+ * SHOAL_EUNAVAILABLE for them, shoal_abort() 0); unnamed objects are gone
+ * in the new daemon, and named ones too unless it runs with --persist.
+ * Views obtained before the restart stay valid until released: the old
+ * mapping stays mapped for them, and releasing them sends nothing to the
+ * new daemon (whose handles they would not match). With `serve --persist`
+ * the new daemon reuses the same arena file; the client then gets the
+ * objects of its old views again from it (one batched get), which keeps
+ * their memory from being reused until the old views are released. An
+ * object the new daemon does not have (an unnamed one) cannot be pinned
+ * so: the bytes of such an old view may change once the new daemon reuses
+ * its memory. Setting SHOAL_NO_RECONNECT=1 in the environment turns
+ * reconnecting off (calls then fail with SHOAL_EUNAVAILABLE).
+ */
+
+/*
+ * Called when reconnecting finds no daemon on the socket path, to start
+ * one: returns 0 when a daemon may now be listening (the connection is then
+ * tried once more), or a negative code. Runs in the thread of the call
+ * that reconnects, with that client's request lock held: it must not use
+ * the same client.
+ */
+typedef int (*shoal_restart_fn)(void *ctx, const char *socket_path);
+
+/* Sets (or, with fn NULL, clears) the restart hook of c. */
+SHOAL_API void shoal_set_restart_hook(shoal_client *c, shoal_restart_fn fn,
+                                      void *ctx);
+
+/* How many connections c has had: 1 after shoal_connect(), one more per
+ * reconnect. */
+SHOAL_API uint32_t shoal_epoch(const shoal_client *c);
+
+/*
  * Creates an object of data_size bytes of data and metadata_size bytes of
  * metadata and reserves memory for both, so that writing them can never
  * fault with SIGBUS. On success *data points at data_size writable bytes,

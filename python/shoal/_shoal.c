@@ -531,6 +531,7 @@ static int pyshoal_exec(PyObject *m)
 	CODE(ECLOSED);
 	CODE(EFOREIGN);
 	CODE(EUNSAFE);
+	CODE(ELIMIT);
 #undef CODE
 	return 0;
 }

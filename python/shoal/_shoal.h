@@ -88,6 +88,10 @@ typedef struct {
 	 * address of the live writable Buffer (an int), or None once that
 	 * Buffer died (seal then drops the creator's hold at once). */
 	PyObject *created;
+	/* For libshoal's restart hook: the Client's autostart (a strong
+	 * reference, or NULL) and the module state. */
+	PyObject *autostart;
+	pyshoal_state *st;
 } pyconn_object;
 
 enum pybuf_state {

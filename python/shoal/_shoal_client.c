@@ -6,9 +6,15 @@
  * takes the current _Connection and opens a new one when there is none, when
  * the process forked since it was opened (the inherited one belongs to the
  * parent: libshoal answers SHOAL_EFORKED on it), or when the daemon went
- * away on an earlier call. That earlier call raised StoreUnavailable; the
- * next call reconnects (to a restarted daemon), and with `autostart` set it
- * starts a daemon when none serves the path.
+ * away on an earlier call and libshoal could not reconnect it.
+ *
+ * Restarts: libshoal reconnects a connection by itself on the next call
+ * after its daemon went away, and repeats the calls that are safe to
+ * repeat, so the first call after a restart succeeds. With `autostart`
+ * set, each connection's restart hook starts a daemon (pyspawn_ensure,
+ * under the same lock as at connect: exactly one among many processes)
+ * when the reconnect finds none. A call that still fails raises
+ * StoreUnavailable, and the next call opens a new connection.
  *
  * Calls that may wait (get or get_name with a timeout other than 0) run on
  * a spare connection from a small pool: libshoal serialises the requests of
@@ -51,6 +57,7 @@ static void pyconn_dealloc(PyObject *self)
 		PyEval_RestoreThread(ts);
 	}
 	Py_XDECREF(c->created);
+	Py_XDECREF(c->autostart);
 	tp->tp_free(self);
 	Py_DECREF(tp);
 }
@@ -121,6 +128,29 @@ pyshoal_state *pyclient_state(pyclient_object *self)
 }
 
 /*
+ * libshoal's restart hook: starts a daemon as connect() would. Runs inside
+ * a libshoal call, which released the GIL; takes it for the spawn. An
+ * error is reported as unraisable: the failed call raises StoreUnavailable.
+ */
+static int pyconn_restart_hook(void *ctx, const char *path)
+{
+	pyconn_object *c = ctx;
+	PyGILState_STATE g = PyGILState_Ensure();
+	const char *bin;
+	PyObject *args;
+	long long tmo;
+	int rc = SHOAL_EUNAVAILABLE;
+
+	if (PyArg_ParseTuple(c->autostart, "sOL", &bin, &args, &tmo) &&
+	    pyspawn_ensure(c->st, bin, args, path, tmo) >= 0)
+		rc = 0;
+	if (PyErr_Occurred())
+		PyErr_WriteUnraisable(NULL);
+	PyGILState_Release(g);
+	return rc;
+}
+
+/*
  * Opens a new connection for self, starting a daemon first when none
  * serves the path and autostart is set. Returns a new reference or NULL
  * with an exception set.
@@ -149,6 +179,12 @@ static pyconn_object *client_open(pyclient_object *self)
 		if (pyspawn_ensure(st, bin, args, self->path, tmo) < 0)
 			return NULL;
 		c = pyconn_open(st, self->path, &rc);
+	}
+	if (c && self->autostart != Py_None) {
+		Py_INCREF(self->autostart);
+		c->autostart = self->autostart;
+		c->st = st;
+		shoal_set_restart_hook(c->client, pyconn_restart_hook, c);
 	}
 	if (!c && rc != PYSHOAL_PYERR) {
 		PyObject *what =

@@ -516,8 +516,16 @@ def _reopen(path):
 
 
 def connect(
-    path=None, *, start=True, memory=None, timeout=_DEFAULT_START_TIMEOUT, daemon_args=(),
-    tier=None, tier_args=(), tier_timeout=None,
+    path=None,
+    *,
+    start=True,
+    memory=None,
+    persist=None,
+    timeout=_DEFAULT_START_TIMEOUT,
+    daemon_args=(),
+    tier=None,
+    tier_args=(),
+    tier_timeout=None,
 ):
     """Connects to the shoal daemon at path (default: $SHOAL_SOCKET, else
     $XDG_RUNTIME_DIR/shoal.sock, else /tmp/shoal-<uid>/shoal.sock).
@@ -525,9 +533,17 @@ def connect(
     If no daemon serves it and start is true, starts one in the background
     (detached, default capacity or ``memory``, e.g. "4G"), with the further
     ``shoal serve`` options in daemon_args (e.g. ``["--reserve", "2G"]``);
-    many processes doing so at once start exactly one. With start=False,
-    raises StoreUnavailable instead. timeout (s) bounds the wait for a new
-    daemon. A daemon that already runs keeps its own options.
+    many processes doing so at once start exactly one. With ``persist``, a
+    directory, that daemon keeps its arena and names there (`shoal serve
+    --persist DIR`): named objects survive its restart or crash. With
+    start=False, raises StoreUnavailable instead. timeout (s) bounds the
+    wait for a new daemon. A daemon that already runs keeps its own options.
+
+    The connection rides through daemon restarts: the next call after one
+    reconnects (with start=True it starts the daemon again, still exactly
+    once among many processes) and goes on; calls that change nothing are
+    repeated once if the daemon died while answering, others then raise
+    StoreUnavailable.
 
     tier: a Redis URL ("redis://host:6379/0"); a shoal-tier process
     (``shoal-tier --redis tier -s path *tier_args``) is started next to the
@@ -544,6 +560,8 @@ def connect(
         binary = find_binary()
         if binary is not None:
             args = (("-m", str(memory)) if memory is not None else ()) + extra
+            if persist is not None:
+                args += ("--persist", os.fspath(persist))
             autostart = (binary, args, _ms(timeout, 10000))
     try:
         client = _shoal.Client(path, autostart=autostart)

@@ -11,10 +11,14 @@
  *
  * Failure model: EOF, ECONNRESET or EPIPE mean the daemon went away; a
  * header that does not frame the stream means we lost sync. Both mark the
- * client broken, after which every request fails at once with
- * SHOAL_EUNAVAILABLE. The socket stays open until shoal_disconnect(): while
- * it is open a live daemon keeps this client's objects pinned, so views the
- * application still reads are never freed under it.
+ * client broken. The next request then opens a new connection first
+ * (client_reconnect(), connect.c); a request whose write found the
+ * connection gone is sent again on a new one at once, since no daemon saw
+ * it, and client_call_safe() also repeats a request whose reply never came.
+ * A broken connection that is not replaced stays open until
+ * shoal_disconnect(): while it is open a live daemon keeps this client's
+ * objects pinned, so views the application still reads are never freed
+ * under it.
  *
  * Releases: shoal_release() only queues a handle (see client_internal.h).
  * Whoever holds io_lock sends the queue in front of its next request, in the
@@ -183,7 +187,7 @@ int client_begin(shoal_client *c)
 	if (rc < 0)
 		return rc;
 	pthread_mutex_lock(&c->io_lock);
-	if (atomic_load(&c->broken)) {
+	if (atomic_load(&c->broken) && client_reconnect(c) < 0) {
 		client_end(c);
 		return SHOAL_EUNAVAILABLE;
 	}
@@ -306,18 +310,24 @@ int client_send(shoal_client *c, uint16_t type, const struct iovec *iov,
 	return send_request(c, type, iov, iovcnt, &id);
 }
 
-int client_call(shoal_client *c, uint16_t type, const struct iovec *iov,
-                int iovcnt, size_t fixed_len, const uint8_t **reply,
-                size_t *len)
+/*
+ * One request and its reply (see client_call()). *written says whether the
+ * request went out whole, i.e. whether a daemon may have acted on it.
+ */
+static int call_once(shoal_client *c, uint16_t type, const struct iovec *iov,
+                     int iovcnt, size_t fixed_len, const uint8_t **reply,
+                     size_t *len, bool *written)
 {
 	struct proto_header h;
 	uint32_t id;
 	const uint8_t *body;
 	int rc;
 
+	*written = false;
 	rc = send_request(c, type, iov, iovcnt, &id);
 	if (rc < 0)
 		return rc;
+	*written = true;
 	for (;;) {
 		rc = client_read_message(c, &h, &body);
 		if (rc < 0)
@@ -343,6 +353,46 @@ int client_call(shoal_client *c, uint16_t type, const struct iovec *iov,
 	return 0;
 }
 
+/* Sends the request again on a new connection if the old one was lost
+ * before it was written, or (safe) at any point. */
+static int call_retrying(shoal_client *c, uint16_t type,
+                         const struct iovec *iov, int iovcnt, size_t fixed_len,
+                         const uint8_t **reply, size_t *len, bool safe)
+{
+	bool written;
+	int rc = call_once(c, type, iov, iovcnt, fixed_len, reply, len,
+	                   &written);
+
+	if (rc != SHOAL_EUNAVAILABLE || (written && !safe) ||
+	    client_reconnect(c) < 0)
+		return rc;
+	return call_once(c, type, iov, iovcnt, fixed_len, reply, len, &written);
+}
+
+int client_call_once(shoal_client *c, uint16_t type, const struct iovec *iov,
+                     int iovcnt, size_t fixed_len, const uint8_t **reply,
+                     size_t *len)
+{
+	bool written;
+
+	return call_once(c, type, iov, iovcnt, fixed_len, reply, len, &written);
+}
+
+int client_call(shoal_client *c, uint16_t type, const struct iovec *iov,
+                int iovcnt, size_t fixed_len, const uint8_t **reply,
+                size_t *len)
+{
+	return call_retrying(c, type, iov, iovcnt, fixed_len, reply, len,
+	                     false);
+}
+
+int client_call_safe(shoal_client *c, uint16_t type, const struct iovec *iov,
+                     int iovcnt, size_t fixed_len, const uint8_t **reply,
+                     size_t *len)
+{
+	return call_retrying(c, type, iov, iovcnt, fixed_len, reply, len, true);
+}
+
 int client_list_page(shoal_client *c, uint16_t type, uint64_t cursor,
                      size_t max, struct proto_list_reply *rep,
                      const uint8_t **entries, size_t *len)
@@ -353,7 +403,7 @@ int client_list_page(shoal_client *c, uint16_t type, uint64_t cursor,
 	struct iovec iov = {&req, sizeof(req)};
 	const uint8_t *body;
 	size_t n;
-	int rc = client_call(c, type, &iov, 1, 0, &body, &n);
+	int rc = client_call_safe(c, type, &iov, 1, 0, &body, &n);
 
 	if (rc < 0)
 		return rc;

@@ -102,7 +102,6 @@ struct proto_hello_reply {
 	uint64_t client_id;
 };
 
-#define PROTO_CREATE_NOREPLY_UNUSED 0
 struct proto_create {
 	uint8_t id[SHOAL_ID_SIZE];
 	uint32_t metadata_size;

@@ -274,6 +274,15 @@ static bool conn_read(struct conn *c)
 			if (c->in_cap >= max)
 				return true; /* full: wait until processed */
 			size_t cap = c->in_cap ? c->in_cap * 2 : 16384;
+			/* A large request in front: room for exactly it, so
+			 * that a parked one holds no more than it needs. */
+			struct proto_header h;
+			if (c->in_len >= sizeof(h)) {
+				memcpy(&h, c->in, sizeof(h));
+				if (h.body_len <= PROTO_MAX_REQUEST &&
+				    sizeof(h) + h.body_len > c->in_cap)
+					cap = sizeof(h) + h.body_len;
+			}
 			if (cap > max)
 				cap = max;
 			if (over_budget(c, cap - c->in_cap)) {

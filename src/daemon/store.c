@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "debug.h"
 #include "layout.h"
 #include "limits.h"
 #include "os.h"
@@ -89,10 +90,17 @@ static void destroy(struct store *st, uint32_t slot)
 {
 	struct object *o = objtab_get(&st->objs, slot);
 
-	if (o->deleted)
+	SHOAL_ASSERT(o->state != OBJ_FREE && o->holders == 0);
+	SHOAL_ASSERT(o->deleted && o->names == 0);
+	if (o->deleted) {
+		SHOAL_ASSERT(st->deleted_held > 0);
 		st->deleted_held--;
-	if (o->state == OBJ_SEALED)
+	}
+	if (o->state == OBJ_SEALED) {
+		SHOAL_ASSERT(st->sealed > 0);
 		st->sealed--;
+	}
+	SHOAL_ASSERT(alloc_block_size(st->alloc, o->offset) == o->block_size);
 	alloc_free(st->alloc, o->offset);
 	u64map_del(&st->by_offset, o->offset);
 	objtab_release_slot(&st->objs, slot);
@@ -104,6 +112,8 @@ static void settle(struct store *st, uint32_t slot)
 {
 	struct object *o = objtab_get(&st->objs, slot);
 
+	SHOAL_ASSERT(o->state != OBJ_FREE);
+	SHOAL_ASSERT(!o->deleted || o->names == 0);
 	if (o->holders > 0) {
 		lru_remove(&st->objs, slot);
 		return;
@@ -141,8 +151,10 @@ static int hold(struct store *st, struct store_client *sc, uint32_t slot)
 	rc = u64map_put(&sc->holds, h, 0);
 	if (rc)
 		return rc;
+	SHOAL_ASSERT(o->state == OBJ_SEALED || o->holders == 0);
 	o->holders++;
 	settle(st, slot);
+	SHOAL_ASSERT(!o->in_lru);
 	return 0;
 }
 
@@ -150,6 +162,7 @@ static void unhold(struct store *st, uint32_t slot)
 {
 	struct object *o = objtab_get(&st->objs, slot);
 
+	SHOAL_ASSERT(o->state != OBJ_FREE && o->holders > 0);
 	o->holders--;
 	settle(st, slot);
 }
@@ -869,11 +882,11 @@ static int check_object(const struct store *st, uint32_t s,
 		if (u64map_get(&clients[c]->holds, h, NULL))
 			holders++;
 	if (holders != o->holders)
-		FAIL("object %u has %u holders, counted %u", s, holders,
-		     o->holders);
+		FAIL("object %u has %u holders, counted %u", s, o->holders,
+		     holders);
 	if (name_refs[s] != o->names)
-		FAIL("object %u has %u names, counted %u", s, name_refs[s],
-		     o->names);
+		FAIL("object %u has %u names, counted %u", s, o->names,
+		     name_refs[s]);
 	uint32_t listed = 0, keep = 0;
 	for (uint32_t ns = o->names ? o->name_head : NAME_NIL;
 	     ns != NAME_NIL && listed <= o->names;
