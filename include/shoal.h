@@ -539,6 +539,21 @@ SHOAL_API int shoal_list_names_prefix(shoal_client *c, const char *prefix,
                                       size_t *count);
 
 /*
+ * The stateless form of shoal_list_names_prefix(): one page of the names
+ * that start with prefix and come after the name `after` (after_len bytes;
+ * 0 or NULL: from the first), in name order. *more is set to 1 when names
+ * follow the last one returned: call again with it as `after`. Any number
+ * of such listings may run at once, in any threads.
+ * Returns 0; SHOAL_EINVAL (NULL arguments, max 0, a prefix or after that
+ * is not UTF-8); SHOAL_ETOOBIG; SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or
+ * -errno.
+ */
+SHOAL_API int shoal_list_names_after(shoal_client *c, const char *prefix,
+                                     size_t prefix_len, const char *after,
+                                     size_t after_len, shoal_name_info *out,
+                                     size_t max, size_t *count, int *more);
+
+/*
  * Deletes every name that starts with prefix (prefix_len bytes; 0 deletes
  * every name) in one step: no client sees part of the namespace gone. The
  * objects go as with shoal_delete_name(). *count (may be NULL) receives the
