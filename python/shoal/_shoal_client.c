@@ -19,8 +19,9 @@
  * Calls that may wait (get or get_name with a timeout other than 0) run on
  * a spare connection from a small pool: libshoal serialises the requests of
  * one connection, and a wait must not hold up the other threads' requests.
- * Every libshoal call runs with the GIL released; waits are cut into slices
- * of PYSHOAL_SLICE_MS so that signals (Ctrl-C) are handled between them.
+ * Every libshoal call runs with the GIL released. Connections are
+ * interruptible (shoal_set_interruptible): a signal ends a wait at once, so
+ * Ctrl-C works without cutting waits into slices (see _shoal_ops.c).
  *
  * Everything that touches Python objects (the pool, the current
  * connection, a connection's `created` dict) runs with the GIL held, and a
@@ -104,6 +105,8 @@ static pyconn_object *pyconn_open(pyshoal_state *st, const char *path, int *rc)
 	}
 	c->client = client;
 	c->pid = getpid();
+	/* A signal (Ctrl-C) ends a wait; the caller runs the handlers. */
+	shoal_set_interruptible(client, 1);
 	return c;
 }
 
@@ -285,6 +288,16 @@ PyObject *pyclient_fail(pyclient_object *self, pyconn_object *c, int rc,
 	return pyshoal_raise(pyclient_state(self), rc, what);
 }
 
+int64_t pyclient_time_left(int64_t timeout_ms, int64_t deadline)
+{
+	int64_t left;
+
+	if (timeout_ms <= 0)
+		return timeout_ms;
+	left = deadline - pyshoal_now_ms();
+	return left > 0 ? left : 0;
+}
+
 /* The length of the next slice of a wait that ends at deadline (timeout_ms
  * as given: -1 forever, 0 no wait). */
 int64_t pyclient_next_slice(int64_t timeout_ms, int64_t deadline)
@@ -422,7 +435,7 @@ static int client_clear(PyObject *obj)
 
 /* ----------------------------------------------------------- life cycle */
 
-static PyObject *client_close(PyObject *obj, PyObject *unused)
+static PyObject *client_close(PyObject *obj, PyObject *Py_UNUSED(unused))
 {
 	pyclient_object *self = (pyclient_object *)obj;
 
@@ -436,7 +449,7 @@ static PyObject *client_close(PyObject *obj, PyObject *unused)
 
 /* Drops the connections inherited from the parent (called in a forked
  * child; Buffers of them keep them alive as long as they need). */
-static PyObject *client_after_fork(PyObject *obj, PyObject *unused)
+static PyObject *client_after_fork(PyObject *obj, PyObject *Py_UNUSED(unused))
 {
 	pyclient_object *self = (pyclient_object *)obj;
 
@@ -447,7 +460,7 @@ static PyObject *client_after_fork(PyObject *obj, PyObject *unused)
 	Py_RETURN_NONE;
 }
 
-static PyObject *client_reconnect(PyObject *obj, PyObject *unused)
+static PyObject *client_reconnect(PyObject *obj, PyObject *Py_UNUSED(unused))
 {
 	pyclient_object *self = (pyclient_object *)obj;
 	pyconn_object *c;
@@ -461,19 +474,19 @@ static PyObject *client_reconnect(PyObject *obj, PyObject *unused)
 	Py_RETURN_NONE;
 }
 
-static PyObject *client_get_path(PyObject *obj, void *unused)
+static PyObject *client_get_path(PyObject *obj, void *Py_UNUSED(unused))
 {
 	return PyUnicode_DecodeFSDefault(((pyclient_object *)obj)->path);
 }
 
-static PyObject *client_get_closed(PyObject *obj, void *unused)
+static PyObject *client_get_closed(PyObject *obj, void *Py_UNUSED(unused))
 {
 	return PyBool_FromLong(((pyclient_object *)obj)->closed);
 }
 
 /* (capacity, daemon pid, arena base address, mapped bytes) of the current
  * connection, connecting if needed. */
-static PyObject *client_get_arena(PyObject *obj, void *unused)
+static PyObject *client_get_arena(PyObject *obj, void *Py_UNUSED(unused))
 {
 	pyconn_object *c = pyclient_conn((pyclient_object *)obj);
 	const struct layout_header *h;
@@ -565,7 +578,7 @@ static PyMethodDef client_methods[] = {
          "the bytes freed."},
         {"list", pyops_list, METH_NOARGS,
          "list() -> list[(ObjectID, state, data_size, metadata_size, "
-         "holders, names, create_time_ns)]"},
+         "holders, names, create_time_ns, construct_ms)]"},
         {"stats", pyops_stats, METH_NOARGS,
          "stats() -> dict\n\nThe store's counters, with the keys of "
          "`shoal stats --json`."},

@@ -343,9 +343,10 @@ class Store(MutableMapping):
 
     def list(self):
         """dict ObjectID -> {"state", "data_size", "metadata_size", "holders",
-        "names", "create_time", "kind"}."""
+        "names", "create_time", "construct_duration"}: construct_duration
+        is the seconds from create to seal (None while unsealed)."""
         out = {}
-        for oid, state, ds, ms, holders, names, ctime in self._c.list():
+        for oid, state, ds, ms, holders, names, ctime, cms in self._c.list():
             out[oid] = {
                 "state": "sealed" if state == _shoal.STATE_SEALED else "created",
                 "data_size": ds,
@@ -353,6 +354,7 @@ class Store(MutableMapping):
                 "holders": holders,
                 "names": names,
                 "create_time": ctime / 1e9,
+                "construct_duration": None if cms < 0 else cms / 1e3,
             }
         return out
 

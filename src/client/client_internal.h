@@ -178,11 +178,21 @@ struct shoal_client {
 	struct client_refmap edges;
 	uint64_t *rel_out;  /* scratch for RELEASE bodies */
 	atomic_bool broken; /* connection lost or out of sync */
+	bool waiting;       /* the request in flight may wait (interrupt.c) */
+	bool interrupted;   /* ... and was cancelled: PROTO_CANCEL was sent */
+
+	/* The wake-up eventfd of shoal_interrupt() (-1 if none), and whether
+	 * an EINTR ends a wait too (shoal_set_interruptible). */
+	int wake_fd;
+	atomic_bool interruptible;
 
 	/* ref_lock */
 	struct client_refmap views; /* by handle: view counts */
-	uint64_t *pending;          /* handles whose count reached 0 */
-	size_t pending_cap;         /* == capacity of pending and rel_out */
+	/* by id: the handle of the latest view of each object, so that
+	 * shoal_release_id() finds it without a scan (see client_hold). */
+	struct client_refmap view_ids;
+	uint64_t *pending;  /* handles whose count reached 0 */
+	size_t pending_cap; /* == capacity of pending and rel_out */
 	atomic_size_t npending;
 	/* Bytes of the small objects whose releases wait in pending for the
 	 * next request (see client_defer_release). */
@@ -320,6 +330,31 @@ int client_call_safe(shoal_client *c, uint16_t type, const struct iovec *iov,
 int client_list_page(shoal_client *c, uint16_t type, uint64_t cursor,
                      size_t max, struct proto_list_reply *rep,
                      const uint8_t **entries, size_t *len);
+
+/*
+ * client_call() for a request that may wait timeout_ms: while it waits,
+ * shoal_interrupt() (or an EINTR, when interruptible) sends PROTO_CANCEL,
+ * after which the daemon answers at once and c->interrupted is set, for the
+ * caller to turn an incomplete answer into SHOAL_EINTR. safe: sent again
+ * after a reconnect like client_call_safe(). io_lock must be held. Returns
+ * what client_call() returns.
+ */
+int client_call_wait(shoal_client *c, uint16_t type, const struct iovec *iov,
+                     int iovcnt, size_t fixed_len, int64_t timeout_ms,
+                     bool safe, const uint8_t **reply, size_t *len);
+
+/* Creates c->wake_fd. Returns 0 or -errno. */
+int client_wake_init(shoal_client *c);
+
+/* Sleeps until the socket is readable, cancelling the wait on an interrupt
+ * (see interrupt.c). io_lock must be held. Returns 0, or -errno /
+ * SHOAL_EUNAVAILABLE when the cancel could not be sent. */
+int client_wait_readable(shoal_client *c);
+
+/* Writes len raw bytes (a whole message) to the socket. io_lock must be
+ * held. Returns 0, SHOAL_EUNAVAILABLE or -errno (the client is then
+ * broken). */
+int client_send_raw(shoal_client *c, const void *buf, size_t len);
 
 /* Sends a request that gets no reply (SEAL with PROTO_SEAL_NOREPLY).
  * io_lock must be held. Returns 0, SHOAL_EUNAVAILABLE or -errno. */

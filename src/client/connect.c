@@ -491,6 +491,7 @@ static int retire_session(shoal_client *c)
 		return rc;
 	}
 	client_refmap_clear(&c->views);
+	client_refmap_clear(&c->view_ids);
 	client_refmap_clear(&c->unsealed);
 	/* Windows of the old creates stay open in the old mapping. */
 	client_refmap_clear(&c->edges);
@@ -716,6 +717,8 @@ static void client_free(shoal_client *c, bool forked)
 {
 	if (c->fd >= 0)
 		close(c->fd);
+	if (c->wake_fd >= 0)
+		close(c->wake_fd);
 	if (c->base)
 		munmap(c->base, c->map_size);
 	client_retired_free(c);
@@ -724,6 +727,7 @@ static void client_free(shoal_client *c, bool forked)
 	free(c->pending);
 	free(c->rel_out);
 	client_refmap_free(&c->views);
+	client_refmap_free(&c->view_ids);
 	client_refmap_free(&c->unsealed);
 	client_refmap_free(&c->edges);
 	/* A forked child may have inherited the locks in a held state;
@@ -764,11 +768,13 @@ SHOAL_API int shoal_connect(const char *socket_path, shoal_client **out)
 	if (!c)
 		return SHOAL_ENOMEM;
 	c->fd = -1;
+	c->wake_fd = -1;
 	c->generation = client_fork_generation();
 	c->next_request = 1;
 	c->epoch = 1;
 	c->no_reconnect = env && *env && strcmp(env, "0") != 0;
 	c->unsealed.by_id = true;
+	c->view_ids.by_id = true;
 	c->page_size = (size_t)sysconf(_SC_PAGESIZE);
 	c->path = os_strdup(socket_path);
 	if (!c->path || pthread_mutex_init(&c->io_lock, NULL) != 0) {
@@ -782,6 +788,8 @@ SHOAL_API int shoal_connect(const char *socket_path, shoal_client **out)
 	}
 	c->locks_ready = true;
 	rc = client_reader_init(c);
+	if (rc == 0)
+		rc = client_wake_init(c);
 	if (rc < 0)
 		goto fail;
 

@@ -102,8 +102,10 @@ SHOAL_API int shoal_get_name(shoal_client *c, const char *name, size_t name_len,
 	pthread_mutex_unlock(&c->ref_lock);
 	if (rc < 0)
 		goto out;
-	rc = client_call_safe(c, PROTO_GET_NAME, iov, 2, sizeof(rep), &body,
-	                      &len);
+	rc = client_call_wait(c, PROTO_GET_NAME, iov, 2, sizeof(rep),
+	                      timeout_ms, true, &body, &len);
+	if (rc == SHOAL_ENOTFOUND && c->interrupted)
+		rc = SHOAL_EINTR;
 	if (rc < 0)
 		goto out;
 	memcpy(&rep, body, sizeof(rep));

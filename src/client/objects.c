@@ -45,8 +45,7 @@ int client_check_object(const shoal_client *c, const struct proto_object *o)
 		return SHOAL_EPROTO;
 	if (o->status < 0)
 		return o->status;
-	if (o->metadata_size > SHOAL_META_MAX ||
-	    o->data_size > UINT64_MAX - o->metadata_size ||
+	if (o->data_size > UINT64_MAX - o->metadata_size ||
 	    !client_range_ok(c, o->offset, o->data_size + o->metadata_size))
 		return SHOAL_EPROTO;
 	return 0;
@@ -174,7 +173,10 @@ static int create_locked(shoal_client *c, const shoal_id *id,
 	rc = client_refmap_reserve(&c->unsealed, 1);
 	if (rc < 0)
 		return rc;
-	rc = client_call(c, PROTO_CREATE, &iov, 1, sizeof(rep), &body, &len);
+	rc = client_call_wait(c, PROTO_CREATE, &iov, 1, sizeof(rep), timeout_ms,
+	                      false, &body, &len);
+	if (rc == SHOAL_EFULL && c->interrupted)
+		return SHOAL_EINTR;
 	if (rc < 0)
 		return rc;
 	memcpy(&rep, body, sizeof(rep));
@@ -221,8 +223,6 @@ SHOAL_API int shoal_create(shoal_client *c, const shoal_id *id,
 
 	if (!c || !id || !data || !timeout_ok(timeout_ms))
 		return SHOAL_EINVAL;
-	if (metadata_size > SHOAL_META_MAX)
-		return SHOAL_ETOOBIG;
 	/* Larger than the whole store: full, whatever the timeout. */
 	if (data_size > c->capacity || metadata_size > c->capacity - data_size)
 		return SHOAL_EFULL;
@@ -383,6 +383,22 @@ static int take_get_reply(shoal_client *c, const uint8_t *body, size_t len,
 	return 0;
 }
 
+/* A get whose wait was interrupted: complete, it stands; otherwise every
+ * view is given back and the call says SHOAL_EINTR. io_lock is held (the
+ * releases go out with client_end()). */
+static int interrupted_get(shoal_client *c, shoal_view *views, size_t n)
+{
+	size_t got = 0;
+
+	for (size_t i = 0; i < n; i++)
+		got += views[i].status == 0;
+	if (got == n)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		shoal_release(c, &views[i]);
+	return SHOAL_EINTR;
+}
+
 SHOAL_API int shoal_get(shoal_client *c, const shoal_id *ids, size_t n,
                         int64_t timeout_ms, shoal_view *views)
 {
@@ -409,9 +425,12 @@ SHOAL_API int shoal_get(shoal_client *c, const shoal_id *ids, size_t n,
 	req.count = (uint32_t)n;
 	iov[0] = (struct iovec){&req, sizeof(req)};
 	iov[1] = (struct iovec){(void *)ids, n * sizeof(*ids)};
-	rc = client_call_safe(c, PROTO_GET, iov, 2, 0, &body, &len);
+	rc = client_call_wait(c, PROTO_GET, iov, 2, 0, timeout_ms, true, &body,
+	                      &len);
 	if (rc == 0)
 		rc = take_get_reply(c, body, len, ids, n, views);
+	if (rc == 0 && c->interrupted)
+		rc = interrupted_get(c, views, n);
 out:
 	client_end(c);
 	return rc;
@@ -442,10 +461,20 @@ static int drop_view(shoal_client *c, uint64_t handle, const shoal_id *id,
 	                                      &repin)) >= 0)
 		goto retired;
 	if (id) {
-		for (size_t i = 0; (r = client_refmap_next(&c->views, &i));)
-			if (r->count > r->repins &&
-			    memcmp(r->id.bytes, id->bytes, SHOAL_ID_SIZE) == 0)
-				break;
+		struct client_ref *byid =
+		        client_refmap_find(&c->view_ids, 0, id);
+
+		if (byid)
+			r = client_refmap_find(&c->views, byid->handle, NULL);
+		/* An older object of the same ID (deleted, still held) is
+		 * not indexed: only then scan. */
+		if (!r || r->count <= r->repins)
+			for (size_t i = 0;
+			     (r = client_refmap_next(&c->views, &i));)
+				if (r->count > r->repins &&
+				    memcmp(r->id.bytes, id->bytes,
+				           SHOAL_ID_SIZE) == 0)
+					break;
 	} else {
 		r = client_refmap_find(&c->views, handle, NULL);
 	}
@@ -738,6 +767,9 @@ SHOAL_API int shoal_list(shoal_client *c, uint64_t *cursor,
 		out[i].holders = e.holders;
 		out[i].names = e.names;
 		out[i].create_time_ns = e.create_time_ns;
+		out[i].construct_ms = e.construct_ms == PROTO_UNSEALED_MS
+		                              ? -1
+		                              : (int64_t)e.construct_ms;
 	}
 	*count = rep.count;
 	*cursor = rep.next_cursor;
@@ -779,6 +811,7 @@ SHOAL_API int shoal_get_stats(shoal_client *c, shoal_stats *out)
 		        .uptime_ms = rep.uptime_ms,
 		        .expired = rep.expired,
 		        .evicted_names = rep.evicted_names,
+		        .requests = rep.requests,
 		};
 	}
 	client_end(c);

@@ -97,6 +97,11 @@ static size_t take_releases(shoal_client *c)
 			continue;
 		r->pending = 0;
 		if (r->count == 0) {
+			struct client_ref *byid =
+			        client_refmap_find(&c->view_ids, 0, &r->id);
+
+			if (byid && byid->handle == r->handle)
+				client_refmap_remove(&c->view_ids, byid);
 			c->rel_out[n++] = r->handle;
 			client_refmap_remove(&c->views, r);
 		}
@@ -235,8 +240,15 @@ static int fill(shoal_client *c, size_t need)
 		}
 	}
 	while (c->rend - c->rstart < need) {
-		ssize_t n =
-		        os_read(c->fd, c->rbuf + c->rend, c->rcap - c->rend);
+		ssize_t n;
+
+		if (c->waiting) {
+			int rc = client_wait_readable(c);
+
+			if (rc < 0)
+				return mark_broken(c, rc);
+		}
+		n = os_read(c->fd, c->rbuf + c->rend, c->rcap - c->rend);
 
 		if (n == 0)
 			return mark_broken(c, SHOAL_EUNAVAILABLE);
@@ -250,11 +262,7 @@ static int fill(shoal_client *c, size_t need)
 	return 0;
 }
 
-/*
- * Reads one whole message. *h receives its header, *body its body (valid
- * until the next read). Returns 0, SHOAL_EPROTO for a header that does not
- * frame the stream (the client is then broken), or what fill() returns.
- */
+/* Allocates the read buffer once (see client_internal.h). */
 int client_reader_init(shoal_client *c)
 {
 	if (!c->rbuf) {
@@ -266,6 +274,11 @@ int client_reader_init(shoal_client *c)
 	return 0;
 }
 
+/*
+ * Reads one whole message. *h receives its header, *body its body (valid
+ * until the next read). Returns 0, SHOAL_EPROTO for a header that does not
+ * frame the stream (the client is then broken), or what fill() returns.
+ */
 int client_read_message(shoal_client *c, struct proto_header *h,
                         const uint8_t **body)
 {
@@ -300,6 +313,13 @@ static int reply_status(const uint8_t *body, size_t len)
 	if (r.status > 0)
 		return SHOAL_EPROTO;
 	return r.status;
+}
+
+int client_send_raw(shoal_client *c, const void *buf, size_t len)
+{
+	struct iovec iov = {(void *)buf, len};
+
+	return send_all(c, &iov, 1);
 }
 
 int client_send(shoal_client *c, uint16_t type, const struct iovec *iov,
@@ -422,6 +442,8 @@ int client_reserve_views(shoal_client *c, size_t extra)
 	size_t cap;
 	int rc = client_refmap_reserve(&c->views, extra);
 
+	if (rc == 0)
+		rc = client_refmap_reserve(&c->view_ids, extra);
 	if (rc < 0)
 		return rc;
 	cap = client_refmap_capacity(&c->views);
@@ -446,9 +468,19 @@ void client_hold(shoal_client *c, uint64_t handle, const shoal_id *id,
 	struct client_ref *r = client_refmap_find(&c->views, handle, NULL);
 
 	if (!r) {
+		struct client_ref *byid =
+		        client_refmap_find(&c->view_ids, 0, id);
+
 		r = client_refmap_insert(&c->views, handle, id);
 		if (r)
 			r->size = size;
+		/* The same ID may name a deleted object still held and a new
+		 * one: the index keeps the latest, drop_view() scans for the
+		 * rare others. */
+		if (!byid)
+			byid = client_refmap_insert(&c->view_ids, handle, id);
+		if (byid)
+			byid->handle = handle;
 	}
 	/* Without room (a caller that did not reserve) the hold is kept
 	 * forever rather than released while in use. */

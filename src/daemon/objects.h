@@ -45,6 +45,7 @@ struct object {
 	uint64_t data_size;
 	uint64_t block_size;
 	uint64_t create_time_ns;
+	uint64_t seal_time_ns; /* CLOCK_REALTIME at seal; 0 while unsealed */
 };
 
 struct objtab {

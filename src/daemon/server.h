@@ -98,9 +98,10 @@ struct server {
 	uint64_t next_stall_check_ns;
 	uint64_t accept_resume_ns; /* accepting paused until then; 0: not */
 	bool trim_wanted;
+	uint64_t requests; /* requests dispatched (a waiting one counts once) */
 	uint64_t trim_next_ns; /* trim passes are rate-limited */
-	bool persisting; /* opt.persist_dir is in use */
-	bool stopped;    /* the loop ended on a signal: a clean stop */
+	bool persisting;       /* opt.persist_dir is in use */
+	bool stopped;          /* the loop ended on a signal: a clean stop */
 	struct persist persist;
 };
 

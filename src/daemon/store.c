@@ -237,10 +237,12 @@ static void drop_name(struct store *st, uint32_t ns, enum store_note n)
 		settle(st, slot);
 }
 
+/* Evicts one object; returns its size as created (data + metadata), which
+ * is what evict() reports, as Plasma did: the block rounding stays inside. */
 static uint64_t evict_one(struct store *st, uint32_t slot)
 {
 	struct object *o = objtab_get(&st->objs, slot);
-	uint64_t size = o->block_size;
+	uint64_t size = o->data_size + o->metadata_size;
 
 	st->evictions++;
 	st->evicted_bytes += size;
@@ -281,12 +283,10 @@ int store_create(struct store *st, struct store_client *sc, const uint8_t *id,
 	uint32_t slot;
 	int rc;
 
-	if (metadata_size > SHOAL_META_MAX)
-		return SHOAL_ETOOBIG;
 	if (objtab_find(&st->objs, id) != OBJ_NIL)
 		return SHOAL_EEXISTS;
-	if (data_size > st->arena->capacity ||
-	    data_size + metadata_size > st->arena->capacity)
+	if (data_size > st->arena->requested ||
+	    data_size + metadata_size > st->arena->requested)
 		return SHOAL_EFULL;
 	/* Every slot in use counts, deleted ones that readers hold too: each
 	 * costs the daemon's memory until it is freed. */
@@ -364,6 +364,7 @@ int store_seal(struct store *st, struct store_client *sc, const uint8_t *id)
 		return rc;
 	struct object *o = objtab_get(&st->objs, slot);
 	o->state = OBJ_SEALED;
+	o->seal_time_ns = now_ns(CLOCK_REALTIME);
 	st->sealed++;
 	u64map_del(&sc->creating, objtab_handle(&st->objs, slot));
 	/* The creator reserved the pages before writing (or was told they
@@ -740,8 +741,6 @@ int store_restore_object(struct store *st, const uint8_t *id, uint64_t offset,
 	uint32_t s;
 	int rc;
 
-	if (metadata_size > SHOAL_META_MAX)
-		return SHOAL_ETOOBIG;
 	if (data_size > st->arena->capacity || total > st->arena->capacity)
 		return SHOAL_EINVAL;
 	if (objtab_find(&st->objs, id) != OBJ_NIL)
@@ -764,6 +763,7 @@ int store_restore_object(struct store *st, const uint8_t *id, uint64_t offset,
 	o->metadata_size = metadata_size;
 	o->block_size = alloc_block_size(st->alloc, offset);
 	o->create_time_ns = create_time_ns;
+	o->seal_time_ns = create_time_ns; /* not recorded: taken as instant */
 	o->name_head = NAME_NIL;
 	st->sealed++;
 	arena_mark_touched(st->arena, offset, total);
@@ -840,7 +840,7 @@ void store_client_gone(struct store *st, struct store_client *sc)
 void store_stats(const struct store *st, uint64_t clients, shoal_stats *out)
 {
 	memset(out, 0, sizeof(*out));
-	out->capacity_bytes = st->arena->capacity;
+	out->capacity_bytes = st->arena->requested;
 	out->used_bytes = alloc_used(st->alloc);
 	out->objects = st->objs.live;
 	out->sealed_objects = st->sealed;
