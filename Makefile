@@ -4,6 +4,7 @@
 #   make run             build and start the store on default settings
 #   make test            install what tests need, build, run every test
 #   make bench           build and run the C benchmark suite
+#   make bench-dash      the example Dash app with shoal, FileSystemCache, Redis
 #   make SANITIZE=address,undefined   the same in build/san/
 #   make WERROR=1 OPT=-O0              variants as variables
 #
@@ -119,6 +120,13 @@ $(BUILD)/shoal-bench: $(BENCH_SRC) $(BUILD)/libshoal.a $(BUILD)/shoal
 
 bench: $(BUILD)/shoal-bench
 	$(BUILD)/shoal-bench --shoal $(BUILD)/shoal --json $(BUILD)/bench.json
+
+# The example Dash app under gunicorn -w 4 with shoal, FileSystemCache and
+# Redis: callback latency and the workers' PSS (docs/benchmarks.md).
+.PHONY: bench-dash
+bench-dash: deps all
+	.venv/bin/pip install -q --disable-pip-version-check --no-build-isolation .
+	SHOAL_BIN=$(CURDIR)/$(BUILD)/shoal .venv/bin/python bench/python/bench_dash.py $(BENCH_DASH_ARGS)
 
 # shoal-tier (python/shoal/tier.py): `make test` runs its standalone-Redis
 # tests; test-tier adds the 3-master cluster and the 600 MB object;

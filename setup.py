@@ -90,7 +90,7 @@ class BuildWithDaemon(build_ext):
 
 setup(
     package_dir={"": "python"},
-    packages=["shoal"],
+    packages=["shoal", "shoal.brain"],
     package_data={"shoal": ["py.typed", "*.pyi"]},
     exclude_package_data={"shoal": ["*.c", "*.h"]},
     ext_modules=[
