@@ -121,6 +121,14 @@ $(BUILD)/shoal-bench: $(BENCH_SRC) $(BUILD)/libshoal.a $(BUILD)/shoal
 bench: $(BUILD)/shoal-bench
 	$(BUILD)/shoal-bench --shoal $(BUILD)/shoal --json $(BUILD)/bench.json
 
+# What names with a ttl, evictable names and prefixes cost (bench/cache/).
+$(BUILD)/shoal-bench-cache: bench/cache/bench_cache.c $(BUILD)/libshoal.a $(BUILD)/shoal
+	$(CC) $(ALL_CFLAGS) -O2 -o $@ $< $(BUILD)/libshoal.a $(ALL_LDFLAGS) $(LIBS)
+
+.PHONY: bench-cache
+bench-cache: $(BUILD)/shoal-bench-cache
+	$(BUILD)/shoal-bench-cache $(BUILD)/shoal $${REPS:-5}
+
 # The example Dash app under gunicorn -w 4 with shoal, FileSystemCache and
 # Redis: callback latency and the workers' PSS (docs/benchmarks.md).
 .PHONY: bench-dash

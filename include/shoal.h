@@ -206,8 +206,9 @@ SHOAL_API const char *shoal_socket_path(const shoal_client *c);
  * create of a client also fetches write access to the arena (a second,
  * short connection; see docs/DESIGN.md, trust model).
  *
- * When the store is full, least-recently-released unnamed objects that
- * nobody holds are evicted, just enough to make room. If even evicting all
+ * When the store is full, least-recently-released objects that nobody
+ * holds and that have no name (or only evictable names) are evicted, just
+ * enough to make room. If even evicting all
  * of them would not make room, nothing is evicted and, with timeout_ms 0,
  * SHOAL_EFULL is returned at once; with timeout_ms > 0 (or
  * SHOAL_WAIT_FOREVER) the daemon waits up to that long for space to be
@@ -297,9 +298,11 @@ SHOAL_API int shoal_delete(shoal_client *c, const shoal_id *ids, size_t n,
  * SHOAL_EUNAVAILABLE, SHOAL_EFORKED or -errno. */
 SHOAL_API int shoal_contains(shoal_client *c, const shoal_id *id, int *state);
 
-/* Asks the daemon to evict unnamed, unheld, sealed objects, least recently
- * released first, until at least nbytes are freed or none is left. *freed
- * (may be NULL) receives the bytes freed. */
+/* Asks the daemon to evict sealed objects that nobody holds and that have
+ * no name or only evictable names (SHOAL_NAME_EVICTABLE; the names go with
+ * them), least recently released first, until at least nbytes are freed or
+ * none is left. *freed (may be NULL) receives the bytes freed. Returns 0,
+ * SHOAL_EUNAVAILABLE, SHOAL_EFORKED or -errno. */
 SHOAL_API int shoal_evict(shoal_client *c, uint64_t nbytes, uint64_t *freed);
 
 /* One object as listed by shoal_list(). */
@@ -404,7 +407,17 @@ typedef struct shoal_name_info {
 	                   when the name does not expire */
 } shoal_name_info;
 
-/* Lists names page by page, with the cursor rules of shoal_list(). */
+/*
+ * Lists names page by page, in byte order of their names: *cursor is 0 to
+ * start; on return it is the cursor of the next page, or 0 when the listing
+ * is complete. Up to max entries go to out, their number to *count. A name
+ * that exists for the whole listing is listed exactly once. A cursor is
+ * valid for the next call on the same client only (the client remembers
+ * where the listing stopped): interleaving two listings on one client
+ * fails the older one with SHOAL_EINVAL.
+ * Returns 0; SHOAL_EINVAL (NULL arguments, max 0, a cursor that is not the
+ * client's current one); SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or -errno.
+ */
 SHOAL_API int shoal_list_names(shoal_client *c, uint64_t *cursor,
                                shoal_name_info *out, size_t max, size_t *count);
 
@@ -477,13 +490,12 @@ SHOAL_API int shoal_ttl(shoal_client *c, const char *name, size_t name_len,
 
 /*
  * Lists the names that start with prefix (prefix_len bytes of UTF-8, 0 for
- * every name), page by page, with the cursor rules of shoal_list(). A page
- * may hold fewer than max entries, even none, while *cursor is not 0: the
- * daemon looks at a bounded number of names per request. Keep calling
- * until *cursor is 0.
+ * every name), page by page, with the rules of shoal_list_names(). The
+ * daemon finds them in its name-ordered index: the cost is that of the
+ * names returned, not of the whole store.
  * Returns 0; SHOAL_EINVAL (NULL arguments, max 0, a prefix that is not
- * UTF-8 or contains NUL); SHOAL_ETOOBIG (prefix over SHOAL_NAME_MAX);
- * SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or -errno.
+ * UTF-8 or contains NUL, a stale cursor); SHOAL_ETOOBIG (prefix over
+ * SHOAL_NAME_MAX); SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or -errno.
  */
 SHOAL_API int shoal_list_names_prefix(shoal_client *c, const char *prefix,
                                       size_t prefix_len, uint64_t *cursor,

@@ -221,11 +221,12 @@ class Store(MutableMapping):
             raise TypeError(f"a prefix is a str, not {type(prefix).__name__}")
         return self._c.delete_prefix(prefix)
 
-    def replace(self, name, value, expected_version):
+    def replace(self, name, value, expected_version, *, ttl=None, evictable=False):
         """Compare-and-set: sets name to value only if its version is still
         expected_version (0: it must not exist yet). Returns the new version;
-        raises VersionConflict when someone else changed it first."""
-        return self.set(name, value, expected_version=expected_version)
+        raises VersionConflict when someone else changed it first. ttl and
+        evictable as in :meth:`set` (the new value gets them)."""
+        return self.set(name, value, ttl=ttl, evictable=evictable, expected_version=expected_version)
 
     def version(self, name):
         """The current version of name (KeyError if it does not exist)."""
@@ -359,8 +360,9 @@ class Store(MutableMapping):
         return self._c.stats()
 
     def evict(self, nbytes):
-        """Evicts unnamed objects nobody holds, least recently released
-        first, until nbytes are freed; returns the bytes freed."""
+        """Evicts objects nobody holds that are unnamed or only have
+        evictable names (which go with them), least recently released first,
+        until nbytes are freed; returns the bytes freed."""
         return self._c.evict(nbytes)
 
     def describe(self, key):

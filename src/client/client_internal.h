@@ -143,6 +143,12 @@ struct shoal_client {
 	/* Bytes of the small objects whose releases wait in pending for the
 	 * next request (see client_defer_release). */
 	uint64_t deferred_bytes;
+
+	/* io_lock: where the current name listing resumes (names.c): the
+	 * last name of its last page, and the cursor that page handed out. */
+	uint64_t list_cursor, list_seq;
+	uint32_t list_after_len;
+	char list_after[SHOAL_NAME_MAX];
 };
 
 /*

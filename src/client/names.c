@@ -205,7 +205,7 @@ SHOAL_API int shoal_list_names_prefix(shoal_client *c, const char *prefix,
 {
 	struct proto_list_names req = {0};
 	struct proto_list_reply rep;
-	struct iovec iov[2];
+	struct iovec iov[3];
 	const uint8_t *body;
 	size_t len;
 	int rc;
@@ -216,15 +216,21 @@ SHOAL_API int shoal_list_names_prefix(shoal_client *c, const char *prefix,
 	rc = check_prefix(prefix, prefix_len);
 	if (rc < 0)
 		return rc;
-	req.cursor = *cursor;
 	req.limit = max < PROTO_LIST_MAX ? (uint32_t)max : PROTO_LIST_MAX;
 	req.prefix_len = (uint32_t)prefix_len;
-	iov[0] = (struct iovec){&req, sizeof(req)};
-	iov[1] = (struct iovec){(void *)prefix, prefix_len};
 	rc = client_begin(c);
 	if (rc < 0)
 		return rc;
-	rc = client_call(c, PROTO_LIST_NAMES, iov, 2, 0, &body, &len);
+	/* A continued listing resumes after the last name it was given. */
+	if (*cursor != 0 && *cursor != c->list_cursor) {
+		client_end(c);
+		return SHOAL_EINVAL;
+	}
+	req.after_len = *cursor ? c->list_after_len : 0;
+	iov[0] = (struct iovec){&req, sizeof(req)};
+	iov[1] = (struct iovec){(void *)prefix, prefix_len};
+	iov[2] = (struct iovec){c->list_after, req.after_len};
+	rc = client_call(c, PROTO_LIST_NAMES, iov, 3, 0, &body, &len);
 	if (rc == 0 && len < sizeof(rep))
 		rc = SHOAL_EPROTO;
 	if (rc == 0) {
@@ -235,9 +241,20 @@ SHOAL_API int shoal_list_names_prefix(shoal_client *c, const char *prefix,
 	if (rc == 0)
 		rc = decode_names(body + sizeof(rep), len - sizeof(rep),
 		                  rep.count, out);
+	if (rc == 0 && rep.next_cursor && rep.count == 0)
+		rc = SHOAL_EPROTO; /* "more", but nothing to resume after */
 	if (rc == 0) {
 		*count = rep.count;
-		*cursor = rep.next_cursor;
+		*cursor = 0;
+		c->list_cursor = 0;
+		if (rep.next_cursor) {
+			const shoal_name_info *last = &out[rep.count - 1];
+			c->list_after_len = (uint32_t)strlen(last->name);
+			memcpy(c->list_after, last->name, c->list_after_len);
+			if (++c->list_seq == 0)
+				c->list_seq = 1;
+			*cursor = c->list_cursor = c->list_seq;
+		}
 	}
 	client_end(c);
 	return rc;

@@ -163,12 +163,25 @@ int proto_decode_prefix_req(const void *body, size_t len,
 }
 
 int proto_decode_list_names(const void *body, size_t len,
-                            struct proto_list_names *out, const char **prefix)
+                            struct proto_list_names *out, const char **prefix,
+                            const char **after)
 {
+	int rc;
+
 	if (len < sizeof(*out))
 		return SHOAL_EPROTO;
 	memcpy(out, body, sizeof(*out));
-	return decode_prefix(body, len, sizeof(*out), out->prefix_len, prefix);
+	if (out->prefix_len > SHOAL_NAME_MAX || out->after_len > SHOAL_NAME_MAX)
+		return SHOAL_ETOOBIG;
+	if (len != sizeof(*out) + (size_t)out->prefix_len + out->after_len)
+		return SHOAL_EPROTO;
+	rc = decode_prefix(body, sizeof(*out) + out->prefix_len, sizeof(*out),
+	                   out->prefix_len, prefix);
+	if (rc == 0)
+		rc = decode_prefix((const char *)body + out->prefix_len,
+		                   len - out->prefix_len, sizeof(*out),
+		                   out->after_len, after);
+	return rc;
 }
 
 /*

@@ -204,17 +204,19 @@ struct proto_list_entry {
 	uint32_t pad;
 };
 /*
- * LIST_NAMES: like LIST, with a prefix: only names starting with the
- * prefix_len bytes that follow (0: every name) are listed. A page scans at
- * most PROTO_LIST_SCAN name slots, so a page may hold fewer than limit
- * entries (even none) while next_cursor is not 0.
+ * LIST_NAMES: names in byte order of their names, at most limit of them:
+ * those that start with the prefix_len bytes that follow (0: every name)
+ * and come after the after_len bytes that follow the prefix (0: from the
+ * first). The reply is a LIST reply whose next_cursor is 1 when more names
+ * follow the last one returned (ask again with it as after), else 0; a
+ * reply with next_cursor 1 holds at least one name.
  */
 struct proto_list_names {
-	uint64_t cursor;
 	uint32_t limit;
 	uint32_t prefix_len;
+	uint32_t after_len;
+	uint32_t pad;
 };
-#define PROTO_LIST_SCAN 65536
 /* Flags of a name in a name entry (the same values as shoal.h's). */
 #define PROTO_ENTRY_EVICTABLE 1u
 /* A LIST_NAMES entry is followed by name_len bytes, padded to 8. */
@@ -413,7 +415,8 @@ int proto_decode_name_req(const void *body, size_t len,
 int proto_decode_prefix_req(const void *body, size_t len,
                             struct proto_name_req *out, const char **prefix);
 int proto_decode_list_names(const void *body, size_t len,
-                            struct proto_list_names *out, const char **prefix);
+                            struct proto_list_names *out, const char **prefix,
+                            const char **after);
 
 /* Checks a name: 1..SHOAL_NAME_MAX bytes of valid UTF-8 without NUL.
  * Returns 0, SHOAL_EINVAL or SHOAL_ETOOBIG. */

@@ -5,13 +5,16 @@
  * is decoded by protocol.c, handlers never block, a malformed body gets an
  * error reply and the connection goes on.
  *
- * Listing by prefix and deleting by prefix walk the name slots: a listing
- * page looks at no more than PROTO_LIST_SCAN slots, so one request never
- * holds the loop for long; a delete is one pass over the table, done in
- * one step so that no reader sees half a namespace.
+ * Listing and deleting by prefix walk the name-order index (names.h) from
+ * the prefix on: they visit only the names they return or delete, O(log n)
+ * each. A listing page resumes after the last name of the previous page,
+ * so a name that exists for the whole listing is listed exactly once. A
+ * delete is done in one step so that no reader sees half a namespace.
  */
+#include <stdlib.h>
 #include <string.h>
 
+#include "os.h"
 #include "server.h"
 
 #define REPLY_ERR(c, h, rc, ...)                                        \
@@ -20,12 +23,6 @@
 		                 __VA_ARGS__);                          \
 		return CMD_DONE;                                        \
 	} while (0)
-
-static bool has_prefix(const struct name_entry *e, const char *prefix,
-                       size_t len)
-{
-	return e->len >= len && memcmp(e->name, prefix, len) == 0;
-}
 
 static void fill_entry(const struct store *st, const struct name_entry *ne,
                        struct proto_name_entry *e)
@@ -43,21 +40,22 @@ static void fill_entry(const struct store *st, const struct name_entry *ne,
 }
 
 /*
- * The reply is reserved at its exact size, found by a first pass over the
- * page: reserving (and zeroing) the largest possible page would cost up to
- * 4 MiB per LIST_NAMES however few names there are.
+ * Lists one page in name order. The slots are found first (which may
+ * remove expired names), so that the reply is reserved at its exact size:
+ * reserving the largest possible page would cost up to 4 MiB however few
+ * names there are.
  */
 enum cmd_result cmd_names_list(struct conn *c, const struct proto_header *h,
                                const uint8_t *body, bool final)
 {
 	struct store *st = &c->srv->store;
-	const struct names *n = &st->names;
 	struct proto_list_names req;
 	struct proto_list_reply head = {0};
-	size_t len = sizeof(head);
-	const char *prefix;
-	uint64_t s, end, now = st->clock();
-	int rc = proto_decode_list_names(body, h->body_len, &req, &prefix);
+	const char *prefix, *after;
+	uint32_t *slots;
+	bool more;
+	int rc = proto_decode_list_names(body, h->body_len, &req, &prefix,
+	                                 &after);
 
 	(void) final;
 	if (rc)
@@ -65,33 +63,31 @@ enum cmd_result cmd_names_list(struct conn *c, const struct proto_header *h,
 	uint32_t limit = req.limit == 0 || req.limit > PROTO_LIST_MAX
 	                         ? PROTO_LIST_MAX
 	                         : req.limit;
-	uint64_t scan_end = req.cursor + PROTO_LIST_SCAN;
-	for (end = req.cursor;
-	     end < n->nslots && end < scan_end && head.count < limit; end++) {
-		const struct name_entry *ne = &n->slots[end];
-		if (store_name_live(ne, now) &&
-		    has_prefix(ne, prefix, req.prefix_len)) {
-			len += proto_name_entry_size(ne->len);
-			head.count++;
+	slots = os_malloc(limit * sizeof(*slots));
+	if (!slots)
+		REPLY_ERR(c, h, SHOAL_ENOMEM, "out of memory");
+	store_list_names(st, prefix, req.prefix_len, after, req.after_len,
+	                 limit, slots, &head.count, &more);
+	head.next_cursor = more ? 1 : 0;
+	size_t len = sizeof(head);
+	for (uint32_t i = 0; i < head.count; i++)
+		len += proto_name_entry_size(
+		        names_get(&st->names, slots[i])->len);
+	uint8_t *p = conn_reply(c, h->type, h->request_id, len);
+	if (p) {
+		memcpy(p, &head, sizeof(head));
+		p += sizeof(head);
+		for (uint32_t i = 0; i < head.count; i++) {
+			const struct name_entry *ne =
+			        names_get(&st->names, slots[i]);
+			struct proto_name_entry e;
+			fill_entry(st, ne, &e);
+			memcpy(p, &e, sizeof(e));
+			memcpy(p + sizeof(e), ne->name, ne->len);
+			p += proto_name_entry_size(ne->len); /* pad stays 0 */
 		}
 	}
-	head.next_cursor = end < n->nslots ? end : 0;
-	uint8_t *p = conn_reply(c, h->type, h->request_id, len);
-	if (!p)
-		return CMD_DONE;
-	memcpy(p, &head, sizeof(head));
-	p += sizeof(head);
-	for (s = req.cursor; s < end; s++) {
-		const struct name_entry *ne = &n->slots[s];
-		if (!store_name_live(ne, now) ||
-		    !has_prefix(ne, prefix, req.prefix_len))
-			continue;
-		struct proto_name_entry e;
-		fill_entry(st, ne, &e);
-		memcpy(p, &e, sizeof(e));
-		memcpy(p + sizeof(e), ne->name, ne->len);
-		p += proto_name_entry_size(ne->len); /* padding stays zero */
-	}
+	free(slots);
 	return CMD_DONE;
 }
 

@@ -66,6 +66,8 @@ void events_notify(void *ctx, enum store_note note, const struct object *o,
 	        [STORE_NOTE_NAME_EVICTED] = SHOAL_EVENT_NAME_EVICTED,
 	};
 
+	if (note >= sizeof(kinds) / sizeof(kinds[0]) || kinds[note] == 0)
+		return; /* not for subscribers */
 	for (struct conn *c = srv->subs; c; c = c->sub_next)
 		queue(c, kinds[note], o, name, name_len, version);
 }

@@ -5,6 +5,10 @@
  * keeps its position in the heap (heap_pos), which is what makes removal
  * and update O(log n) instead of a search.
  *
+ * Unlike heap.h (pointers to items embedded in structs that never move),
+ * this heap holds slot indices: name entries live in an array that moves
+ * when it grows.
+ *
  * The heap only orders; store.c decides what expiry means (the name goes,
  * its object is freed once no reader holds it). Invariants (expiry_check):
  * every entry's expire_ns is not below its parent's; a name is in the heap

@@ -3,7 +3,9 @@
  *
  * Invariants: a slot is in use iff its name is not NULL; every used slot is
  * in exactly one hash chain, the one of its hash; free slots form the free
- * list; count is the number of used slots.
+ * list; count is the number of used slots; the used slots form one treap
+ * from root, in strictly increasing name order from left to right, each
+ * node's priority (the high half of its hash) at least its children's.
  */
 #include "names.h"
 
@@ -19,6 +21,7 @@ int names_init(struct names *n)
 {
 	memset(n, 0, sizeof(*n));
 	n->free_head = NAME_NIL;
+	n->root = NAME_NIL;
 	n->nbuckets = 64;
 	n->buckets = os_malloc(n->nbuckets * sizeof(*n->buckets));
 	if (!n->buckets)
@@ -48,6 +51,100 @@ uint32_t names_find(const struct names *n, const char *name, size_t len)
 			return s;
 	}
 	return NAME_NIL;
+}
+
+/* Orders two names: bytes as unsigned, then the shorter first. */
+static int name_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+
+	return c ? c : (alen > blen) - (alen < blen);
+}
+
+static uint32_t prio(const struct names *n, uint32_t s)
+{
+	return (uint32_t)(n->slots[s].hash >> 32);
+}
+
+/* Splits the treap t into the names before key (*l) and the rest (*r). */
+static void split(struct names *n, uint32_t t, const char *key, size_t len,
+                  uint32_t *l, uint32_t *r)
+{
+	if (t == NAME_NIL) {
+		*l = *r = NAME_NIL;
+		return;
+	}
+	struct name_entry *e = &n->slots[t];
+	if (name_cmp(e->name, e->len, key, len) < 0) {
+		split(n, e->right, key, len, &e->right, r);
+		*l = t;
+	} else {
+		split(n, e->left, key, len, l, &e->left);
+		*r = t;
+	}
+}
+
+/* Joins two treaps, every name of a before every name of b. */
+static uint32_t merge(struct names *n, uint32_t a, uint32_t b)
+{
+	if (a == NAME_NIL)
+		return b;
+	if (b == NAME_NIL)
+		return a;
+	if (prio(n, a) >= prio(n, b)) {
+		n->slots[a].right = merge(n, n->slots[a].right, b);
+		return a;
+	}
+	n->slots[b].left = merge(n, a, n->slots[b].left);
+	return b;
+}
+
+static void order_insert(struct names *n, uint32_t s)
+{
+	struct name_entry *e = &n->slots[s];
+	uint32_t *link = &n->root;
+
+	while (*link != NAME_NIL && prio(n, *link) >= prio(n, s)) {
+		const struct name_entry *t = &n->slots[*link];
+		link = name_cmp(e->name, e->len, t->name, t->len) < 0
+		               ? &n->slots[*link].left
+		               : &n->slots[*link].right;
+	}
+	split(n, *link, e->name, e->len, &e->left, &e->right);
+	*link = s;
+}
+
+static void order_remove(struct names *n, uint32_t s)
+{
+	const struct name_entry *e = &n->slots[s];
+	uint32_t *link = &n->root;
+
+	while (*link != s && *link != NAME_NIL) {
+		const struct name_entry *t = &n->slots[*link];
+		link = name_cmp(e->name, e->len, t->name, t->len) < 0
+		               ? &n->slots[*link].left
+		               : &n->slots[*link].right;
+	}
+	if (*link == s)
+		*link = merge(n, e->left, e->right);
+}
+
+uint32_t names_seek(const struct names *n, const char *key, size_t len,
+                    bool inclusive)
+{
+	uint32_t t = n->root, best = NAME_NIL;
+
+	while (t != NAME_NIL) {
+		const struct name_entry *e = &n->slots[t];
+		int c = name_cmp(e->name, e->len, key, len);
+		if (c > 0 || (inclusive && c == 0)) {
+			best = t;
+			t = e->left;
+		} else {
+			t = e->right;
+		}
+	}
+	return best;
 }
 
 static int rehash(struct names *n, uint32_t nbuckets)
@@ -113,6 +210,7 @@ int names_add(struct names *n, const char *name, size_t len, uint32_t obj,
 	e->hash = u64map_hash_bytes(name, len);
 	e->next = n->buckets[e->hash & (n->nbuckets - 1)];
 	n->buckets[e->hash & (n->nbuckets - 1)] = s;
+	order_insert(n, s);
 	n->count++;
 	n->bytes += len;
 	*slot = s;
@@ -128,6 +226,7 @@ void names_remove(struct names *n, uint32_t slot)
 		link = &n->slots[*link].next;
 	if (*link == slot)
 		*link = e->next;
+	order_remove(n, slot);
 	n->bytes -= e->len;
 	free(e->name);
 	e->name = NULL;
@@ -136,8 +235,42 @@ void names_remove(struct names *n, uint32_t slot)
 	n->count--;
 }
 
+/* Checks the treap under t: order against the bounds lo/hi (slots, or
+ * NAME_NIL for none), priorities; counts its nodes into *seen. */
+static int check_order(const struct names *n, uint32_t t, uint32_t lo,
+                       uint32_t hi, uint32_t *seen)
+{
+	if (t == NAME_NIL)
+		return 0;
+	if (t >= n->nslots || !n->slots[t].name || ++*seen > n->count)
+		return -1;
+	const struct name_entry *e = &n->slots[t];
+	if (lo != NAME_NIL &&
+	    name_cmp(n->slots[lo].name, n->slots[lo].len, e->name, e->len) >= 0)
+		return -1;
+	if (hi != NAME_NIL &&
+	    name_cmp(e->name, e->len, n->slots[hi].name, n->slots[hi].len) >= 0)
+		return -1;
+	if ((e->left != NAME_NIL && e->left < n->nslots &&
+	     prio(n, e->left) > prio(n, t)) ||
+	    (e->right != NAME_NIL && e->right < n->nslots &&
+	     prio(n, e->right) > prio(n, t)))
+		return -1;
+	return check_order(n, e->left, lo, t, seen) ||
+	       check_order(n, e->right, t, hi, seen);
+}
+
 int names_check(const struct names *n, char *msg, size_t size)
 {
+	uint32_t ordered = 0;
+
+	if (check_order(n, n->root, NAME_NIL, NAME_NIL, &ordered) ||
+	    ordered != n->count) {
+		if (msg)
+			snprintf(msg, size, "the name order is broken");
+		return -1;
+	}
+
 	uint32_t chained = 0, used = 0;
 
 	for (uint32_t b = 0; b < n->nbuckets; b++)

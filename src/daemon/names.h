@@ -1,9 +1,13 @@
 /*
  * names.h - the store's namespace: UTF-8 names (validated by the protocol
- * layer) mapped to object slots and versions.
+ * layer) mapped to object slots and versions, in name order too.
  *
- * Entries live in a slot array (so that a listing cursor is a stable slot
- * index) and are found through a chained hash keyed with the process seed.
+ * Entries live in a slot array and are found through a chained hash keyed
+ * with the process seed. They are also kept in byte order of their names,
+ * in a treap (a binary search tree whose nodes are heap-ordered by a
+ * priority taken from the seeded hash, so its depth is O(log n) whatever
+ * the names): prefix listings and deletions visit only the names they
+ * return, in O(log n) each.
  * This module only keeps the mapping; what naming means for an object's
  * life (never evicted unless the name is evictable, deleted when its last
  * name goes, expiry) is store.c's job.
@@ -15,6 +19,7 @@
 #ifndef SHOAL_NAMES_H
 #define SHOAL_NAMES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,6 +39,7 @@ struct name_entry {
 	/* Index links (not state): */
 	uint32_t heap_pos; /* in the store's expiry heap; NAME_NIL: none */
 	uint32_t obj_prev, obj_next; /* the other names of obj */
+	uint32_t left, right;        /* the name-order treap */
 	uint64_t hash;
 	uint32_t next; /* hash chain, or free list */
 };
@@ -45,6 +51,7 @@ struct names {
 	uint32_t *buckets;
 	uint32_t nbuckets;
 	uint32_t count;
+	uint32_t root; /* of the name-order treap; NAME_NIL when empty */
 	uint64_t bytes; /* of all names (limits.h) */
 };
 
@@ -63,9 +70,25 @@ int names_add(struct names *n, const char *name, size_t len, uint32_t obj,
 /* Removes the name in slot. */
 void names_remove(struct names *n, uint32_t slot);
 
+/*
+ * In name order (bytes compared as unsigned, a name before its
+ * extensions): the slot of the first name after key (len bytes), or of the
+ * first name at or after it when inclusive; NAME_NIL when there is none.
+ */
+uint32_t names_seek(const struct names *n, const char *key, size_t len,
+                    bool inclusive);
+
+/* The slot of the name after the one in slot, in name order, or NAME_NIL. */
+static inline uint32_t names_next(const struct names *n, uint32_t slot);
+
 static inline struct name_entry *names_get(const struct names *n, uint32_t slot)
 {
 	return &n->slots[slot];
+}
+
+static inline uint32_t names_next(const struct names *n, uint32_t slot)
+{
+	return names_seek(n, n->slots[slot].name, n->slots[slot].len, false);
 }
 
 /* Checks the structure. Returns 0 or -1 with a message. */

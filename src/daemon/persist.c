@@ -8,8 +8,11 @@
  *   records  struct journal_rec, then a body by type, then the name bytes,
  *            zero-padded to 8; crc covers everything after the crc field
  *
- * Record bodies leave room for a name's TTL and flags (expire_ns, flags):
- * written as 0 until names carry them.
+ * A SET record carries the name's flags and its expiry as CLOCK_REALTIME
+ * (the daemon keeps expiry on CLOCK_MONOTONIC, which does not survive a
+ * reboot); a ttl change (EXPIRE, PERSIST) is written as a new SET. A name
+ * whose expiry passed while the daemon was down comes back and expires at
+ * once, as any expired name does.
  *
  * Torn records: a record is appended by one write() of a few hundred bytes
  * from one thread, so only the last record can be cut short (by a SIGKILL
@@ -88,7 +91,7 @@ struct journal_set {
 	uint64_t data_size;
 	uint64_t create_time_ns;
 	uint64_t expire_ns; /* a name's TTL as CLOCK_REALTIME; 0: none */
-	uint32_t flags;     /* a name's flags; 0 until names have any */
+	uint32_t flags;     /* a name's flags (NAME_EVICTABLE) */
 	uint32_t reserved;
 };
 
@@ -192,14 +195,26 @@ static int path_in(const struct persist *p, const char *file, char *out,
 	return 0;
 }
 
+/* A name's expiry (CLOCK_MONOTONIC ns in the store) as CLOCK_REALTIME. */
+static uint64_t expiry_realtime(const struct store *st,
+                                const struct name_entry *e)
+{
+	uint64_t mono = st->clock(), real = realtime_ns();
+
+	if (!e || e->expire_ns == 0)
+		return 0;
+	return e->expire_ns > mono ? real + (e->expire_ns - mono) : real;
+}
+
 /*
  * Encodes one record into buf (REC_MAX bytes). For REC_SET, o and version
- * describe the object; for REC_DEL, version is the name's last version.
- * Returns the record's length.
+ * describe the object and e (may be NULL) the name's expiry and flags; for
+ * REC_DEL, version is the name's last version. Returns the record's length.
  */
 static size_t encode(uint8_t *buf, uint64_t seq, enum rec_type type,
                      const struct object *o, const char *name, size_t len,
-                     uint64_t version)
+                     uint64_t version, const struct store *st,
+                     const struct name_entry *e)
 {
 	struct journal_rec r = {.magic = REC_MAGIC,
 	                        .type = (uint16_t)type,
@@ -212,7 +227,9 @@ static size_t encode(uint8_t *buf, uint64_t seq, enum rec_type type,
 		                        .version = version,
 		                        .offset = o->offset,
 		                        .data_size = o->data_size,
-		                        .create_time_ns = o->create_time_ns};
+		                        .create_time_ns = o->create_time_ns,
+		                        .expire_ns = expiry_realtime(st, e),
+		                        .flags = e ? e->flags : 0};
 		memcpy(s.id, o->id, SHOAL_ID_SIZE);
 		memcpy(buf + sizeof(r), &s, sizeof(s));
 		body = sizeof(s);
@@ -303,7 +320,7 @@ static int write_snapshot(struct persist *p, bool sync)
 		}
 		size_t n = encode(buf + used, ++p->seq, REC_SET,
 		                  objtab_get(&p->st->objs, e->obj), e->name,
-		                  e->len, e->version);
+		                  e->len, e->version, p->st, e);
 		used += n;
 		bytes += n;
 	}
@@ -346,14 +363,17 @@ void persist_note(struct persist *p, enum store_note note,
 
 	if (p->log_fd < 0)
 		return;
-	if (note == STORE_NOTE_NAME_SET)
-		len = encode(rec, ++p->seq, REC_SET, o, name, name_len,
-		             version);
-	else if (note == STORE_NOTE_NAME_DELETED ||
-	         note == STORE_NOTE_NAME_EXPIRED ||
-	         note == STORE_NOTE_NAME_EVICTED) /* gone like a delete */
+	if (note == STORE_NOTE_NAME_SET || note == STORE_NOTE_NAME_TTL) {
+		uint32_t ns = names_find(&p->st->names, name, name_len);
+		len = encode(rec, ++p->seq, REC_SET, o, name, name_len, version,
+		             p->st,
+		             ns == NAME_NIL ? NULL
+		                            : names_get(&p->st->names, ns));
+	} else if (note == STORE_NOTE_NAME_DELETED ||
+	           note == STORE_NOTE_NAME_EXPIRED ||
+	           note == STORE_NOTE_NAME_EVICTED) /* gone like a delete */
 		len = encode(rec, ++p->seq, REC_DEL, NULL, name, name_len,
-		             version);
+		             version, NULL, NULL);
 	else
 		return;
 	append(p, rec, len);
@@ -537,6 +557,17 @@ static int cmp_sets(const void *a, const void *b)
 }
 
 /* Puts r's named objects and names into the store. */
+/* A journal's CLOCK_REALTIME expiry as this daemon's CLOCK_MONOTONIC
+ * (0: none; already past: now, so that the loop expires it at once). */
+static uint64_t restored_expiry(const struct store *st, uint64_t real)
+{
+	uint64_t mono = st->clock(), now = realtime_ns();
+
+	if (real == 0)
+		return 0;
+	return real > now ? mono + (real - now) : mono;
+}
+
 static int restore(struct persist *p, struct replay *r)
 {
 	struct store *st = p->st;
@@ -594,8 +625,9 @@ static int restore(struct persist *p, struct replay *r)
 		}
 		if (lo == n || cmp_sets(&live[lo], s) != 0 ||
 		    slot_of[lo] == OBJ_NIL ||
-		    store_restore_name(st, e->name, e->len, slot_of[lo],
-		                       e->version) != 0) {
+		    store_restore_name(
+		            st, e->name, e->len, slot_of[lo], e->version,
+		            s->flags, restored_expiry(st, s->expire_ns)) != 0) {
 			p->dropped_names++;
 			continue;
 		}
@@ -690,7 +722,8 @@ void persist_close(struct persist *p, bool clean)
 {
 	if (p->log_fd >= 0 && clean && !p->failed) {
 		uint8_t rec[REC_MAX];
-		size_t len = encode(rec, ++p->seq, REC_CLEAN, NULL, "", 0, 0);
+		size_t len = encode(rec, ++p->seq, REC_CLEAN, NULL, "", 0, 0,
+		                    NULL, NULL);
 		/* The clean record may only follow durable data. */
 		if (fdatasync(p->arena_fd) == 0 &&
 		    write_all(p->log_fd, rec, len) == 0)

@@ -26,8 +26,11 @@
 #define STALL_CHECK_NS       200000000ull /* 200 ms */
 #define TRIM_CHUNKS_PER_TURN 16 /* ~32 MiB: a few ms of hole punching */
 #define ACCEPT_PAUSE_NS      100000000ull /* 100 ms without fds to spare */
-#define CLIENTS_SLACK        16   /* told "too many clients", not just closed */
-#define EXPIRE_PER_TURN      4096 /* names expired per loop turn at most */
+#define CLIENTS_SLACK        16 /* told "too many clients", not just closed */
+/* Expiry works in batches until this much time went by in one loop turn;
+ * what is left is done in the next turns (the loop does not sleep). */
+#define EXPIRE_BATCH     128
+#define EXPIRE_BUDGET_NS 1000000ull /* 1 ms */
 
 uint64_t server_now_ns(void)
 {
@@ -286,7 +289,11 @@ static int before_sleep(struct loop *l, void *ctx)
 
 	(void)l;
 	/* Expiry first: the memory it frees may let parked creates go. */
-	(void)store_expire_due(&srv->store, server_now_ns(), EXPIRE_PER_TURN);
+	now = server_now_ns();
+	while (store_expire_due(&srv->store, now, EXPIRE_BATCH) ==
+	               EXPIRE_BATCH &&
+	       server_now_ns() - now < EXPIRE_BUDGET_NS)
+		;
 	wake_parked(srv);
 	if (srv->store.events & STORE_EV_FREED)
 		srv->trim_wanted = srv->opt.trim;

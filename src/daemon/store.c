@@ -581,6 +581,15 @@ int store_delete_name(struct store *st, const char *name, size_t len, bool cas,
 	return 0;
 }
 
+/* Tells the hook that the expiry of the name in ns changed. */
+static void note_ttl(struct store *st, uint32_t ns)
+{
+	const struct name_entry *e = names_get(&st->names, ns);
+
+	note(st, STORE_NOTE_NAME_TTL, objtab_get(&st->objs, e->obj), e->name,
+	     e->len, e->version);
+}
+
 int store_expire_name(struct store *st, const char *name, size_t len,
                       uint64_t ttl_ms)
 {
@@ -597,7 +606,10 @@ int store_expire_name(struct store *st, const char *name, size_t len,
 		expire_one(st, ns);
 		return 0;
 	}
-	return expiry_set(&st->expiry, &st->names, ns, at);
+	rc = expiry_set(&st->expiry, &st->names, ns, at);
+	if (rc == 0)
+		note_ttl(st, ns);
+	return rc;
 }
 
 int store_persist_name(struct store *st, const char *name, size_t len)
@@ -606,26 +618,74 @@ int store_persist_name(struct store *st, const char *name, size_t len)
 
 	if (ns == NAME_NIL)
 		return SHOAL_ENOTFOUND;
-	return expiry_set(&st->expiry, &st->names, ns, 0);
+	if (names_get(&st->names, ns)->expire_ns == 0)
+		return 0;
+	(void)expiry_set(&st->expiry, &st->names, ns, 0); /* cannot fail */
+	note_ttl(st, ns);
+	return 0;
+}
+
+static bool has_prefix(const struct name_entry *e, const char *prefix,
+                       size_t len)
+{
+	return e->len >= len && memcmp(e->name, prefix, len) == 0;
+}
+
+/* The first name at or after where a listing of prefix after `after`
+ * starts. */
+static uint32_t list_start(const struct names *n, const char *prefix,
+                           size_t plen, const char *after, size_t alen)
+{
+	size_t common = plen < alen ? plen : alen;
+	int c = memcmp(after, prefix, common);
+
+	if (alen == 0 || c < 0 || (c == 0 && alen < plen))
+		return names_seek(n, prefix, plen, true); /* after < prefix */
+	return names_seek(n, after, alen, false);
+}
+
+void store_list_names(struct store *st, const char *prefix, size_t plen,
+                      const char *after, size_t alen, uint32_t max,
+                      uint32_t *out, uint32_t *count, bool *more)
+{
+	uint64_t now = st->clock();
+	uint32_t s = list_start(&st->names, prefix, plen, after, alen);
+	uint32_t k = 0;
+
+	while (s != NAME_NIL &&
+	       has_prefix(names_get(&st->names, s), prefix, plen)) {
+		uint32_t next = names_next(&st->names, s);
+		if (!store_name_live(names_get(&st->names, s), now)) {
+			expire_one(st, s);
+		} else {
+			if (k == max)
+				break;
+			out[k++] = s;
+		}
+		s = next;
+	}
+	*count = k;
+	*more = s != NAME_NIL &&
+	        has_prefix(names_get(&st->names, s), prefix, plen);
 }
 
 void store_delete_prefix(struct store *st, const char *prefix, size_t len,
                          uint64_t *count)
 {
 	uint64_t now = st->clock(), n = 0;
+	uint32_t s = names_seek(&st->names, prefix, len, true);
 
-	/* Removal only frees slots, so a pass by slot index sees every name
-	 * that was there when it started. */
-	for (uint32_t s = 0; s < st->names.nslots; s++) {
-		const struct name_entry *e = names_get(&st->names, s);
-		if (!e->name || e->len < len || memcmp(e->name, prefix, len))
-			continue;
-		if (!store_name_live(e, now)) {
+	while (s != NAME_NIL &&
+	       has_prefix(names_get(&st->names, s), prefix, len)) {
+		/* The successor first: removal frees the name. */
+		uint32_t next = names_next(&st->names, s);
+		if (!store_name_live(names_get(&st->names, s), now)) {
 			expire_one(st, s);
-			continue;
+		} else {
+			drop_name(st, s, STORE_NOTE_NAME_DELETED);
+			n++;
 		}
-		drop_name(st, s, STORE_NOTE_NAME_DELETED);
-		n++;
+		s = next;
 	}
 	*count = n;
 }
@@ -703,7 +763,8 @@ fail_block:
 }
 
 int store_restore_name(struct store *st, const char *name, size_t len,
-                       uint32_t slot, uint64_t version)
+                       uint32_t slot, uint64_t version, uint32_t flags,
+                       uint64_t expire_ns)
 {
 	uint32_t ns;
 	int rc;
@@ -713,6 +774,12 @@ int store_restore_name(struct store *st, const char *name, size_t len,
 	rc = names_add(&st->names, name, len, slot, version, &ns);
 	if (rc)
 		return rc;
+	rc = expiry_set(&st->expiry, &st->names, ns, expire_ns);
+	if (rc) {
+		names_remove(&st->names, ns);
+		return rc;
+	}
+	names_get(&st->names, ns)->flags = flags & NAME_EVICTABLE;
 	link_name(st, ns, slot);
 	if (version > st->last_version)
 		st->last_version = version;

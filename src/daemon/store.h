@@ -60,6 +60,9 @@ enum store_note {
 	STORE_NOTE_NAME_DELETED = 5,
 	STORE_NOTE_NAME_EXPIRED = 6, /* the name reached its expiry */
 	STORE_NOTE_NAME_EVICTED = 7, /* evicted with its object */
+	/* A name's expiry changed (EXPIRE, PERSIST) and nothing else: for
+	 * the name journal; subscribers are not told. */
+	STORE_NOTE_NAME_TTL = 8,
 };
 
 struct store {
@@ -173,8 +176,19 @@ int store_expire_name(struct store *st, const char *name, size_t len,
 /* Takes a name's expiry away. Returns 0 or SHOAL_ENOTFOUND. */
 int store_persist_name(struct store *st, const char *name, size_t len);
 
+/*
+ * Finds, in name order, up to max live names that start with prefix (plen
+ * bytes; 0: any) and come after `after` (alen bytes; 0: from the first);
+ * their slots go to out, their number to *count, and *more says whether
+ * more such names follow. Expired names met on the way are removed. O(log
+ * n) per name visited.
+ */
+void store_list_names(struct store *st, const char *prefix, size_t plen,
+                      const char *after, size_t alen, uint32_t max,
+                      uint32_t *out, uint32_t *count, bool *more);
+
 /* Removes every live name that starts with prefix (len 0: every name), in
- * one step. *count receives how many went. */
+ * one step, visiting only those names. *count receives how many went. */
 void store_delete_prefix(struct store *st, const char *prefix, size_t len,
                          uint64_t *count);
 
@@ -205,7 +219,8 @@ int store_delete_name(struct store *st, const char *name, size_t len, bool cas,
  * *slot; SHOAL_EEXISTS (the ID is taken); SHOAL_EINVAL (the extent is not
  * free or not inside the arena); SHOAL_ETOOBIG; SHOAL_ENOMEM.
  * store_restore_name() points a name that does not exist yet at a restored
- * object with its old version, and raises last_version to it, so that
+ * object with its old version, flags (NAME_EVICTABLE) and expiry
+ * (CLOCK_MONOTONIC ns, 0: none), and raises last_version to it, so that
  * versions keep increasing across restarts. Returns 0, SHOAL_EEXISTS,
  * SHOAL_ENOMEM. Neither notifies.
  */
@@ -213,7 +228,8 @@ int store_restore_object(struct store *st, const uint8_t *id, uint64_t offset,
                          uint64_t data_size, uint32_t metadata_size,
                          uint64_t create_time_ns, uint32_t *slot);
 int store_restore_name(struct store *st, const char *name, size_t len,
-                       uint32_t slot, uint64_t version);
+                       uint32_t slot, uint64_t version, uint32_t flags,
+                       uint64_t expire_ns);
 
 /* Fills the counters of a STATS reply. */
 void store_stats(const struct store *st, uint64_t clients, shoal_stats *out);

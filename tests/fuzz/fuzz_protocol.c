@@ -275,8 +275,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	case 12: {
 		struct proto_list_names l = {0};
-		rc = proto_decode_list_names(b, n, &l, &name);
-		pz_prefix(rc, b, n, sizeof(l), l.prefix_len, name);
+		const char *after = NULL;
+		rc = proto_decode_list_names(b, n, &l, &name, &after);
+		if (rc == 0) {
+			if (l.prefix_len > SHOAL_NAME_MAX ||
+			    l.after_len > SHOAL_NAME_MAX ||
+			    n != sizeof(l) + (size_t)l.prefix_len +
+			                    l.after_len ||
+			    (const uint8_t *)name != b + sizeof(l) ||
+			    (const uint8_t *)after !=
+			            b + sizeof(l) + l.prefix_len ||
+			    (l.prefix_len && pz_ref_name((const uint8_t *)name,
+			                                 l.prefix_len)) ||
+			    (l.after_len &&
+			     pz_ref_name((const uint8_t *)after, l.after_len)))
+				FUZZ_FAIL("list-names decoder accepted a bad "
+				          "body");
+			pz_touch((const uint8_t *)name,
+			         (size_t)l.prefix_len + l.after_len);
+		} else if (rc != SHOAL_EPROTO && rc != SHOAL_ETOOBIG &&
+		           rc != SHOAL_EINVAL) {
+			FUZZ_FAIL("list-names decoder returned %d", rc);
+		}
 		break;
 	}
 	default:

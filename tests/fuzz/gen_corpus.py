@@ -61,9 +61,12 @@ def delete(ids):
                b"".join(oid(i) for i in ids))
 
 
-def listing(kind, cursor=0, limit=0, prefix=""):
-    prefix = prefix.encode()
-    return msg(kind, struct.pack("<QII", cursor, limit, len(prefix)) + prefix)
+def listing(kind, cursor=0, limit=0, prefix="", after=""):
+    if kind == LIST:
+        return msg(kind, struct.pack("<QII", cursor, limit, 0))
+    prefix, after = prefix.encode(), after.encode()
+    return msg(kind, struct.pack("<IIII", limit, len(prefix), len(after), 0) +
+               prefix + after)
 
 
 def set_name(name, n, cas=False, expected=0, ttl_ms=0, evictable=False):
@@ -168,7 +171,9 @@ def daemon_seeds():
         expire_name("t", 5000) + name_req(PERSIST, "t") +
         expire_name("t", 0) + expire_name("nope", 1),
         "list_prefix": create(1) + one_id(SEAL, 1) + set_name("a:1", 1) +
-        set_name("b:1", 1) + listing(LIST_NAMES, 0, 0, "a:"),
+        set_name("a:2", 1) + set_name("b:1", 1) +
+        listing(LIST_NAMES, 0, 1, "a:") + listing(LIST_NAMES, 0, 1, "a:", "a:1") +
+        listing(LIST_NAMES, 0, 0, "", "a"),
         "delete_prefix": create(1) + one_id(SEAL, 1) + set_name("a:1", 1) +
         set_name("a:2", 1) + name_req(DELETE_PREFIX, "a:") +
         name_req(DELETE_PREFIX, ""),
@@ -253,7 +258,7 @@ def protocol_seeds():
     s["expire"] = b"\x09" + body(expire_name("n", 5))
     s["name_req"] = b"\x0a" + body(name_req(PERSIST, "n"))
     s["prefix_req"] = b"\x0b" + body(name_req(DELETE_PREFIX, ""))
-    s["list_names"] = b"\x0c" + body(listing(LIST_NAMES, 0, 9, "p"))
+    s["list_names"] = b"\x0c" + body(listing(LIST_NAMES, 0, 9, "p", "pq"))
     s["get_name"] = b"\6" + body(get_name("caf\u00e9"))
     s["delete_name"] = b"\7" + body(delete_name("\U0001f600"))
     for i, name in enumerate([b"a", b"\xe4\xb8\xad", b"\xed\x9f\xbf",

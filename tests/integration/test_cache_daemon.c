@@ -13,9 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "raw.h"
 #include "shoal.h"
 #include "testd.h"
 
@@ -234,6 +236,7 @@ static void test_prefix_list_and_delete(void **state)
 	total = 0;
 	cursor = 0;
 	unsigned with_ttl = 0;
+	char last[32] = "";
 	do {
 		assert_int_equal(shoal_list_names_prefix(f->c, "a:", 2, &cursor,
 		                                         page, 64, &n),
@@ -241,11 +244,27 @@ static void test_prefix_list_and_delete(void **state)
 		for (size_t i = 0; i < n; i++) {
 			assert_memory_equal(page[i].name, "a:", 2);
 			with_ttl += page[i].ttl_ms > 0;
+			/* In name order, across pages too. */
+			assert_true(strcmp(page[i].name, last) > 0);
+			snprintf(last, sizeof(last), "%s", page[i].name);
 		}
 		total += n;
 	} while (cursor != 0);
 	assert_int_equal(total, 300);
 	assert_int_equal(with_ttl, 150);
+	/* A cursor belongs to the client's current listing. */
+	cursor = 0;
+	assert_int_equal(
+	        shoal_list_names_prefix(f->c, "a:", 2, &cursor, page, 10, &n),
+	        0);
+	assert_int_not_equal(cursor, 0);
+	uint64_t stale = cursor;
+	assert_int_equal(
+	        shoal_list_names_prefix(f->c, "a:", 2, &cursor, page, 10, &n),
+	        0);
+	assert_int_equal(
+	        shoal_list_names_prefix(f->c, "a:", 2, &stale, page, 10, &n),
+	        SHOAL_EINVAL);
 	assert_int_equal(shoal_delete_prefix(f->c, "a:", 2, &count), 0);
 	assert_int_equal(count, 300);
 	cursor = 0;
@@ -282,6 +301,55 @@ static void test_daemon_pid(void **state)
 	assert_int_equal(pid, f->d.pid);
 }
 
+/* Malformed bodies of the name requests get an error reply each, and the
+ * connection goes on: a valid request behind them is answered. */
+static void test_malformed_name_requests(void **state)
+{
+	struct fx *f = *state;
+	struct raw_msgs m = {0};
+	int fd = raw_connect(f->d.socket);
+	uint16_t type;
+
+	/* Bodies are built aside and copied: raw_add's need not be
+	 * aligned. EXPIRE announcing a longer name than it carries. */
+	struct proto_expire e = {.ttl_ms = 5, .name_len = 9};
+	uint8_t *b = raw_add(&m, PROTO_EXPIRE, sizeof(e) + 3);
+	memcpy(b, &e, sizeof(e));
+	memcpy(b + sizeof(e), "abc", 3);
+	/* PERSIST with an invalid UTF-8 name. */
+	struct proto_name_req n = {.name_len = 1};
+	b = raw_add(&m, PROTO_PERSIST, sizeof(n) + 1);
+	memcpy(b, &n, sizeof(n));
+	b[sizeof(n)] = 0xff;
+	/* NAME_INFO of an empty name. */
+	n.name_len = 0;
+	memcpy(raw_add(&m, PROTO_NAME_INFO, sizeof(n)), &n, sizeof(n));
+	/* DELETE_PREFIX with a prefix over the limit. */
+	n.name_len = SHOAL_NAME_MAX + 1;
+	memcpy(raw_add(&m, PROTO_DELETE_PREFIX, sizeof(n)), &n, sizeof(n));
+	/* LIST_NAMES whose after does not fit the body. */
+	struct proto_list_names l = {.after_len = 4};
+	memcpy(raw_add(&m, PROTO_LIST_NAMES, sizeof(l)), &l, sizeof(l));
+	/* SET_NAME with an unknown flag. */
+	struct proto_set_name sn = {.flags = 0x80, .name_len = 1};
+	b = raw_add(&m, PROTO_SET_NAME, sizeof(sn) + 1);
+	memcpy(b, &sn, sizeof(sn));
+	b[sizeof(sn)] = 'x';
+	/* A valid listing last. */
+	l.after_len = 0;
+	memcpy(raw_add(&m, PROTO_LIST_NAMES, sizeof(l)), &l, sizeof(l));
+	assert_int_equal(raw_pipeline(fd, &m, 0), 0);
+	static const int32_t want[] = {SHOAL_EPROTO, SHOAL_EINVAL,
+	                               SHOAL_EINVAL, SHOAL_ETOOBIG,
+	                               SHOAL_EPROTO, SHOAL_EINVAL};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		assert_int_equal(raw_read_reply(fd, 5000, &type), want[i]);
+	assert_int_equal(raw_read_reply(fd, 5000, &type), 0);
+	assert_int_equal(type, PROTO_LIST_NAMES | PROTO_REPLY);
+	raw_free(&m);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -297,6 +365,8 @@ int main(void)
 	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_daemon_pid, setup,
 	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_malformed_name_requests,
+	                                        setup, teardown),
 	};
 	return cmocka_run_group_tests_name("cache", tests, NULL, NULL);
 }

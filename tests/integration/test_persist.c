@@ -282,6 +282,56 @@ static void test_names_survive_kill(void **state)
 	pd_end(&p);
 }
 
+/* A name's ttl and evictable flag come back after SIGKILL; a ttl that ran
+ * out while the daemon was down expires at once after the restart; ttl
+ * changes (expire, persist) are journaled too. */
+static void test_ttl_and_flags_survive_kill(void **state)
+{
+	struct pd p;
+	shoal_client *c;
+	shoal_name_info info;
+	shoal_id id;
+	shoal_stats s;
+
+	(void)state;
+	pd_start(&p);
+	assert_int_equal(shoal_connect(p.d.socket, &c), 0);
+	assert_int_equal(put_value(c, 1, 1, &id), 0);
+	assert_int_equal(shoal_set_name_ttl(c, "long", 4, &id, NULL, 600000,
+	                                    SHOAL_NAME_EVICTABLE, NULL),
+	                 0);
+	assert_int_equal(
+	        shoal_set_name_ttl(c, "short", 5, &id, NULL, 200, 0, NULL), 0);
+	assert_int_equal(
+	        shoal_set_name_ttl(c, "kept", 4, &id, NULL, 200, 0, NULL), 0);
+	assert_int_equal(shoal_persist(c, "kept", 4), 0);
+	assert_int_equal(shoal_set_name(c, "later", 5, &id, NULL, NULL), 0);
+	assert_int_equal(shoal_expire(c, "later", 5, 300000), 0);
+	shoal_disconnect(c);
+
+	testd_kill(&p.d);
+	usleep(300000); /* "short" runs out while the daemon is down */
+	pd_restart(&p);
+	pd_check(&p);
+	assert_int_equal(shoal_connect(p.d.socket, &c), 0);
+	assert_int_equal(shoal_name_stat(c, "long", 4, &info), 0);
+	assert_int_equal(info.flags, SHOAL_NAME_EVICTABLE);
+	assert_true(info.ttl_ms > 590000 && info.ttl_ms <= 600000);
+	assert_int_equal(shoal_name_stat(c, "later", 5, &info), 0);
+	assert_int_equal(info.flags, 0);
+	assert_true(info.ttl_ms > 290000 && info.ttl_ms <= 300000);
+	assert_int_equal(shoal_name_stat(c, "kept", 4, &info), 0);
+	assert_int_equal(info.ttl_ms, -1);
+	assert_int_equal(shoal_name_stat(c, "short", 5, &info),
+	                 SHOAL_ENOTFOUND);
+	assert_int_equal(shoal_get_stats(c, &s), 0);
+	assert_int_equal(s.names, 3);
+	assert_int_equal(s.expired, 1);
+	shoal_disconnect(c);
+	pd_check(&p);
+	pd_end(&p);
+}
+
 /* A clean stop keeps everything too, and a second daemon on the same
  * directory is refused. */
 static void test_clean_stop_and_lock(void **state)
@@ -511,6 +561,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_names_survive_kill),
+	        cmocka_unit_test(test_ttl_and_flags_survive_kill),
 	        cmocka_unit_test(test_clean_stop_and_lock),
 	        cmocka_unit_test(test_torn_journal_tail),
 	        cmocka_unit_test(test_kill_storm),

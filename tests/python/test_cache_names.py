@@ -3,13 +3,16 @@ expected_version, expire / ttl / persist, keys(prefix=...) and
 delete_prefix, name metadata, the new counters and events, against a real
 daemon. Every wait has a deadline."""
 
+import os
+import signal
+import subprocess
 import time
 
 import numpy as np
 import pytest
 
 import shoal
-from conftest import Daemon, wait_until
+from conftest import BINARY, Daemon, wait_until
 
 DAEMON_MEMORY = "16M"
 WAIT = 5.0
@@ -164,3 +167,45 @@ def test_evictable_never_evicts_plain(tmp_path):
 
 def test_daemon_pid(daemon, store):
     assert store.client.daemon_pid() == daemon.proc.pid
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, its parent has not reaped it) counts as gone.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_shoal_stop_stops_an_autostarted_daemon(tmp_path):
+    path = str(tmp_path / "auto.sock")
+    store = shoal.connect(path, memory="16M")  # starts a daemon in the background
+    pid = store.client.daemon_pid()
+    assert pid == store.client.arena["daemon_pid"]
+    store["x"] = b"1"
+    store.close()
+    try:
+        r = subprocess.run([BINARY, "stop", "-s", path, "--timeout", "20"], capture_output=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        # stop returned only once the process had ended.
+        assert not _alive(pid)
+        assert not os.path.exists(path)
+        r = subprocess.run([BINARY, "stop", "-s", path], capture_output=True, timeout=60)
+        assert r.returncode == 1 and b"no store at" in r.stderr
+    finally:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_replace_keeps_the_set_options(store):
+    v = store.set("r", 1)
+    v2 = store.replace("r", 2, v, ttl=30, evictable=True)
+    info = store.name_info("r")
+    assert info["version"] == v2 and info["evictable"] and 29 < info["ttl"] <= 30
+    with pytest.raises(shoal.VersionConflict):
+        store.replace("r", 3, v)

@@ -516,6 +516,140 @@ static void test_expiry_reference(void **state)
 	}
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * Differential test of the name-order index against a sorted array: random
+ * adds and removes of names (short, sharing prefixes, some of them
+ * prefixes of others), then a walk with names_seek/names_next must list
+ * exactly the sorted names, and seeks must land where a scan of the sorted
+ * array says.
+ */
+static void test_name_order_reference(void **state)
+{
+	struct names n;
+	char *present[512];
+	size_t npresent = 0;
+	char msg[128];
+
+	(void)state;
+	assert_int_equal(names_init(&n), 0);
+	srand(777);
+	for (int step = 0; step < 20000; step++) {
+		char key[8];
+		int len = 1 + rand() % 4;
+		for (int i = 0; i < len; i++)
+			key[i] = "ab\xc3\xa9"[rand() % 4];
+		key[len] = '\0';
+		uint32_t s = names_find(&n, key, (size_t)len);
+		if (s == NAME_NIL && npresent < 512) {
+			assert_int_equal(
+			        names_add(&n, key, (size_t)len, 0, 1, &s), 0);
+			present[npresent++] = strdup(key);
+		} else if (s != NAME_NIL) {
+			names_remove(&n, s);
+			for (size_t i = 0; i < npresent; i++)
+				if (!strcmp(present[i], key)) {
+					free(present[i]);
+					present[i] = present[--npresent];
+					break;
+				}
+		}
+		if (step % 97)
+			continue;
+		if (names_check(&n, msg, sizeof(msg)) != 0)
+			fail_msg("%s", msg);
+		qsort(present, npresent, sizeof(*present), cmp_str);
+		size_t i = 0;
+		for (s = names_seek(&n, "", 0, true); s != NAME_NIL;
+		     s = names_next(&n, s), i++) {
+			assert_true(i < npresent);
+			assert_string_equal(names_get(&n, s)->name, present[i]);
+		}
+		assert_int_equal(i, npresent);
+		/* A seek lands on the first name at / after the key. */
+		size_t first = 0, after = 0;
+		while (first < npresent && strcmp(present[first], key) < 0)
+			first++;
+		after = first;
+		while (after < npresent && strcmp(present[after], key) <= 0)
+			after++;
+		s = names_seek(&n, key, strlen(key), true);
+		if (first == npresent)
+			assert_int_equal(s, NAME_NIL);
+		else
+			assert_string_equal(names_get(&n, s)->name,
+			                    present[first]);
+		s = names_seek(&n, key, strlen(key), false);
+		if (after == npresent)
+			assert_int_equal(s, NAME_NIL);
+		else
+			assert_string_equal(names_get(&n, s)->name,
+			                    present[after]);
+	}
+	for (size_t i = 0; i < npresent; i++)
+		free(present[i]);
+	names_free(&n);
+}
+
+/*
+ * Paged listing by prefix while names come and go: a name that exists for
+ * the whole listing is listed exactly once, pages come in name order, and
+ * nothing outside the prefix appears.
+ */
+static void test_list_pages_under_change(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t slots[7], count;
+	char after[64] = "";
+	bool more = true;
+	int seen[600] = {0}; /* ns:000..ns:599 */
+	char last[64] = "";
+
+	put(f, 1, 64);
+	name(f, "anchor", 1, 0, 0);
+	for (int i = 0; i < 200; i++) {
+		char nm[32];
+		snprintf(nm, sizeof(nm), "ns:%03d", i);
+		name(f, nm, 1, i % 3 == 0 ? 1 : 0, 0);
+	}
+	name(f, "nt:0", 1, 0, 0);
+	fake_now += 1 * MS; /* every third name has expired */
+	srand(99);
+	while (more) {
+		store_list_names(&f->st, "ns:", 3, after, strlen(after), 7,
+		                 slots, &count, &more);
+		assert_true(count <= 7);
+		assert_true(!more || count > 0);
+		for (uint32_t i = 0; i < count; i++) {
+			const char *nm =
+			        names_get(&f->st.names, slots[i])->name;
+			assert_memory_equal(nm, "ns:", 3);
+			assert_true(strcmp(nm, last) > 0);
+			snprintf(last, sizeof(last), "%s", nm);
+			seen[atoi(nm + 3)]++;
+		}
+		if (count)
+			snprintf(after, sizeof(after), "%s", last);
+		/* Meanwhile: new names (ns:5xx) and deletions of odd ones. */
+		char nm[32];
+		snprintf(nm, sizeof(nm), "ns:5%02d", rand() % 100);
+		name(f, nm, 1, 0, 0);
+		snprintf(nm, sizeof(nm), "ns:%03d", 1 + 2 * (rand() % 100));
+		store_delete_name(&f->st, nm, strlen(nm), false, 0);
+	}
+	for (int i = 0; i < 200; i++)
+		if (i % 3 == 0)
+			assert_int_equal(seen[i], 0); /* expired */
+		else if (i % 2 == 0)
+			assert_int_equal(seen[i], 1); /* there all along */
+		else
+			assert_true(seen[i] <= 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -535,6 +669,9 @@ int main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_expiry_reference, setup,
 	                                        teardown),
+	        cmocka_unit_test(test_name_order_reference),
+	        cmocka_unit_test_setup_teardown(test_list_pages_under_change,
+	                                        setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
