@@ -1,9 +1,14 @@
 # shoal - one non-recursive Makefile.
 #
 #   make                 build/shoal, build/libshoal.a, build/libshoal.so
+#   make install         PREFIX=/usr/local DESTDIR= : shoal, libshoal
+#                        (static, and shared with a versioned soname),
+#                        shoal.h, shoal.pc for pkg-config
+#   make python-ext      the Python extension's objects (setup.py links them)
 #   make run             build and start the store on default settings
 #   make test            install what tests need, build, run every test
 #   make bench           build and run the C benchmark suite
+#   make bench-python    shoal next to Parquet, Feather, Redis, pickle, Ray
 #   make bench-dash      the example Dash app with shoal, FileSystemCache, Redis
 #   make SANITIZE=address,undefined   the same in build/san/
 #   make WERROR=1 OPT=-O0              variants as variables
@@ -65,8 +70,15 @@ INTEG_BIN := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(INTEG_SRC))
 TEST_SUPPORT_SRC := $(sort $(wildcard tests/support/*.c))
 TEST_SUPPORT_OBJ := $(call obj,$(TEST_SUPPORT_SRC))
 
-.PHONY: all run test tests-c bench clean format deps stress test-valgrind
-all: $(BUILD)/shoal $(BUILD)/libshoal.a $(BUILD)/libshoal.so
+# The library's version, from include/shoal.h (shoal_version() returns it at
+# run time). The soname carries SOVERSION, raised on every ABI break.
+VERSION := $(shell sed -n 's/^\#define SHOAL_VERSION_STRING "\(.*\)"/\1/p' include/shoal.h)
+SOVERSION := 0
+SONAME := libshoal.so.$(SOVERSION)
+
+.PHONY: all run test tests-c bench bench-python clean format deps stress test-valgrind \
+	install uninstall python-ext print-python-ext-objects
+all: $(BUILD)/shoal $(BUILD)/libshoal.a $(BUILD)/libshoal.so $(BUILD)/$(SONAME)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -77,8 +89,62 @@ $(BUILD)/libshoal.a: $(COMMON_OBJ) $(CLIENT_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/libshoal.so: $(COMMON_OBJ) $(CLIENT_OBJ)
-	$(CC) -shared $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+$(BUILD)/libshoal.so.$(VERSION): $(COMMON_OBJ) $(CLIENT_OBJ)
+	$(CC) -shared -Wl,-soname,$(SONAME) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/$(SONAME) $(BUILD)/libshoal.so: $(BUILD)/libshoal.so.$(VERSION)
+	ln -sf libshoal.so.$(VERSION) $@
+
+# Installation: `make install PREFIX=/usr DESTDIR=/tmp/pkg`. shoal.pc is
+# written with the final paths (without DESTDIR).
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+
+install: $(BUILD)/shoal $(BUILD)/libshoal.a $(BUILD)/libshoal.so.$(VERSION)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) \
+		$(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 755 $(BUILD)/shoal $(DESTDIR)$(BINDIR)/shoal
+	install -m 644 $(BUILD)/libshoal.a $(DESTDIR)$(LIBDIR)/libshoal.a
+	install -m 755 $(BUILD)/libshoal.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sf libshoal.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libshoal.so
+	install -m 644 include/shoal.h $(DESTDIR)$(INCLUDEDIR)/shoal.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+		shoal.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/shoal.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/shoal $(DESTDIR)$(LIBDIR)/libshoal.a \
+		$(DESTDIR)$(LIBDIR)/libshoal.so.$(VERSION) \
+		$(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libshoal.so \
+		$(DESTDIR)$(INCLUDEDIR)/shoal.h $(DESTDIR)$(PKGCONFIGDIR)/shoal.pc
+
+# The Python extension, compiled here with the same flags as everything
+# else (setup.py only links): objects per interpreter ABI, against the
+# headers of $(PYTHON). CPython's method signatures take arguments some
+# methods do not use: those are marked Py_UNUSED in the sources.
+PYTHON ?= python3
+ifneq ($(filter python-ext print-python-ext-objects,$(MAKECMDGOALS)),)
+PY_ABI := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("SOABI"))')
+PY_INCLUDE := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+endif
+PYEXT_SRC := $(sort $(wildcard python/shoal/_shoal*.c))
+PYEXT_OBJ := $(patsubst %.c,$(BUILD)/py-$(PY_ABI)/%.o,$(PYEXT_SRC))
+
+# (Without the daemon's headers: its limits.h would hide the system's.)
+PYEXT_CFLAGS := $(filter-out -Isrc/daemon,$(ALL_CFLAGS))
+
+$(PYEXT_OBJ): $(BUILD)/py-$(PY_ABI)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(PYEXT_CFLAGS) -I$(PY_INCLUDE) -MMD -MP -c $< -o $@
+
+python-ext: $(PYEXT_OBJ) $(BUILD)/libshoal.a $(BUILD)/shoal
+
+print-python-ext-objects:
+	@echo $(PYEXT_OBJ) $(BUILD)/libshoal.a
 
 $(BUILD)/shoal: $(CLI_OBJ) $(DAEMON_OBJ) $(BUILD)/libshoal.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJ) $(DAEMON_OBJ) $(BUILD)/libshoal.a $(LIBS)
@@ -112,6 +178,7 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -path '$(BUILD)/py-*' -name '*.d' 2>/dev/null)
 
 # Benchmarks: build/shoal-bench prints a table and writes build/bench.json.
 BENCH_SRC := $(sort $(wildcard bench/*.c))
@@ -120,6 +187,19 @@ $(BUILD)/shoal-bench: $(BENCH_SRC) $(BUILD)/libshoal.a $(BUILD)/shoal
 
 bench: $(BUILD)/shoal-bench
 	$(BUILD)/shoal-bench --shoal $(BUILD)/shoal --json $(BUILD)/bench.json
+
+# The Python side-by-side benchmark (bench/python/bench_python.py): writes
+# build/bench-python.json and build/bench-python.png. Its own extra packages
+# are installed here, not by make test; a system whose software is missing
+# (e.g. no redis-server) is skipped with a message. BENCH_PY_ARGS passes
+# options, e.g. BENCH_PY_ARGS="--rows 1000000 --repeat 3".
+BENCH_PY_DEPS := ray redis matplotlib
+bench-python: all deps
+	.venv/bin/pip install -q --disable-pip-version-check --no-build-isolation . >/dev/null
+	.venv/bin/pip install -q --disable-pip-version-check $(BENCH_PY_DEPS) || \
+		echo "bench-python: could not install $(BENCH_PY_DEPS): those parts are skipped"
+	SHOAL_BIN=$(CURDIR)/$(BUILD)/shoal .venv/bin/python bench/python/bench_python.py \
+		--json $(BUILD)/bench-python.json --chart $(BUILD)/bench-python.png $(BENCH_PY_ARGS)
 
 # What names with a ttl, evictable names and prefixes cost (bench/cache/).
 $(BUILD)/shoal-bench-cache: bench/cache/bench_cache.c $(BUILD)/libshoal.a $(BUILD)/shoal
@@ -153,8 +233,8 @@ bench-tier: deps all
 # A long crash storm and load run, and a long SIGKILL storm of a --persist
 # daemon.
 stress: tests-c
-	SHOAL_BIN=$(BUILD)/shoal SHOAL_STRESS_SCALE=$${SCALE:-10} $(BUILD)/tests/test_stress
-	SHOAL_BIN=$(BUILD)/shoal SHOAL_STRESS_SCALE=$${SCALE:-10} $(BUILD)/tests/test_persist
+	SHOAL_TEST_TIMEOUT=3600 SHOAL_BIN=$(BUILD)/shoal SHOAL_STRESS_SCALE=$${SCALE:-10} $(BUILD)/tests/test_stress
+	SHOAL_TEST_TIMEOUT=3600 SHOAL_BIN=$(BUILD)/shoal SHOAL_STRESS_SCALE=$${SCALE:-10} $(BUILD)/tests/test_persist
 
 # The integration suite with both the tests and the daemon under valgrind's
 # memcheck; fails on any error or definite leak.
@@ -164,7 +244,7 @@ test-valgrind: tests-c
 	@command -v valgrind >/dev/null || apt-get install -y -qq valgrind
 	set -e; for t in $(BUILD)/tests/test_daemon $(BUILD)/tests/test_events \
 		$(BUILD)/tests/test_store; do \
-		SHOAL_BIN=$(BUILD)/shoal SHOAL_WRAP="$(VALGRIND)" \
+		SHOAL_TEST_INPROC=1 SHOAL_BIN=$(BUILD)/shoal SHOAL_WRAP="$(VALGRIND)" \
 		SHOAL_STRESS_SCALE=0.2 $(VALGRIND) $$t; done
 
 # Fuzzing with clang's libFuzzer (tests/fuzz/): `make fuzz FUZZ_TIME=60`

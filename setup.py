@@ -1,24 +1,28 @@
 """Build of the shoal Python package (metadata lives in pyproject.toml).
 
-Two C artefacts come out of the same sources the Makefile builds:
+One build: the Makefile compiles every C file, with its own flags, and this
+file only links and packages what it built.
 
-* the extension ``shoal._shoal``: python/shoal/_shoal*.c plus libshoal
-  (src/common/*.c, src/client/*.c) compiled into one shared object, so the
-  package needs no separately installed library;
-* the ``shoal`` executable (daemon + CLI: src/cli, src/daemon, src/common,
-  src/client), installed as package data in ``shoal/_bin/shoal``. The
-  console script ``shoal`` (shoal.__main__) execs it, so ``shoal serve``,
-  ``shoal ls`` ... are on the PATH of the environment, and connect() finds
-  it next to the package to start a daemon.
+* ``make python-ext PYTHON=<this interpreter>`` compiles the extension's
+  sources (python/shoal/_shoal*.c, against this interpreter's headers),
+  build/libshoal.a (src/common, src/client) and build/shoal (the daemon and
+  CLI);
+* the extension ``shoal._shoal`` is linked from those objects and
+  build/libshoal.a, so the package needs no separately installed library;
+* the ``shoal`` executable is installed as package data in
+  ``shoal/_bin/shoal``. The console script ``shoal`` (shoal.__main__) execs
+  it, so ``shoal serve``, ``shoal ls`` ... are on the PATH of the
+  environment, and connect() finds it next to the package to start a
+  daemon.
 
-Plain setuptools and the C compiler Python was built with: no Cython,
-pybind11 or cffi. Objects go to build/python/ so they never mix with the
-Makefile's build/ variants.
+Plain setuptools, make and a C compiler: no Cython, pybind11 or cffi.
+$SHOAL_MAKE_JOBS sets make's -j (default 2).
 """
 
-import glob
 import os
 import shutil
+import subprocess
+import sys
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -26,59 +30,34 @@ from setuptools.command.build_ext import build_ext
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
 
-def sources(pattern):
-    """Sorted source paths relative to the repository root."""
-    return sorted(
-        os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, pattern))
-    )
+def make(*args):
+    """Runs make in the repository with this interpreter as PYTHON and
+    returns its standard output."""
+    jobs = os.environ.get("SHOAL_MAKE_JOBS", "2")
+    cmd = ["make", "-s", "-C", ROOT, f"-j{jobs}", f"PYTHON={sys.executable}", *args]
+    try:
+        return subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
+    except FileNotFoundError:
+        raise SystemExit("shoal: building needs make and a C compiler") from None
+    except subprocess.CalledProcessError as e:
+        raise SystemExit(f"shoal: `{' '.join(cmd)}` failed with status {e.returncode}") from None
 
 
-COMMON = sources("src/common/*.c")
-CLIENT = sources("src/client/*.c")
-DAEMON = sources("src/daemon/*.c")
-CLI = sources("src/cli/*.c")
-EXTENSION = sources("python/shoal/_shoal*.c")
-
-INCLUDES = ["include", "src/common", "src/client"]
-CFLAGS = [
-    "-std=gnu11",
-    "-D_GNU_SOURCE",
-    "-O2",
-    "-Wall",
-    "-Wextra",
-    "-Wno-unused-parameter",
-    "-Wno-missing-field-initializers",
-    "-Wno-cast-function-type",
-    "-fvisibility=hidden",
-]
-
-
-class BuildWithDaemon(build_ext):
-    """build_ext that also links the ``shoal`` executable into the package."""
+class BuildWithMake(build_ext):
+    """build_ext that has make compile everything, links the extension from
+    its objects and copies the ``shoal`` executable into the package."""
 
     def run(self):
+        make("python-ext")
+        objects = [os.path.join(ROOT, p) for p in make("print-python-ext-objects").split()]
+        for ext in self.extensions:
+            ext.extra_objects = objects
+            ext.depends = objects  # relink when make rebuilt any of them
         super().run()
-        self.build_daemon()
+        self.copy_daemon()
 
-    def build_daemon(self):
-        if not (DAEMON and CLI):
-            raise SystemExit(
-                "shoal: src/daemon or src/cli has no sources; cannot build "
-                "the shoal executable"
-            )
-        objects = self.compiler.compile(
-            CLI + DAEMON + COMMON + CLIENT,
-            output_dir=os.path.join(self.build_temp, "daemon"),
-            include_dirs=INCLUDES + ["src/daemon"],
-            # Keep the daemon's cheap invariant checks, as `make` does.
-            extra_preargs=CFLAGS + ["-UNDEBUG"],
-            depends=glob.glob("include/*.h") + glob.glob("src/*/*.h"),
-        )
-        bindir = os.path.join(self.build_temp, "bin")
-        self.compiler.link_executable(
-            objects, "shoal", output_dir=bindir, libraries=["pthread"]
-        )
-        built = os.path.join(bindir, "shoal")
+    def copy_daemon(self):
+        built = os.path.join(ROOT, "build", "shoal")
         targets = [os.path.join(self.build_lib, "shoal", "_bin", "shoal")]
         if self.inplace:
             targets.append(os.path.join(ROOT, "python", "shoal", "_bin", "shoal"))
@@ -93,19 +72,8 @@ setup(
     packages=["shoal", "shoal.brain"],
     package_data={"shoal": ["py.typed", "*.pyi"]},
     exclude_package_data={"shoal": ["*.c", "*.h"]},
-    ext_modules=[
-        Extension(
-            "shoal._shoal",
-            sources=EXTENSION + COMMON + CLIENT,
-            include_dirs=INCLUDES,
-            extra_compile_args=CFLAGS,
-            libraries=["pthread"],
-            depends=glob.glob("python/shoal/*.h")
-            + glob.glob("include/*.h")
-            + glob.glob("src/common/*.h")
-            + glob.glob("src/client/*.h"),
-        )
-    ],
-    cmdclass={"build_ext": BuildWithDaemon},
+    # No sources: make compiled them (BuildWithMake sets the objects).
+    ext_modules=[Extension("shoal._shoal", sources=[], libraries=["pthread"])],
+    cmdclass={"build_ext": BuildWithMake},
     options={"build": {"build_base": "build/python"}},
 )

@@ -61,8 +61,10 @@ extern "C" {
 /* Longest name, in bytes of UTF-8. */
 #define SHOAL_NAME_MAX 1024
 
-/* Largest metadata part of one object, in bytes. */
-#define SHOAL_META_MAX (1u << 20)
+/* Largest metadata part of one object, in bytes: metadata lives in the arena
+ * like data, so any size the store can hold fits, up to what its 32-bit size
+ * field carries. */
+#define SHOAL_META_MAX UINT32_MAX
 
 /* Largest number of IDs in one get, release or delete request. */
 #define SHOAL_BATCH_MAX 65536
@@ -105,11 +107,17 @@ enum shoal_error {
 	SHOAL_EFOREIGN =
 	        -1023, /* the daemon on the socket runs as another user */
 	SHOAL_EUNSAFE = -1024, /* the socket's directory is not private */
+	SHOAL_EINTR = -1029,   /* a wait was interrupted (shoal_interrupt) */
 };
 
 /* Returns a static, human-readable description of any code above or of a
  * negated errno. Never NULL. */
 SHOAL_API const char *shoal_strerror(int code);
+
+/* The version of the library in use at run time ("0.1.0"; static, never
+ * NULL). SHOAL_VERSION_STRING is the version of the header compiled
+ * against; the shared library's soname changes on every ABI break. */
+SHOAL_API const char *shoal_version(void);
 
 /* An object ID: 20 opaque bytes. */
 typedef struct shoal_id {
@@ -189,6 +197,81 @@ SHOAL_API void shoal_disconnect(shoal_client *c);
 SHOAL_API const char *shoal_socket_path(const shoal_client *c);
 
 /*
+ * Cancellable waits. A call that waits - shoal_get() or shoal_get_name()
+ * with a timeout other than 0, shoal_create() waiting for space - is one
+ * request that the daemon answers at the event or the deadline; the client
+ * sleeps in poll(2) meanwhile, so a waiting client costs the daemon nothing.
+ * Such a wait ends early, without its result, when:
+ *   - any thread, or a signal handler, calls shoal_interrupt(c); or
+ *   - c is interruptible (shoal_set_interruptible()) and the waiting thread
+ *     gets a signal whose handler was installed without SA_RESTART (the
+ *     poll fails with EINTR; CPython installs its handlers so).
+ * The call then returns SHOAL_EINTR and holds nothing (a get gives back
+ * what it had got); a wait whose answer is complete anyway returns it as
+ * usual. The connection stays usable: the client tells the daemon to end
+ * the wait and reads its answer before returning.
+ */
+
+/*
+ * Interrupts the wait in progress on c, or, if none is, the next one (it
+ * then ends at once): the interrupt is never lost to a race with the start
+ * of a wait. Async-signal-safe (one write(2) to an eventfd; errno is
+ * preserved) and callable from any thread. Returns 0, SHOAL_EINVAL (c NULL)
+ * or -errno.
+ */
+SHOAL_API int shoal_interrupt(shoal_client *c);
+
+/* on != 0: a signal that interrupts the waiting thread's poll(2) with
+ * EINTR ends the wait as shoal_interrupt() does; 0 (the default): waits
+ * resume after signal handlers. */
+SHOAL_API void shoal_set_interruptible(shoal_client *c, int on);
+
+/*
+ * Restarts. When the daemon goes away (it was stopped, crashed, or was
+ * restarted), the client's next call opens a new connection to the same
+ * socket path and goes on there; it does not fail once first. A call that
+ * finds the connection gone before its request was written is simply sent
+ * on the new connection. A call whose request was written and whose reply
+ * never came is sent again only if it changes nothing: shoal_get,
+ * shoal_get_name, shoal_contains, shoal_list, shoal_list_names and
+ * shoal_get_stats. Every other call returns SHOAL_EUNAVAILABLE then (its
+ * outcome is unknown: e.g. a compare-and-set that the old daemon applied
+ * would be reported as a conflict if sent again), and the next call
+ * reconnects. Each call tries one new connection at most.
+ *
+ * What a restart ends: unsealed objects are lost (shoal_seal() returns
+ * SHOAL_EUNAVAILABLE for them, shoal_abort() 0); unnamed objects are gone
+ * in the new daemon, and named ones too unless it runs with --persist.
+ * Views obtained before the restart stay valid until released: the old
+ * mapping stays mapped for them, and releasing them sends nothing to the
+ * new daemon (whose handles they would not match). With `serve --persist`
+ * the new daemon reuses the same arena file; the client then gets the
+ * objects of its old views again from it (one batched get), which keeps
+ * their memory from being reused until the old views are released. An
+ * object the new daemon does not have (an unnamed one) cannot be pinned
+ * so: the bytes of such an old view may change once the new daemon reuses
+ * its memory. Setting SHOAL_NO_RECONNECT=1 in the environment turns
+ * reconnecting off (calls then fail with SHOAL_EUNAVAILABLE).
+ */
+
+/*
+ * Called when reconnecting finds no daemon on the socket path, to start
+ * one: returns 0 when a daemon may now be listening (the connection is then
+ * tried once more), or a negative code. Runs in the thread of the call
+ * that reconnects, with that client's request lock held: it must not use
+ * the same client.
+ */
+typedef int (*shoal_restart_fn)(void *ctx, const char *socket_path);
+
+/* Sets (or, with fn NULL, clears) the restart hook of c. */
+SHOAL_API void shoal_set_restart_hook(shoal_client *c, shoal_restart_fn fn,
+                                      void *ctx);
+
+/* How many connections c has had: 1 after shoal_connect(), one more per
+ * reconnect. */
+SHOAL_API uint32_t shoal_epoch(const shoal_client *c);
+
+/*
  * Creates an object of data_size bytes of data and metadata_size bytes of
  * metadata and reserves memory for both, so that writing them can never
  * fault with SIGBUS. On success *data points at data_size writable bytes,
@@ -216,10 +299,10 @@ SHOAL_API const char *shoal_socket_path(const shoal_client *c);
  *
  * Returns 0; SHOAL_EEXISTS if an object with this ID exists in any state;
  * SHOAL_EFULL (also, at once and whatever the timeout, for an object larger
- * than the whole store); SHOAL_ETOOBIG for metadata over SHOAL_META_MAX;
- * SHOAL_EUNAVAILABLE; SHOAL_EFORKED; SHOAL_ENOMEM (also when the kernel
- * has no room for another protection change: too many unsealed objects);
- * or -errno.
+ * than the whole store, data and metadata counted together); SHOAL_EINTR
+ * when the wait for space was interrupted; SHOAL_EUNAVAILABLE;
+ * SHOAL_EFORKED; SHOAL_ENOMEM (also when the kernel has no room for
+ * another protection change: too many unsealed objects); or -errno.
  */
 SHOAL_API int shoal_create(shoal_client *c, const shoal_id *id,
                            uint64_t data_size, uint32_t metadata_size,
@@ -255,8 +338,9 @@ SHOAL_API int shoal_abort(shoal_client *c, const shoal_id *id);
  * available in time. Each view with status 0 must be given back with
  * shoal_release() (once per view, duplicates included).
  * Returns 0 (even when some objects were not available); SHOAL_EINVAL;
- * SHOAL_ETOOBIG for n over the limit; SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or
- * -errno.
+ * SHOAL_ETOOBIG for n over the limit; SHOAL_EINTR when the wait was
+ * interrupted before every object came (no view is then held; see
+ * shoal_interrupt()); SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or -errno.
  */
 SHOAL_API int shoal_get(shoal_client *c, const shoal_id *ids, size_t n,
                         int64_t timeout_ms, shoal_view *views);
@@ -298,11 +382,19 @@ SHOAL_API int shoal_delete(shoal_client *c, const shoal_id *ids, size_t n,
  * SHOAL_EUNAVAILABLE, SHOAL_EFORKED or -errno. */
 SHOAL_API int shoal_contains(shoal_client *c, const shoal_id *id, int *state);
 
-/* Asks the daemon to evict sealed objects that nobody holds and that have
- * no name or only evictable names (SHOAL_NAME_EVICTABLE; the names go with
+/*
+ * Asks the daemon to evict sealed objects that nobody holds and that have no
+ * name or only evictable names (SHOAL_NAME_EVICTABLE; the names go with
  * them), least recently released first, until at least nbytes are freed or
- * none is left. *freed (may be NULL) receives the bytes freed. Returns 0,
- * SHOAL_EUNAVAILABLE, SHOAL_EFORKED or -errno. */
+ * none is left.
+ *   c       the client.
+ *   nbytes  bytes to free, counted as objects were created (data +
+ *           metadata, not the 64-byte blocks they take); 0 evicts nothing.
+ *   freed   (may be NULL) receives the bytes freed, counted the same way;
+ *           it may exceed nbytes (whole objects go) or fall short (nothing
+ *           more was evictable).
+ * Returns 0, SHOAL_EUNAVAILABLE, SHOAL_EFORKED or -errno.
+ */
 SHOAL_API int shoal_evict(shoal_client *c, uint64_t nbytes, uint64_t *freed);
 
 /* One object as listed by shoal_list(). */
@@ -314,14 +406,24 @@ typedef struct shoal_object_info {
 	uint32_t holders;        /* clients holding it now */
 	uint32_t names;          /* names pointing at it */
 	uint64_t create_time_ns; /* CLOCK_REALTIME at create */
+	int64_t construct_ms;    /* milliseconds from create to seal; -1
+	                            while unsealed */
 } shoal_object_info;
 
 /*
- * Lists objects, page by page. *cursor is 0 to start; on return it holds
- * the cursor of the next page, or 0 when the listing is complete. Up to max
- * entries are written to out and their number to *count. Objects created
- * or deleted during a listing may or may not appear; one that exists for
- * the whole listing appears exactly once.
+ * Lists objects (any state, deleted ones excepted), page by page.
+ *   c       the client.
+ *   cursor  in: 0 to start, else the value a previous call left; out: the
+ *           cursor of the next page, or 0 when the listing is complete.
+ *   out     room for max entries, filled with the page's objects.
+ *   max     entries out holds (at least 1; a page has at most 4096).
+ *   count   receives the number of entries written; a page may hold
+ *           fewer than max (even none) while *cursor is not 0.
+ * Objects created or deleted during a listing may or may not appear; one
+ * that exists for the whole listing appears exactly once.
+ * Returns 0; SHOAL_EINVAL (a NULL pointer, max 0); SHOAL_EPROTO;
+ * SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or -errno. On failure *cursor is
+ * unchanged and *count is 0.
  */
 SHOAL_API int shoal_list(shoal_client *c, uint64_t *cursor,
                          shoal_object_info *out, size_t max, size_t *count);
@@ -345,8 +447,18 @@ typedef struct shoal_stats {
 	uint64_t uptime_ms;
 	uint64_t expired;       /* names removed by expiry since start */
 	uint64_t evicted_names; /* names evicted with their object */
+	uint64_t requests; /* requests received since start (a waiting request
+	                      counts once, however long it waits) */
 } shoal_stats;
 
+/*
+ * The store's counters, in one round trip.
+ *   c    the client.
+ *   out  receives the counters (see shoal_stats; sizes are the ones asked
+ *        for, used_bytes counts 64-byte blocks).
+ * Returns 0, SHOAL_EINVAL (out NULL), SHOAL_EPROTO, SHOAL_EUNAVAILABLE,
+ * SHOAL_EFORKED or -errno.
+ */
 SHOAL_API int shoal_get_stats(shoal_client *c, shoal_stats *out);
 
 /*
@@ -374,8 +486,9 @@ SHOAL_API int shoal_set_name(shoal_client *c, const char *name, size_t name_len,
  * exist, waits up to timeout_ms for it to be set. On success *view is a
  * pinned view to give back with shoal_release() and *version (may be NULL)
  * the name's version. Returns 0; SHOAL_ENOTFOUND when the name did not
- * exist within the timeout; SHOAL_EINVAL; SHOAL_ETOOBIG; SHOAL_EUNAVAILABLE;
- * SHOAL_EFORKED; or -errno.
+ * exist within the timeout; SHOAL_EINTR when the wait was interrupted;
+ * SHOAL_EINVAL; SHOAL_ETOOBIG; SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or
+ * -errno.
  */
 SHOAL_API int shoal_get_name(shoal_client *c, const char *name, size_t name_len,
                              int64_t timeout_ms, shoal_view *view,
@@ -589,12 +702,24 @@ SHOAL_API int shoal_subscribe(const char *socket_path, unsigned flags,
 
 /*
  * Waits up to timeout_ms (0: poll; SHOAL_WAIT_FOREVER) for the next event.
- * Returns 0 with *ev filled; SHOAL_ETIMEDOUT; SHOAL_EUNAVAILABLE when the
- * daemon closed the subscription (after an OVERFLOW event, or when it
+ * Returns 0 with *ev filled; SHOAL_ETIMEDOUT; SHOAL_EINTR when the wait
+ * was interrupted (shoal_subscription_interrupt(), or a signal when the
+ * subscription is interruptible; no event is lost); SHOAL_EUNAVAILABLE when
+ * the daemon closed the subscription (after an OVERFLOW event, or when it
  * stopped); SHOAL_EPROTO; or -errno.
  */
 SHOAL_API int shoal_next_event(shoal_subscription *s, int64_t timeout_ms,
                                shoal_event *ev);
+
+/* Ends the wait of shoal_next_event() on s in progress, or the next one,
+ * with SHOAL_EINTR, as shoal_interrupt() does for a client (async-signal-
+ * safe, any thread). Returns 0, SHOAL_EINVAL or -errno. */
+SHOAL_API int shoal_subscription_interrupt(shoal_subscription *s);
+
+/* on != 0: a signal that interrupts the waiting thread's poll(2) ends
+ * shoal_next_event() with SHOAL_EINTR (see shoal_set_interruptible()). */
+SHOAL_API void shoal_subscription_set_interruptible(shoal_subscription *s,
+                                                    int on);
 
 /* The subscription's socket, to wait for readability with poll(2). Events
  * may also be buffered already: call shoal_next_event() with timeout 0

@@ -263,9 +263,16 @@ def run_once(kind, rows, requests, tmp):
         load_lat = []
         lock = threading.Lock()
 
+        errors = []
+
         def client(c):
-            mine = [update_request(app.url, regions[(c + i) % len(regions)], "data version 1")
-                    for i in range(requests // 4 + 1)]
+            mine = []
+            for i in range(requests // 4 + 1):
+                try:
+                    mine.append(update_request(app.url, regions[(c + i) % len(regions)],
+                                               "data version 1"))
+                except OSError as e:  # a failed callback (HTTP 500, time-out)
+                    errors.append(repr(e))
             with lock:
                 load_lat.extend(mine)
 
@@ -288,6 +295,7 @@ def run_once(kind, rows, requests, tmp):
             "store_held_mib": svc.held_bytes() / (1 << 20),
             "store_pss_peak_mib": peak["store"] / 1024,
             "load_s": load_s,
+            "load_errors": len(errors),
             "samples_ms": [1000 * x for x in lat],
         }
     finally:
@@ -315,13 +323,16 @@ def main(argv=None):
             with tempfile.TemporaryDirectory(prefix=f"bench-dash-{kind}-") as tmp:
                 r = run_once(kind, args.rows, args.requests, tmp)
             runs[kind].append(r)
-            print(f"  rep {rep + 1} {kind:10s} p50 {r['p50_ms']:8.1f} ms  p99 {r['p99_ms']:8.1f} ms  "
-                  f"4 clients p50 {r['load_p50_ms']:8.1f} ms  workers PSS peak "
-                  f"{r['workers_pss_peak_mib']:7.0f} MiB", flush=True)
+            print(f"  rep {rep + 1} {kind:10s} "
+                  + " ".join(f"{k} {v:.1f}" for k, v in r.items() if k != "samples_ms"), flush=True)
+            # Written after every run, so a long run stopped early keeps its figures.
+            os.makedirs(os.path.dirname(args.json), exist_ok=True)
+            with open(args.json, "w") as f:
+                json.dump({"rows": args.rows, "requests": args.requests, "runs": runs}, f, indent=1)
 
     keys = ["p50_ms", "p99_ms", "load_p50_ms", "load_p99_ms", "workers_pss_peak_mib",
             "workers_pss_after_mib", "workers_pss_boot_mib", "store_pss_peak_mib", "store_held_mib",
-            "load_s"]
+            "load_s", "load_errors"]
     med = {k: {key: statistics.median(r[key] for r in runs[k]) for key in keys} for k in kinds}
     base = med.get("shoal")
     with open("/proc/loadavg") as f:
@@ -331,15 +342,15 @@ def main(argv=None):
           f"load average at end {loadavg}\n")
     print("| backend | p50 ms | p99 ms | p50 ms, 4 clients | p99 ms, 4 clients "
           "| workers' PSS at boot MiB | workers' PSS peak MiB | workers' PSS after MiB "
-          "| store process PSS peak MiB | store holds MiB | p50 / shoal's |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| store process PSS peak MiB | store holds MiB | failed callbacks | p50 / shoal's |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for k in kinds:
         m = med[k]
         ratio = f"{m['p50_ms'] / base['p50_ms']:.1f}" if base else "-"
         print(f"| {k} | {m['p50_ms']:.1f} | {m['p99_ms']:.1f} | {m['load_p50_ms']:.1f} | "
               f"{m['load_p99_ms']:.1f} | {m['workers_pss_boot_mib']:.0f} | {m['workers_pss_peak_mib']:.0f} | "
               f"{m['workers_pss_after_mib']:.0f} | {m['store_pss_peak_mib']:.0f} | "
-              f"{m['store_held_mib']:.0f} | {ratio} |")
+              f"{m['store_held_mib']:.0f} | {sum(r['load_errors'] for r in runs[k])} | {ratio} |")
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump({"rows": args.rows, "requests": args.requests, "repeat": args.repeat,

@@ -92,6 +92,14 @@ class Env:
             return False
 
     def close(self):
+        for h in ("a", "b"):
+            try:
+                with open(os.path.join(self.tmp, f"{h}.sock.tier.log")) as f:
+                    log = f.read().strip()
+                if log:
+                    print(f"tier {h} log:\n{log[-2000:]}", file=sys.stderr)
+            except OSError:
+                pass
         for s in self.stores:
             s.close()
         for p in reversed(self.procs):
@@ -154,7 +162,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--json", default="build/bench-tier.json")
-    ap.add_argument("--memory", default="2G")
+    ap.add_argument("--memory", default="3G")
     args = ap.parse_args()
     env = Env(args.memory)
     a, b = env.stores

@@ -101,12 +101,27 @@ class _Flat:
             null_count=0,
         )
 
-    def fill(self, np, dst, base, written):
-        """Copies the chunks into the buffers of written (the placeholder as
-        the IPC writer laid it out in dst, whose address is base)."""
+    def positions(self, written, base):
+        """(offsets position, data position) of this column's buffers in
+        written (an array the IPC writer laid out at address base); the
+        offsets position is None for fixed-width columns."""
         bufs = written.buffers()
         if self.kind == "fixed":
-            pos = bufs[1].address - base
+            return None, bufs[1].address - base
+        return bufs[1].address - base, (bufs[2].address - base if self.data_bytes else 0)
+
+    def buffer_sizes(self):
+        """The sizes of the buffers the IPC writer gives this column."""
+        if self.kind == "fixed":
+            return [0, self.data_bytes]
+        k = 4 if self.kind == "binary32" else 8
+        return [0, (self.length + 1) * k, self.data_bytes]
+
+    def fill(self, np, dst, opos, dpos):
+        """Copies the chunks into dst: the values at dpos, the rebased
+        offsets (binary kinds) at opos."""
+        if self.kind == "fixed":
+            pos = dpos
             w = self.width
             for c in self.chunks:
                 n = len(c) * w
@@ -116,9 +131,7 @@ class _Flat:
                     pos += n
             return
         dt = np.int32 if self.kind == "binary32" else np.int64
-        opos = bufs[1].address - base
         offs = dst[opos : opos + (self.length + 1) * dt().itemsize].view(dt)
-        dpos = bufs[2].address - base if self.data_bytes else 0
         row = data = 0
         for c in self.chunks:
             n = len(c)
@@ -134,32 +147,122 @@ class _Flat:
             data += end - start
         offs[self.length] = data
 
+    def in_place(self, pa, buf, base, opos, dpos):
+        """This column as an array over its final place in buf (at base)."""
+        typ = self.chunks[0].type
+
+        def part(pos, size):
+            return pa.foreign_buffer(base + pos, size, base=buf)
+
+        if self.kind == "fixed":
+            return pa.Array.from_buffers(typ, self.length, [None, part(dpos, self.data_bytes)], null_count=0)
+        sizes = self.buffer_sizes()
+        return pa.Array.from_buffers(
+            typ, self.length, [None, part(opos, sizes[1]), part(dpos, self.data_bytes)], null_count=0
+        )
+
+
+def _pad8(n):
+    return (n + 7) & ~7
+
+
+def _writer_sizes(pa, np, arr):
+    """The sizes of the body buffers the IPC writer gives arr (validity
+    first, then the type's buffers), or None for a layout not modelled
+    here. Buffers are 8-byte padded in the body; a validity bitmap is
+    empty without nulls."""
+    if arr.offset:
+        return None
+    typ, n = arr.type, len(arr)
+    sizes = [(n + 7) // 8 if arr.null_count else 0]
+    if pa.types.is_dictionary(typ):
+        typ = typ.index_type  # the dictionary goes in its own message
+    kind, width = _flat_kind(pa, typ)
+    if kind == "fixed":
+        return sizes + [n * width]
+    if kind in ("binary32", "binary64"):
+        if n == 0:
+            return None
+        offs = np.frombuffer(arr.buffers()[1], dtype=np.int32 if kind == "binary32" else np.int64)
+        return sizes + [(n + 1) * width, int(offs[n]) - int(offs[0])]
+    if pa.types.is_boolean(typ):
+        return sizes + [(n + 7) // 8]
+    return None
+
 
 class ArrowPlan:
     """How a table becomes one record batch in an object: ``size`` bytes,
-    written by ``write(buf)``."""
+    written by ``write(buf)``.
+
+    With ``layout`` (the predicted body position of each flat column's
+    buffers), the chunks are copied to their final places first and the
+    IPC writer is then given arrays over those very places: its copy of
+    them is a copy onto itself, which memmove skips, so each byte is
+    written once. The prediction is checked against what the writer wrote;
+    if it were ever wrong, the chunks are copied again to the places the
+    writer used, so the result is right either way."""
 
     def __init__(self, pa, batch, flats):
         self._pa = pa
         self._batch = batch
         self._flats = flats
         mock = pa.MockOutputStream()
-        self._write_stream(mock)
+        self._write_stream(mock, batch)
         self.size = mock.size()
+        self._layout = self._predict() if flats else None
+        self.predicted = None  # after write: whether the layout held
 
-    def _write_stream(self, sink):
-        with self._pa.ipc.new_stream(sink, self._batch.schema) as writer:
-            if isinstance(self._batch, self._pa.RecordBatch):
-                writer.write_batch(self._batch)
+    def _predict(self):
+        import numpy as np
+
+        pa = self._pa
+        flat_at = {f.index: f for f in self._flats}
+        sizes, where = [], {}
+        for i in range(self._batch.num_columns):
+            f = flat_at.get(i)
+            col = f.buffer_sizes() if f else _writer_sizes(pa, np, self._batch.column(i))
+            if col is None:
+                return None
+            where[i] = len(sizes)
+            sizes.extend(col)
+        starts, pos = [], 0
+        for n in sizes:
+            starts.append(pos)
+            pos += _pad8(n)
+        body = self.size - 8 - pos  # the stream ends with an 8-byte marker
+        layout = {}
+        for f in self._flats:
+            k = where[f.index]
+            if f.kind == "fixed":
+                layout[f.index] = (None, body + starts[k + 1])
             else:
-                writer.write_table(self._batch)
+                layout[f.index] = (body + starts[k + 1], body + starts[k + 2])
+        return layout
+
+    def _write_stream(self, sink, batch):
+        with self._pa.ipc.new_stream(sink, batch.schema) as writer:
+            if isinstance(batch, self._pa.RecordBatch):
+                writer.write_batch(batch)
+            else:
+                writer.write_table(batch)
 
     def write(self, buf):
         pa = self._pa
         target = pa.py_buffer(buf)
+        batch = self._batch
+        if self._layout:
+            import numpy as np
+
+            dst = np.frombuffer(buf, dtype=np.uint8)
+            arrays = batch.columns
+            for f in self._flats:
+                opos, dpos = self._layout[f.index]
+                f.fill(np, dst, opos, dpos)
+                arrays[f.index] = f.in_place(pa, buf, target.address, opos, dpos)
+            batch = pa.RecordBatch.from_arrays(arrays, schema=batch.schema)
         stream = pa.FixedSizeBufferWriter(target)
         stream.set_memcopy_threads(4)
-        self._write_stream(stream)
+        self._write_stream(stream, batch)
         written = stream.tell()
         stream.close()
         if written != self.size:
@@ -170,8 +273,12 @@ class ArrowPlan:
 
         laid = pa.ipc.open_stream(target).read_next_batch()
         dst = np.frombuffer(buf, dtype=np.uint8)
-        for flat in self._flats:
-            flat.fill(np, dst, target.address, laid.column(flat.index))
+        self.predicted = self._layout is not None
+        for f in self._flats:
+            actual = f.positions(laid.column(f.index), target.address)
+            if self._layout is None or self._layout[f.index] != actual:
+                self.predicted = False
+                f.fill(np, dst, *actual)
 
 
 def plan(pa, data):
@@ -258,3 +365,98 @@ def share_pandas(value):
     except (AttributeError, TypeError):
         pass
     return value
+
+
+# ------------------------------------------------------- pandas to Arrow
+
+
+def _has_nan(np, arr):
+    """Whether a float array holds a NaN: one summing pass (NaN propagates;
+    only inf - inf can fake one, then a precise check)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        total = np.add.reduce(arr)
+    return bool(np.isnan(total)) and bool(np.isnan(arr).any())
+
+
+def pandas_table(pa, df):
+    """(table, nan_columns): ``pa.Table.from_pandas(df)``, except for how
+    numpy float columns are converted.
+
+    pyarrow turns each NaN into a null with a pass that builds a validity
+    bitmap over every float column (~0.1 s per 10M values, most of a put's
+    CPU time, even for a column without NaN), and leaves the null slots'
+    values undefined, so that a reader's to_pandas() must copy the column to
+    put NaN back: a float column with one NaN was never a view. Here the
+    values are taken as they are (zero-copy); a column that holds NaN (one
+    summing pass finds out) gets a validity bitmap with the NaN slots as
+    nulls, and its values keep the NaN. So the Arrow and nullable backends
+    see missing values without any work at get, and the default backend
+    drops the bitmap (``nan_as_values``) and gets a view with the NaN in
+    place - pandas' own representation, an exact round trip. nan_columns
+    names those columns (kept in the object's header).
+    """
+    import json
+
+    import numpy as np
+
+    floats = set()
+    for i in range(df.shape[1]):
+        dt = df.dtypes.iloc[i]
+        if isinstance(dt, np.dtype) and dt.kind == "f" and dt.itemsize in (4, 8):
+            floats.add(i)
+    if not floats:
+        return pa.Table.from_pandas(df, preserve_index=None), []
+    import pandas as pd
+
+    proxy = df.copy(deep=False)
+    values = {}
+    for i in sorted(floats):
+        arr = df.iloc[:, i].to_numpy()
+        values[i] = arr
+        # Same bits as integers: pyarrow takes them without a NaN scan. A
+        # Series (copy=False) makes isetitem share the memory, not copy it.
+        ints = arr.view(np.int64 if arr.itemsize == 8 else np.int32)
+        proxy.isetitem(i, pd.Series(ints, index=df.index, copy=False))
+    table = pa.Table.from_pandas(proxy, preserve_index=None)
+    meta = json.loads(table.schema.metadata[b"pandas"])
+    nan_columns = []
+    for i in sorted(floats):
+        arr = values[i]
+        ftype = pa.float64() if arr.itemsize == 8 else pa.float32()
+        name = table.schema.field(i).name
+        has_nan = _has_nan(np, arr)
+        chunks = []
+        for c in table.column(i).chunks:
+            data = c.buffers()[1].slice(c.offset * arr.itemsize, len(c) * arr.itemsize)
+            validity, nulls = None, 0
+            if has_nan:
+                import pyarrow.compute as pc
+
+                valid = pc.invert(pc.is_nan(pa.Array.from_buffers(ftype, len(c), [None, data])))
+                validity, nulls = valid.buffers()[1], len(c) - pc.sum(valid).as_py()
+            chunks.append(pa.Array.from_buffers(ftype, len(c), [validity, data], null_count=nulls))
+        if has_nan:
+            nan_columns.append(name)
+        table = table.set_column(i, pa.field(name, ftype), pa.chunked_array(chunks, type=ftype))
+        col = meta["columns"][i]
+        col["pandas_type"] = col["numpy_type"] = str(arr.dtype)
+    schema_meta = dict(table.schema.metadata)
+    schema_meta[b"pandas"] = json.dumps(meta).encode()
+    return table.replace_schema_metadata(schema_meta), nan_columns
+
+
+def nan_as_values(pa, table, nan_columns):
+    """The table with the validity bitmaps of nan_columns dropped, so that
+    their null slots read as the NaN stored in them (the default pandas
+    backend: the column stays a view of shared memory)."""
+    for name in nan_columns:
+        i = table.schema.get_field_index(name)
+        if i < 0:
+            continue  # not selected
+        field = table.schema.field(i)
+        chunks = [
+            pa.Array.from_buffers(field.type, len(c), [None, c.buffers()[1]], null_count=0, offset=c.offset)
+            for c in table.column(i).chunks
+        ]
+        table = table.set_column(i, field, pa.chunked_array(chunks, type=field.type))
+    return table

@@ -35,7 +35,7 @@ import json
 import pickle
 import sys
 
-from shoal import _shoal
+from shoal import _frames, _shoal
 
 MAGIC = b"shoal/1 "
 ALIGN = _shoal.PART_ALIGN
@@ -189,16 +189,18 @@ def _encode_frame(value):
             if not _pandas_arrow_safe(pd, value):
                 return None
             try:
-                table = pa.Table.from_pandas(value, preserve_index=None)
+                table, nans = _frames.pandas_table(pa, value)
             except (pa.ArrowException, TypeError, ValueError, NotImplementedError):
                 return None
             header = {"type": "pandas.DataFrame", **_index_freq(pd, value.index)}
+            if nans:
+                header["nan"] = nans
         elif pd is not None and isinstance(value, pd.Series):
             frame = value.to_frame(name="__shoal_series__")
             if not _pandas_arrow_safe(pd, frame):
                 return None
             try:
-                table = pa.Table.from_pandas(frame, preserve_index=None)
+                table, nans = _frames.pandas_table(pa, frame)
             except (pa.ArrowException, TypeError, ValueError, NotImplementedError):
                 return None
             header = {
@@ -206,6 +208,8 @@ def _encode_frame(value):
                 "name": pickle.dumps(value.name, 5).hex(),
                 **_index_freq(pd, value.index),
             }
+            if nans:
+                header["nan"] = nans
         elif pl is not None and isinstance(value, pl.DataFrame):
             table, header = _polars_arrow(pl, value), {"type": "polars.DataFrame"}
         elif pl is not None and isinstance(value, pl.Series):
@@ -226,8 +230,6 @@ def _polars_arrow(pl, df):
 
 def _encode_ipc(pa, data, header):
     """data as one contiguous record batch (see _frames)."""
-    from shoal import _frames
-
     p = _frames.plan(pa, data)
     return Encoded(_meta("arrow", header), p.size, writer=p.write)
 
@@ -299,8 +301,6 @@ def _cow(value):
     (see _frames.share_pandas)."""
     pd = _module("pandas")
     if pd is not None and isinstance(value, (pd.DataFrame, pd.Series)):
-        from shoal import _frames
-
         _frames.share_pandas(value)
     return value
 
@@ -400,6 +400,10 @@ def _to_pandas(table, header, columns, dtype_backend, copy):
     elif columns is not None:
         table = table.select(list(columns))
     kw = {}
+    if dtype_backend is None and header.get("nan"):
+        # NaN of numpy float columns is stored as NaN under a validity
+        # bitmap (see _frames.pandas_table): numpy wants the NaN.
+        table = _frames.nan_as_values(pa, table, header["nan"])
     if dtype_backend == "pyarrow":
         kw["types_mapper"] = pd.ArrowDtype
     elif dtype_backend == "numpy_nullable":

@@ -204,8 +204,14 @@ static PyObject *pyid_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
 	} else {
 		Py_buffer b;
 
-		if (PyUnicode_Check(bin) ||
-		    PyObject_GetBuffer(bin, &b, PyBUF_SIMPLE) < 0) {
+		if (PyUnicode_Check(bin)) {
+			/* Plasma's ObjectID("hello") was a ValueError. */
+			PyErr_Format(PyExc_ValueError,
+			             "ObjectID() takes %d bytes, not a str",
+			             SHOAL_ID_SIZE);
+			return NULL;
+		}
+		if (PyObject_GetBuffer(bin, &b, PyBUF_SIMPLE) < 0) {
 			PyErr_Clear();
 			PyErr_Format(PyExc_TypeError,
 			             "ObjectID() takes 20 bytes, not %.100s",
@@ -236,13 +242,13 @@ static void pyid_dealloc(PyObject *self)
 	Py_DECREF(tp);
 }
 
-static PyObject *pyid_binary(PyObject *self, PyObject *unused)
+static PyObject *pyid_binary(PyObject *self, PyObject *Py_UNUSED(unused))
 {
 	return PyBytes_FromStringAndSize(
 	        (const char *)((pyid_object *)self)->id.bytes, SHOAL_ID_SIZE);
 }
 
-static PyObject *pyid_hex(PyObject *self, PyObject *unused)
+static PyObject *pyid_hex(PyObject *self, PyObject *Py_UNUSED(unused))
 {
 	static const char digits[] = "0123456789abcdef";
 	const uint8_t *b = ((pyid_object *)self)->id.bytes;
@@ -255,7 +261,7 @@ static PyObject *pyid_hex(PyObject *self, PyObject *unused)
 	return PyUnicode_FromStringAndSize(out, sizeof(out));
 }
 
-static PyObject *pyid_from_random(PyObject *cls, PyObject *unused)
+static PyObject *pyid_from_random(PyObject *cls, PyObject *Py_UNUSED(unused))
 {
 	pyshoal_state *st = pyshoal_state_of_type((PyTypeObject *)cls);
 	pyid_object *o;
@@ -274,7 +280,7 @@ static PyObject *pyid_from_random(PyObject *cls, PyObject *unused)
 	return (PyObject *)o;
 }
 
-static PyObject *pyid_reduce(PyObject *self, PyObject *unused)
+static PyObject *pyid_reduce(PyObject *self, PyObject *Py_UNUSED(unused))
 {
 	PyObject *bin = pyid_binary(self, NULL);
 	PyObject *r;
@@ -340,7 +346,7 @@ static PyType_Slot pyid_slots[] = {
         {Py_tp_doc, "ObjectID(binary)\n--\n\n"
                     "The ID of an object in the store: 20 bytes (Plasma's "
                     "size). Hashable, comparable and picklable; "
-                    "ValueError for a wrong length."},
+                    "ValueError for a wrong length or a str."},
         {Py_tp_new, pyid_tp_new},
         {Py_tp_dealloc, pyid_dealloc},
         {Py_tp_repr, pyid_repr},
@@ -359,7 +365,8 @@ static PyType_Spec pyid_spec = {
 
 /* ------------------------------------------------------ module functions */
 
-static PyObject *mod_default_socket(PyObject *module, PyObject *unused)
+static PyObject *mod_default_socket(PyObject *module,
+                                    PyObject *Py_UNUSED(unused))
 {
 	char buf[4096];
 	int rc = shoal_default_socket(buf, sizeof(buf));
@@ -371,7 +378,7 @@ static PyObject *mod_default_socket(PyObject *module, PyObject *unused)
 	return PyUnicode_DecodeFSDefault(buf);
 }
 
-static PyObject *mod_strerror(PyObject *module, PyObject *arg)
+static PyObject *mod_strerror(PyObject *Py_UNUSED(module), PyObject *arg)
 {
 	int code = PyLong_AsLong(arg);
 
@@ -531,6 +538,8 @@ static int pyshoal_exec(PyObject *m)
 	CODE(ECLOSED);
 	CODE(EFOREIGN);
 	CODE(EUNSAFE);
+	CODE(ELIMIT);
+	CODE(EINTR);
 #undef CODE
 	return 0;
 }

@@ -24,8 +24,10 @@
  *                returned as an Event (a struct sequence, also a heap
  *                type).
  *
- * Every call into libshoal that can block runs with the GIL released. Long
- * waits are cut into slices so that Ctrl-C (PyErr_CheckSignals) works. All
+ * Every call into libshoal that can block runs with the GIL released. A wait
+ * on the daemon is one request; a signal ends it early (the connections are
+ * interruptible), the handlers run, and it goes on unless one raised, so
+ * Ctrl-C works at once and a waiting call costs the daemon nothing. All
  * Python-level state (dicts, reference counts, Connection swaps) is only
  * touched with the GIL held, so the extension needs no locks of its own and
  * nothing it holds can be left locked in a forked child.
@@ -45,7 +47,8 @@
  * alignment; also what the arena guarantees for the object's start). */
 #define PYSHOAL_PART_ALIGN 64
 
-/* A blocking wait is cut into slices this long (ms) to check signals. */
+/* A subscription's wait (local: it costs the daemon nothing) is cut into
+ * slices this long (ms) to check signals and a close() from elsewhere. */
 #define PYSHOAL_SLICE_MS 100
 
 /* Spare connections kept for waiting calls. */
@@ -85,9 +88,14 @@ typedef struct {
 	pid_t pid;  /* process that connected */
 	int broken; /* the daemon went away: open a new connection */
 	/* Creates of this connection not yet sealed or aborted: id bytes ->
-	 * address of the live writable Buffer (an int), or None once that
-	 * Buffer died (seal then drops the creator's hold at once). */
+	 * a weak reference to the writable Buffer. Once that Buffer died or
+	 * was released (the reference is dead, or the Buffer is no longer
+	 * CREATED), seal drops the creator's hold at once. */
 	PyObject *created;
+	/* For libshoal's restart hook: the Client's autostart (a strong
+	 * reference, or NULL) and the module state. */
+	PyObject *autostart;
+	pyshoal_state *st;
 } pyconn_object;
 
 enum pybuf_state {
@@ -162,8 +170,10 @@ void pyclient_done_with(pyclient_object *self, pyconn_object *c,
  * broken when rc means its socket is gone. Returns NULL. */
 PyObject *pyclient_fail(pyclient_object *self, pyconn_object *c, int rc,
                         const char *what);
-/* Length of the next slice of a wait ending at deadline (timeout_ms as
- * given: -1 forever, 0 no wait), and whether the wait is over. */
+/* The timeout to pass on for a wait ending at deadline (timeout_ms as given:
+ * -1 forever, 0 no wait); the length of its next slice (subscriptions);
+ * whether the wait is over. */
+int64_t pyclient_time_left(int64_t timeout_ms, int64_t deadline);
 int64_t pyclient_next_slice(int64_t timeout_ms, int64_t deadline);
 int pyclient_wait_over(int64_t timeout_ms, int64_t deadline);
 /* A str name as UTF-8 (borrowed from obj). 0 or -1 with an exception. */

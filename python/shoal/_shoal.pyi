@@ -106,7 +106,7 @@ class Buffer:
     def __exit__(self, *exc: object) -> bool: ...
     def __eq__(self, other: object) -> bool: ...
 
-ObjectRow: TypeAlias = tuple[ObjectID, int, int, int, int, int, int]
+ObjectRow: TypeAlias = tuple[ObjectID, int, int, int, int, int, int, int]
 # (name, id, version, data_size, metadata_size, flags, ttl_ms; -1: none)
 NameRow: TypeAlias = tuple[str, ObjectID, int, int, int, int, int]
 

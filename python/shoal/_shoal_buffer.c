@@ -14,10 +14,11 @@
  * States (enum pybuf_state):
  *   VIEW     from a get: read-only; dropping it calls shoal_release().
  *   CREATED  from a create: writable until the object is sealed or
- *            aborted. Registered in its connection's `created` dict so that
- *            Client.seal()/abort() (which name the object by ID, as Plasma
- *            did) can find it. If it dies before the seal, the dict entry
- *            becomes None and the seal drops the creator's hold at once.
+ *            aborted. Registered in its connection's `created` dict by weak
+ *            reference, so that Client.seal()/abort() (which name the
+ *            object by ID, as Plasma did) can find it without keeping it
+ *            alive. If it dies (or is released) before the seal, the seal
+ *            finds a dead reference and drops the creator's hold at once.
  *   SEALED   the creator's hold after seal: read-only for new exports
  *            (exports taken while CREATED keep their writability; the
  *            buffer protocol cannot revoke them); dropping it calls
@@ -70,7 +71,7 @@ PyObject *pybuf_from_create(pyshoal_state *st, pyconn_object *conn,
 {
 	pybuf_object *b =
 	        (pybuf_object *)st->buffer_type->tp_alloc(st->buffer_type, 0);
-	PyObject *key = NULL, *addr = NULL;
+	PyObject *key = NULL, *ref = NULL;
 
 	if (!b)
 		goto fail;
@@ -84,15 +85,15 @@ PyObject *pybuf_from_create(pyshoal_state *st, pyconn_object *conn,
 	b->wdata = data ? data : empty_data;
 	b->state = PYBUF_CREATED;
 	key = PyBytes_FromStringAndSize((const char *)id->bytes, SHOAL_ID_SIZE);
-	addr = PyLong_FromVoidPtr(b);
-	if (!key || !addr || PyDict_SetItem(conn->created, key, addr) < 0)
+	ref = key ? PyWeakref_NewRef((PyObject *)b, NULL) : NULL;
+	if (!ref || PyDict_SetItem(conn->created, key, ref) < 0)
 		goto fail;
 	Py_DECREF(key);
-	Py_DECREF(addr);
+	Py_DECREF(ref);
 	return (PyObject *)b;
 fail:
 	Py_XDECREF(key);
-	Py_XDECREF(addr);
+	Py_XDECREF(ref);
 	if (b) {
 		/* Not registered: make dealloc forget it, then abort. */
 		b->state = PYBUF_DONE;
@@ -103,31 +104,23 @@ fail:
 }
 
 /*
- * Drops the pin (or, for an unsealed create, marks the creator's hold
- * orphaned) and moves to DONE. Must be called with the GIL held (it touches
- * conn->created), and keeps it: shoal_release() never waits for a reply or
- * for another thread's request - at most it writes the queued releases in
- * one small send when the connection is idle - while giving up the GIL in
- * every dealloc would make threaded programs wait for it again each time.
+ * Drops the pin and moves to DONE. An unsealed create needs nothing here:
+ * its registry entry is a weak reference, and a seal that finds it dead or
+ * finds this Buffer no longer CREATED drops the creator's hold itself (so
+ * nothing is allocated, and nothing can fail, on this path). Keeps the GIL:
+ * shoal_release() never waits for a reply or for another thread's request
+ * - at most it writes the queued releases in one small send when the
+ * connection is idle - while giving up the GIL in every dealloc would make
+ * threaded programs wait for it again each time.
  */
 static void pybuf_drop(pybuf_object *b)
 {
-	PyObject *key;
-
 	switch (b->state) {
 	case PYBUF_VIEW:
 		shoal_release(b->conn->client, &b->view);
 		break;
 	case PYBUF_SEALED:
 		shoal_release_id(b->conn->client, &b->view.id);
-		break;
-	case PYBUF_CREATED:
-		key = PyBytes_FromStringAndSize((const char *)b->view.id.bytes,
-		                                SHOAL_ID_SIZE);
-		if (key && PyDict_Contains(b->conn->created, key) == 1)
-			PyDict_SetItem(b->conn->created, key, Py_None);
-		Py_XDECREF(key);
-		PyErr_Clear();
 		break;
 	default:
 		break;
@@ -190,12 +183,12 @@ static int pybuf_getbuffer(PyObject *self, Py_buffer *view, int flags)
 	return 0;
 }
 
-static void pybuf_releasebuffer(PyObject *self, Py_buffer *view)
+static void pybuf_releasebuffer(PyObject *self, Py_buffer *Py_UNUSED(view))
 {
 	((pybuf_object *)self)->exports--;
 }
 
-static PyObject *pybuf_release(PyObject *self, PyObject *unused)
+static PyObject *pybuf_release(PyObject *self, PyObject *Py_UNUSED(unused))
 {
 	pybuf_object *b = (pybuf_object *)self;
 
@@ -210,12 +203,12 @@ static PyObject *pybuf_release(PyObject *self, PyObject *unused)
 	Py_RETURN_NONE;
 }
 
-static PyObject *pybuf_enter(PyObject *self, PyObject *unused)
+static PyObject *pybuf_enter(PyObject *self, PyObject *Py_UNUSED(unused))
 {
 	return Py_NewRef(self);
 }
 
-static PyObject *pybuf_exit(PyObject *self, PyObject *args)
+static PyObject *pybuf_exit(PyObject *self, PyObject *Py_UNUSED(args))
 {
 	PyObject *r = pybuf_release(self, NULL);
 
@@ -246,7 +239,7 @@ static void pybuf_copy_out(pybuf_object *b, void *dst, const void *src,
 	b->exports--;
 }
 
-static PyObject *pybuf_to_pybytes(PyObject *self, PyObject *unused)
+static PyObject *pybuf_to_pybytes(PyObject *self, PyObject *Py_UNUSED(unused))
 {
 	pybuf_object *b = (pybuf_object *)self;
 	PyObject *out;
@@ -260,7 +253,7 @@ static PyObject *pybuf_to_pybytes(PyObject *self, PyObject *unused)
 	return out;
 }
 
-static PyObject *pybuf_copy(PyObject *self, PyObject *unused)
+static PyObject *pybuf_copy(PyObject *self, PyObject *Py_UNUSED(unused))
 {
 	pybuf_object *b = (pybuf_object *)self;
 	PyObject *out;
@@ -308,7 +301,7 @@ static PyObject *pybuf_write(PyObject *self, PyObject *args)
 	Py_RETURN_NONE;
 }
 
-static PyObject *pybuf_get_id(PyObject *self, void *unused)
+static PyObject *pybuf_get_id(PyObject *self, void *Py_UNUSED(unused))
 {
 	pybuf_object *b = (pybuf_object *)self;
 	pyshoal_state *st = pyshoal_state_of_type(Py_TYPE(self));
@@ -316,13 +309,13 @@ static PyObject *pybuf_get_id(PyObject *self, void *unused)
 	return st ? pyid_new(st, &b->view.id) : NULL;
 }
 
-static PyObject *pybuf_get_size(PyObject *self, void *unused)
+static PyObject *pybuf_get_size(PyObject *self, void *Py_UNUSED(unused))
 {
 	return PyLong_FromUnsignedLongLong(
 	        ((pybuf_object *)self)->view.data_size);
 }
 
-static PyObject *pybuf_get_metadata(PyObject *self, void *unused)
+static PyObject *pybuf_get_metadata(PyObject *self, void *Py_UNUSED(unused))
 {
 	pybuf_object *b = (pybuf_object *)self;
 
@@ -333,17 +326,17 @@ static PyObject *pybuf_get_metadata(PyObject *self, void *unused)
 	        b->view.metadata ? b->view.metadata_size : 0);
 }
 
-static PyObject *pybuf_get_readonly(PyObject *self, void *unused)
+static PyObject *pybuf_get_readonly(PyObject *self, void *Py_UNUSED(unused))
 {
 	return PyBool_FromLong(((pybuf_object *)self)->state != PYBUF_CREATED);
 }
 
-static PyObject *pybuf_get_released(PyObject *self, void *unused)
+static PyObject *pybuf_get_released(PyObject *self, void *Py_UNUSED(unused))
 {
 	return PyBool_FromLong(((pybuf_object *)self)->state == PYBUF_DONE);
 }
 
-static PyObject *pybuf_get_address(PyObject *self, void *unused)
+static PyObject *pybuf_get_address(PyObject *self, void *Py_UNUSED(unused))
 {
 	pybuf_object *b = (pybuf_object *)self;
 
@@ -352,7 +345,7 @@ static PyObject *pybuf_get_address(PyObject *self, void *unused)
 	return PyLong_FromVoidPtr((void *)pybuf_data(b));
 }
 
-static PyObject *pybuf_get_exports(PyObject *self, void *unused)
+static PyObject *pybuf_get_exports(PyObject *self, void *Py_UNUSED(unused))
 {
 	return PyLong_FromSsize_t(((pybuf_object *)self)->exports);
 }

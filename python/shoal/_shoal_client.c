@@ -6,15 +6,22 @@
  * takes the current _Connection and opens a new one when there is none, when
  * the process forked since it was opened (the inherited one belongs to the
  * parent: libshoal answers SHOAL_EFORKED on it), or when the daemon went
- * away on an earlier call. That earlier call raised StoreUnavailable; the
- * next call reconnects (to a restarted daemon), and with `autostart` set it
- * starts a daemon when none serves the path.
+ * away on an earlier call and libshoal could not reconnect it.
+ *
+ * Restarts: libshoal reconnects a connection by itself on the next call
+ * after its daemon went away, and repeats the calls that are safe to
+ * repeat, so the first call after a restart succeeds. With `autostart`
+ * set, each connection's restart hook starts a daemon (pyspawn_ensure,
+ * under the same lock as at connect: exactly one among many processes)
+ * when the reconnect finds none. A call that still fails raises
+ * StoreUnavailable, and the next call opens a new connection.
  *
  * Calls that may wait (get or get_name with a timeout other than 0) run on
  * a spare connection from a small pool: libshoal serialises the requests of
  * one connection, and a wait must not hold up the other threads' requests.
- * Every libshoal call runs with the GIL released; waits are cut into slices
- * of PYSHOAL_SLICE_MS so that signals (Ctrl-C) are handled between them.
+ * Every libshoal call runs with the GIL released. Connections are
+ * interruptible (shoal_set_interruptible): a signal ends a wait at once, so
+ * Ctrl-C works without cutting waits into slices (see _shoal_ops.c).
  *
  * Everything that touches Python objects (the pool, the current
  * connection, a connection's `created` dict) runs with the GIL held, and a
@@ -51,6 +58,7 @@ static void pyconn_dealloc(PyObject *self)
 		PyEval_RestoreThread(ts);
 	}
 	Py_XDECREF(c->created);
+	Py_XDECREF(c->autostart);
 	tp->tp_free(self);
 	Py_DECREF(tp);
 }
@@ -97,6 +105,8 @@ static pyconn_object *pyconn_open(pyshoal_state *st, const char *path, int *rc)
 	}
 	c->client = client;
 	c->pid = getpid();
+	/* A signal (Ctrl-C) ends a wait; the caller runs the handlers. */
+	shoal_set_interruptible(client, 1);
 	return c;
 }
 
@@ -118,6 +128,29 @@ static void pyconn_note(pyconn_object *c, int rc)
 pyshoal_state *pyclient_state(pyclient_object *self)
 {
 	return pyshoal_state_of_type(Py_TYPE(self));
+}
+
+/*
+ * libshoal's restart hook: starts a daemon as connect() would. Runs inside
+ * a libshoal call, which released the GIL; takes it for the spawn. An
+ * error is reported as unraisable: the failed call raises StoreUnavailable.
+ */
+static int pyconn_restart_hook(void *ctx, const char *path)
+{
+	pyconn_object *c = ctx;
+	PyGILState_STATE g = PyGILState_Ensure();
+	const char *bin;
+	PyObject *args;
+	long long tmo;
+	int rc = SHOAL_EUNAVAILABLE;
+
+	if (PyArg_ParseTuple(c->autostart, "sOL", &bin, &args, &tmo) &&
+	    pyspawn_ensure(c->st, bin, args, path, tmo) >= 0)
+		rc = 0;
+	if (PyErr_Occurred())
+		PyErr_WriteUnraisable(NULL);
+	PyGILState_Release(g);
+	return rc;
 }
 
 /*
@@ -149,6 +182,12 @@ static pyconn_object *client_open(pyclient_object *self)
 		if (pyspawn_ensure(st, bin, args, self->path, tmo) < 0)
 			return NULL;
 		c = pyconn_open(st, self->path, &rc);
+	}
+	if (c && self->autostart != Py_None) {
+		Py_INCREF(self->autostart);
+		c->autostart = self->autostart;
+		c->st = st;
+		shoal_set_restart_hook(c->client, pyconn_restart_hook, c);
 	}
 	if (!c && rc != PYSHOAL_PYERR) {
 		PyObject *what =
@@ -247,6 +286,16 @@ PyObject *pyclient_fail(pyclient_object *self, pyconn_object *c, int rc,
 	if (rc == PYSHOAL_PYERR)
 		return NULL;
 	return pyshoal_raise(pyclient_state(self), rc, what);
+}
+
+int64_t pyclient_time_left(int64_t timeout_ms, int64_t deadline)
+{
+	int64_t left;
+
+	if (timeout_ms <= 0)
+		return timeout_ms;
+	left = deadline - pyshoal_now_ms();
+	return left > 0 ? left : 0;
 }
 
 /* The length of the next slice of a wait that ends at deadline (timeout_ms
@@ -386,7 +435,7 @@ static int client_clear(PyObject *obj)
 
 /* ----------------------------------------------------------- life cycle */
 
-static PyObject *client_close(PyObject *obj, PyObject *unused)
+static PyObject *client_close(PyObject *obj, PyObject *Py_UNUSED(unused))
 {
 	pyclient_object *self = (pyclient_object *)obj;
 
@@ -400,7 +449,7 @@ static PyObject *client_close(PyObject *obj, PyObject *unused)
 
 /* Drops the connections inherited from the parent (called in a forked
  * child; Buffers of them keep them alive as long as they need). */
-static PyObject *client_after_fork(PyObject *obj, PyObject *unused)
+static PyObject *client_after_fork(PyObject *obj, PyObject *Py_UNUSED(unused))
 {
 	pyclient_object *self = (pyclient_object *)obj;
 
@@ -411,7 +460,7 @@ static PyObject *client_after_fork(PyObject *obj, PyObject *unused)
 	Py_RETURN_NONE;
 }
 
-static PyObject *client_reconnect(PyObject *obj, PyObject *unused)
+static PyObject *client_reconnect(PyObject *obj, PyObject *Py_UNUSED(unused))
 {
 	pyclient_object *self = (pyclient_object *)obj;
 	pyconn_object *c;
@@ -425,19 +474,19 @@ static PyObject *client_reconnect(PyObject *obj, PyObject *unused)
 	Py_RETURN_NONE;
 }
 
-static PyObject *client_get_path(PyObject *obj, void *unused)
+static PyObject *client_get_path(PyObject *obj, void *Py_UNUSED(unused))
 {
 	return PyUnicode_DecodeFSDefault(((pyclient_object *)obj)->path);
 }
 
-static PyObject *client_get_closed(PyObject *obj, void *unused)
+static PyObject *client_get_closed(PyObject *obj, void *Py_UNUSED(unused))
 {
 	return PyBool_FromLong(((pyclient_object *)obj)->closed);
 }
 
 /* (capacity, daemon pid, arena base address, mapped bytes) of the current
  * connection, connecting if needed. */
-static PyObject *client_get_arena(PyObject *obj, void *unused)
+static PyObject *client_get_arena(PyObject *obj, void *Py_UNUSED(unused))
 {
 	pyconn_object *c = pyclient_conn((pyclient_object *)obj);
 	const struct layout_header *h;
@@ -529,7 +578,7 @@ static PyMethodDef client_methods[] = {
          "the bytes freed."},
         {"list", pyops_list, METH_NOARGS,
          "list() -> list[(ObjectID, state, data_size, metadata_size, "
-         "holders, names, create_time_ns)]"},
+         "holders, names, create_time_ns, construct_ms)]"},
         {"stats", pyops_stats, METH_NOARGS,
          "stats() -> dict\n\nThe store's counters, with the keys of "
          "`shoal stats --json`."},

@@ -4,10 +4,11 @@
  *
  * A Subscription owns one shoal_subscription, a connection of its own on
  * which the daemon sends an event for every seal, delete, eviction and name
- * change, in order. next() waits with the GIL released, in slices of
- * PYSHOAL_SLICE_MS so that Ctrl-C works and so that a close() from another
- * thread is noticed. An event comes back as an Event, a struct sequence
- * (a named tuple) whose kind is a str.
+ * change, in order. next() waits with the GIL released for its whole
+ * timeout: the subscription is interruptible, so a signal ends the wait
+ * (its handler runs; Ctrl-C raises, others let the wait go on), and
+ * close() from another thread interrupts it at once. An event comes back as an
+ * Event, a struct sequence (a named tuple) whose kind is a str.
  *
  * Lifetime: close() may be called while another thread waits in next();
  * `busy` counts those waits, and the last one to return frees the
@@ -258,6 +259,8 @@ static PyObject *sub_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
 		return NULL;
 	}
 	self->sub = s;
+	/* Ctrl-C ends a wait in next(); the caller runs the handlers. */
+	shoal_subscription_set_interruptible(s, 1);
 	self->pid = getpid();
 	self->snapshot = snapshot;
 	self->path = Py_NewRef(path);
@@ -319,13 +322,12 @@ static PyObject *sub_next(PyObject *obj, PyObject *args, PyObject *kw)
 	deadline = pyshoal_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	self->busy++;
 	for (;;) {
-		int64_t slice = pyclient_next_slice(timeout_ms, deadline);
+		int64_t left = pyclient_time_left(timeout_ms, deadline);
 		PyThreadState *ts = PyEval_SaveThread();
 
-		rc = shoal_next_event(self->sub, slice, &ev);
+		rc = shoal_next_event(self->sub, left, &ev);
 		PyEval_RestoreThread(ts);
-		if (rc != SHOAL_ETIMEDOUT ||
-		    pyclient_wait_over(timeout_ms, deadline))
+		if (rc != SHOAL_EINTR)
 			break;
 		if (self->closed) {
 			rc = SHOAL_ECLOSED;
@@ -333,6 +335,10 @@ static PyObject *sub_next(PyObject *obj, PyObject *args, PyObject *kw)
 		}
 		if (PyErr_CheckSignals() < 0) {
 			rc = PYSHOAL_PYERR;
+			break;
+		}
+		if (pyclient_wait_over(timeout_ms, deadline)) {
+			rc = SHOAL_ETIMEDOUT;
 			break;
 		}
 	}
@@ -350,7 +356,7 @@ static PyObject *sub_next(PyObject *obj, PyObject *args, PyObject *kw)
 	return event_new(st, &ev);
 }
 
-static PyObject *sub_fileno(PyObject *obj, PyObject *unused)
+static PyObject *sub_fileno(PyObject *obj, PyObject *Py_UNUSED(unused))
 {
 	pysub_object *self = (pysub_object *)obj;
 	pyshoal_state *st = pyshoal_state_of_type(Py_TYPE(obj));
@@ -369,21 +375,23 @@ static PyObject *sub_fileno(PyObject *obj, PyObject *unused)
 	return PyLong_FromLong(shoal_subscription_fd(self->sub));
 }
 
-static PyObject *sub_close(PyObject *obj, PyObject *unused)
+static PyObject *sub_close(PyObject *obj, PyObject *Py_UNUSED(unused))
 {
 	pysub_object *self = (pysub_object *)obj;
 
 	self->closed = 1;
-	/* A waiting next() frees it when it returns (within a slice). */
+	/* A waiting next() is woken at once and frees it when it returns. */
 	if (self->busy == 0)
 		sub_free(self);
+	else
+		shoal_subscription_interrupt(self->sub);
 	Py_RETURN_NONE;
 }
 
 /* In a forked child: frees the inherited copy (libshoal does no I/O on a
  * client of another process). The threads counted in busy do not exist
  * in the child. */
-static PyObject *sub_after_fork(PyObject *obj, PyObject *unused)
+static PyObject *sub_after_fork(PyObject *obj, PyObject *Py_UNUSED(unused))
 {
 	pysub_object *self = (pysub_object *)obj;
 
@@ -394,12 +402,12 @@ static PyObject *sub_after_fork(PyObject *obj, PyObject *unused)
 	Py_RETURN_NONE;
 }
 
-static PyObject *sub_enter(PyObject *obj, PyObject *unused)
+static PyObject *sub_enter(PyObject *obj, PyObject *Py_UNUSED(unused))
 {
 	return Py_NewRef(obj);
 }
 
-static PyObject *sub_exit(PyObject *obj, PyObject *args)
+static PyObject *sub_exit(PyObject *obj, PyObject *Py_UNUSED(args))
 {
 	PyObject *r = sub_close(obj, NULL);
 
@@ -409,17 +417,17 @@ static PyObject *sub_exit(PyObject *obj, PyObject *args)
 	Py_RETURN_FALSE;
 }
 
-static PyObject *sub_get_closed(PyObject *obj, void *unused)
+static PyObject *sub_get_closed(PyObject *obj, void *Py_UNUSED(unused))
 {
 	return PyBool_FromLong(((pysub_object *)obj)->closed);
 }
 
-static PyObject *sub_get_snapshot(PyObject *obj, void *unused)
+static PyObject *sub_get_snapshot(PyObject *obj, void *Py_UNUSED(unused))
 {
 	return PyBool_FromLong(((pysub_object *)obj)->snapshot);
 }
 
-static PyObject *sub_get_path(PyObject *obj, void *unused)
+static PyObject *sub_get_path(PyObject *obj, void *Py_UNUSED(unused))
 {
 	return Py_NewRef(((pysub_object *)obj)->path);
 }

@@ -5,8 +5,11 @@
  * Each takes a connection from _shoal_client.c (pyclient_conn, or
  * pyclient_conn_for for calls that may wait), runs the libshoal call with
  * the GIL released, and maps a failure with pyclient_fail (which also
- * marks a connection whose socket is gone). Waits are cut into slices of
- * PYSHOAL_SLICE_MS with signal checks between them.
+ * marks a connection whose socket is gone). A wait is one request with the
+ * whole timeout: the connections are interruptible (shoal_set_interruptible),
+ * so a signal ends the wait at once with SHOAL_EINTR; the signal's Python
+ * handler then runs (PyErr_CheckSignals), and unless it raised (Ctrl-C),
+ * the wait goes on for the time that is left. Nothing polls the daemon.
  *
  * Creates are tracked per connection in conn->created (see
  * _shoal_buffer.c) so that seal/abort by ID find the writable Buffer.
@@ -21,27 +24,29 @@
 /* ------------------------------------------------------------- creating */
 
 /*
- * shoal_create, waiting for space in slices when timeout_ms is not 0.
- * Returns 0, a libshoal code, or PYSHOAL_PYERR (a signal handler raised).
+ * shoal_create, waiting up to timeout_ms for space. Returns 0, a libshoal
+ * code (SHOAL_EFULL when the time ran out), or PYSHOAL_PYERR (a signal
+ * handler raised).
  */
-static int sliced_create(pyconn_object *c, const shoal_id *id, uint64_t size,
-                         uint32_t msize, int64_t timeout_ms, uint8_t **data,
-                         uint8_t **meta)
+static int waiting_create(pyconn_object *c, const shoal_id *id, uint64_t size,
+                          uint32_t msize, int64_t timeout_ms, uint8_t **data,
+                          uint8_t **meta)
 {
 	int64_t deadline = pyshoal_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 
 	for (;;) {
-		int64_t slice = pyclient_next_slice(timeout_ms, deadline);
+		int64_t left = pyclient_time_left(timeout_ms, deadline);
 		PyThreadState *ts = PyEval_SaveThread();
-		int rc = shoal_create(c->client, id, size, msize, slice, data,
+		int rc = shoal_create(c->client, id, size, msize, left, data,
 		                      meta);
 
 		PyEval_RestoreThread(ts);
-		if (rc != SHOAL_EFULL ||
-		    pyclient_wait_over(timeout_ms, deadline))
+		if (rc != SHOAL_EINTR)
 			return rc;
 		if (PyErr_CheckSignals() < 0)
 			return PYSHOAL_PYERR;
+		if (pyclient_wait_over(timeout_ms, deadline))
+			return SHOAL_EFULL;
 	}
 }
 
@@ -74,8 +79,8 @@ PyObject *pyops_create(PyObject *obj, PyObject *args, PyObject *kw)
 		PyBuffer_Release(&meta);
 		return NULL;
 	}
-	rc = sliced_create(c, &id, size, (uint32_t)meta.len, timeout_ms, &data,
-	                   &mdata);
+	rc = waiting_create(c, &id, size, (uint32_t)meta.len, timeout_ms, &data,
+	                    &mdata);
 	if (rc < 0 || rc == PYSHOAL_PYERR) {
 		PyBuffer_Release(&meta);
 		pyclient_fail(self, c, rc, "create");
@@ -91,10 +96,31 @@ PyObject *pyops_create(PyObject *obj, PyObject *args, PyObject *kw)
 	return buf;
 }
 
+/* The object a weak reference points at (a new reference), or NULL when it
+ * is dead. */
+static PyObject *weak_target(PyObject *ref)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+	PyObject *o = NULL;
+
+	if (PyWeakref_GetRef(ref, &o) < 0)
+		PyErr_Clear();
+	return o;
+#else
+	PyObject *o = PyWeakref_GetObject(ref); /* borrowed */
+
+	if (!o) {
+		PyErr_Clear();
+		return NULL;
+	}
+	return o == Py_None ? NULL : Py_NewRef(o);
+#endif
+}
+
 /*
  * Finds the created Buffer of id in c->created and removes the entry.
- * Returns the Buffer (borrowed: it is alive, its dealloc would have set the
- * entry to None), NULL with *orphan set when the Buffer died before, or
+ * Returns the Buffer (a new reference; it is alive and still CREATED),
+ * NULL with *orphan set when the Buffer died or was released before, or
  * NULL with *orphan clear when the ID is not there.
  */
 static pybuf_object *take_created(pyconn_object *c, const shoal_id *id,
@@ -111,12 +137,17 @@ static pybuf_object *take_created(pyconn_object *c, const shoal_id *id,
 		return NULL;
 	}
 	v = PyDict_GetItemWithError(c->created, key);
-	if (v == Py_None)
-		*orphan = 1;
-	else if (v)
-		b = (pybuf_object *)PyLong_AsVoidPtr(v);
-	if (v)
+	if (v) {
+		PyObject *o = weak_target(v);
+
+		if (o && ((pybuf_object *)o)->state == PYBUF_CREATED)
+			b = (pybuf_object *)o;
+		else
+			*orphan = 1;
+		if (o && !b)
+			Py_DECREF(o);
 		PyDict_DelItem(c->created, key);
+	}
 	PyErr_Clear();
 	Py_DECREF(key);
 	return b;
@@ -182,8 +213,10 @@ PyObject *pyops_seal(PyObject *obj, PyObject *args, PyObject *kw)
 		return NULL;
 	}
 	b = take_created(c, &id, &orphan);
-	if (b)
+	if (b) {
 		b->state = PYBUF_SEALED;
+		Py_DECREF(b);
+	}
 	if (name) {
 		ts = PyEval_SaveThread();
 		rc = name_or_delete(c->client, name, (size_t)nlen, &id, &opts,
@@ -230,6 +263,7 @@ PyObject *pyops_abort(PyObject *obj, PyObject *idobj)
 	if (b) {
 		b->state = PYBUF_DONE;
 		b->wdata = NULL;
+		Py_DECREF(b);
 	}
 	Py_DECREF(c);
 	Py_RETURN_NONE;
@@ -340,8 +374,8 @@ PyObject *pyops_put(PyObject *obj, PyObject *args, PyObject *kw)
 	c = pyclient_conn(self);
 	if (!c)
 		goto fail;
-	rc = sliced_create(c, &id, p.total, (uint32_t)meta.len, timeout_ms,
-	                   &data, &mdata);
+	rc = waiting_create(c, &id, p.total, (uint32_t)meta.len, timeout_ms,
+	                    &data, &mdata);
 	if (rc < 0 || rc == PYSHOAL_PYERR) {
 		pyclient_fail(self, c, rc, "put: create");
 		goto fail;
@@ -382,64 +416,29 @@ fail:
 /* -------------------------------------------------------------- getting */
 
 /*
- * Gets n objects into views, waiting up to timeout_ms in slices and asking
- * each slice only for what is still missing. Returns 0 (views with status
- * 0 are pinned), or a libshoal code / PYSHOAL_PYERR after releasing every view.
+ * Gets n objects into views in one request, waiting up to timeout_ms.
+ * Returns 0 (views with status 0 are pinned), or a libshoal code /
+ * PYSHOAL_PYERR with no view held.
  */
-static int sliced_get(pyconn_object *c, const shoal_id *ids, size_t n,
-                      int64_t timeout_ms, shoal_view *views)
+static int waiting_get(pyconn_object *c, const shoal_id *ids, size_t n,
+                       int64_t timeout_ms, shoal_view *views)
 {
 	int64_t deadline = pyshoal_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-	size_t *miss = PyMem_Malloc(n * sizeof(*miss) + 1);
-	shoal_id *mids = PyMem_Malloc(n * sizeof(*mids) + 1);
-	shoal_view *mviews = PyMem_Malloc(n * sizeof(*mviews) + 1);
-	size_t nmiss = n;
-	int rc = 0;
 
-	if (!miss || !mids || !mviews) {
-		rc = SHOAL_ENOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		miss[i] = i;
-		mids[i] = ids[i];
-		views[i].status = SHOAL_ENOTFOUND;
-	}
-	while (nmiss > 0) {
-		int64_t slice = pyclient_next_slice(timeout_ms, deadline);
+	for (;;) {
+		int64_t left = pyclient_time_left(timeout_ms, deadline);
 		PyThreadState *ts = PyEval_SaveThread();
-		size_t k = 0;
+		int rc = shoal_get(c->client, ids, n, left, views);
 
-		rc = shoal_get(c->client, mids, nmiss, slice, mviews);
 		PyEval_RestoreThread(ts);
-		if (rc < 0)
-			break;
-		for (size_t j = 0; j < nmiss; j++) {
-			if (mviews[j].status == 0) {
-				views[miss[j]] = mviews[j];
-			} else {
-				miss[k] = miss[j];
-				mids[k] = mids[j];
-				k++;
-			}
-		}
-		nmiss = k;
-		if (nmiss == 0 || pyclient_wait_over(timeout_ms, deadline))
-			break;
-		if (PyErr_CheckSignals() < 0) {
-			rc = PYSHOAL_PYERR;
-			break;
-		}
+		if (rc != SHOAL_EINTR)
+			return rc;
+		/* Interrupted: nothing is held. */
+		if (PyErr_CheckSignals() < 0)
+			return PYSHOAL_PYERR;
+		if (pyclient_wait_over(timeout_ms, deadline))
+			return 0; /* every view says SHOAL_ENOTFOUND */
 	}
-out:
-	if (rc != 0)
-		for (size_t i = 0; i < n; i++)
-			if (views[i].status == 0)
-				shoal_release(c->client, &views[i]);
-	PyMem_Free(miss);
-	PyMem_Free(mids);
-	PyMem_Free(mviews);
-	return rc;
 }
 
 PyObject *pyops_get(PyObject *obj, PyObject *args, PyObject *kw)
@@ -479,7 +478,7 @@ PyObject *pyops_get(PyObject *obj, PyObject *args, PyObject *kw)
 	c = pyclient_conn_for(self, timeout_ms);
 	if (!c)
 		goto out;
-	rc = sliced_get(c, ids, (size_t)n, timeout_ms, views);
+	rc = waiting_get(c, ids, (size_t)n, timeout_ms, views);
 	if (rc != 0) {
 		pyclient_fail(self, c, rc, "get");
 		goto out;
@@ -538,17 +537,20 @@ PyObject *pyops_get_name(PyObject *obj, PyObject *args, PyObject *kw)
 		return NULL;
 	deadline = pyshoal_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	for (;;) {
-		int64_t slice = pyclient_next_slice(timeout_ms, deadline);
+		int64_t left = pyclient_time_left(timeout_ms, deadline);
 		PyThreadState *ts = PyEval_SaveThread();
 
-		rc = shoal_get_name(c->client, name, (size_t)nlen, slice, &view,
+		rc = shoal_get_name(c->client, name, (size_t)nlen, left, &view,
 		                    &version);
 		PyEval_RestoreThread(ts);
-		if (rc != SHOAL_ENOTFOUND ||
-		    pyclient_wait_over(timeout_ms, deadline))
+		if (rc != SHOAL_EINTR)
 			break;
 		if (PyErr_CheckSignals() < 0) {
 			rc = PYSHOAL_PYERR;
+			break;
+		}
+		if (pyclient_wait_over(timeout_ms, deadline)) {
+			rc = SHOAL_ENOTFOUND;
 			break;
 		}
 	}
@@ -892,20 +894,21 @@ static PyObject *object_entry(pyshoal_state *st, const void *entry)
 {
 	const shoal_object_info *o = entry;
 
-	return Py_BuildValue("(N i K I I I K)", pyid_new(st, &o->id), o->state,
-	                     (unsigned long long)o->data_size,
+	return Py_BuildValue("(N i K I I I K L)", pyid_new(st, &o->id),
+	                     o->state, (unsigned long long)o->data_size,
 	                     (unsigned)o->metadata_size, (unsigned)o->holders,
 	                     (unsigned)o->names,
-	                     (unsigned long long)o->create_time_ns);
+	                     (unsigned long long)o->create_time_ns,
+	                     (long long)o->construct_ms);
 }
 
-PyObject *pyops_list(PyObject *obj, PyObject *unused)
+PyObject *pyops_list(PyObject *obj, PyObject *Py_UNUSED(unused))
 {
 	return collect_pages(obj, "list", sizeof(shoal_object_info), 1024,
 	                     fetch_objects, NULL, object_entry);
 }
 
-PyObject *pyops_stats(PyObject *obj, PyObject *unused)
+PyObject *pyops_stats(PyObject *obj, PyObject *Py_UNUSED(unused))
 {
 	pyclient_object *self = (pyclient_object *)obj;
 	shoal_stats s;
@@ -927,10 +930,11 @@ PyObject *pyops_stats(PyObject *obj, PyObject *unused)
 #define K(f) #f, (unsigned long long)s.f
 	return Py_BuildValue(
 	        "{s:K s:K s:K s:K s:K s:K s:K s:K s:K s:K s:K s:K s:K s:K s:K "
-	        "s:K}",
+	        "s:K s:K}",
 	        K(capacity_bytes), K(used_bytes), K(objects), K(sealed_objects),
 	        K(pending_deletes), K(names), K(clients), K(evictions),
 	        K(evicted_bytes), K(creates), K(gets), K(backed_bytes),
-	        K(largest_free), K(uptime_ms), K(expired), K(evicted_names));
+	        K(largest_free), K(uptime_ms), K(expired), K(evicted_names),
+	        K(requests));
 #undef K
 }

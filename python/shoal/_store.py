@@ -342,9 +342,10 @@ class Store(MutableMapping):
 
     def list(self):
         """dict ObjectID -> {"state", "data_size", "metadata_size", "holders",
-        "names", "create_time", "kind"}."""
+        "names", "create_time", "construct_duration"}: construct_duration
+        is the seconds from create to seal (None while unsealed)."""
         out = {}
-        for oid, state, ds, ms, holders, names, ctime in self._c.list():
+        for oid, state, ds, ms, holders, names, ctime, cms in self._c.list():
             out[oid] = {
                 "state": "sealed" if state == _shoal.STATE_SEALED else "created",
                 "data_size": ds,
@@ -352,6 +353,7 @@ class Store(MutableMapping):
                 "holders": holders,
                 "names": names,
                 "create_time": ctime / 1e9,
+                "construct_duration": None if cms < 0 else cms / 1e3,
             }
         return out
 
@@ -515,8 +517,16 @@ def _reopen(path):
 
 
 def connect(
-    path=None, *, start=True, memory=None, timeout=_DEFAULT_START_TIMEOUT, daemon_args=(),
-    tier=None, tier_args=(), tier_timeout=None,
+    path=None,
+    *,
+    start=True,
+    memory=None,
+    persist=None,
+    timeout=_DEFAULT_START_TIMEOUT,
+    daemon_args=(),
+    tier=None,
+    tier_args=(),
+    tier_timeout=None,
 ):
     """Connects to the shoal daemon at path (default: $SHOAL_SOCKET, else
     $XDG_RUNTIME_DIR/shoal.sock, else /tmp/shoal-<uid>/shoal.sock).
@@ -524,9 +534,17 @@ def connect(
     If no daemon serves it and start is true, starts one in the background
     (detached, default capacity or ``memory``, e.g. "4G"), with the further
     ``shoal serve`` options in daemon_args (e.g. ``["--reserve", "2G"]``);
-    many processes doing so at once start exactly one. With start=False,
-    raises StoreUnavailable instead. timeout (s) bounds the wait for a new
-    daemon. A daemon that already runs keeps its own options.
+    many processes doing so at once start exactly one. With ``persist``, a
+    directory, that daemon keeps its arena and names there (`shoal serve
+    --persist DIR`): named objects survive its restart or crash. With
+    start=False, raises StoreUnavailable instead. timeout (s) bounds the
+    wait for a new daemon. A daemon that already runs keeps its own options.
+
+    The connection rides through daemon restarts: the next call after one
+    reconnects (with start=True it starts the daemon again, still exactly
+    once among many processes) and goes on; calls that change nothing are
+    repeated once if the daemon died while answering, others then raise
+    StoreUnavailable.
 
     tier: a Redis URL ("redis://host:6379/0"); a shoal-tier process
     (``shoal-tier --redis tier -s path *tier_args``) is started next to the
@@ -543,6 +561,8 @@ def connect(
         binary = find_binary()
         if binary is not None:
             args = (("-m", str(memory)) if memory is not None else ()) + extra
+            if persist is not None:
+                args += ("--persist", os.fspath(persist))
             autostart = (binary, args, _ms(timeout, 10000))
     try:
         client = _shoal.Client(path, autostart=autostart)

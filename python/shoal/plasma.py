@@ -14,17 +14,20 @@ objects (mutable from ``create``, zero-copy, read-only from ``get_buffers``)
 and the exception classes also derive from ``pyarrow.lib.ArrowException``;
 without pyarrow, buffers are :class:`shoal.Buffer` (buffer protocol,
 ``to_pybytes()``, ``size``). A buffer pins its object until it dies, as a
-PlasmaBuffer did. ``put``/``get`` use shoal's serialization (pyarrow's
-``serialize`` that Plasma used is gone from pyarrow).
+PlasmaBuffer did. ``put``/``get`` use ``pyarrow.serialize`` as Plasma did
+while pyarrow still has it (< 12), so ``pyarrow.deserialize`` of a buffer
+from ``get_buffers`` works as it did; frames, tables, values it cannot take
+and every value under newer pyarrow use shoal's serialization.
 
 Notifications work as in Plasma: after ``subscribe()``, the existing sealed
 objects and then every seal and delete (evictions included) arrive on the
 notification socket in order; ``get_next_notification()`` returns
 ``(object_id, data_size, metadata_size)``, with -1, -1 for a deleted object.
-The socket carries shoal's event messages (a 16-byte header with the body
-length at offset 12, then the event; see docs/python.md), not Plasma's
-flatbuffers: ``decode_notifications()`` decodes them. Name events are not
-passed on. shoal's own API for the same events is ``Store.subscribe()``.
+The socket is framed as Plasma's was: an 8-byte length in native byte order,
+then that many bytes, which ``decode_notifications()`` decodes. The bytes
+are shoal's event message (a 16-byte header, then the event; see
+docs/python.md), not Plasma's flatbuffer. Name events are not passed on.
+shoal's own API for the same events is ``Store.subscribe()``.
 """
 
 import contextlib
@@ -39,6 +42,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import warnings
 import weakref
 
 import shoal
@@ -132,6 +136,38 @@ def _wrap(buf):
     return _pa.py_buffer(buf)
 
 
+# Metadata of objects put with pyarrow.serialize (Plasma's put left it
+# empty; shoal needs to know how to decode them in get).
+_ARROW_SERIALIZED = b"shoal/1 pyarrow-serialize"
+
+
+def _arrow_serialize(value):
+    """pyarrow.serialize(value) as Plasma's put did it, or None: without a
+    pyarrow that has it (>= 12 has not), for frames and tables (shoal's Arrow
+    IPC keeps them zero-copy), and for values it cannot take (shoal pickles
+    them instead of failing)."""
+    if _pa is None or not hasattr(_pa, "serialize"):
+        return None
+    module = type(value).__module__ or ""
+    if module.split(".")[0] in ("pandas", "pyarrow", "polars"):
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        try:
+            return _pa.serialize(value)
+        except _ArrowException:
+            return None
+
+
+def _decode(buf):
+    """The value of one object from get()."""
+    if buf.metadata == _ARROW_SERIALIZED and hasattr(_pa, "deserialize"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            return _pa.deserialize(_pa.py_buffer(buf))
+    return decode(buf, buf.metadata)
+
+
 def _ids(object_ids):
     for oid in object_ids:
         if not isinstance(oid, ObjectID):
@@ -199,9 +235,21 @@ class PlasmaClient:
 
     @_plasma_errors
     def put(self, value, object_id=None, memcopy_threads=6, serialization_context=None):
-        """Stores a Python value (shoal's serialization: Arrow IPC for
-        frames and tables, raw numpy arrays, pickle 5 otherwise)."""
+        """Stores a Python value: with pyarrow.serialize (pyarrow < 12) as
+        Plasma did, else shoal's serialization (Arrow IPC for frames and
+        tables, raw numpy arrays, pickle 5 otherwise)."""
         oid = object_id if object_id is not None else ObjectID.from_random()
+        serialized = _arrow_serialize(value)
+        if serialized is not None:
+            buf = self._c.create(oid, serialized.total_bytes, _ARROW_SERIALIZED)
+            try:
+                serialized.write_to(_pa.FixedSizeBufferWriter(_pa.py_buffer(buf)))
+            except BaseException:
+                self._c.abort(oid)
+                raise
+            self._c.seal(oid)
+            buf.release()
+            return oid
         enc = encode(value)
         if enc.parts is not None:
             self._c.put(oid, enc.parts, enc.metadata)
@@ -222,7 +270,7 @@ class PlasmaClient:
         objects not available within timeout_ms."""
         if isinstance(object_ids, (list, tuple)):
             bufs = self._c.get(_ids(object_ids), int(timeout_ms))
-            return [ObjectNotAvailable if b is None else decode(b, b.metadata) for b in bufs]
+            return [ObjectNotAvailable if b is None else _decode(b) for b in bufs]
         return self.get([object_ids], timeout_ms)[0]
 
     @_plasma_errors
@@ -232,11 +280,12 @@ class PlasmaClient:
 
     @_plasma_errors
     def hash(self, object_id):
-        """An 8-byte digest of the object's data and metadata (b"" if the
-        object is not in the store)."""
+        """An 8-byte digest of the object's data and metadata.
+        PlasmaObjectNotFound (an ArrowException) if the object is not in
+        the store, or not sealed."""
         [buf] = self._c.get([object_id], 0)
         if buf is None:
-            return b""
+            raise PlasmaObjectNotFound(f"hash: object {object_id!r} is not in the store")
         with buf:
             h = hashlib.blake2b(digest_size=8)
             with memoryview(buf) as mv:
@@ -259,15 +308,17 @@ class PlasmaClient:
     @_plasma_errors
     def list(self):
         """dict ObjectID -> {data_size, metadata_size, ref_count,
-        create_time, construct_duration, state}."""
+        create_time, construct_duration, state}: create_time in whole
+        seconds since the epoch, construct_duration the whole seconds from
+        create to seal (-1 while unsealed), as Plasma gave them."""
         out = {}
-        for oid, state, ds, ms, holders, names, ctime in self._c.list():
+        for oid, state, ds, ms, holders, names, ctime, cms in self._c.list():
             out[oid] = {
                 "data_size": ds,
                 "metadata_size": ms,
                 "ref_count": holders,
                 "create_time": ctime // 1_000_000_000,
-                "construct_duration": -1,
+                "construct_duration": -1 if cms < 0 else cms // 1000,
                 "state": "sealed" if state == _shoal.STATE_SEALED else "created",
             }
         return out
@@ -292,9 +343,9 @@ class PlasmaClient:
     def get_notification_socket(self):
         """The notification socket, for select/poll: readable when a
         notification is waiting. Read it with get_next_notification(), or
-        read whole messages yourself and pass them to
-        decode_notifications(). The client owns it: disconnect() closes
-        it."""
+        as Plasma's: an 8-byte length in native byte order, then that many
+        bytes, which decode_notifications() decodes. The client owns it:
+        disconnect() closes it."""
         return self._subscribed().user_socket()
 
     def get_next_notification(self):
@@ -306,9 +357,9 @@ class PlasmaClient:
         return self._subscribed().next()
 
     def decode_notifications(self, buf):
-        """Decodes bytes read from the notification socket: one or more
-        whole messages (each a 16-byte header, then the body_len bytes its
-        last field gives), or a single message body. Returns three lists as
+        """Decodes the bytes that follow a length on the notification
+        socket (also several such messages one after another, without
+        their lengths, or a single message body). Returns three lists as
         Plasma did: object IDs, data sizes and metadata sizes (-1 for a
         deleted object). Name events are skipped."""
         return decode_notifications(buf)
@@ -348,6 +399,7 @@ class PlasmaClient:
 # messages, into a socket pair whose other end is the notification socket:
 # everything not yet read is in that socket, as in Plasma.
 
+_LENGTH = struct.Struct("=Q")  # Plasma's framing: native 64-bit length
 _HEADER = struct.Struct("<IHHII")  # magic, version, type, seq, body_len
 _EVENT = struct.Struct("<II20sIQQ")  # kind, name_len, id, metadata, data, version
 assert _HEADER.size == _shoal.PROTO_HEADER_SIZE and _EVENT.size == _shoal.PROTO_EVENT_SIZE
@@ -387,7 +439,8 @@ def _pump(sub, wsock):
         while True:
             ev = sub.next(-1)
             if ev.kind in _KINDS:
-                wsock.sendall(_encode(ev))
+                message = _encode(ev)
+                wsock.sendall(_LENGTH.pack(len(message)) + message)
             if ev.kind == "overflow":
                 return
     except (shoal.Error, OSError):
@@ -400,7 +453,7 @@ def _pump(sub, wsock):
 def _end_notifier(sub, socks, pid):
     """Ends a subscription: sub, then the reading end of the socket pair and
     the socket handed out by get_notification_socket (socks)."""
-    sub.close()  # the thread notices within 100 ms and closes its end
+    sub.close()  # wakes the thread, which closes its end
     if pid == os.getpid():
         # Wakes readers blocked in recv; in a forked child this would cut
         # the parent's socket, so there only the descriptors are closed.
@@ -494,13 +547,12 @@ class _Notifier:
 
 
 def _recv_message(sock):
-    """One whole message (header and body) from sock, or None at the end of
-    the stream."""
-    header = _recv_exact(sock, _HEADER.size)
-    if header is None:
+    """One whole message (the bytes after the length) from sock, or None at
+    the end of the stream."""
+    length = _recv_exact(sock, _LENGTH.size)
+    if length is None:
         return None
-    body = _recv_exact(sock, _HEADER.unpack(header)[4])
-    return None if body is None else header + body
+    return _recv_exact(sock, _LENGTH.unpack(length)[0])
 
 
 def _recv_exact(sock, n):

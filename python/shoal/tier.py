@@ -391,8 +391,14 @@ class Tier:
         whole decision table is here). want: pull it even if it is lazy.
         Returns whether the name exists locally afterwards."""
         buf, lv = self.local(name)
+        with self.lock:
+            seen = self.local_seen.get(name)
         try:
-            return self._sync(name, buf, lv, want)
+            done = self._sync(name, buf, lv, want)
+            with self.lock:
+                if self.local_seen.get(name) is seen:
+                    self.local_seen.pop(name, None)  # handled
+            return done
         finally:
             if buf is not None:
                 buf.release()
@@ -408,11 +414,13 @@ class Tier:
             if s is not None and s["oid"] == oid:
                 # The local value is the one we last synced.
                 if r is None or r["v"] < s["tv"]:
+                    if s.get("exp") and s["exp"] <= _now_ms() + 1000:
+                        return True  # it expired in Redis and is about to here
                     # Redis lost it (restart, flush) or went back: refill it.
                     self.publish(name, buf, lv, uid=s["uid"], ts=s["ts"])
                 elif r["v"] > s["tv"]:
                     if r["uid"] == s["uid"]:
-                        self._record(name, oid, r["v"], r["uid"], r["ts"])
+                        self._record(name, oid, r["v"], r["uid"], r["ts"], r["exp"], r["evict"])
                     else:
                         self.apply(name, r, lv)
                 return True
@@ -425,7 +433,13 @@ class Tier:
             return True
         # Not local.
         if s is not None and s["oid"] is not None:
-            gone_by_itself = s.get("evict") or (s.get("exp") and s["exp"] <= _now_ms() + 1000)
+            # A delete event says it was deleted; without one (the tier was
+            # not watching) an evictable or expiring name may have gone by
+            # itself, which is not to be propagated.
+            deleted = seen is not None and seen[0] == "deleted"
+            gone_by_itself = not deleted and (
+                s.get("evict") or (s.get("exp") and s["exp"] <= _now_ms() + 1000)
+            )
             if not gone_by_itself and (r is None or r["v"] <= s["tv"]):
                 self.publish_delete(name)  # a local delete
                 return False
@@ -439,7 +453,7 @@ class Tier:
         if not rlive:
             self._record(name, None, r["v"], r["uid"], r["ts"])
             return False
-        if s is not None and s["tv"] >= r["v"]:
+        if s is not None and s["tv"] >= r["v"] and not want:
             return False
         if want or self.is_eager(name):
             return self.apply(name, r, 0)
@@ -651,12 +665,17 @@ class Tier:
                 s = self.synced.get(ev.name)
                 if s is None or s["oid"] is None:
                     return  # never synced, or the echo of our own delete
-                self.local_seen.pop(ev.name, None)
+                self.local_seen[ev.name] = ("deleted", None, _now_ms())
             self.mark(ev.name)
         elif ev.kind in ("name_expired", "name_evicted"):
+            # Not a delete: the other hosts keep theirs. Remember the
+            # version so that this host does not pull it back by itself
+            # (a get still does).
             with self.lock:
                 self.local_seen.pop(ev.name, None)
-                if self.synced.pop(ev.name, None) is not None:
+                s = self.synced.get(ev.name)
+                if s is not None and s["oid"] == ev.id.hex():
+                    self.synced[ev.name] = dict(s, oid=None)
                     self.state_dirty = True
 
     def wait_daemon(self):

@@ -35,6 +35,7 @@ static const struct stat_field fields[] = {
         FIELD(uptime_ms, false),
         FIELD(expired, false),
         FIELD(evicted_names, false),
+        FIELD(requests, false),
 };
 
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))

@@ -50,6 +50,12 @@ struct client_ref {
 	uint8_t used;    /* slot holds an entry */
 	uint8_t pending; /* handle sits in the pending-release queue */
 	uint8_t window;  /* unsealed map: its pages are open for writing */
+	/* Views map: how many of count are re-pins of old views (see
+	 * client_repin). Retired views map: with has_repin, the handle of the
+	 * re-pin hold in the connection of epoch repin_epoch. */
+	uint32_t repins;
+	uint8_t has_repin;
+	uint64_t repin;
 };
 
 /*
@@ -93,6 +99,31 @@ struct client_ref *client_refmap_next(const struct client_refmap *m,
 
 void client_refmap_free(struct client_refmap *m);
 
+/* Empties the map, keeping its room. */
+void client_refmap_clear(struct client_refmap *m);
+
+/*
+ * What a client keeps of a connection that ended while the application
+ * still held views of it or was writing an unsealed object: the mapping
+ * (so the views stay valid) and their counts. It is unmapped when the last
+ * such view is given back. Nothing here is ever sent to a daemon: the
+ * daemon these handles belonged to is gone, and a handle of the old epoch
+ * could name another object in the new one.
+ */
+struct client_retired {
+	struct client_retired *next;
+	/* The old socket, kept open: if its daemon still lives (the
+	 * connection was dropped or lost sync), it keeps the views pinned. */
+	int fd;
+	uint8_t *base;
+	uint64_t map_size;
+	uint32_t epoch;
+	uint64_t dev, ino;    /* the arena file */
+	uint32_t repin_epoch; /* epoch of this record's re-pin holds, or 0 */
+	struct client_refmap views;    /* by handle: view counts */
+	struct client_refmap unsealed; /* by id: creates never sealed */
+};
+
 struct shoal_client {
 	int fd;
 	unsigned generation; /* fork generation at connect */
@@ -108,7 +139,8 @@ struct shoal_client {
 	 * page size of a hugetlbfs arena). */
 	size_t window_page;
 	/* The arena file, to check that the writable description obtained
-	 * later (client_write_access) is of the same file. */
+	 * later (client_write_access) is of the same file, and to know it
+	 * again after a reconnect (client_repin). */
 	uint64_t arena_dev, arena_ino;
 
 	/* Chunks (LAYOUT_CHUNK) of the arena this client has populated in its
@@ -119,6 +151,15 @@ struct shoal_client {
 	pthread_mutex_t io_lock;
 	pthread_mutex_t ref_lock;
 	bool locks_ready;
+
+	/* Restarts (io_lock): the connection's number, 1 at connect and one
+	 * more per reconnect; the hook that may start a daemon. */
+	uint32_t epoch;
+	shoal_restart_fn restart_hook;
+	void *restart_ctx;
+	bool no_reconnect; /* SHOAL_NO_RECONNECT: fail instead */
+	/* ref_lock: mappings of ended connections still in use. */
+	struct client_retired *retired;
 
 	/* io_lock */
 	uint32_t next_request;
@@ -134,11 +175,21 @@ struct shoal_client {
 	struct client_refmap edges;
 	uint64_t *rel_out;  /* scratch for RELEASE bodies */
 	atomic_bool broken; /* connection lost or out of sync */
+	bool waiting;       /* the request in flight may wait (interrupt.c) */
+	bool interrupted;   /* ... and was cancelled: PROTO_CANCEL was sent */
+
+	/* The wake-up eventfd of shoal_interrupt() (-1 if none), and whether
+	 * an EINTR ends a wait too (shoal_set_interruptible). */
+	int wake_fd;
+	atomic_bool interruptible;
 
 	/* ref_lock */
 	struct client_refmap views; /* by handle: view counts */
-	uint64_t *pending;          /* handles whose count reached 0 */
-	size_t pending_cap;         /* == capacity of pending and rel_out */
+	/* by id: the handle of the latest view of each object, so that
+	 * shoal_release_id() finds it without a scan (see client_hold). */
+	struct client_refmap view_ids;
+	uint64_t *pending;  /* handles whose count reached 0 */
+	size_t pending_cap; /* == capacity of pending and rel_out */
 	atomic_size_t npending;
 	/* Bytes of the small objects whose releases wait in pending for the
 	 * next request (see client_defer_release). */
@@ -173,10 +224,61 @@ static inline int client_check_fork(const shoal_client *c)
 
 /*
  * Starts a request: checks the fork generation, takes io_lock and checks
- * that the connection is usable. Returns 0 with io_lock held, or
- * SHOAL_EINVAL (c NULL), SHOAL_EFORKED or SHOAL_EUNAVAILABLE without it.
+ * that the connection is usable; a connection lost earlier is opened again
+ * first (client_reconnect). Returns 0 with io_lock held, or SHOAL_EINVAL
+ * (c NULL), SHOAL_EFORKED or SHOAL_EUNAVAILABLE without it.
  */
 int client_begin(shoal_client *c);
+
+/*
+ * Replaces a lost connection with a new one to the same socket path (the
+ * restart hook may start a daemon when nobody listens). The old mapping
+ * and the views and unsealed creates of the old connection move to a
+ * retired record; pending releases are dropped (their daemon is gone).
+ * io_lock must be held. Returns 0, SHOAL_EUNAVAILABLE, or what connecting
+ * returns; on failure the client stays broken and may try again.
+ */
+int client_reconnect(shoal_client *c);
+
+/*
+ * Drops one view from the retired connection whose mapping holds ptr (by
+ * handle), or, with id, from any retired connection. ref_lock must be held.
+ * Returns 0; 1 when that was the last view of an object re-pinned in the
+ * current connection, whose hold (handle *repin) the caller drops next; or
+ * SHOAL_ENOTFOUND when no retired connection has it. *gone is
+ * a retired record that is no longer used, for the caller to pass to
+ * client_retired_destroy() once ref_lock is dropped (or NULL).
+ */
+int client_retired_drop_locked(shoal_client *c, const void *ptr,
+                               uint64_t handle, const shoal_id *id,
+                               struct client_retired **gone, uint64_t *repin);
+
+/*
+ * After a reconnect to a daemon that uses the same arena file as a retired
+ * connection (`serve --persist`: the restarted daemon reopens the file),
+ * gets, with timeout 0, the objects that the application still views from
+ * that connection: the new daemon then keeps their memory as long as the
+ * old views live (a view is otherwise not pinned in the new daemon, which
+ * could free and reuse the block under it). Best effort: objects the new
+ * daemon does not have are not protected. io_lock must be held.
+ */
+void client_repin(shoal_client *c);
+
+/* One request and its reply on the current connection, never sent again on
+ * a new one (see client_call()). io_lock must be held. */
+int client_call_once(shoal_client *c, uint16_t type, const struct iovec *iov,
+                     int iovcnt, size_t fixed_len, const uint8_t **reply,
+                     size_t *len);
+
+/* Unmaps and frees a retired record (NULL is a no-op). */
+void client_retired_destroy(struct client_retired *r);
+
+/* Forgets an unsealed create of a retired connection. Returns 0 or
+ * SHOAL_ENOTFOUND. Takes ref_lock. */
+int client_retired_forget_create(shoal_client *c, const shoal_id *id);
+
+/* Unmaps and frees every retired connection. */
+void client_retired_free(shoal_client *c);
 
 /* Ends a request: sends the releases queued meanwhile and drops io_lock. */
 void client_end(shoal_client *c);
@@ -198,6 +300,19 @@ int client_call(shoal_client *c, uint16_t type, const struct iovec *iov,
                 size_t *len);
 
 /*
+ * Restarts: client_call() sends a request again on a new connection when
+ * the old one was found gone before the request was written (no daemon
+ * can have seen it). client_call_safe() also does so when the connection
+ * went away after it was written: for requests that change nothing or
+ * (get, get by name, contains, lists, stats). Not a compare-and-set of a
+ * name: one that was applied would then be reported as a conflict. One new
+ * connection per call at most.
+ */
+int client_call_safe(shoal_client *c, uint16_t type, const struct iovec *iov,
+                     int iovcnt, size_t fixed_len, const uint8_t **reply,
+                     size_t *len);
+
+/*
  * Asks for one page of a listing (PROTO_LIST or PROTO_LIST_NAMES) from
  * cursor, at most max entries. On 0, *rep is the reply's fixed part (its
  * count checked against the limit) and *entries, *len the bytes after it,
@@ -207,6 +322,31 @@ int client_call(shoal_client *c, uint16_t type, const struct iovec *iov,
 int client_list_page(shoal_client *c, uint16_t type, uint64_t cursor,
                      size_t max, struct proto_list_reply *rep,
                      const uint8_t **entries, size_t *len);
+
+/*
+ * client_call() for a request that may wait timeout_ms: while it waits,
+ * shoal_interrupt() (or an EINTR, when interruptible) sends PROTO_CANCEL,
+ * after which the daemon answers at once and c->interrupted is set, for the
+ * caller to turn an incomplete answer into SHOAL_EINTR. safe: sent again
+ * after a reconnect like client_call_safe(). io_lock must be held. Returns
+ * what client_call() returns.
+ */
+int client_call_wait(shoal_client *c, uint16_t type, const struct iovec *iov,
+                     int iovcnt, size_t fixed_len, int64_t timeout_ms,
+                     bool safe, const uint8_t **reply, size_t *len);
+
+/* Creates c->wake_fd. Returns 0 or -errno. */
+int client_wake_init(shoal_client *c);
+
+/* Sleeps until the socket is readable, cancelling the wait on an interrupt
+ * (see interrupt.c). io_lock must be held. Returns 0, or -errno /
+ * SHOAL_EUNAVAILABLE when the cancel could not be sent. */
+int client_wait_readable(shoal_client *c);
+
+/* Writes len raw bytes (a whole message) to the socket. io_lock must be
+ * held. Returns 0, SHOAL_EUNAVAILABLE or -errno (the client is then
+ * broken). */
+int client_send_raw(shoal_client *c, const void *buf, size_t len);
 
 /* Sends a request that gets no reply (SEAL with PROTO_SEAL_NOREPLY).
  * io_lock must be held. Returns 0, SHOAL_EUNAVAILABLE or -errno. */

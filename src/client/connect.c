@@ -12,6 +12,12 @@
  * first swaps in a mapping of a writable description (client_write_access,
  * still read-only; window.c opens the pages of each object being created).
  *
+ * Restarts: a connection found gone (see transport.c) is replaced on the
+ * next call by client_reconnect(), which runs the same socket, HELLO and
+ * mapping steps as shoal_connect() and keeps the old mapping in a retired
+ * record for as long as the application holds views from it. Each
+ * connection has an epoch; nothing of an older epoch is ever sent.
+ *
  * Fork: a child handler registered once with pthread_atfork() bumps a
  * process-wide generation. A client remembers the generation it was
  * connected in; in a child the numbers differ and every call returns
@@ -382,6 +388,284 @@ static int map_arena(shoal_client *c, const struct proto_hello_reply *rep,
 	return 0;
 }
 
+/*
+ * Opens the socket, does the HELLO exchange and maps the arena, into c's
+ * fd and mapping fields (which must be empty). On failure c->fd and the
+ * mapping may be set, for the caller to close. Returns 0 or what
+ * connect_path(), hello() and map_arena() return.
+ */
+static int open_session(shoal_client *c)
+{
+	struct proto_hello_reply rep;
+	int arena_fd = -1;
+	int rc;
+
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0)
+		return -errno;
+	rc = connect_path(c->fd, c->path);
+	if (rc == 0)
+		rc = check_peer(c->fd);
+	if (rc == 0)
+		rc = hello(c, c->fd, 0, &rep, &arena_fd);
+	if (rc == 0)
+		rc = map_arena(c, &rep, arena_fd);
+	if (arena_fd >= 0)
+		close(arena_fd);
+	return rc;
+}
+
+/* Closes c's connection and forgets its mapping (not unmapped: the caller
+ * has unmapped it or moved it to a retired record). */
+static void close_session(shoal_client *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	free((void *)c->populated);
+	c->populated = NULL;
+	c->nchunks = 0;
+	c->base = NULL;
+	c->map_size = c->capacity = c->data_offset = 0;
+	c->rstart = c->rend = 0;
+}
+
+static void retired_destroy(struct client_retired *r);
+
+/* Copies the live entries of from into a fresh map. 0 or SHOAL_ENOMEM. */
+static int copy_refs(struct client_refmap *to, const struct client_refmap *from,
+                     bool views)
+{
+	struct client_ref *r, *n;
+
+	to->by_id = from->by_id;
+	if (client_refmap_reserve(to, from->count) < 0)
+		return SHOAL_ENOMEM;
+	for (size_t i = 0; (r = client_refmap_next(from, &i));) {
+		if (views && r->count == 0)
+			continue; /* released, its RELEASE not sent yet */
+		n = client_refmap_insert(to, r->handle, &r->id);
+		n->size = r->size;
+		n->count = r->count;
+	}
+	return 0;
+}
+
+/*
+ * Moves the current mapping, views and unsealed creates to a retired
+ * record (or unmaps at once when nothing uses them) and empties the maps,
+ * keeping their room. io_lock must be held. Returns 0 or SHOAL_ENOMEM
+ * (nothing changed).
+ */
+static int retire_session(shoal_client *c)
+{
+	struct client_retired *r = os_calloc(1, sizeof(*r));
+	int rc = SHOAL_ENOMEM;
+
+	if (!r)
+		return rc;
+	pthread_mutex_lock(&c->ref_lock);
+	/* Re-pin holds of this connection end with it. */
+	for (struct client_retired *o = c->retired; o; o = o->next) {
+		struct client_ref *e, *cur;
+		if (o->repin_epoch != c->epoch)
+			continue;
+		for (size_t i = 0; (e = client_refmap_next(&o->views, &i));) {
+			cur = e->has_repin ? client_refmap_find(&c->views,
+			                                        e->repin, NULL)
+			                   : NULL;
+			if (cur && cur->repins && cur->count) {
+				cur->repins--;
+				cur->count--;
+			}
+			e->has_repin = 0;
+		}
+		o->repin_epoch = 0;
+	}
+	if (copy_refs(&r->views, &c->views, true) < 0 ||
+	    copy_refs(&r->unsealed, &c->unsealed, false) < 0) {
+		pthread_mutex_unlock(&c->ref_lock);
+		client_refmap_free(&r->views);
+		client_refmap_free(&r->unsealed);
+		free(r);
+		return rc;
+	}
+	client_refmap_clear(&c->views);
+	client_refmap_clear(&c->view_ids);
+	client_refmap_clear(&c->unsealed);
+	/* Windows of the old creates stay open in the old mapping. */
+	client_refmap_clear(&c->edges);
+	atomic_store(&c->npending, 0);
+	c->deferred_bytes = 0;
+	r->base = c->base;
+	r->map_size = c->map_size;
+	r->epoch = c->epoch;
+	r->dev = c->arena_dev;
+	r->ino = c->arena_ino;
+	r->fd = -1;
+	if (r->views.count || r->unsealed.count) {
+		r->fd = c->fd;
+		c->fd = -1;
+		r->next = c->retired;
+		c->retired = r;
+		r = NULL;
+	}
+	pthread_mutex_unlock(&c->ref_lock);
+	retired_destroy(r);
+	close_session(c);
+	return 0;
+}
+
+int client_reconnect(shoal_client *c)
+{
+	int rc;
+
+	if (c->no_reconnect)
+		return SHOAL_EUNAVAILABLE;
+	if (c->base) {
+		rc = retire_session(c);
+		if (rc < 0)
+			return rc;
+	} else if (c->fd >= 0) {
+		close_session(c); /* a reconnect that failed half-way */
+	}
+	rc = open_session(c);
+	if (rc == SHOAL_EUNAVAILABLE && c->restart_hook) {
+		close_session(c);
+		rc = c->restart_hook(c->restart_ctx, c->path);
+		if (rc == 0)
+			rc = open_session(c);
+	}
+	if (rc < 0) {
+		if (c->base)
+			munmap(c->base, c->map_size);
+		close_session(c);
+		return rc == SHOAL_ENOMEM || rc == SHOAL_EARENA ||
+		                       rc == SHOAL_EPROTO
+		               ? rc
+		               : SHOAL_EUNAVAILABLE;
+	}
+	c->epoch++;
+	c->deferred_error = 0;
+	atomic_store(&c->broken, false);
+	client_repin(c);
+	return 0;
+}
+
+/* Unlinks r from c's list and frees it if it is no longer used. ref_lock
+ * must be held; returns r when the caller must unmap and free it. */
+static struct client_retired *retired_settle(shoal_client *c,
+                                             struct client_retired *r)
+{
+	if (r->views.count || r->unsealed.count)
+		return NULL;
+	for (struct client_retired **p = &c->retired; *p; p = &(*p)->next)
+		if (*p == r) {
+			*p = r->next;
+			return r;
+		}
+	return NULL;
+}
+
+static void retired_destroy(struct client_retired *r)
+{
+	if (!r)
+		return;
+	if (r->fd >= 0)
+		close(r->fd);
+	munmap(r->base, r->map_size);
+	client_refmap_free(&r->views);
+	client_refmap_free(&r->unsealed);
+	free(r);
+}
+
+int client_retired_drop_locked(shoal_client *c, const void *ptr,
+                               uint64_t handle, const shoal_id *id,
+                               struct client_retired **gone, uint64_t *repin)
+{
+	const uint8_t *p = ptr;
+	struct client_retired *r;
+	struct client_ref *ref = NULL;
+
+	*gone = NULL;
+	*repin = 0;
+	for (r = c->retired; r; r = r->next) {
+		if (id) {
+			for (size_t i = 0;
+			     (ref = client_refmap_next(&r->views, &i));)
+				if (memcmp(ref->id.bytes, id->bytes,
+				           SHOAL_ID_SIZE) == 0)
+					break;
+		} else if (p >= r->base && p < r->base + r->map_size) {
+			ref = client_refmap_find(&r->views, handle, NULL);
+		}
+		if (ref)
+			break;
+	}
+	if (!ref)
+		return SHOAL_ENOTFOUND;
+	int rc = 0;
+	if (--ref->count == 0) {
+		if (ref->has_repin && r->repin_epoch == c->epoch) {
+			*repin = ref->repin;
+			rc = 1;
+		}
+		client_refmap_remove(&r->views, ref);
+	}
+	*gone = retired_settle(c, r);
+	return rc;
+}
+
+void client_retired_destroy(struct client_retired *r)
+{
+	retired_destroy(r);
+}
+
+int client_retired_forget_create(shoal_client *c, const shoal_id *id)
+{
+	struct client_retired *r, *gone = NULL;
+	struct client_ref *ref = NULL;
+
+	pthread_mutex_lock(&c->ref_lock);
+	for (r = c->retired; r; r = r->next) {
+		ref = client_refmap_find(&r->unsealed, 0, id);
+		if (ref)
+			break;
+	}
+	if (ref) {
+		client_refmap_remove(&r->unsealed, ref);
+		gone = retired_settle(c, r);
+	}
+	pthread_mutex_unlock(&c->ref_lock);
+	retired_destroy(gone);
+	return ref ? 0 : SHOAL_ENOTFOUND;
+}
+
+void client_retired_free(shoal_client *c)
+{
+	while (c->retired) {
+		struct client_retired *r = c->retired;
+		c->retired = r->next;
+		retired_destroy(r);
+	}
+}
+
+SHOAL_API void shoal_set_restart_hook(shoal_client *c, shoal_restart_fn fn,
+                                      void *ctx)
+{
+	if (!c || client_check_fork(c) < 0)
+		return;
+	pthread_mutex_lock(&c->io_lock);
+	c->restart_hook = fn;
+	c->restart_ctx = fn ? ctx : NULL;
+	pthread_mutex_unlock(&c->io_lock);
+}
+
+SHOAL_API uint32_t shoal_epoch(const shoal_client *c)
+{
+	return c ? c->epoch : 0;
+}
+
 int client_write_access(shoal_client *c)
 {
 	struct proto_hello_reply rep;
@@ -433,13 +717,17 @@ static void client_free(shoal_client *c, bool forked)
 {
 	if (c->fd >= 0)
 		close(c->fd);
+	if (c->wake_fd >= 0)
+		close(c->wake_fd);
 	if (c->base)
 		munmap(c->base, c->map_size);
+	client_retired_free(c);
 	free((void *)c->populated);
 	free(c->rbuf);
 	free(c->pending);
 	free(c->rel_out);
 	client_refmap_free(&c->views);
+	client_refmap_free(&c->view_ids);
 	client_refmap_free(&c->unsealed);
 	client_refmap_free(&c->edges);
 	/* A forked child may have inherited the locks in a held state;
@@ -455,9 +743,8 @@ static void client_free(shoal_client *c, bool forked)
 SHOAL_API int shoal_connect(const char *socket_path, shoal_client **out)
 {
 	char def[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	struct proto_hello_reply rep;
+	const char *env = getenv("SHOAL_NO_RECONNECT");
 	shoal_client *c;
-	int arena_fd = -1;
 	int rc;
 
 	if (!out)
@@ -481,9 +768,13 @@ SHOAL_API int shoal_connect(const char *socket_path, shoal_client **out)
 	if (!c)
 		return SHOAL_ENOMEM;
 	c->fd = -1;
+	c->wake_fd = -1;
 	c->generation = client_fork_generation();
 	c->next_request = 1;
+	c->epoch = 1;
+	c->no_reconnect = env && *env && strcmp(env, "0") != 0;
 	c->unsealed.by_id = true;
+	c->view_ids.by_id = true;
 	c->page_size = (size_t)sysconf(_SC_PAGESIZE);
 	c->path = os_strdup(socket_path);
 	if (!c->path || pthread_mutex_init(&c->io_lock, NULL) != 0) {
@@ -497,33 +788,18 @@ SHOAL_API int shoal_connect(const char *socket_path, shoal_client **out)
 	}
 	c->locks_ready = true;
 	rc = client_reader_init(c);
+	if (rc == 0)
+		rc = client_wake_init(c);
 	if (rc < 0)
 		goto fail;
 
-	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c->fd < 0) {
-		rc = -errno;
-		goto fail;
-	}
-	rc = connect_path(c->fd, socket_path);
+	rc = open_session(c);
 	if (rc < 0)
 		goto fail;
-	rc = check_peer(c->fd);
-	if (rc < 0)
-		goto fail;
-	rc = hello(c, c->fd, 0, &rep, &arena_fd);
-	if (rc < 0)
-		goto fail;
-	rc = map_arena(c, &rep, arena_fd);
-	if (rc < 0)
-		goto fail;
-	close(arena_fd);
 	*out = c;
 	return 0;
 
 fail:
-	if (arena_fd >= 0)
-		close(arena_fd);
 	client_free(c, false);
 	return rc;
 }

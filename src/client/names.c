@@ -56,7 +56,15 @@ SHOAL_API int shoal_set_name_ttl(shoal_client *c, const char *name,
 	rc = client_begin(c);
 	if (rc < 0)
 		return rc;
+	uint32_t epoch = c->epoch;
+	/* Not repeated when the reply is lost, even as a compare-and-set: a
+	 * set that was applied would be reported as SHOAL_EVERSION, and a
+	 * caller's read-modify-write loop would then apply its change twice. */
 	rc = client_call(c, PROTO_SET_NAME, iov, 2, sizeof(rep), &body, &len);
+	/* Sent again to a new daemon, which never had an unnamed object of
+	 * the old one: the object was lost in the restart. */
+	if (rc == SHOAL_ENOTFOUND && c->epoch != epoch)
+		rc = SHOAL_EUNAVAILABLE;
 	if (rc == 0 && version) {
 		memcpy(&rep, body, sizeof(rep));
 		*version = rep.version;
@@ -94,7 +102,10 @@ SHOAL_API int shoal_get_name(shoal_client *c, const char *name, size_t name_len,
 	pthread_mutex_unlock(&c->ref_lock);
 	if (rc < 0)
 		goto out;
-	rc = client_call(c, PROTO_GET_NAME, iov, 2, sizeof(rep), &body, &len);
+	rc = client_call_wait(c, PROTO_GET_NAME, iov, 2, sizeof(rep),
+	                      timeout_ms, true, &body, &len);
+	if (rc == SHOAL_ENOTFOUND && c->interrupted)
+		rc = SHOAL_EINTR;
 	if (rc < 0)
 		goto out;
 	memcpy(&rep, body, sizeof(rep));

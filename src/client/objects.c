@@ -45,8 +45,7 @@ int client_check_object(const shoal_client *c, const struct proto_object *o)
 		return SHOAL_EPROTO;
 	if (o->status < 0)
 		return o->status;
-	if (o->metadata_size > SHOAL_META_MAX ||
-	    o->data_size > UINT64_MAX - o->metadata_size ||
+	if (o->data_size > UINT64_MAX - o->metadata_size ||
 	    !client_range_ok(c, o->offset, o->data_size + o->metadata_size))
 		return SHOAL_EPROTO;
 	return 0;
@@ -174,7 +173,10 @@ static int create_locked(shoal_client *c, const shoal_id *id,
 	rc = client_refmap_reserve(&c->unsealed, 1);
 	if (rc < 0)
 		return rc;
-	rc = client_call(c, PROTO_CREATE, &iov, 1, sizeof(rep), &body, &len);
+	rc = client_call_wait(c, PROTO_CREATE, &iov, 1, sizeof(rep), timeout_ms,
+	                      false, &body, &len);
+	if (rc == SHOAL_EFULL && c->interrupted)
+		return SHOAL_EINTR;
 	if (rc < 0)
 		return rc;
 	memcpy(&rep, body, sizeof(rep));
@@ -189,6 +191,10 @@ static int create_locked(shoal_client *c, const shoal_id *id,
 	u->offset = rep.offset;
 	*offset = rep.offset;
 	*backed = rep.flags & PROTO_CREATE_BACKED;
+	/* A reconnect during the call brought a new, read-only mapping. */
+	rc = client_write_access(c);
+	if (rc < 0)
+		return rc;
 	/* Only now, and only these pages, become writable in this client. */
 	rc = client_window_open(c, rep.offset, u->size);
 	if (rc < 0)
@@ -217,8 +223,6 @@ SHOAL_API int shoal_create(shoal_client *c, const shoal_id *id,
 
 	if (!c || !id || !data || !timeout_ok(timeout_ms))
 		return SHOAL_EINVAL;
-	if (metadata_size > SHOAL_META_MAX)
-		return SHOAL_ETOOBIG;
 	/* Larger than the whole store: full, whatever the timeout. */
 	if (data_size > c->capacity || metadata_size > c->capacity - data_size)
 		return SHOAL_EFULL;
@@ -228,6 +232,10 @@ SHOAL_API int shoal_create(shoal_client *c, const shoal_id *id,
 	/* An unsealed create of this ID from before is not ours to abort. */
 	bool had = client_refmap_find(&c->unsealed, 0, id) != NULL;
 	rc = client_write_access(c);
+	/* Another arena answers: the daemon was restarted, and this client
+	 * has not noticed yet. */
+	if (rc == SHOAL_EARENA && client_reconnect(c) == 0)
+		rc = client_write_access(c);
 	if (rc == 0)
 		rc = create_locked(c, id, data_size, metadata_size, timeout_ms,
 		                   &offset, &backed);
@@ -264,7 +272,10 @@ SHOAL_API int shoal_seal(shoal_client *c, const shoal_id *id)
 		return rc;
 	r = client_refmap_find(&c->unsealed, 0, id);
 	if (!r) {
-		rc = SHOAL_ENOTFOUND;
+		/* Created before a reconnect: lost with its daemon. */
+		rc = client_retired_forget_create(c, id) == 0
+		             ? SHOAL_EUNAVAILABLE
+		             : SHOAL_ENOTFOUND;
 		goto out;
 	}
 	handle = r->handle;
@@ -279,6 +290,9 @@ SHOAL_API int shoal_seal(shoal_client *c, const shoal_id *id)
 		goto out;
 	memcpy(req.id, id->bytes, SHOAL_ID_SIZE);
 	rc = client_send(c, PROTO_SEAL, &iov, 1);
+	/* The object is gone with its daemon. */
+	if (rc == SHOAL_EUNAVAILABLE)
+		client_refmap_remove(&c->unsealed, r);
 	if (rc < 0)
 		goto out;
 	client_refmap_remove(&c->unsealed, r);
@@ -309,17 +323,26 @@ SHOAL_API int shoal_abort(shoal_client *c, const shoal_id *id)
 	rc = client_begin(c);
 	if (rc < 0)
 		return rc;
+	if (!client_refmap_find(&c->unsealed, 0, id) &&
+	    client_retired_forget_create(c, id) == 0) {
+		client_end(c); /* created before a reconnect: already gone */
+		return 0;
+	}
 	memcpy(req.id, id->bytes, SHOAL_ID_SIZE);
 	/* Closed before the daemon may hand the block to someone else. */
 	r = client_refmap_find(&c->unsealed, 0, id);
 	if (r)
 		close_window(c, r);
+	uint32_t epoch = c->epoch;
 	rc = client_call(c, PROTO_ABORT, &iov, 1, sizeof(struct proto_reply),
 	                 &body, &len);
 	/* Whatever the answer, the daemon no longer keeps it for us. */
 	r = client_refmap_find(&c->unsealed, 0, id);
 	if (r)
 		client_refmap_remove(&c->unsealed, r);
+	/* Sent again after a reconnect: the object died with its daemon. */
+	if (c->epoch != epoch && client_retired_forget_create(c, id) == 0)
+		rc = 0;
 	client_end(c);
 	return rc;
 }
@@ -362,6 +385,22 @@ static int take_get_reply(shoal_client *c, const uint8_t *body, size_t len,
 	return 0;
 }
 
+/* A get whose wait was interrupted: complete, it stands; otherwise every
+ * view is given back and the call says SHOAL_EINTR. io_lock is held (the
+ * releases go out with client_end()). */
+static int interrupted_get(shoal_client *c, shoal_view *views, size_t n)
+{
+	size_t got = 0;
+
+	for (size_t i = 0; i < n; i++)
+		got += views[i].status == 0;
+	if (got == n)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		shoal_release(c, &views[i]);
+	return SHOAL_EINTR;
+}
+
 SHOAL_API int shoal_get(shoal_client *c, const shoal_id *ids, size_t n,
                         int64_t timeout_ms, shoal_view *views)
 {
@@ -388,9 +427,12 @@ SHOAL_API int shoal_get(shoal_client *c, const shoal_id *ids, size_t n,
 	req.count = (uint32_t)n;
 	iov[0] = (struct iovec){&req, sizeof(req)};
 	iov[1] = (struct iovec){(void *)ids, n * sizeof(*ids)};
-	rc = client_call(c, PROTO_GET, iov, 2, 0, &body, &len);
+	rc = client_call_wait(c, PROTO_GET, iov, 2, 0, timeout_ms, true, &body,
+	                      &len);
 	if (rc == 0)
 		rc = take_get_reply(c, body, len, ids, n, views);
+	if (rc == 0 && c->interrupted)
+		rc = interrupted_get(c, views, n);
 out:
 	client_end(c);
 	return rc;
@@ -405,24 +447,55 @@ out:
  * SHOAL_ENOTFOUND when no view is held, or SHOAL_EUNAVAILABLE when the
  * connection is gone (the view is dropped all the same).
  */
-static int drop_view(shoal_client *c, uint64_t handle, const shoal_id *id)
+static int drop_view(shoal_client *c, uint64_t handle, const shoal_id *id,
+                     const void *ptr)
 {
+	struct client_retired *gone = NULL;
 	struct client_ref *r = NULL;
+	uint64_t repin = 0;
 	bool defer = false;
+	int rc = 0, got;
 
 	pthread_mutex_lock(&c->ref_lock);
+	/* A view from before a reconnect is known by where it points. */
+	if (!id && c->retired &&
+	    (got = client_retired_drop_locked(c, ptr, handle, NULL, &gone,
+	                                      &repin)) >= 0)
+		goto retired;
 	if (id) {
-		for (size_t i = 0; (r = client_refmap_next(&c->views, &i));)
-			if (r->count > 0 &&
-			    memcmp(r->id.bytes, id->bytes, SHOAL_ID_SIZE) == 0)
-				break;
+		struct client_ref *byid =
+		        client_refmap_find(&c->view_ids, 0, id);
+
+		if (byid)
+			r = client_refmap_find(&c->views, byid->handle, NULL);
+		/* An older object of the same ID (deleted, still held) is
+		 * not indexed: only then scan. */
+		if (!r || r->count <= r->repins)
+			for (size_t i = 0;
+			     (r = client_refmap_next(&c->views, &i));)
+				if (r->count > r->repins &&
+				    memcmp(r->id.bytes, id->bytes,
+				           SHOAL_ID_SIZE) == 0)
+					break;
 	} else {
 		r = client_refmap_find(&c->views, handle, NULL);
 	}
-	if (!r || r->count == 0) {
-		pthread_mutex_unlock(&c->ref_lock);
-		return SHOAL_ENOTFOUND;
+	if (r && r->count > 0)
+		goto drop;
+	if (!id || !c->retired ||
+	    (got = client_retired_drop_locked(c, NULL, 0, id, &gone, &repin)) <
+	            0) {
+		rc = SHOAL_ENOTFOUND;
+		goto unlock;
 	}
+retired:
+	/* The last old view of an object that the current connection holds
+	 * for it (client_repin): that hold goes now. */
+	r = got == 1 ? client_refmap_find(&c->views, repin, NULL) : NULL;
+	if (!r || r->repins == 0 || r->count == 0)
+		goto unlock;
+	r->repins--;
+drop:
 	if (--r->count == 0 && !r->pending) {
 		r->pending = 1;
 		c->pending[atomic_load(&c->npending)] = r->handle;
@@ -435,11 +508,108 @@ static int drop_view(shoal_client *c, uint64_t handle, const shoal_id *id)
 	} else if (r->pending) {
 		defer = true; /* already queued and within the bounds */
 	}
+unlock:
 	pthread_mutex_unlock(&c->ref_lock);
+	client_retired_destroy(gone);
+	if (rc)
+		return rc;
 	if (!defer && atomic_load(&c->npending) > 0 &&
 	    pthread_mutex_trylock(&c->io_lock) == 0)
 		client_end(c);
 	return atomic_load(&c->broken) ? SHOAL_EUNAVAILABLE : 0;
+}
+
+/* Whether r is still one of c's retired records. ref_lock held. */
+static bool retired_listed(const shoal_client *c,
+                           const struct client_retired *r)
+{
+	for (const struct client_retired *x = c->retired; x; x = x->next)
+		if (x == r)
+			return true;
+	return false;
+}
+
+/* One object to re-pin: where its old views are. */
+struct repin_item {
+	struct client_retired *rec;
+	uint64_t old_handle;
+};
+
+void client_repin(shoal_client *c)
+{
+	struct repin_item *items = NULL;
+	shoal_id *ids = NULL;
+	struct proto_get req = {.timeout_ms = 0};
+	struct proto_get_reply rep;
+	struct proto_object o;
+	struct client_ref *e;
+	struct iovec iov[2];
+	const uint8_t *body;
+	size_t n = 0, want = 0, len;
+
+	pthread_mutex_lock(&c->ref_lock);
+	for (struct client_retired *r = c->retired; r; r = r->next)
+		if (r->dev == c->arena_dev && r->ino == c->arena_ino)
+			want += r->views.count;
+	if (want > SHOAL_BATCH_MAX)
+		want = SHOAL_BATCH_MAX;
+	if (want) {
+		items = os_malloc(want * sizeof(*items));
+		ids = os_malloc(want * sizeof(*ids));
+	}
+	for (struct client_retired *r = c->retired;
+	     r && items && ids && n < want; r = r->next) {
+		if (r->dev != c->arena_dev || r->ino != c->arena_ino)
+			continue;
+		for (size_t i = 0;
+		     n < want && (e = client_refmap_next(&r->views, &i));) {
+			items[n] = (struct repin_item){r, e->handle};
+			ids[n++] = e->id;
+		}
+	}
+	int rc = n ? client_reserve_views(c, n) : -1;
+	pthread_mutex_unlock(&c->ref_lock);
+	if (rc < 0)
+		goto out;
+	req.count = (uint32_t)n;
+	iov[0] = (struct iovec){&req, sizeof(req)};
+	iov[1] = (struct iovec){ids, n * sizeof(*ids)};
+	if (client_call_once(c, PROTO_GET, iov, 2, 0, &body, &len) < 0 ||
+	    len != sizeof(rep) + n * sizeof(o))
+		goto out;
+	memcpy(&rep, body, sizeof(rep));
+	if (rep.count != n)
+		goto out;
+	pthread_mutex_lock(&c->ref_lock);
+	for (size_t i = 0; i < n; i++) {
+		memcpy(&o, body + sizeof(rep) + i * sizeof(o), sizeof(o));
+		if (o.status != 0 || client_check_object(c, &o) != 0)
+			continue;
+		client_hold(c, o.handle, &ids[i],
+		            o.data_size + o.metadata_size);
+		struct client_ref *cur =
+		        client_refmap_find(&c->views, o.handle, NULL);
+		struct client_retired *r = items[i].rec;
+		e = retired_listed(c, r)
+		            ? client_refmap_find(&r->views, items[i].old_handle,
+		                                 NULL)
+		            : NULL;
+		if (cur && e && !e->has_repin) {
+			e->has_repin = 1;
+			e->repin = o.handle;
+			r->repin_epoch = c->epoch;
+			cur->repins++;
+		} else if (cur && --cur->count == 0 && !cur->pending) {
+			/* Its old views went meanwhile: give the hold back. */
+			cur->pending = 1;
+			c->pending[atomic_load(&c->npending)] = cur->handle;
+			atomic_fetch_add(&c->npending, 1);
+		}
+	}
+	pthread_mutex_unlock(&c->ref_lock);
+out:
+	free(items);
+	free(ids);
 }
 
 SHOAL_API int shoal_release(shoal_client *c, shoal_view *view)
@@ -453,7 +623,7 @@ SHOAL_API int shoal_release(shoal_client *c, shoal_view *view)
 		return rc;
 	if (view->status != 0)
 		return 0;
-	rc = drop_view(c, view->handle, NULL);
+	rc = drop_view(c, view->handle, NULL, view->data);
 	/* Mark the view as given back, so a second release is a no-op. */
 	empty_view(view, view->id.bytes, SHOAL_ENOTFOUND);
 	return rc == SHOAL_ENOTFOUND ? 0 : rc;
@@ -468,7 +638,7 @@ SHOAL_API int shoal_release_id(shoal_client *c, const shoal_id *id)
 	rc = client_check_fork(c);
 	if (rc < 0)
 		return rc;
-	return drop_view(c, 0, id);
+	return drop_view(c, 0, id, NULL);
 }
 
 SHOAL_API int shoal_delete(shoal_client *c, const shoal_id *ids, size_t n,
@@ -530,7 +700,8 @@ SHOAL_API int shoal_contains(shoal_client *c, const shoal_id *id, int *state)
 	if (rc < 0)
 		return rc;
 	memcpy(req.id, id->bytes, SHOAL_ID_SIZE);
-	rc = client_call(c, PROTO_CONTAINS, &iov, 1, sizeof(rep), &body, &len);
+	rc = client_call_safe(c, PROTO_CONTAINS, &iov, 1, sizeof(rep), &body,
+	                      &len);
 	if (rc == 0) {
 		memcpy(&rep, body, sizeof(rep));
 		if (rep.state > SHOAL_STATE_SEALED)
@@ -598,6 +769,9 @@ SHOAL_API int shoal_list(shoal_client *c, uint64_t *cursor,
 		out[i].holders = e.holders;
 		out[i].names = e.names;
 		out[i].create_time_ns = e.create_time_ns;
+		out[i].construct_ms = e.construct_ms == PROTO_UNSEALED_MS
+		                              ? -1
+		                              : (int64_t)e.construct_ms;
 	}
 	*count = rep.count;
 	*cursor = rep.next_cursor;
@@ -618,7 +792,8 @@ SHOAL_API int shoal_get_stats(shoal_client *c, shoal_stats *out)
 	rc = client_begin(c);
 	if (rc < 0)
 		return rc;
-	rc = client_call(c, PROTO_STATS, NULL, 0, sizeof(rep), &body, &len);
+	rc = client_call_safe(c, PROTO_STATS, NULL, 0, sizeof(rep), &body,
+	                      &len);
 	if (rc == 0) {
 		memcpy(&rep, body, sizeof(rep));
 		*out = (shoal_stats){
@@ -638,6 +813,7 @@ SHOAL_API int shoal_get_stats(shoal_client *c, shoal_stats *out)
 		        .uptime_ms = rep.uptime_ms,
 		        .expired = rep.expired,
 		        .evicted_names = rep.evicted_names,
+		        .requests = rep.requests,
 		};
 	}
 	client_end(c);

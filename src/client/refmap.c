@@ -166,3 +166,10 @@ void client_refmap_free(struct client_refmap *m)
 	m->mask = 0;
 	m->count = 0;
 }
+
+void client_refmap_clear(struct client_refmap *m)
+{
+	if (m->slots)
+		memset(m->slots, 0, (m->mask + 1) * sizeof(*m->slots));
+	m->count = 0;
+}

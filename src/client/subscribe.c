@@ -4,12 +4,17 @@
  * A subscription is an ordinary client connection (HELLO, arena mapping and
  * all) that has sent SUBSCRIBE; from then on it only reads PROTO_EVENT
  * messages through the client's buffered reader. Waiting with a timeout
- * polls the socket only when no whole event is buffered yet.
+ * polls the socket only when no whole event is buffered yet, together with
+ * the client's wake-up eventfd (shoal_subscription_interrupt) and, when the
+ * subscription is interruptible, ending on EINTR: nothing is outstanding
+ * with the daemon, so an interrupted wait just returns SHOAL_EINTR.
  */
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "client_internal.h"
 #include "os.h"
@@ -64,22 +69,49 @@ static bool have_message(const shoal_client *c)
 	return client_buffered(c) - sizeof(h) >= h.body_len;
 }
 
-/* Waits for the socket to be readable. Returns 0, SHOAL_ETIMEDOUT or
- * -errno. */
-static int wait_readable(int fd, int64_t timeout_ms)
+static int64_t now_ms(void)
 {
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-	int t = timeout_ms < 0            ? -1
-	        : timeout_ms > 0x7fffffff ? 0x7fffffff
-	                                  : (int)timeout_ms;
-	int n;
+	struct timespec ts;
 
-	do
-		n = poll(&p, 1, t);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -errno;
-	return n == 0 ? SHOAL_ETIMEDOUT : 0;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits for the socket to be readable. Returns 0, SHOAL_ETIMEDOUT,
+ * SHOAL_EINTR (interrupted) or -errno. */
+static int wait_readable(shoal_client *c, int64_t timeout_ms)
+{
+	struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN},
+	                      {.fd = c->wake_fd, .events = POLLIN}};
+	int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+
+	for (;;) {
+		int64_t left = timeout_ms < 0 ? -1 : deadline - now_ms();
+		int t = left < 0            ? (timeout_ms < 0 ? -1 : 0)
+		        : left > 0x7fffffff ? 0x7fffffff
+		                            : (int)left;
+		int n = poll(p, c->wake_fd < 0 ? 1 : 2, t);
+
+		if (n < 0) {
+			if (errno != EINTR)
+				return -errno;
+			if (atomic_load(&c->interruptible))
+				return SHOAL_EINTR;
+			continue;
+		}
+		if (n == 0)
+			return SHOAL_ETIMEDOUT;
+		if (p[0].revents)
+			return 0;
+		if (p[1].revents & POLLIN) {
+			uint64_t v;
+
+			while (read(c->wake_fd, &v, sizeof(v)) < 0 &&
+			       errno == EINTR)
+				;
+			return SHOAL_EINTR;
+		}
+	}
 }
 
 static int decode_event(const struct proto_header *h, const uint8_t *body,
@@ -119,13 +151,25 @@ SHOAL_API int shoal_next_event(shoal_subscription *s, int64_t timeout_ms,
 	if (rc < 0)
 		return rc;
 	if (!have_message(s->c))
-		rc = wait_readable(s->c->fd, timeout_ms);
+		rc = wait_readable(s->c, timeout_ms);
 	if (rc == 0)
 		rc = client_read_message(s->c, &h, &body);
 	if (rc == 0)
 		rc = decode_event(&h, body, ev);
 	client_end(s->c);
 	return rc;
+}
+
+SHOAL_API int shoal_subscription_interrupt(shoal_subscription *s)
+{
+	return s ? shoal_interrupt(s->c) : SHOAL_EINVAL;
+}
+
+SHOAL_API void shoal_subscription_set_interruptible(shoal_subscription *s,
+                                                    int on)
+{
+	if (s)
+		shoal_set_interruptible(s->c, on);
 }
 
 SHOAL_API int shoal_subscription_fd(const shoal_subscription *s)

@@ -11,10 +11,14 @@
  *
  * Failure model: EOF, ECONNRESET or EPIPE mean the daemon went away; a
  * header that does not frame the stream means we lost sync. Both mark the
- * client broken, after which every request fails at once with
- * SHOAL_EUNAVAILABLE. The socket stays open until shoal_disconnect(): while
- * it is open a live daemon keeps this client's objects pinned, so views the
- * application still reads are never freed under it.
+ * client broken. The next request then opens a new connection first
+ * (client_reconnect(), connect.c); a request whose write found the
+ * connection gone is sent again on a new one at once, since no daemon saw
+ * it, and client_call_safe() also repeats a request whose reply never came.
+ * A broken connection that is not replaced stays open until
+ * shoal_disconnect(): while it is open a live daemon keeps this client's
+ * objects pinned, so views the application still reads are never freed
+ * under it.
  *
  * Releases: shoal_release() only queues a handle (see client_internal.h).
  * Whoever holds io_lock sends the queue in front of its next request, in the
@@ -93,6 +97,11 @@ static size_t take_releases(shoal_client *c)
 			continue;
 		r->pending = 0;
 		if (r->count == 0) {
+			struct client_ref *byid =
+			        client_refmap_find(&c->view_ids, 0, &r->id);
+
+			if (byid && byid->handle == r->handle)
+				client_refmap_remove(&c->view_ids, byid);
 			c->rel_out[n++] = r->handle;
 			client_refmap_remove(&c->views, r);
 		}
@@ -183,7 +192,7 @@ int client_begin(shoal_client *c)
 	if (rc < 0)
 		return rc;
 	pthread_mutex_lock(&c->io_lock);
-	if (atomic_load(&c->broken)) {
+	if (atomic_load(&c->broken) && client_reconnect(c) < 0) {
 		client_end(c);
 		return SHOAL_EUNAVAILABLE;
 	}
@@ -231,8 +240,15 @@ static int fill(shoal_client *c, size_t need)
 		}
 	}
 	while (c->rend - c->rstart < need) {
-		ssize_t n =
-		        os_read(c->fd, c->rbuf + c->rend, c->rcap - c->rend);
+		ssize_t n;
+
+		if (c->waiting) {
+			int rc = client_wait_readable(c);
+
+			if (rc < 0)
+				return mark_broken(c, rc);
+		}
+		n = os_read(c->fd, c->rbuf + c->rend, c->rcap - c->rend);
 
 		if (n == 0)
 			return mark_broken(c, SHOAL_EUNAVAILABLE);
@@ -246,11 +262,7 @@ static int fill(shoal_client *c, size_t need)
 	return 0;
 }
 
-/*
- * Reads one whole message. *h receives its header, *body its body (valid
- * until the next read). Returns 0, SHOAL_EPROTO for a header that does not
- * frame the stream (the client is then broken), or what fill() returns.
- */
+/* Allocates the read buffer once (see client_internal.h). */
 int client_reader_init(shoal_client *c)
 {
 	if (!c->rbuf) {
@@ -262,6 +274,11 @@ int client_reader_init(shoal_client *c)
 	return 0;
 }
 
+/*
+ * Reads one whole message. *h receives its header, *body its body (valid
+ * until the next read). Returns 0, SHOAL_EPROTO for a header that does not
+ * frame the stream (the client is then broken), or what fill() returns.
+ */
 int client_read_message(shoal_client *c, struct proto_header *h,
                         const uint8_t **body)
 {
@@ -298,6 +315,13 @@ static int reply_status(const uint8_t *body, size_t len)
 	return r.status;
 }
 
+int client_send_raw(shoal_client *c, const void *buf, size_t len)
+{
+	struct iovec iov = {(void *)buf, len};
+
+	return send_all(c, &iov, 1);
+}
+
 int client_send(shoal_client *c, uint16_t type, const struct iovec *iov,
                 int iovcnt)
 {
@@ -306,18 +330,24 @@ int client_send(shoal_client *c, uint16_t type, const struct iovec *iov,
 	return send_request(c, type, iov, iovcnt, &id);
 }
 
-int client_call(shoal_client *c, uint16_t type, const struct iovec *iov,
-                int iovcnt, size_t fixed_len, const uint8_t **reply,
-                size_t *len)
+/*
+ * One request and its reply (see client_call()). *written says whether the
+ * request went out whole, i.e. whether a daemon may have acted on it.
+ */
+static int call_once(shoal_client *c, uint16_t type, const struct iovec *iov,
+                     int iovcnt, size_t fixed_len, const uint8_t **reply,
+                     size_t *len, bool *written)
 {
 	struct proto_header h;
 	uint32_t id;
 	const uint8_t *body;
 	int rc;
 
+	*written = false;
 	rc = send_request(c, type, iov, iovcnt, &id);
 	if (rc < 0)
 		return rc;
+	*written = true;
 	for (;;) {
 		rc = client_read_message(c, &h, &body);
 		if (rc < 0)
@@ -343,6 +373,46 @@ int client_call(shoal_client *c, uint16_t type, const struct iovec *iov,
 	return 0;
 }
 
+/* Sends the request again on a new connection if the old one was lost
+ * before it was written, or (safe) at any point. */
+static int call_retrying(shoal_client *c, uint16_t type,
+                         const struct iovec *iov, int iovcnt, size_t fixed_len,
+                         const uint8_t **reply, size_t *len, bool safe)
+{
+	bool written;
+	int rc = call_once(c, type, iov, iovcnt, fixed_len, reply, len,
+	                   &written);
+
+	if (rc != SHOAL_EUNAVAILABLE || (written && !safe) ||
+	    client_reconnect(c) < 0)
+		return rc;
+	return call_once(c, type, iov, iovcnt, fixed_len, reply, len, &written);
+}
+
+int client_call_once(shoal_client *c, uint16_t type, const struct iovec *iov,
+                     int iovcnt, size_t fixed_len, const uint8_t **reply,
+                     size_t *len)
+{
+	bool written;
+
+	return call_once(c, type, iov, iovcnt, fixed_len, reply, len, &written);
+}
+
+int client_call(shoal_client *c, uint16_t type, const struct iovec *iov,
+                int iovcnt, size_t fixed_len, const uint8_t **reply,
+                size_t *len)
+{
+	return call_retrying(c, type, iov, iovcnt, fixed_len, reply, len,
+	                     false);
+}
+
+int client_call_safe(shoal_client *c, uint16_t type, const struct iovec *iov,
+                     int iovcnt, size_t fixed_len, const uint8_t **reply,
+                     size_t *len)
+{
+	return call_retrying(c, type, iov, iovcnt, fixed_len, reply, len, true);
+}
+
 int client_list_page(shoal_client *c, uint16_t type, uint64_t cursor,
                      size_t max, struct proto_list_reply *rep,
                      const uint8_t **entries, size_t *len)
@@ -353,7 +423,7 @@ int client_list_page(shoal_client *c, uint16_t type, uint64_t cursor,
 	struct iovec iov = {&req, sizeof(req)};
 	const uint8_t *body;
 	size_t n;
-	int rc = client_call(c, type, &iov, 1, 0, &body, &n);
+	int rc = client_call_safe(c, type, &iov, 1, 0, &body, &n);
 
 	if (rc < 0)
 		return rc;
@@ -372,6 +442,8 @@ int client_reserve_views(shoal_client *c, size_t extra)
 	size_t cap;
 	int rc = client_refmap_reserve(&c->views, extra);
 
+	if (rc == 0)
+		rc = client_refmap_reserve(&c->view_ids, extra);
 	if (rc < 0)
 		return rc;
 	cap = client_refmap_capacity(&c->views);
@@ -396,9 +468,19 @@ void client_hold(shoal_client *c, uint64_t handle, const shoal_id *id,
 	struct client_ref *r = client_refmap_find(&c->views, handle, NULL);
 
 	if (!r) {
+		struct client_ref *byid =
+		        client_refmap_find(&c->view_ids, 0, id);
+
 		r = client_refmap_insert(&c->views, handle, id);
 		if (r)
 			r->size = size;
+		/* The same ID may name a deleted object still held and a new
+		 * one: the index keeps the latest, drop_view() scans for the
+		 * rare others. */
+		if (!byid)
+			byid = client_refmap_insert(&c->view_ids, handle, id);
+		if (byid)
+			byid->handle = handle;
 	}
 	/* Without room (a caller that did not reserve) the hold is kept
 	 * forever rather than released while in use. */

@@ -44,6 +44,7 @@ static const struct {
         {SHOAL_EUNSAFE, "the socket's directory is not private: it must be "
                         "owned by this user and closed to others (mode "
                         "0700)"},
+        {SHOAL_EINTR, "the wait was interrupted"},
 };
 
 const char *shoal_strerror(int code)

@@ -67,6 +67,9 @@ enum proto_type {
 	PROTO_PERSIST = 20,
 	PROTO_NAME_INFO = 21,
 	PROTO_DELETE_PREFIX = 22,
+	/* Ends the wait of the request sent just before it (that request is
+	 * answered at once with what it has); never replied. */
+	PROTO_CANCEL = 37,
 	PROTO_TYPE_END
 };
 
@@ -102,7 +105,6 @@ struct proto_hello_reply {
 	uint64_t client_id;
 };
 
-#define PROTO_CREATE_NOREPLY_UNUSED 0
 struct proto_create {
 	uint8_t id[SHOAL_ID_SIZE];
 	uint32_t metadata_size;
@@ -201,7 +203,9 @@ struct proto_list_entry {
 	uint32_t holders;
 	uint64_t create_time_ns;
 	uint32_t names;
-	uint32_t pad;
+	/* Milliseconds from create to seal (saturating), or
+	 * PROTO_UNSEALED_MS while the object is not sealed. */
+	uint32_t construct_ms;
 };
 /*
  * LIST_NAMES: names in byte order of their names, at most limit of them:
@@ -219,6 +223,7 @@ struct proto_list_names {
 };
 /* Flags of a name in a name entry (the same values as shoal.h's). */
 #define PROTO_ENTRY_EVICTABLE 1u
+#define PROTO_UNSEALED_MS     UINT32_MAX
 /* A LIST_NAMES entry is followed by name_len bytes, padded to 8. */
 struct proto_name_entry {
 	uint8_t id[SHOAL_ID_SIZE];
@@ -256,6 +261,7 @@ struct proto_stats_reply {
 	uint64_t uptime_ms;
 	uint64_t expired;
 	uint64_t evicted_names;
+	uint64_t requests;
 };
 
 #define PROTO_NAME_CAS       1u
@@ -365,7 +371,7 @@ _Static_assert(sizeof(struct proto_expire) == 16, "expire layout");
 _Static_assert(sizeof(struct proto_name_req) == 8, "name request layout");
 _Static_assert(sizeof(struct proto_name_info_reply) == 64, "name info");
 _Static_assert(sizeof(struct proto_get_name_reply) == 72, "get name reply");
-_Static_assert(sizeof(struct proto_stats_reply) == 136, "stats reply");
+_Static_assert(sizeof(struct proto_stats_reply) == 144, "stats reply");
 _Static_assert(sizeof(struct proto_event) == 48, "event layout");
 
 /* Bytes a name entry takes in a LIST_NAMES reply. */

@@ -55,6 +55,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "debug.h"
 #include "layout.h"
 #include "os.h"
 #include "shoal.h"
@@ -159,6 +160,8 @@ static void index_insert(struct alloc *a, uint32_t i)
 	struct alloc_node *n = &a->nodes[i];
 	unsigned fl, sl;
 
+	SHOAL_ASSERT(n->state == NODE_FREE && n->size >= LAYOUT_ALIGN &&
+	             (n->size & (LAYOUT_ALIGN - 1)) == 0);
 	size_class(n->size >> GRANULE_SHIFT, &fl, &sl);
 	n->fprev = NIL;
 	n->fnext = a->heads[fl][sl];
@@ -174,6 +177,7 @@ static void index_remove(struct alloc *a, uint32_t i)
 	struct alloc_node *n = &a->nodes[i];
 	unsigned fl, sl;
 
+	SHOAL_ASSERT(n->state == NODE_FREE);
 	size_class(n->size >> GRANULE_SHIFT, &fl, &sl);
 	if (n->fnext != NIL)
 		a->nodes[n->fnext].fprev = n->fprev;
@@ -264,6 +268,7 @@ static uint32_t node_take(struct alloc *a)
 
 static void node_release(struct alloc *a, uint32_t i)
 {
+	SHOAL_ASSERT(a->nodes[i].state != NODE_SPARE);
 	a->nodes[i].state = NODE_SPARE;
 	a->nodes[i].fnext = a->spare;
 	a->spare = i;
@@ -623,6 +628,8 @@ uint64_t alloc_free(struct alloc *a, uint64_t offset)
 
 	if (i == NIL)
 		return 0;
+	SHOAL_ASSERT(a->nodes[i].state == NODE_USED &&
+	             a->nodes[i].off == offset);
 	slot_delete(a, slot_find(a, offset));
 	size = a->nodes[i].size;
 	a->used -= size;

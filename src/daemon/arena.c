@@ -121,6 +121,7 @@ static int arena_set_capacity(struct arena *a, uint64_t capacity, char *err,
 		snprintf(err, size, "the capacity must be at least 1 byte");
 		return SHOAL_EINVAL;
 	}
+	a->requested = capacity;
 	a->capacity =
 	        (capacity + LAYOUT_ALIGN - 1) & ~(uint64_t)(LAYOUT_ALIGN - 1);
 	if (mem && a->capacity > mem) {
@@ -194,7 +195,7 @@ static int arena_setup(struct arena *a, uint64_t file_size, uint64_t page,
 	        .magic = LAYOUT_MAGIC,
 	        .version = LAYOUT_VERSION,
 	        .header_size = LAYOUT_HEADER_SIZE,
-	        .capacity = a->capacity,
+	        .capacity = a->requested,
 	        .data_offset = a->data_offset,
 	        .map_size = a->map_size,
 	        .daemon_pid = (uint64_t)getpid(),

@@ -33,7 +33,8 @@ struct arena {
 	int ro_fd;
 	uint8_t *base;
 	uint64_t map_size;
-	uint64_t capacity;
+	uint64_t capacity;  /* the allocator's area: requested rounded to 64 */
+	uint64_t requested; /* capacity as asked for: what clients are told */
 	uint64_t data_offset;
 	uint64_t nchunks;
 	_Atomic uint8_t *chunks; /* ARENA_BACKED | ARENA_TOUCHED per chunk */

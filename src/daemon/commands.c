@@ -82,7 +82,7 @@ static enum cmd_result cmd_hello(struct conn *c, const struct proto_header *h,
 	proto_header_init(&msg.h, PROTO_HELLO | PROTO_REPLY, h->request_id,
 	                  sizeof(msg.r));
 	msg.r.map_size = srv->arena.map_size;
-	msg.r.capacity = srv->arena.capacity;
+	msg.r.capacity = srv->arena.requested;
 	msg.r.data_offset = srv->arena.data_offset;
 	msg.r.client_id = c->sc.id;
 	/* Every client checks the header at connect; a stray write into it
@@ -118,18 +118,14 @@ static enum cmd_result cmd_create(struct conn *c, const struct proto_header *h,
 		REPLY_ERR(c, h, SHOAL_EPROTO, "malformed create");
 	if (req.timeout_ms < SHOAL_WAIT_FOREVER)
 		REPLY_ERR(c, h, SHOAL_EINVAL, "%s", bad_timeout);
-	if (req.metadata_size > SHOAL_META_MAX)
-		REPLY_ERR(c, h, SHOAL_ETOOBIG,
-		          "metadata of %u bytes is over the limit of %u",
-		          req.metadata_size, SHOAL_META_MAX);
 	uint64_t total = req.data_size + req.metadata_size;
-	if (req.data_size > srv->arena.capacity ||
-	    layout_align(total) > srv->arena.capacity)
+	if (req.data_size > srv->arena.requested ||
+	    total > srv->arena.requested)
 		REPLY_ERR(c, h, SHOAL_EFULL,
 		          "an object of %llu bytes is larger than the store "
 		          "(%llu bytes): start it with a larger -m",
 		          (unsigned long long)req.data_size,
-		          (unsigned long long)srv->arena.capacity);
+		          (unsigned long long)srv->arena.requested);
 	int rc = store_create(&srv->store, &c->sc, req.id, req.data_size,
 	                      req.metadata_size, &rep.offset, &rep.handle,
 	                      &backed);
@@ -328,6 +324,17 @@ static enum cmd_result cmd_list(struct conn *c, const struct proto_header *h,
 		e.holders = o->holders;
 		e.create_time_ns = o->create_time_ns;
 		e.names = o->names;
+		e.construct_ms = PROTO_UNSEALED_MS;
+		if (o->state == OBJ_SEALED) {
+			uint64_t ms = o->seal_time_ns > o->create_time_ns
+			                      ? (o->seal_time_ns -
+			                         o->create_time_ns) /
+			                                1000000u
+			                      : 0;
+			e.construct_ms = ms < PROTO_UNSEALED_MS
+			                         ? (uint32_t)ms
+			                         : PROTO_UNSEALED_MS - 1;
+		}
 		memcpy(p, &e, sizeof(e));
 		p += sizeof(e);
 	}
@@ -350,6 +357,18 @@ static enum cmd_result cmd_evict(struct conn *c, const struct proto_header *h,
 	return CMD_DONE;
 }
 
+/* The wait it cancels was ended by conn_process(), which saw this message
+ * behind it; alone (the wait had ended anyway) it does nothing. */
+static enum cmd_result cmd_cancel(struct conn *c, const struct proto_header *h,
+                                  const uint8_t *body, bool final)
+{
+	(void)body;
+	(void) final;
+	if (h->body_len != 0)
+		REPLY_ERR(c, h, SHOAL_EPROTO, "malformed cancel");
+	return CMD_DONE;
+}
+
 static enum cmd_result cmd_stats(struct conn *c, const struct proto_header *h,
                                  const uint8_t *body, bool final)
 {
@@ -361,6 +380,7 @@ static enum cmd_result cmd_stats(struct conn *c, const struct proto_header *h,
 	if (h->body_len != 0)
 		REPLY_ERR(c, h, SHOAL_EPROTO, "malformed stats");
 	store_stats(&c->srv->store, c->srv->nconns, &s);
+	s.requests = c->srv->requests;
 	_Static_assert(sizeof(rep) - sizeof(rep.r) == sizeof(s),
 	               "stats reply mirrors shoal_stats");
 	memcpy((uint8_t *)&rep + sizeof(rep.r), &s, sizeof(s));
@@ -508,6 +528,7 @@ static handler *const handlers[PROTO_TYPE_END] = {
         [PROTO_LIST_NAMES] = cmd_names_list,
         [PROTO_SUBSCRIBE] = cmd_subscribe,
         [PROTO_DEBUG_CHECK] = cmd_debug_check,
+        [PROTO_CANCEL] = cmd_cancel,
         [PROTO_EXPIRE] = cmd_names_expire,
         [PROTO_PERSIST] = cmd_names_persist,
         [PROTO_NAME_INFO] = cmd_names_info,

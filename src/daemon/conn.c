@@ -195,6 +195,18 @@ static bool owes_input(const struct conn *c)
 	return c->in_len - sizeof(h) < h.body_len;
 }
 
+/* Whether a whole PROTO_CANCEL message starts at offset off of the input. */
+static bool cancel_follows(const struct conn *c, size_t off)
+{
+	struct proto_header h;
+
+	if (c->in_len - off < sizeof(h))
+		return false;
+	memcpy(&h, c->in + off, sizeof(h));
+	return h.type == PROTO_CANCEL && h.body_len == 0 &&
+	       proto_check_header(&h, PROTO_MAX_REQUEST) == 0;
+}
+
 /*
  * Handles complete requests at the front of the input, in order, until one
  * parks, the input runs out, or too much output waits. retry_final says how
@@ -229,9 +241,16 @@ static void conn_process(struct conn *c, bool retry, bool retry_final)
 		const uint8_t *body = c->in + pos + sizeof(h);
 		bool was_parked = wait_parked(&c->wait);
 		bool final = was_parked && retry_final;
-		if (was_parked && !retry)
+		/* A client that stops waiting sends CANCEL right behind the
+		 * request: answer it now, as at its deadline. */
+		bool cancelled =
+		        cancel_follows(c, pos + sizeof(h) + h.body_len);
+		if (was_parked && !retry && !cancelled)
 			break;
-		enum cmd_result r = commands_dispatch(c, &h, body, final);
+		if (!was_parked)
+			c->srv->requests++;
+		enum cmd_result r =
+		        commands_dispatch(c, &h, body, final || cancelled);
 		if (r == CMD_PARK && !was_parked && !park(c, &h, body, pos))
 			r = commands_dispatch(c, &h, body, true);
 		if (r == CMD_CLOSE) {
@@ -274,6 +293,15 @@ static bool conn_read(struct conn *c)
 			if (c->in_cap >= max)
 				return true; /* full: wait until processed */
 			size_t cap = c->in_cap ? c->in_cap * 2 : 16384;
+			/* A large request in front: room for exactly it, so
+			 * that a parked one holds no more than it needs. */
+			struct proto_header h;
+			if (c->in_len >= sizeof(h)) {
+				memcpy(&h, c->in, sizeof(h));
+				if (h.body_len <= PROTO_MAX_REQUEST &&
+				    sizeof(h) + h.body_len > c->in_cap)
+					cap = sizeof(h) + h.body_len;
+			}
 			if (cap > max)
 				cap = max;
 			if (over_budget(c, cap - c->in_cap)) {

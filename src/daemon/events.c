@@ -129,8 +129,14 @@ static void snapshot_some(struct conn *c)
 			n++;
 		}
 	}
-	if (n == SNAPSHOT_PER_TURN || c->closing)
+	if (c->closing)
 		return;
+	if (n == SNAPSHOT_PER_TURN) {
+		/* More to send and room for it: the loop must not sleep even
+		 * if the socket takes all of this at once. */
+		c->srv->snapshot_more = true;
+		return;
+	}
 	queue(c, SHOAL_EVENT_SNAPSHOT_END, NULL, NULL, 0, 0);
 	snapshot_done(c);
 }
@@ -159,6 +165,7 @@ void events_unsubscribe(struct conn *c)
 
 void events_flush(struct server *srv)
 {
+	srv->snapshot_more = false;
 	if (!srv->subs_dirty && !srv->snapshots)
 		return;
 	srv->subs_dirty = false;

@@ -2,9 +2,12 @@
  * loop.c - the event loop's fd table and run loop (see loop.h).
  *
  * The fd table is indexed by fd and grows on demand. A handler may unwatch
- * any fd, including ones fired in the same turn: events for an fd are
- * dispatched only if it is still watched with the same handler context,
- * checked just before the call.
+ * any fd, including ones fired in the same turn, and the fd number may be
+ * reused at once (a connection closed, another accepted): events for an fd
+ * are dispatched only if it is still the registration that was watched
+ * when the wait returned. Each registration gets a serial number, taken
+ * for every fired fd before any handler runs and compared just before the
+ * call.
  */
 #include "loop.h"
 
@@ -22,6 +25,7 @@ struct loop_entry {
 	bool used;
 	loop_fd_fn *fn;
 	void *ctx;
+	uint64_t serial; /* of this registration */
 };
 
 struct loop {
@@ -31,7 +35,9 @@ struct loop {
 	bool stop;
 	loop_sleep_fn *before_sleep;
 	void *sleep_ctx;
+	uint64_t next_serial;
 	struct loop_fired fired[LOOP_BATCH];
+	uint64_t fired_serial[LOOP_BATCH];
 };
 
 int loop_create(struct loop **out)
@@ -77,10 +83,12 @@ int loop_watch(struct loop *l, int fd, unsigned mask, loop_fd_fn *fn, void *ctx)
 		l->fds = t;
 		l->nfds = n;
 	}
-	rc = loop_backend_set(l->backend, fd, mask, !l->fds[fd].used);
+	bool fresh = !l->fds[fd].used;
+	rc = loop_backend_set(l->backend, fd, mask, fresh);
 	if (rc)
 		return rc;
-	l->fds[fd] = (struct loop_entry){mask, true, fn, ctx};
+	uint64_t serial = fresh ? ++l->next_serial : l->fds[fd].serial;
+	l->fds[fd] = (struct loop_entry){mask, true, fn, ctx, serial};
 	return 0;
 }
 
@@ -130,8 +138,15 @@ int loop_run_once(struct loop *l, int max_wait_ms)
 		return n;
 	for (int i = 0; i < n; i++) {
 		int fd = l->fired[i].fd;
-		/* Captured before the call: a handler may unwatch. */
-		if (fd >= l->nfds || !l->fds[fd].used)
+		l->fired_serial[i] =
+		        fd < l->nfds && l->fds[fd].used ? l->fds[fd].serial : 0;
+	}
+	for (int i = 0; i < n; i++) {
+		int fd = l->fired[i].fd;
+		/* Unwatched, or watched again for someone else, by an
+		 * earlier handler of this turn: these events are stale. */
+		if (fd >= l->nfds || !l->fds[fd].used ||
+		    l->fds[fd].serial != l->fired_serial[i])
 			continue;
 		struct loop_entry e = l->fds[fd];
 		e.fn(l, fd, e.ctx, l->fired[i].events);

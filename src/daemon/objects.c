@@ -4,9 +4,9 @@
  * Invariants: every slot below nslots is either OBJ_FREE and on the free
  * list, or in use; an in-use slot is in the ID hash iff it is not deleted;
  * the ID hash holds each live ID once; the LRU list links exactly the slots
- * with in_lru set, in release order. The hash is keyed with the process
- * seed (u64map_hash_bytes) so that chosen IDs cannot build long chains; it
- * doubles when the live count passes the bucket count.
+ * with in_lru set, in release order. The ID hash is the generic table
+ * (htab.h) of slot numbers, keyed with the process seed so that chosen IDs
+ * cannot build long probe runs.
  */
 #include "objects.h"
 
@@ -17,78 +17,62 @@
 #include <string.h>
 
 #include "os.h"
-#include "u64map.h"
+#include "htab.h"
 
 int objtab_init(struct objtab *t)
 {
 	memset(t, 0, sizeof(*t));
 	t->free_head = OBJ_NIL;
 	t->lru_head = t->lru_tail = OBJ_NIL;
-	t->nbuckets = 64;
-	t->buckets = os_malloc(t->nbuckets * sizeof(*t->buckets));
-	if (!t->buckets)
-		return SHOAL_ENOMEM;
-	memset(t->buckets, 0xff, t->nbuckets * sizeof(*t->buckets));
+	htab_init(&t->ids, sizeof(uint32_t));
 	return 0;
 }
 
 void objtab_free(struct objtab *t)
 {
 	free(t->slots);
-	free(t->buckets);
+	htab_free(&t->ids);
 	memset(t, 0, sizeof(*t));
 }
 
-static uint32_t bucket_of(const struct objtab *t, const uint8_t *id)
+/* An ID looked up in the table: entries are slots, compared by their ID. */
+struct id_key {
+	const struct objtab *t;
+	const uint8_t *id;
+};
+
+static bool slot_has_id(const void *entry, const void *key)
 {
-	return (uint32_t)(u64map_hash_bytes(id, SHOAL_ID_SIZE) &
-	                  (t->nbuckets - 1));
+	const struct id_key *k = key;
+	uint32_t s;
+
+	memcpy(&s, entry, sizeof(s));
+	return memcmp(k->t->slots[s].id, k->id, SHOAL_ID_SIZE) == 0;
+}
+
+static uint32_t *find_entry(const struct objtab *t, const uint8_t *id)
+{
+	struct id_key k = {t, id};
+
+	return htab_find(&t->ids, htab_hash_bytes(id, SHOAL_ID_SIZE),
+	                 slot_has_id, &k);
 }
 
 uint32_t objtab_find(const struct objtab *t, const uint8_t *id)
 {
-	for (uint32_t s = t->buckets[bucket_of(t, id)]; s != OBJ_NIL;
-	     s = t->slots[s].id_next)
-		if (memcmp(t->slots[s].id, id, SHOAL_ID_SIZE) == 0)
-			return s;
-	return OBJ_NIL;
-}
+	const uint32_t *e = find_entry(t, id);
+	uint32_t s;
 
-static int rehash(struct objtab *t, uint32_t nbuckets)
-{
-	uint32_t *b = os_malloc((size_t)nbuckets * sizeof(*b));
-
-	if (!b)
-		return SHOAL_ENOMEM;
-	memset(b, 0xff, (size_t)nbuckets * sizeof(*b));
-	for (uint32_t i = 0; i < t->nbuckets; i++) {
-		uint32_t s = t->buckets[i];
-		while (s != OBJ_NIL) {
-			uint32_t next = t->slots[s].id_next;
-			uint32_t h =
-			        (uint32_t)(u64map_hash_bytes(t->slots[s].id,
-			                                     SHOAL_ID_SIZE) &
-			                   (nbuckets - 1));
-			t->slots[s].id_next = b[h];
-			b[h] = s;
-			s = next;
-		}
-	}
-	free(t->buckets);
-	t->buckets = b;
-	t->nbuckets = nbuckets;
-	return 0;
+	if (!e)
+		return OBJ_NIL;
+	memcpy(&s, e, sizeof(s));
+	return s;
 }
 
 int objtab_add(struct objtab *t, const uint8_t *id, uint32_t *slot)
 {
 	uint32_t s;
 
-	if (t->live + 1 > t->nbuckets && t->nbuckets < (1u << 30)) {
-		int rc = rehash(t, t->nbuckets * 2);
-		if (rc)
-			return rc;
-	}
 	if (t->free_head != OBJ_NIL) {
 		s = t->free_head;
 		t->free_head = t->slots[s].id_next;
@@ -113,9 +97,15 @@ int objtab_add(struct objtab *t, const uint8_t *id, uint32_t *slot)
 	o->gen = gen;
 	memcpy(o->id, id, SHOAL_ID_SIZE);
 	o->lru_prev = o->lru_next = OBJ_NIL;
-	uint32_t h = bucket_of(t, id);
-	o->id_next = t->buckets[h];
-	t->buckets[h] = s;
+	o->id_next = OBJ_NIL;
+	if (htab_insert(&t->ids, htab_hash_bytes(id, SHOAL_ID_SIZE), &s,
+	                NULL)) {
+		/* Back to the free list, as it was (a fresh slot stays
+		 * counted in nslots, free). */
+		o->id_next = t->free_head;
+		t->free_head = s;
+		return SHOAL_ENOMEM;
+	}
 	t->live++;
 	*slot = s;
 	return 0;
@@ -124,12 +114,11 @@ int objtab_add(struct objtab *t, const uint8_t *id, uint32_t *slot)
 void objtab_unlink(struct objtab *t, uint32_t slot)
 {
 	struct object *o = &t->slots[slot];
-	uint32_t *link = &t->buckets[bucket_of(t, o->id)];
+	uint32_t *e = o->deleted ? NULL : find_entry(t, o->id);
 
-	while (*link != OBJ_NIL && *link != slot)
-		link = &t->slots[*link].id_next;
-	if (*link == slot) {
-		*link = o->id_next;
+	SHOAL_ASSERT(o->deleted || (e && *e == slot));
+	if (e) {
+		htab_remove(&t->ids, e);
 		t->live--;
 	}
 	o->id_next = OBJ_NIL;
@@ -173,6 +162,10 @@ void lru_push(struct objtab *t, uint32_t slot)
 
 	if (o->in_lru)
 		lru_remove(t, slot);
+	SHOAL_ASSERT(o->state != OBJ_FREE);
+	SHOAL_ASSERT(o->lru_prev == OBJ_NIL && o->lru_next == OBJ_NIL);
+	SHOAL_ASSERT(t->lru_tail == OBJ_NIL ||
+	             t->slots[t->lru_tail].lru_next == OBJ_NIL);
 	o->lru_prev = t->lru_tail;
 	o->lru_next = OBJ_NIL;
 	if (t->lru_tail != OBJ_NIL)
@@ -192,6 +185,12 @@ void lru_remove(struct objtab *t, uint32_t slot)
 
 	if (!o->in_lru)
 		return;
+	SHOAL_ASSERT(o->lru_prev == OBJ_NIL
+	                     ? t->lru_head == slot
+	                     : t->slots[o->lru_prev].lru_next == slot);
+	SHOAL_ASSERT(o->lru_next == OBJ_NIL
+	                     ? t->lru_tail == slot
+	                     : t->slots[o->lru_next].lru_prev == slot);
 	if (o->lru_prev != OBJ_NIL)
 		t->slots[o->lru_prev].lru_next = o->lru_next;
 	else
@@ -218,23 +217,21 @@ int objtab_check(const struct objtab *t, char *msg, size_t size)
 {
 	uint32_t hashed = 0, free_count = 0, used = 0, lru = 0, in_lru = 0;
 
-	for (uint32_t i = 0; i < t->nbuckets; i++)
-		for (uint32_t s = t->buckets[i]; s != OBJ_NIL;
-		     s = t->slots[s].id_next) {
-			if (s >= t->nslots)
-				FAIL("hash chain points past the slots");
-			if (t->slots[s].state == OBJ_FREE ||
-			    t->slots[s].deleted)
-				FAIL("slot %u in the ID hash is free or "
-				     "deleted",
-				     s);
-			if (bucket_of(t, t->slots[s].id) != i)
-				FAIL("slot %u is in the wrong bucket", s);
-			if (objtab_find(t, t->slots[s].id) != s)
-				FAIL("ID of slot %u is in the hash twice", s);
-			if (++hashed > t->nslots)
-				FAIL("ID hash has a cycle");
-		}
+	char hmsg[128];
+	if (htab_check(&t->ids, hmsg, sizeof(hmsg)))
+		FAIL("ID hash: %s", hmsg);
+	const uint32_t *e;
+	for (size_t pos = 0; (e = htab_next(&t->ids, &pos));) {
+		uint32_t s;
+		memcpy(&s, e, sizeof(s));
+		if (s >= t->nslots)
+			FAIL("ID hash points past the slots");
+		if (t->slots[s].state == OBJ_FREE || t->slots[s].deleted)
+			FAIL("slot %u in the ID hash is free or deleted", s);
+		if (objtab_find(t, t->slots[s].id) != s)
+			FAIL("ID of slot %u is in the hash twice", s);
+		hashed++;
+	}
 	for (uint32_t s = t->free_head; s != OBJ_NIL; s = t->slots[s].id_next) {
 		if (s >= t->nslots || t->slots[s].state != OBJ_FREE)
 			FAIL("free list holds slot %u in use", s);

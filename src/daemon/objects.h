@@ -1,7 +1,7 @@
 /*
  * objects.h - the object table: every object the daemon knows, in a slot
- * array, found by ID through a chained hash, and the LRU list of the ones
- * that may be evicted.
+ * array, found by ID through the generic hash table (htab.h), and the LRU list
+ * of the ones that may be evicted.
  *
  * A slot index plus the slot's generation make an object's handle, which
  * clients use to release it: a stale handle (the slot was freed and reused)
@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "htab.h"
 #include "shoal.h"
 
 #define OBJ_NIL UINT32_MAX
@@ -36,7 +37,7 @@ struct object {
 	uint32_t keep_names; /* of them, names that are not evictable */
 	uint32_t name_head;  /* first of its names (names.h obj_next list) */
 	uint32_t creator;    /* client id of the creator */
-	uint32_t id_next;    /* ID hash chain, or free-slot list */
+	uint32_t id_next;    /* free-slot list */
 	uint32_t lru_prev, lru_next;
 	bool in_lru;
 	uint32_t metadata_size;
@@ -44,6 +45,7 @@ struct object {
 	uint64_t data_size;
 	uint64_t block_size;
 	uint64_t create_time_ns;
+	uint64_t seal_time_ns; /* CLOCK_REALTIME at seal; 0 while unsealed */
 };
 
 struct objtab {
@@ -51,8 +53,7 @@ struct objtab {
 	uint32_t nslots; /* slots in use or on the free list */
 	uint32_t cap;    /* allocated slots */
 	uint32_t free_head;
-	uint32_t *buckets;           /* ID hash heads */
-	uint32_t nbuckets;           /* power of two */
+	struct htab ids;             /* live IDs: entries are slots */
 	uint32_t live;               /* objects in the ID hash */
 	uint32_t lru_head, lru_tail; /* head: least recently released */
 	uint32_t lru_count;

@@ -18,7 +18,9 @@
  * from one thread, so only the last record can be cut short (by a SIGKILL
  * between pages, or a full disk). Replay stops at the first record whose
  * magic, length or CRC does not check; a failed write is cut off again with
- * ftruncate() so that later records are never stranded behind it.
+ * ftruncate() so that later records are never stranded behind it. A bad
+ * record with good ones after it is damage, not a torn write: the names
+ * before it could point at blocks reused since, so none is restored.
  *
  * Trust: the arena's bytes outlive the daemon in the page cache, not on
  * disk. A journal is replayed only if it was written in this machine boot
@@ -458,6 +460,43 @@ static long body_size(uint16_t type)
 	}
 }
 
+/* Whether a whole, checked record starts at off; *rec receives its
+ * header. */
+static bool record_ok(const uint8_t *data, size_t size, size_t off,
+                      struct journal_rec *rec)
+{
+	long fixed;
+
+	if (off + sizeof(*rec) > size)
+		return false;
+	memcpy(rec, data + off, sizeof(*rec));
+	fixed = body_size(rec->type);
+	return rec->magic == REC_MAGIC && fixed >= 0 && rec->len % 8 == 0 &&
+	       rec->len <= size - off &&
+	       rec->len >= sizeof(*rec) + (size_t)fixed + rec->name_len &&
+	       rec->name_len <= SHOAL_NAME_MAX &&
+	       (rec->type == REC_CLEAN || rec->name_len > 0) &&
+	       rec->crc == crc32c(data + off + 8, rec->len - 8);
+}
+
+/*
+ * Whether a good record follows a bad one at off. Only the last write can
+ * be cut short (by a kill or a full disk), so a bad record followed by
+ * good ones is damage (a disk error, a stray write): replaying the records
+ * before it would bring back names whose later records are lost, and
+ * whose old blocks may have been reused since. Records are 8-byte aligned,
+ * so the search steps by 8.
+ */
+static bool damaged_after(const uint8_t *data, size_t size, size_t off)
+{
+	struct journal_rec rec;
+
+	for (off += 8; off + sizeof(rec) <= size; off += 8)
+		if (record_ok(data, size, off, &rec))
+			return true;
+	return false;
+}
+
 /*
  * Reads DIR/names.log into r. *trusted says whether its names may be used
  * (see the file comment). A missing journal is an empty one. Returns 0,
@@ -470,6 +509,7 @@ static int replay_file(struct persist *p, struct replay *r, bool *trusted)
 	uint8_t *data = NULL;
 	struct stat sb;
 	size_t off, size;
+	bool damaged = false;
 	int fd, rc = 0;
 
 	*trusted = false;
@@ -511,16 +551,10 @@ static int replay_file(struct persist *p, struct replay *r, bool *trusted)
 	r->max_version = h.last_version;
 	for (off = sizeof(h); off + sizeof(struct journal_rec) <= size;) {
 		struct journal_rec rec;
-		long fixed;
-		memcpy(&rec, data + off, sizeof(rec));
-		fixed = body_size(rec.type);
-		if (rec.magic != REC_MAGIC || fixed < 0 || rec.len % 8 ||
-		    rec.len > size - off ||
-		    rec.len < sizeof(rec) + (size_t)fixed + rec.name_len ||
-		    rec.name_len > SHOAL_NAME_MAX ||
-		    (rec.type != REC_CLEAN && rec.name_len == 0) ||
-		    rec.crc != crc32c(data + off + 8, rec.len - 8))
-			break; /* a torn tail */
+		if (!record_ok(data, size, off, &rec)) {
+			damaged = damaged_after(data, size, off);
+			break; /* a torn tail, or damage */
+		}
 		rc = replay_one(r, &rec, data + off + sizeof(rec));
 		if (rc)
 			goto out;
@@ -529,7 +563,13 @@ static int replay_file(struct persist *p, struct replay *r, bool *trusted)
 		r->records++;
 		off += rec.len;
 	}
-	if (memcmp(h.boot_id, p->boot_id, 16) == 0) {
+	if (damaged) {
+		snprintf(
+		        p->restore_note, sizeof(p->restore_note),
+		        "the name journal is damaged before its end: its names "
+		        "are dropped rather than risk pointing at reused "
+		        "memory");
+	} else if (memcmp(h.boot_id, p->boot_id, 16) == 0) {
 		*trusted = true;
 	} else if (r->clean) {
 		*trusted = true;

@@ -7,11 +7,11 @@
  * daemons never share one).
  *
  * The journal is a header and a sequence of records, each with its own
- * CRC-32C: "name N points at object (id, offset, sizes, version)" or "name
- * N is gone". Every name change appends its record with one write() from
- * the store's notification hook, before the request's reply is queued: the
- * bytes are then in the page cache, which a killed process does not take
- * with it. Nothing is fsync'd on the request path and object bytes are
+ * CRC-32C: "name N points at object (id, offset, sizes, version, expiry,
+ * flags)" or "name N is gone". Every name change appends its record with one
+ * write() from the store's notification hook, before the request's reply is
+ * queued: the bytes are then in the page cache, which a killed process does not
+ * take with it. Nothing is fsync'd on the request path and object bytes are
  * never read or copied: the arena file itself keeps them.
  *
  * At start, the journal is replayed (up to the first record that does not

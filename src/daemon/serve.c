@@ -300,9 +300,9 @@ int daemon_main(int argc, char **argv)
 		free(srv);
 		return 1;
 	}
-	size_format(srv->arena.capacity, cap, sizeof(cap));
+	size_format(srv->arena.requested, cap, sizeof(cap));
 	printf("shoal: serving %s (%llu bytes) on %s, backed by %s, pid %d\n",
-	       cap, (unsigned long long)srv->arena.capacity, opt.socket_path,
+	       cap, (unsigned long long)srv->arena.requested, opt.socket_path,
 	       srv->arena.backing, (int)getpid());
 	if (srv->persisting) {
 		printf("shoal: names kept in %s: %llu restored, %llu "

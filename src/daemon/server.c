@@ -309,19 +309,25 @@ static int before_sleep(struct loop *l, void *ctx)
 		srv->accept_resume_ns = 0;
 	if (srv->persisting)
 		persist_maybe_compact(&srv->persist);
-	if (srv->trim_wanted)
+	/* A trim pass walks the block list (alloc_foreach_free): at most as
+	 * often as keeps it under a tenth of the loop's time, however many
+	 * small frees ask for it. */
+	if (srv->trim_wanted && now >= srv->trim_next_ns) {
 		srv->trim_wanted = trim_some(srv);
-	if (srv->trim_wanted)
-		return 0;
+		uint64_t took = server_now_ns() - now;
+		srv->trim_next_ns = now + 10 * took;
+	}
 	next = srv->next_stall_check_ns;
+	if (srv->trim_wanted && srv->trim_next_ns < next)
+		next = srv->trim_next_ns;
 	if (store_next_expiry(&srv->store) < next)
 		next = store_next_expiry(&srv->store);
 	if (srv->accept_resume_ns && srv->accept_resume_ns < next)
 		next = srv->accept_resume_ns;
 	if (waits_next_deadline(&srv->waits) < next)
 		next = waits_next_deadline(&srv->waits);
-	if (srv->waits.ready_head || srv->store.ndropped)
-		next = 0; /* more woken than one turn answers */
+	if (srv->waits.ready_head || srv->store.ndropped || srv->snapshot_more)
+		next = 0; /* more work than one turn does */
 	else if (waits_smallest_create(&srv->waits) &&
 	         srv->avail_seen != avail_events(srv) &&
 	         srv->slow_next_ns < next)

@@ -87,6 +87,7 @@ struct server {
 	struct waits waits; /* parked requests */
 	uint64_t buffered;  /* bytes of all connections' buffers */
 	uint32_t snapshots; /* subscribers with a snapshot in progress */
+	bool snapshot_more; /* one stopped at its per-turn share */
 	/* Parked creates that may fit only by evicting are tried again when
 	 * space changed (avail_seen != the store's count of frees and LRU
 	 * pushes) and not before slow_next_ns: that try scans the blocks. */
@@ -97,8 +98,10 @@ struct server {
 	uint64_t next_stall_check_ns;
 	uint64_t accept_resume_ns; /* accepting paused until then; 0: not */
 	bool trim_wanted;
-	bool persisting; /* opt.persist_dir is in use */
-	bool stopped;    /* the loop ended on a signal: a clean stop */
+	uint64_t requests; /* requests dispatched (a waiting one counts once) */
+	uint64_t trim_next_ns; /* trim passes are rate-limited */
+	bool persisting;       /* opt.persist_dir is in use */
+	bool stopped;          /* the loop ended on a signal: a clean stop */
 	struct persist persist;
 };
 

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "debug.h"
 #include "layout.h"
 #include "limits.h"
 #include "os.h"
@@ -89,10 +90,17 @@ static void destroy(struct store *st, uint32_t slot)
 {
 	struct object *o = objtab_get(&st->objs, slot);
 
-	if (o->deleted)
+	SHOAL_ASSERT(o->state != OBJ_FREE && o->holders == 0);
+	SHOAL_ASSERT(o->deleted && o->names == 0);
+	if (o->deleted) {
+		SHOAL_ASSERT(st->deleted_held > 0);
 		st->deleted_held--;
-	if (o->state == OBJ_SEALED)
+	}
+	if (o->state == OBJ_SEALED) {
+		SHOAL_ASSERT(st->sealed > 0);
 		st->sealed--;
+	}
+	SHOAL_ASSERT(alloc_block_size(st->alloc, o->offset) == o->block_size);
 	alloc_free(st->alloc, o->offset);
 	u64map_del(&st->by_offset, o->offset);
 	objtab_release_slot(&st->objs, slot);
@@ -104,6 +112,8 @@ static void settle(struct store *st, uint32_t slot)
 {
 	struct object *o = objtab_get(&st->objs, slot);
 
+	SHOAL_ASSERT(o->state != OBJ_FREE);
+	SHOAL_ASSERT(!o->deleted || o->names == 0);
 	if (o->holders > 0) {
 		lru_remove(&st->objs, slot);
 		return;
@@ -141,8 +151,10 @@ static int hold(struct store *st, struct store_client *sc, uint32_t slot)
 	rc = u64map_put(&sc->holds, h, 0);
 	if (rc)
 		return rc;
+	SHOAL_ASSERT(o->state == OBJ_SEALED || o->holders == 0);
 	o->holders++;
 	settle(st, slot);
+	SHOAL_ASSERT(!o->in_lru);
 	return 0;
 }
 
@@ -150,6 +162,7 @@ static void unhold(struct store *st, uint32_t slot)
 {
 	struct object *o = objtab_get(&st->objs, slot);
 
+	SHOAL_ASSERT(o->state != OBJ_FREE && o->holders > 0);
 	o->holders--;
 	settle(st, slot);
 }
@@ -224,10 +237,12 @@ static void drop_name(struct store *st, uint32_t ns, enum store_note n)
 		settle(st, slot);
 }
 
+/* Evicts one object; returns its size as created (data + metadata), which
+ * is what evict() reports, as Plasma did: the block rounding stays inside. */
 static uint64_t evict_one(struct store *st, uint32_t slot)
 {
 	struct object *o = objtab_get(&st->objs, slot);
-	uint64_t size = o->block_size;
+	uint64_t size = o->data_size + o->metadata_size;
 
 	st->evictions++;
 	st->evicted_bytes += size;
@@ -268,12 +283,10 @@ int store_create(struct store *st, struct store_client *sc, const uint8_t *id,
 	uint32_t slot;
 	int rc;
 
-	if (metadata_size > SHOAL_META_MAX)
-		return SHOAL_ETOOBIG;
 	if (objtab_find(&st->objs, id) != OBJ_NIL)
 		return SHOAL_EEXISTS;
-	if (data_size > st->arena->capacity ||
-	    data_size + metadata_size > st->arena->capacity)
+	if (data_size > st->arena->requested ||
+	    data_size + metadata_size > st->arena->requested)
 		return SHOAL_EFULL;
 	/* Every slot in use counts, deleted ones that readers hold too: each
 	 * costs the daemon's memory until it is freed. */
@@ -351,6 +364,7 @@ int store_seal(struct store *st, struct store_client *sc, const uint8_t *id)
 		return rc;
 	struct object *o = objtab_get(&st->objs, slot);
 	o->state = OBJ_SEALED;
+	o->seal_time_ns = now_ns(CLOCK_REALTIME);
 	st->sealed++;
 	u64map_del(&sc->creating, objtab_handle(&st->objs, slot));
 	/* The creator reserved the pages before writing (or was told they
@@ -727,8 +741,6 @@ int store_restore_object(struct store *st, const uint8_t *id, uint64_t offset,
 	uint32_t s;
 	int rc;
 
-	if (metadata_size > SHOAL_META_MAX)
-		return SHOAL_ETOOBIG;
 	if (data_size > st->arena->capacity || total > st->arena->capacity)
 		return SHOAL_EINVAL;
 	if (objtab_find(&st->objs, id) != OBJ_NIL)
@@ -751,6 +763,7 @@ int store_restore_object(struct store *st, const uint8_t *id, uint64_t offset,
 	o->metadata_size = metadata_size;
 	o->block_size = alloc_block_size(st->alloc, offset);
 	o->create_time_ns = create_time_ns;
+	o->seal_time_ns = create_time_ns; /* not recorded: taken as instant */
 	o->name_head = NAME_NIL;
 	st->sealed++;
 	arena_mark_touched(st->arena, offset, total);
@@ -827,7 +840,7 @@ void store_client_gone(struct store *st, struct store_client *sc)
 void store_stats(const struct store *st, uint64_t clients, shoal_stats *out)
 {
 	memset(out, 0, sizeof(*out));
-	out->capacity_bytes = st->arena->capacity;
+	out->capacity_bytes = st->arena->requested;
 	out->used_bytes = alloc_used(st->alloc);
 	out->objects = st->objs.live;
 	out->sealed_objects = st->sealed;
@@ -869,11 +882,11 @@ static int check_object(const struct store *st, uint32_t s,
 		if (u64map_get(&clients[c]->holds, h, NULL))
 			holders++;
 	if (holders != o->holders)
-		FAIL("object %u has %u holders, counted %u", s, holders,
-		     o->holders);
+		FAIL("object %u has %u holders, counted %u", s, o->holders,
+		     holders);
 	if (name_refs[s] != o->names)
-		FAIL("object %u has %u names, counted %u", s, name_refs[s],
-		     o->names);
+		FAIL("object %u has %u names, counted %u", s, o->names,
+		     name_refs[s]);
 	uint32_t listed = 0, keep = 0;
 	for (uint32_t ns = o->names ? o->name_head : NAME_NIL;
 	     ns != NAME_NIL && listed <= o->names;

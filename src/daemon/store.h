@@ -110,9 +110,8 @@ void store_client_gone(struct store *st, struct store_client *sc);
  * starts (metadata follows the data); *backed says whether its pages are
  * known to be allocated already (see PROTO_CREATE_BACKED).
  * Returns 0; SHOAL_EEXISTS; SHOAL_EFULL (it cannot fit even after evicting
- * every evictable object; nothing was evicted); SHOAL_ETOOBIG (metadata
- * over SHOAL_META_MAX); SHOAL_ELIMIT (max_objects objects exist and none
- * is evictable); SHOAL_ENOMEM.
+ * every evictable object; nothing was evicted); SHOAL_ELIMIT (max_objects
+ * objects exist and none is evictable); SHOAL_ENOMEM.
  */
 int store_create(struct store *st, struct store_client *sc, const uint8_t *id,
                  uint64_t data_size, uint32_t metadata_size, uint64_t *offset,

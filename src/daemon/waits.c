@@ -130,6 +130,21 @@ static void unready(struct waits *ws, struct wait *w)
 	w->ready = false;
 }
 
+/* The table entry (list head) of an ID's waiters, or NULL. */
+static void *id_entry(const struct waits *ws, const uint8_t *id)
+{
+	return htab_find(&ws->by_id, htab_hash_bytes(id, SHOAL_ID_SIZE), id_eq,
+	                 id);
+}
+
+/* The entry of a name's waiters, or NULL. */
+static void *name_entry(const struct waits *ws, const char *name, size_t len)
+{
+	struct name_key k = {name, len};
+
+	return htab_find(&ws->by_name, htab_hash_bytes(name, len), name_eq, &k);
+}
+
 /* Takes a GET's node out of its ID's list; drops the entry with the last
  * node. */
 static void node_unlink(struct waits *ws, struct wait_node *n)
@@ -139,10 +154,7 @@ static void node_unlink(struct waits *ws, struct wait_node *n)
 	if (n->prev) {
 		n->prev->next = n->next;
 	} else {
-		const uint8_t *id = node_id(n);
-		void *e = htab_find(&ws->by_id,
-		                    htab_hash_bytes(id, SHOAL_ID_SIZE), id_eq,
-		                    id);
+		void *e = id_entry(ws, node_id(n));
 		SHOAL_ASSERT(e != NULL);
 		if (n->next)
 			memcpy(e, &n->next, sizeof(n->next));
@@ -227,10 +239,7 @@ static void name_unpark(struct waits *ws, struct wait *w)
 	if (w->name_prev) {
 		w->name_prev->name_next = w->name_next;
 	} else {
-		struct name_key k = {wait_name(w), w->name_len};
-		void *e =
-		        htab_find(&ws->by_name, htab_hash_bytes(k.name, k.len),
-		                  name_eq, &k);
+		void *e = name_entry(ws, wait_name(w), w->name_len);
 		SHOAL_ASSERT(e != NULL);
 		if (w->name_next)
 			memcpy(e, &w->name_next, sizeof(w->name_next));
@@ -338,13 +347,11 @@ void waits_unpark(struct waits *ws, struct wait *w)
 
 void waits_sealed(struct waits *ws, const uint8_t *id)
 {
-	void *e = htab_find(&ws->by_id, htab_hash_bytes(id, SHOAL_ID_SIZE),
-	                    id_eq, id);
-	struct wait_node *n;
+	void *e = id_entry(ws, id);
+	struct wait_node *n = NULL;
 
-	if (!e)
-		return;
-	memcpy(&n, e, sizeof(n));
+	if (e)
+		memcpy(&n, e, sizeof(n));
 	/* Consume the whole list: each unlink of the head rewrites the entry
 	 * (and the last one removes it), so follow next pointers taken
 	 * before each unlink. */
@@ -360,27 +367,22 @@ void waits_sealed(struct waits *ws, const uint8_t *id)
 
 void waits_dropped(struct waits *ws, const uint8_t *id)
 {
-	void *e = htab_find(&ws->by_id, htab_hash_bytes(id, SHOAL_ID_SIZE),
-	                    id_eq, id);
-	struct wait_node *n;
+	void *e = id_entry(ws, id);
+	struct wait_node *n = NULL;
 
-	if (!e)
-		return;
-	memcpy(&n, e, sizeof(n));
+	if (e)
+		memcpy(&n, e, sizeof(n));
 	for (; n; n = n->next)
 		waits_wake(ws, n->w, true);
 }
 
 void waits_named(struct waits *ws, const char *name, size_t len)
 {
-	struct name_key k = {name, len};
-	void *e = htab_find(&ws->by_name, htab_hash_bytes(name, len), name_eq,
-	                    &k);
-	struct wait *w;
+	void *e = name_entry(ws, name, len);
+	struct wait *w = NULL;
 
-	if (!e)
-		return;
-	memcpy(&w, e, sizeof(w));
+	if (e)
+		memcpy(&w, e, sizeof(w));
 	for (; w; w = w->name_next)
 		waits_wake(ws, w, false);
 }

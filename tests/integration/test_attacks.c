@@ -149,36 +149,42 @@ static void test_seals_ignore_unrelated_waiters(void **state)
 }
 
 /* Defect 2: a departed creator's dropped IDs were matched against every
- * ID of every parked GET, in square time. A GET of 65,536 absent IDs
- * waits; another client creates 65,536 of them unsealed and leaves. The
- * getter is answered, and another client's round trip is quick. */
+ * ID of every parked GET, in square time (4.5 s per getter here). Three
+ * GETs of 65,536 absent IDs wait; another client creates 65,536 of them
+ * unsealed and leaves. The getters are answered, and another client's
+ * round trip is quick. */
 static void test_dropped_ids_answer_quickly(void **state)
 {
 	struct fx *f = *state;
 	uint8_t *ids = malloc((size_t)BATCH * SHOAL_ID_SIZE);
 	struct raw_msgs m = {0};
+	int getters[3];
 
 	assert_non_null(ids);
 	for (uint32_t i = 0; i < BATCH; i++)
 		raw_id(ids + (size_t)i * SHOAL_ID_SIZE, 0x21, i);
-	int getter = park_get(f->d.socket, ids, BATCH);
+	for (int k = 0; k < 3; k++)
+		getters[k] = park_get(f->d.socket, ids, BATCH);
 	int creator = raw_connect(f->d.socket);
 	for (uint32_t i = 0; i < BATCH; i++)
 		raw_add_create(&m, ids + (size_t)i * SHOAL_ID_SIZE, 0, 0);
 	assert_int_equal(raw_pipeline(creator, &m, BATCH), 0);
 	uint64_t t0 = testd_now_ms();
 	close(creator);
-	uint16_t type;
-	assert_int_equal(raw_read_reply(getter, 3000, &type), 0);
-	assert_int_equal(type, PROTO_GET | PROTO_REPLY);
+	for (int k = 0; k < 3; k++) {
+		uint16_t type;
+		assert_int_equal(raw_read_reply(getters[k], 30000, &type), 0);
+		assert_int_equal(type, PROTO_GET | PROTO_REPLY);
+	}
 	int st;
 	assert_int_equal(shoal_contains(f->c, (shoal_id *)ids, &st), 0);
 	assert_int_equal(st, SHOAL_STATE_ABSENT);
 	uint64_t took = testd_now_ms() - t0;
-	if (took > 2000)
+	if (took > 6000)
 		fail_msg("the daemon took %llu ms over 65,536 dropped IDs",
 		         (unsigned long long)took);
-	close(getter);
+	for (int k = 0; k < 3; k++)
+		close(getters[k]);
 	raw_free(&m);
 	free(ids);
 }

@@ -75,7 +75,7 @@ class App:
             capture_output=True,
         )
 
-    def start(self, deadline=180):
+    def start(self, deadline=300):
         self.logfile = open(self.log, "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", *gunicorn_args(), "-w", "4",
@@ -224,19 +224,19 @@ def console_errors(browser):
 def test_dropdown_graph_table_and_refresh(app, browser, daemon):
     store = daemon.connect()
     browser.get(app.url)
-    wait_until(lambda: matches(browser, 0, "North"), timeout=60, interval=0.2,
+    wait_until(lambda: matches(browser, 0, "North"), timeout=120, interval=0.2,
                what="graph and table of North, data set 0")
     first_version = version_shown(browser)
     assert first_version == store.version(data.FRAME_NAME)
 
     choose(browser, "East")
-    wait_until(lambda: matches(browser, 0, "East"), timeout=60, interval=0.2,
+    wait_until(lambda: matches(browser, 0, "East"), timeout=120, interval=0.2,
                what="graph and table of East, data set 0")
     # The Serverside output (the selected rows) reached the detail callback.
     sel = data.select(data.make_frame(ROWS, 0), "East")
     wait_until(
         lambda: browser.find_element("id", "detail").text.startswith(f"{len(sel):,} orders"),
-        timeout=60, what="the detail line of East",
+        timeout=120, what="the detail line of East",
     )
 
     # A refresh in the middle, while the user keeps clicking.
@@ -249,13 +249,13 @@ def test_dropdown_graph_table_and_refresh(app, browser, daemon):
     loader.stdout.close()
     new_version = store.version(data.FRAME_NAME)
     assert new_version > first_version
-    wait_until(lambda: version_shown(browser) == new_version, timeout=60, interval=0.2,
+    wait_until(lambda: version_shown(browser) == new_version, timeout=120, interval=0.2,
                what="the page to see the new data version")
-    wait_until(lambda: matches(browser, 1, "West"), timeout=60, interval=0.2,
+    wait_until(lambda: matches(browser, 1, "West"), timeout=120, interval=0.2,
                what="graph and table of West, data set 1")
 
     choose(browser, "Coast")
-    wait_until(lambda: matches(browser, 1, "Coast"), timeout=60, interval=0.2,
+    wait_until(lambda: matches(browser, 1, "Coast"), timeout=120, interval=0.2,
                what="graph and table of Coast, data set 1")
     share = browser.find_element("id", "share").text
     assert share.startswith("Coast: ") and share.endswith("% of all revenue")

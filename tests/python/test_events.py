@@ -380,19 +380,24 @@ def test_plasma_not_subscribed(client):
         client.get_notification_socket()
 
 
+def _recv_exact(sock, n):
+    data = b""
+    while len(data) < n:
+        assert select.select([sock], [], [], WAIT)[0], "no notification bytes within the deadline"
+        chunk = sock.recv(n - len(data))
+        assert chunk
+        data += chunk
+    return data
+
+
 def _read_message(sock):
-    header = b""
-    while len(header) < 16:
-        chunk = sock.recv(16 - len(header))
-        assert chunk
-        header += chunk
-    (body_len,) = struct.unpack_from("<I", header, 12)
-    body = b""
-    while len(body) < body_len:
-        chunk = sock.recv(body_len - len(body))
-        assert chunk
-        body += chunk
-    return header, body
+    """One notification as Plasma framed it (a native 8-byte length, then
+    the message), split into the message's header and body."""
+    (length,) = struct.unpack("=Q", _recv_exact(sock, 8))
+    message = _recv_exact(sock, length)
+    (body_len,) = struct.unpack_from("<I", message, 12)
+    assert len(message) == 16 + body_len
+    return message[:16], message[16:]
 
 
 def test_plasma_notification_socket_select_and_decode(client):

@@ -150,6 +150,22 @@ def test_evictable_flag_propagates(hosts):
     assert names["e/plain"]["ttl"] is None
 
 
+def test_eviction_is_not_a_delete(hosts):
+    a, b, c = hosts
+    a.store.set("e/evict-me", b"cached", evictable=True)
+    wait_value(b.store, "e/evict-me", b"cached")
+    wait_value(c.store, "e/evict-me", b"cached")
+    b.store.evict(1 << 40)
+    wait_value(b.store, "e/evict-me", None)
+    time.sleep(0.5)
+    assert value(a.store, "e/evict-me") == b"cached"
+    assert value(c.store, "e/evict-me") == b"cached"
+    assert bytes(b.store["e/evict-me"]) == b"cached"  # a miss fetches it again
+    del c.store["e/evict-me"]  # an explicit delete of an evictable name propagates
+    wait_value(a.store, "e/evict-me", None)
+    wait_value(b.store, "e/evict-me", None)
+
+
 def test_concurrent_writers_converge(hosts):
     a, b, c = hosts
     names = [f"e/conc{i}" for i in range(5)]
@@ -331,6 +347,28 @@ def test_connect_starts_one_tier(servers, tmp_path):
             except ProcessLookupError:
                 pass
     wait_until(lambda: not running(sock), 15, what="tier exited")
+
+
+def test_acl_user_password_and_database(tmp_path):
+    """A URL with an ACL user, a password and a database number."""
+    servers = RedisServers(str(tmp_path), extra=(
+        "--user", "default", "off",
+        "--user", "app", "on", ">s3cret", "~*", "&*", "+@all",
+    ), url_auth="app:s3cret@", db=3).start()
+    hs = []
+    try:
+        hs = [Host(str(tmp_path), n, servers).start() for n in ("acl-a", "acl-b")]
+        hs[0].store["e/acl"] = b"through ACLs"
+        wait_value(hs[1].store, "e/acl", b"through ACLs")
+        import redis
+
+        r = redis.Redis(port=servers.ports[0], username="app", password="s3cret", db=3)
+        assert r.exists("shoal:seq") and r.get("shoal:epoch")
+        r.close()
+    finally:
+        for h in hs:
+            h.stop()
+        servers.stop()
 
 
 @pytest.mark.skipif(not FULL, reason="600 MB: make test-tier")

@@ -249,6 +249,7 @@ def test_pandas_pyarrow_backend_keeps_everything_in_shared_memory(store):
     assert all(isinstance(t, pd.ArrowDtype) for t in got.dtypes)
     for name in got.columns:
         chunks = got[name].array._pa_array.chunks
+        assert sum(c.null_count for c in chunks) == df[name].isna().sum(), name
         for chunk in chunks:
             for b in chunk.buffers():
                 if b is not None and b.size:
@@ -306,7 +307,9 @@ def test_arrow_ipc_is_written_in_place(store):
     """The IPC size is known up front: the object is exactly the stream."""
     df = sample_frame(500)
     store["sz"] = df
-    table = pa.Table.from_pandas(df)
+    from shoal._frames import pandas_table
+
+    table, _ = pandas_table(pa, df)  # from_pandas, NaN kept as NaN
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as w:
         w.write_table(table)

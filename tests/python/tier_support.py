@@ -74,9 +74,12 @@ def _stop(proc, sig=signal.SIGTERM):
 class RedisServers:
     """One standalone redis-server, or three cluster masters."""
 
-    def __init__(self, tmp, cluster=False):
+    def __init__(self, tmp, cluster=False, extra=(), url_auth="", db=0):
         self.tmp = tmp
         self.cluster = cluster
+        self.extra = tuple(extra)  # more redis-server options
+        self.url_auth = url_auth  # "user:password@" in the tier's URLs
+        self.db = db
         self.ports = [free_port() for _ in range(3 if cluster else 1)]
         self.procs = [None] * len(self.ports)
 
@@ -86,7 +89,7 @@ class RedisServers:
         os.makedirs(d, exist_ok=True)
         args = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                 "--appendonly", "no", "--dir", d, "--protected-mode", "no",
-                "--proto-max-bulk-len", "536870912"]
+                "--proto-max-bulk-len", "536870912", *self.extra]
         if self.cluster:
             args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                      "--cluster-node-timeout", "2000"]
@@ -96,7 +99,7 @@ class RedisServers:
 
     def _ping(self, port):
         r = subprocess.run([REDIS_CLI, "-p", str(port), "ping"], capture_output=True, timeout=5)
-        return r.stdout.strip() == b"PONG"
+        return r.stdout.strip() in (b"PONG", b"NOAUTH Authentication required.")
 
     def start(self):
         for i in range(len(self.ports)):
@@ -123,7 +126,7 @@ class RedisServers:
         wait_until(ok, 30, interval=0.1, what="cluster_state:ok")
 
     def urls(self):
-        return [f"redis://127.0.0.1:{p}/0" for p in self.ports]
+        return [f"redis://{self.url_auth}127.0.0.1:{p}/{self.db}" for p in self.ports]
 
     def tier_args(self):
         out = []

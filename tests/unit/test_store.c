@@ -289,7 +289,7 @@ static void test_names(void **state)
 	assert_int_equal(store_delete(&f->st, id1), SHOAL_EEXISTS);
 	store_release(&f->st, &f->b, objtab_handle(&f->st.objs, slot));
 	assert_false(objtab_get(&f->st.objs, slot)->in_lru);
-	assert_int_equal(store_evict(&f->st, CAP), 2048);
+	assert_int_equal(store_evict(&f->st, CAP), 2000);
 	assert_int_equal(store_contains(&f->st, id1), SHOAL_STATE_SEALED);
 	/* Object 2 was evicted; a new 2 replaces the name. */
 	put(f, &f->a, 2, 2000);

@@ -1,0 +1,261 @@
+/*
+ * test_reconnect.c - clients ride through a daemon restart: the next call
+ * reconnects and succeeds, safe calls are repeated, others fail with
+ * SHOAL_EUNAVAILABLE, views from before stay valid and releasing them never
+ * touches the new daemon's holds; the restart hook starts a daemon.
+ *
+ * Each test SIGKILLs a real daemon and starts a new one on the same socket.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "shoal.h"
+#include "testd.h"
+
+#define MEMORY "32M"
+
+static void put_named(shoal_client *c, const char *name, const char *text,
+                      shoal_id *id)
+{
+	shoal_id_random(id);
+	assert_int_equal(shoal_put(c, id, text, strlen(text) + 1, NULL, 0), 0);
+	assert_int_equal(shoal_set_name(c, name, strlen(name), id, NULL, NULL),
+	                 0);
+}
+
+/* Holders of an object, from the daemon's listing (0 if not listed). */
+static uint32_t holders_of(shoal_client *c, const shoal_id *id)
+{
+	shoal_object_info info[64];
+	uint64_t cursor = 0;
+	size_t n;
+
+	assert_int_equal(shoal_list(c, &cursor, info, 64, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		if (memcmp(info[i].id.bytes, id->bytes, SHOAL_ID_SIZE) == 0)
+			return info[i].holders;
+	return 0;
+}
+
+/* After a restart (with --persist, so the name is still there), the next
+ * call succeeds on the first try; a view from before stays readable and
+ * keeps its memory pinned in the new daemon (same arena file) until it is
+ * released, and its release never drops a hold it does not own. */
+static void test_next_call_succeeds_and_old_views_stay(void **state)
+{
+	struct testd d;
+	char pdir[300];
+	shoal_client *c;
+	shoal_view old, now;
+	shoal_id id;
+
+	(void)state;
+	memset(&d, 0, sizeof(d));
+	snprintf(d.dir, sizeof(d.dir), "/tmp/shoal-test-XXXXXX");
+	assert_non_null(mkdtemp(d.dir));
+	snprintf(pdir, sizeof(pdir), "%s/p", d.dir);
+	assert_int_equal(testd_restart(&d, MEMORY, "--persist", pdir, NULL), 0);
+	assert_int_equal(shoal_connect(d.socket, &c), 0);
+	assert_int_equal(shoal_epoch(c), 1);
+	put_named(c, "cfg", "version one", &id);
+	assert_int_equal(shoal_get_name(c, "cfg", 3, 0, &old, NULL), 0);
+
+	testd_kill(&d);
+	assert_int_equal(testd_restart(&d, MEMORY, "--persist", pdir, NULL), 0);
+	/* The first call after the restart succeeds. */
+	assert_int_equal(shoal_get_name(c, "cfg", 3, 0, &now, NULL), 0);
+	assert_int_equal(shoal_epoch(c), 2);
+	assert_string_equal((const char *)now.data, "version one");
+	assert_string_equal((const char *)old.data, "version one");
+	assert_ptr_not_equal(old.data, now.data); /* another mapping */
+	assert_int_equal(holders_of(c, &id), 1);
+	assert_int_equal(shoal_release(c, &now), 0);
+	shoal_stats st;
+	assert_int_equal(shoal_get_stats(c, &st), 0); /* flushes releases */
+	/* The new daemon reopened the same arena file: the old view is
+	 * pinned there too, so replacing the name and filling the store
+	 * does not reuse its memory. */
+	assert_int_equal(holders_of(c, &id), 1);
+	shoal_id id2;
+	put_named(c, "cfg", "version two", &id2);
+	assert_int_equal(shoal_get_stats(c, &st), 0);
+	assert_int_equal(st.pending_deletes, 1);
+	static uint8_t junk[1 << 20];
+	memset(junk, 'X', sizeof(junk));
+	for (int i = 0; i < 24; i++) {
+		shoal_id_random(&id2);
+		assert_int_equal(
+		        shoal_put(c, &id2, junk, sizeof(junk), NULL, 0), 0);
+	}
+	assert_string_equal((const char *)old.data, "version one");
+	/* Its release is local, and then lets the new daemon free it. */
+	assert_int_equal(shoal_release(c, &old), 0);
+	assert_int_equal(shoal_get_stats(c, &st), 0);
+	assert_int_equal(st.pending_deletes, 0);
+	assert_int_equal(holders_of(c, &id), 0);
+	shoal_disconnect(c);
+	testd_stop(&d);
+	char path[400];
+	for (const char *f = "arena\0names.log\0lock\0"; *f;
+	     f += strlen(f) + 1) {
+		snprintf(path, sizeof(path), "%s/%s", pdir, f);
+		unlink(path);
+	}
+	rmdir(pdir);
+	rmdir(d.dir);
+}
+
+/* Without --persist: a put after the restart succeeds at once (its
+ * request found the old connection gone before it was written); an object
+ * created before cannot be sealed; while no daemon runs, calls fail with
+ * SHOAL_EUNAVAILABLE and the first call after a start succeeds. */
+static void test_unsafe_calls_and_no_daemon(void **state)
+{
+	struct testd d;
+	shoal_client *c;
+	shoal_id id, id2;
+	uint8_t *data;
+	int st;
+
+	(void)state;
+	assert_int_equal(testd_start(&d, MEMORY, NULL), 0);
+	assert_int_equal(shoal_connect(d.socket, &c), 0);
+	shoal_id_random(&id);
+	assert_int_equal(shoal_create(c, &id, 1000, 0, 0, &data, NULL), 0);
+	memset(data, 7, 1000);
+
+	testd_kill(&d);
+	/* No daemon: a clear "unavailable", again and again. */
+	assert_int_equal(shoal_contains(c, &id, &st), SHOAL_EUNAVAILABLE);
+	assert_int_equal(shoal_contains(c, &id, &st), SHOAL_EUNAVAILABLE);
+	assert_int_equal(testd_restart(&d, MEMORY, NULL), 0);
+	/* The unsealed object died with its daemon. */
+	assert_int_equal(shoal_seal(c, &id), SHOAL_EUNAVAILABLE);
+	assert_int_equal(shoal_abort(c, &id), SHOAL_ENOTFOUND);
+	shoal_id_random(&id2);
+	assert_int_equal(shoal_put(c, &id2, "x", 1, NULL, 0), 0);
+	assert_int_equal(shoal_contains(c, &id2, &st), 0);
+	assert_int_equal(st, SHOAL_STATE_SEALED);
+
+	/* Killed while idle: the next put is sent on a new connection, by
+	 * a client that created before and by one that never did. */
+	shoal_client *c2;
+	assert_int_equal(shoal_connect(d.socket, &c2), 0);
+	testd_kill(&d);
+	assert_int_equal(testd_restart(&d, MEMORY, NULL), 0);
+	uint32_t before = shoal_epoch(c);
+	assert_int_equal(shoal_put(c, &id2, "y", 1, NULL, 0), 0);
+	assert_int_equal(shoal_epoch(c), before + 1);
+	shoal_id_random(&id2);
+	assert_int_equal(shoal_put(c2, &id2, "z", 1, NULL, 0), 0);
+	assert_int_equal(shoal_epoch(c2), 2);
+	shoal_disconnect(c2);
+	/* A create from before a restart is gone: abort says so quietly. */
+	shoal_id_random(&id);
+	assert_int_equal(shoal_create(c, &id, 64, 0, 0, &data, NULL), 0);
+	testd_kill(&d);
+	assert_int_equal(testd_restart(&d, MEMORY, NULL), 0);
+	assert_int_equal(shoal_get_stats(c, &(shoal_stats){0}), 0);
+	assert_int_equal(shoal_abort(c, &id), 0);
+	shoal_disconnect(c);
+	testd_stop(&d);
+}
+
+struct hook_ctx {
+	struct testd *d;
+	int calls;
+	atomic_bool killed; /* the test is done with the old daemon */
+};
+
+static int start_daemon(void *ctx, const char *path)
+{
+	struct hook_ctx *h = ctx;
+	uint64_t end = testd_now_ms() + 20000;
+
+	/* The old daemon's EOF may arrive before the test has reaped it. */
+	while (!atomic_load(&h->killed) && testd_now_ms() < end)
+		usleep(1000);
+	assert_string_equal(path, h->d->socket);
+	h->calls++;
+	return testd_restart(h->d, MEMORY, NULL) == 0 ? 0 : SHOAL_EUNAVAILABLE;
+}
+
+struct waiter {
+	shoal_client *c;
+	int rc;
+	char text[32];
+};
+
+static void *wait_for_name(void *arg)
+{
+	struct waiter *w = arg;
+	shoal_view v;
+
+	w->rc = shoal_get_name(w->c, "late", 4, 20000, &v, NULL);
+	if (w->rc == 0) {
+		snprintf(w->text, sizeof(w->text), "%s", (const char *)v.data);
+		shoal_release(w->c, &v);
+	}
+	return NULL;
+}
+
+/* The restart hook starts a daemon when the reconnect finds none, and a
+ * get by name that was waiting when the daemon died is sent again to the
+ * new one (a safe call) and answered there. */
+static void test_restart_hook_and_safe_retry(void **state)
+{
+	struct testd d;
+	struct hook_ctx h = {&d, 0, false};
+	struct waiter w = {0};
+	shoal_client *c;
+	pthread_t t;
+	shoal_id id;
+
+	(void)state;
+	assert_int_equal(testd_start(&d, MEMORY, NULL), 0);
+	assert_int_equal(shoal_connect(d.socket, &w.c), 0);
+	shoal_set_restart_hook(w.c, start_daemon, &h);
+	assert_int_equal(pthread_create(&t, NULL, wait_for_name, &w), 0);
+	usleep(200000); /* let it park */
+	testd_kill(&d);
+	atomic_store(&h.killed, true);
+	/* The waiter's reconnect starts the daemon through the hook. */
+	uint64_t end = testd_now_ms() + 20000;
+	while (shoal_connect(d.socket, &c) != 0) {
+		assert_true(testd_now_ms() < end);
+		usleep(5000);
+	}
+	usleep(200000); /* let the waiter park again */
+	put_named(c, "late", "set after the restart", &id);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(w.rc, 0);
+	assert_string_equal(w.text, "set after the restart");
+	assert_int_equal(h.calls, 1);
+	assert_int_equal(shoal_epoch(w.c), 2);
+	shoal_disconnect(c);
+	shoal_disconnect(w.c);
+	testd_stop(&d);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_next_call_succeeds_and_old_views_stay),
+	        cmocka_unit_test(test_unsafe_calls_and_no_daemon),
+	        cmocka_unit_test(test_restart_hook_and_safe_retry),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
