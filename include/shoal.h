@@ -277,9 +277,17 @@ SHOAL_API uint32_t shoal_epoch(const shoal_client *c);
  * fault with SIGBUS. On success *data points at data_size writable bytes,
  * 64-byte aligned, and *metadata (if not NULL) at metadata_size writable
  * bytes (NULL when metadata_size is 0). Both stay valid until shoal_seal()
- * or shoal_abort() of the object, and after seal as a view that the caller
- * gives back with shoal_release_id() (sealing does not drop the creator's
- * hold; see shoal_seal()).
+ * or shoal_abort() of the object, and after seal as a read-only view that
+ * the caller gives back with shoal_release_id() (sealing does not drop the
+ * creator's hold; see shoal_seal()).
+ *
+ * Only these bytes become writable, and only in this process, until seal or
+ * abort: the rest of the arena is mapped read-only in every client, so a
+ * write into sealed data, the creator's included, faults (SIGSEGV). Page
+ * granularity: the bytes of neighbouring objects that share the object's
+ * first or last page are writable too while it is being created. The first
+ * create of a client also fetches write access to the arena (a second,
+ * short connection; see docs/DESIGN.md, trust model).
  *
  * When the store is full, least-recently-released objects that nobody
  * holds and that have no name (or only evictable names) are evicted, just
@@ -293,7 +301,8 @@ SHOAL_API uint32_t shoal_epoch(const shoal_client *c);
  * SHOAL_EFULL (also, at once and whatever the timeout, for an object larger
  * than the whole store, data and metadata counted together); SHOAL_EINTR
  * when the wait for space was interrupted; SHOAL_EUNAVAILABLE;
- * SHOAL_EFORKED; or -errno.
+ * SHOAL_EFORKED; SHOAL_ENOMEM (also when the kernel has no room for
+ * another protection change: too many unsealed objects); or -errno.
  */
 SHOAL_API int shoal_create(shoal_client *c, const shoal_id *id,
                            uint64_t data_size, uint32_t metadata_size,
