@@ -277,9 +277,17 @@ SHOAL_API uint32_t shoal_epoch(const shoal_client *c);
  * fault with SIGBUS. On success *data points at data_size writable bytes,
  * 64-byte aligned, and *metadata (if not NULL) at metadata_size writable
  * bytes (NULL when metadata_size is 0). Both stay valid until shoal_seal()
- * or shoal_abort() of the object, and after seal as a view that the caller
- * gives back with shoal_release_id() (sealing does not drop the creator's
- * hold; see shoal_seal()).
+ * or shoal_abort() of the object, and after seal as a read-only view that
+ * the caller gives back with shoal_release_id() (sealing does not drop the
+ * creator's hold; see shoal_seal()).
+ *
+ * Only these bytes become writable, and only in this process, until seal or
+ * abort: the rest of the arena is mapped read-only in every client, so a
+ * write into sealed data, the creator's included, faults (SIGSEGV). Page
+ * granularity: the bytes of neighbouring objects that share the object's
+ * first or last page are writable too while it is being created. The first
+ * create of a client also fetches write access to the arena (a second,
+ * short connection; see docs/DESIGN.md, trust model).
  *
  * When the store is full, least-recently-released objects that nobody
  * holds and that have no name (or only evictable names) are evicted, just
@@ -293,7 +301,8 @@ SHOAL_API uint32_t shoal_epoch(const shoal_client *c);
  * SHOAL_EFULL (also, at once and whatever the timeout, for an object larger
  * than the whole store, data and metadata counted together); SHOAL_EINTR
  * when the wait for space was interrupted; SHOAL_EUNAVAILABLE;
- * SHOAL_EFORKED; or -errno.
+ * SHOAL_EFORKED; SHOAL_ENOMEM (also when the kernel has no room for
+ * another protection change: too many unsealed objects); or -errno.
  */
 SHOAL_API int shoal_create(shoal_client *c, const shoal_id *id,
                            uint64_t data_size, uint32_t metadata_size,
@@ -516,9 +525,10 @@ typedef struct shoal_name_info {
  * start; on return it is the cursor of the next page, or 0 when the listing
  * is complete. Up to max entries go to out, their number to *count. A name
  * that exists for the whole listing is listed exactly once. A cursor is
- * valid for the next call on the same client only (the client remembers
- * where the listing stopped): interleaving two listings on one client
- * fails the older one with SHOAL_EINVAL.
+ * valid once, on the same client (which remembers where the listing
+ * stopped); up to 8 listings may be in progress on one client at once
+ * (e.g. in several threads): a cursor older than the 8 pages handed out
+ * since fails with SHOAL_EINVAL.
  * Returns 0; SHOAL_EINVAL (NULL arguments, max 0, a cursor that is not the
  * client's current one); SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or -errno.
  */
@@ -605,6 +615,21 @@ SHOAL_API int shoal_list_names_prefix(shoal_client *c, const char *prefix,
                                       size_t prefix_len, uint64_t *cursor,
                                       shoal_name_info *out, size_t max,
                                       size_t *count);
+
+/*
+ * The stateless form of shoal_list_names_prefix(): one page of the names
+ * that start with prefix and come after the name `after` (after_len bytes;
+ * 0 or NULL: from the first), in name order. *more is set to 1 when names
+ * follow the last one returned: call again with it as `after`. Any number
+ * of such listings may run at once, in any threads.
+ * Returns 0; SHOAL_EINVAL (NULL arguments, max 0, a prefix or after that
+ * is not UTF-8); SHOAL_ETOOBIG; SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or
+ * -errno.
+ */
+SHOAL_API int shoal_list_names_after(shoal_client *c, const char *prefix,
+                                     size_t prefix_len, const char *after,
+                                     size_t after_len, shoal_name_info *out,
+                                     size_t max, size_t *count, int *more);
 
 /*
  * Deletes every name that starts with prefix (prefix_len bytes; 0 deletes

@@ -714,34 +714,28 @@ fail:
 	return NULL;
 }
 
-struct prefix {
-	const char *s;
-	size_t len;
-};
-
-static int fetch_names(shoal_client *c, const void *ctx, uint64_t *cursor,
-                       void *page, size_t max, size_t *count)
-{
-	const struct prefix *p = ctx;
-
-	return shoal_list_names_prefix(c, p->s, p->len, cursor, page, max,
-	                               count);
-}
-
-static PyObject *name_entry(pyshoal_state *st, const void *entry)
-{
-	return pyname_info_tuple(st, entry);
-}
-
+/*
+ * list_names(prefix=None): pages by name, each page asking for the names
+ * after the last one of the previous page (shoal_list_names_after), so
+ * listings in several threads on one connection never disturb each other.
+ */
 PyObject *pyops_list_names(PyObject *obj, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"prefix", NULL};
-	PyObject *prefixobj = Py_None;
-	struct prefix p = {"", 0};
-	Py_ssize_t len = 0;
+	enum { PAGE = 256 };
+	pyclient_object *self = (pyclient_object *)obj;
+	pyshoal_state *st = pyclient_state(self);
+	PyObject *prefixobj = Py_None, *out = NULL;
+	const char *prefix = "";
+	Py_ssize_t plen = 0;
+	shoal_name_info *page = NULL;
+	char *after = NULL;
+	size_t alen = 0;
+	pyconn_object *c = NULL;
+	int more = 1;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:list_names", kwlist,
-	                                 &prefixobj))
+	if (!st || !PyArg_ParseTupleAndKeywords(args, kw, "|O:list_names",
+	                                        kwlist, &prefixobj))
 		return NULL;
 	if (prefixobj != Py_None) {
 		if (!PyUnicode_Check(prefixobj)) {
@@ -750,13 +744,53 @@ PyObject *pyops_list_names(PyObject *obj, PyObject *args, PyObject *kw)
 			             Py_TYPE(prefixobj)->tp_name);
 			return NULL;
 		}
-		p.s = PyUnicode_AsUTF8AndSize(prefixobj, &len);
-		if (!p.s)
+		prefix = PyUnicode_AsUTF8AndSize(prefixobj, &plen);
+		if (!prefix)
 			return NULL;
-		p.len = (size_t)len;
 	}
-	return collect_pages(obj, "list_names", sizeof(shoal_name_info), 256,
-	                     fetch_names, &p, name_entry);
+	page = PyMem_Malloc(PAGE * sizeof(*page));
+	after = PyMem_Malloc(SHOAL_NAME_MAX + 1);
+	out = PyList_New(0);
+	if (!page || !after) {
+		PyErr_NoMemory();
+		goto fail;
+	}
+	if (!out || !(c = pyclient_conn(self)))
+		goto fail;
+	while (more) {
+		PyThreadState *ts = PyEval_SaveThread();
+		size_t count = 0;
+		int rc = shoal_list_names_after(c->client, prefix, (size_t)plen,
+		                                after, alen, page, PAGE, &count,
+		                                &more);
+		PyEval_RestoreThread(ts);
+		if (rc < 0) {
+			pyclient_fail(self, c, rc, "list_names");
+			goto fail;
+		}
+		for (size_t i = 0; i < count; i++) {
+			PyObject *t = pyname_info_tuple(st, &page[i]);
+			if (!t || PyList_Append(out, t) < 0) {
+				Py_XDECREF(t);
+				goto fail;
+			}
+			Py_DECREF(t);
+		}
+		if (more) {
+			alen = strlen(page[count - 1].name);
+			memcpy(after, page[count - 1].name, alen);
+		}
+	}
+	Py_DECREF(c);
+	PyMem_Free(page);
+	PyMem_Free(after);
+	return out;
+fail:
+	Py_XDECREF(c);
+	Py_XDECREF(out);
+	PyMem_Free(page);
+	PyMem_Free(after);
+	return NULL;
 }
 
 /* -------------------------------------------------------------- objects */

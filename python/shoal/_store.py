@@ -149,8 +149,9 @@ class Store(MutableMapping):
         return iter(self.keys())
 
     def keys(self, prefix=None):
-        """The names, as a list; with prefix, only those that start with it
-        (listed by the daemon, which never sends the others)."""
+        """The names, as a list in name order; with prefix, only those that
+        start with it (the daemon finds them in its name-ordered index and
+        sends no others)."""
         return [n[0] for n in self._c.list_names(prefix)]
 
     # Mapping's __eq__ would load every value: a Store is equal to itself.

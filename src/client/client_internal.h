@@ -124,6 +124,9 @@ struct client_retired {
 	struct client_refmap unsealed; /* by id: creates never sealed */
 };
 
+/* Name listings that may be in progress at once on one client. */
+#define CLIENT_LISTINGS 8
+
 struct shoal_client {
 	int fd;
 	unsigned generation; /* fork generation at connect */
@@ -195,11 +198,15 @@ struct shoal_client {
 	 * next request (see client_defer_release). */
 	uint64_t deferred_bytes;
 
-	/* io_lock: where the current name listing resumes (names.c): the
-	 * last name of its last page, and the cursor that page handed out. */
-	uint64_t list_cursor, list_seq;
-	uint32_t list_after_len;
-	char list_after[SHOAL_NAME_MAX];
+	/* io_lock: where name listings resume (names.c): for the last
+	 * CLIENT_LISTINGS pages handed out, the cursor and the page's last
+	 * name. Listings in several threads at once each find their own. */
+	uint64_t list_seq;
+	struct client_listing {
+		uint64_t cursor; /* 0: unused */
+		uint32_t after_len;
+		char after[SHOAL_NAME_MAX];
+	} listings[CLIENT_LISTINGS];
 };
 
 /*
@@ -212,6 +219,7 @@ struct shoal_client {
 #define CLIENT_DEFER_OBJECT (64u << 10)
 #define CLIENT_DEFER_BYTES  (1u << 20)
 #define CLIENT_DEFER_COUNT  64
+
 
 /* Current fork generation of this process (incremented in every child). */
 unsigned client_fork_generation(void);

@@ -209,10 +209,13 @@ static int check_prefix(const char *prefix, size_t len)
 	return len == 0 ? 0 : proto_check_name(prefix, len);
 }
 
-SHOAL_API int shoal_list_names_prefix(shoal_client *c, const char *prefix,
-                                      size_t prefix_len, uint64_t *cursor,
-                                      shoal_name_info *out, size_t max,
-                                      size_t *count)
+/*
+ * One LIST_NAMES page after `after` (alen bytes; 0: from the first), with
+ * io_lock held. Returns 0 with *count names in out and *more, or an error.
+ */
+static int list_page(shoal_client *c, const char *prefix, size_t plen,
+                     const char *after, size_t alen, shoal_name_info *out,
+                     size_t max, size_t *count, int *more)
 {
 	struct proto_list_names req = {0};
 	struct proto_list_reply rep;
@@ -221,26 +224,12 @@ SHOAL_API int shoal_list_names_prefix(shoal_client *c, const char *prefix,
 	size_t len;
 	int rc;
 
-	if (!cursor || !out || !count || max == 0)
-		return SHOAL_EINVAL;
-	*count = 0;
-	rc = check_prefix(prefix, prefix_len);
-	if (rc < 0)
-		return rc;
 	req.limit = max < PROTO_LIST_MAX ? (uint32_t)max : PROTO_LIST_MAX;
-	req.prefix_len = (uint32_t)prefix_len;
-	rc = client_begin(c);
-	if (rc < 0)
-		return rc;
-	/* A continued listing resumes after the last name it was given. */
-	if (*cursor != 0 && *cursor != c->list_cursor) {
-		client_end(c);
-		return SHOAL_EINVAL;
-	}
-	req.after_len = *cursor ? c->list_after_len : 0;
+	req.prefix_len = (uint32_t)plen;
+	req.after_len = (uint32_t)alen;
 	iov[0] = (struct iovec){&req, sizeof(req)};
-	iov[1] = (struct iovec){(void *)prefix, prefix_len};
-	iov[2] = (struct iovec){c->list_after, req.after_len};
+	iov[1] = (struct iovec){(void *)prefix, plen};
+	iov[2] = (struct iovec){(void *)after, alen};
 	rc = client_call(c, PROTO_LIST_NAMES, iov, 3, 0, &body, &len);
 	if (rc == 0 && len < sizeof(rep))
 		rc = SHOAL_EPROTO;
@@ -256,15 +245,75 @@ SHOAL_API int shoal_list_names_prefix(shoal_client *c, const char *prefix,
 		rc = SHOAL_EPROTO; /* "more", but nothing to resume after */
 	if (rc == 0) {
 		*count = rep.count;
+		*more = rep.next_cursor != 0;
+	}
+	return rc;
+}
+
+SHOAL_API int shoal_list_names_after(shoal_client *c, const char *prefix,
+                                     size_t prefix_len, const char *after,
+                                     size_t after_len, shoal_name_info *out,
+                                     size_t max, size_t *count, int *more)
+{
+	int rc;
+
+	if (!out || !count || !more || max == 0 || (!after && after_len))
+		return SHOAL_EINVAL;
+	*count = 0;
+	*more = 0;
+	rc = check_prefix(prefix, prefix_len);
+	if (rc == 0 && after_len)
+		rc = proto_check_name(after, after_len);
+	if (rc < 0)
+		return rc;
+	rc = client_begin(c);
+	if (rc < 0)
+		return rc;
+	rc = list_page(c, prefix, prefix_len, after ? after : "", after_len,
+	               out, max, count, more);
+	client_end(c);
+	return rc;
+}
+
+SHOAL_API int shoal_list_names_prefix(shoal_client *c, const char *prefix,
+                                      size_t prefix_len, uint64_t *cursor,
+                                      shoal_name_info *out, size_t max,
+                                      size_t *count)
+{
+	struct client_listing *pos = NULL;
+	int rc, more = 0;
+
+	if (!cursor || !out || !count || max == 0)
+		return SHOAL_EINVAL;
+	*count = 0;
+	rc = check_prefix(prefix, prefix_len);
+	if (rc < 0)
+		return rc;
+	rc = client_begin(c);
+	if (rc < 0)
+		return rc;
+	/* A continued listing resumes after the last name it was given. */
+	if (*cursor != 0) {
+		pos = &c->listings[*cursor % CLIENT_LISTINGS];
+		if (pos->cursor != *cursor) {
+			client_end(c);
+			return SHOAL_EINVAL;
+		}
+	}
+	rc = list_page(c, prefix, prefix_len, pos ? pos->after : "",
+	               pos ? pos->after_len : 0, out, max, count, &more);
+	if (rc == 0) {
+		if (pos)
+			pos->cursor = 0; /* used up */
 		*cursor = 0;
-		c->list_cursor = 0;
-		if (rep.next_cursor) {
-			const shoal_name_info *last = &out[rep.count - 1];
-			c->list_after_len = (uint32_t)strlen(last->name);
-			memcpy(c->list_after, last->name, c->list_after_len);
+		if (more) {
+			const shoal_name_info *last = &out[*count - 1];
 			if (++c->list_seq == 0)
 				c->list_seq = 1;
-			*cursor = c->list_cursor = c->list_seq;
+			pos = &c->listings[c->list_seq % CLIENT_LISTINGS];
+			pos->after_len = (uint32_t)strlen(last->name);
+			memcpy(pos->after, last->name, pos->after_len);
+			*cursor = pos->cursor = c->list_seq;
 		}
 	}
 	client_end(c);

@@ -229,6 +229,8 @@ SHOAL_API int shoal_create(shoal_client *c, const shoal_id *id,
 	rc = client_begin(c);
 	if (rc < 0)
 		return rc;
+	/* An unsealed create of this ID from before is not ours to abort. */
+	bool had = client_refmap_find(&c->unsealed, 0, id) != NULL;
 	rc = client_write_access(c);
 	/* Another arena answers: the daemon was restarted, and this client
 	 * has not noticed yet. */
@@ -237,7 +239,7 @@ SHOAL_API int shoal_create(shoal_client *c, const shoal_id *id,
 	if (rc == 0)
 		rc = create_locked(c, id, data_size, metadata_size, timeout_ms,
 		                   &offset, &backed);
-	bool made = rc == 0 || client_refmap_find(&c->unsealed, 0, id);
+	bool made = !had && client_refmap_find(&c->unsealed, 0, id);
 	client_end(c);
 	if (rc < 0) {
 		if (made) /* created, but its window could not be opened */

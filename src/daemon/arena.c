@@ -184,7 +184,9 @@ static int arena_setup(struct arena *a, uint64_t file_size, uint64_t page,
 	}
 	a->nchunks = (a->map_size + LAYOUT_CHUNK - 1) / LAYOUT_CHUNK;
 	a->chunks = os_calloc(a->nchunks, 1);
-	if (!a->chunks) {
+	a->pages = os_calloc(a->nchunks * (LAYOUT_CHUNK / ARENA_PAGE / 64),
+	                     sizeof(uint64_t));
+	if (!a->chunks || !a->pages) {
 		rc = SHOAL_ENOMEM;
 		snprintf(err, size, "out of memory");
 		return rc;
@@ -316,6 +318,7 @@ void arena_close(struct arena *a)
 	if (a->ro_fd >= 0)
 		close(a->ro_fd);
 	free((void *)a->chunks);
+	free(a->pages);
 	memset(a, 0, sizeof(*a));
 	a->fd = -1;
 	a->ro_fd = -1;
@@ -343,9 +346,14 @@ static void inner_chunks(const struct arena *a, uint64_t off, uint64_t len,
 		*end = *first;
 }
 
-/* Every chunk that [off, off + len) overlaps, not only the whole ones: an
- * object that shares a chunk with others is vouched for only when that
- * chunk is known backed, so a small object never gets the flag for free. */
+static bool page_backed(const struct arena *a, uint64_t p)
+{
+	return a->pages[p / 64] & (1ull << (p % 64));
+}
+
+/* Every page that [off, off + len) overlaps, not only the whole chunks: an
+ * object that shares a chunk with others is vouched for only when its own
+ * pages are known backed, so a small object never gets the flag for free. */
 bool arena_is_backed(const struct arena *a, uint64_t off, uint64_t len)
 {
 	uint64_t c = off / LAYOUT_CHUNK;
@@ -353,18 +361,44 @@ bool arena_is_backed(const struct arena *a, uint64_t off, uint64_t len)
 
 	if (end > a->nchunks)
 		end = a->nchunks;
-	for (; c < end; c++)
-		if (!(atomic_load_explicit(&a->chunks[c],
-		                           memory_order_relaxed) &
-		      ARENA_BACKED))
-			return false;
+	for (; c < end; c++) {
+		if (atomic_load_explicit(&a->chunks[c], memory_order_relaxed) &
+		    ARENA_BACKED)
+			continue;
+		uint64_t lo = c * LAYOUT_CHUNK > off ? c * LAYOUT_CHUNK : off;
+		uint64_t hi = (c + 1) * LAYOUT_CHUNK < off + len
+		                      ? (c + 1) * LAYOUT_CHUNK
+		                      : off + len;
+		for (uint64_t p = lo / ARENA_PAGE; p <= (hi - 1) / ARENA_PAGE;
+		     p++)
+			if (!page_backed(a, p))
+				return false;
+	}
 	return true;
 }
 
 void arena_mark_backed(struct arena *a, uint64_t off, uint64_t len)
 {
+	const uint64_t per = LAYOUT_CHUNK / ARENA_PAGE / 64;
 	uint64_t c, end;
 
+	if (len == 0)
+		return;
+	if (off + len > a->map_size)
+		len = a->map_size - off;
+	for (uint64_t p = off / ARENA_PAGE; p <= (off + len - 1) / ARENA_PAGE;
+	     p++)
+		a->pages[p / 64] |= 1ull << (p % 64);
+	/* A chunk whose pages are now all known backed is backed. */
+	for (c = off / LAYOUT_CHUNK; c <= (off + len - 1) / LAYOUT_CHUNK; c++) {
+		uint64_t all = ~0ull;
+		for (uint64_t w = 0; w < per; w++)
+			all &= a->pages[c * per + w];
+		if (all == ~0ull)
+			atomic_fetch_or_explicit(&a->chunks[c],
+			                         ARENA_BACKED | ARENA_TOUCHED,
+			                         memory_order_relaxed);
+	}
 	inner_chunks(a, off, len, &c, &end);
 	for (; c < end; c++)
 		atomic_fetch_or_explicit(&a->chunks[c],
@@ -433,6 +467,8 @@ long arena_trim(struct arena *a, uint64_t off, uint64_t len,
 			return -e;
 		}
 		atomic_store(&a->chunks[c], 0);
+		memset(&a->pages[c * (LAYOUT_CHUNK / ARENA_PAGE / 64)], 0,
+		       LAYOUT_CHUNK / ARENA_PAGE / 8);
 		done++;
 	}
 	return done;

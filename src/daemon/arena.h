@@ -21,9 +21,10 @@
 
 #include "layout.h"
 
-#define ARENA_BACKED  1u /* every page of the chunk is allocated */
-#define ARENA_TOUCHED 2u /* some page of the chunk may be allocated */
-#define ARENA_BUSY    4u /* being populated or punched (see arena.c) */
+#define ARENA_PAGE    4096u /* granule of the page bits */
+#define ARENA_BACKED  1u    /* every page of the chunk is allocated */
+#define ARENA_TOUCHED 2u    /* some page of the chunk may be allocated */
+#define ARENA_BUSY    4u    /* being populated or punched (see arena.c) */
 
 struct arena {
 	int fd;
@@ -37,7 +38,10 @@ struct arena {
 	uint64_t data_offset;
 	uint64_t nchunks;
 	_Atomic uint8_t *chunks; /* ARENA_BACKED | ARENA_TOUCHED per chunk */
-	char backing[256];       /* "memfd" or the directory, for messages */
+	/* One bit per ARENA_PAGE: known backed, for chunks not wholly known
+	 * (small objects). Main thread only. */
+	uint64_t *pages;
+	char backing[256]; /* "memfd" or the directory, for messages */
 	/* What the header page must say; clients' bugs may overwrite the
 	 * shared copy, this one is private. */
 	struct layout_header header;
@@ -75,11 +79,13 @@ int arena_open_persist(struct arena *a, uint64_t capacity, const char *dir,
 /* Stops the prefault thread, unmaps and closes. */
 void arena_close(struct arena *a);
 
-/* Whether every chunk that [off, off + len) overlaps is known backed (so
- * that every page of the range is). */
+/* Whether every page of [off, off + len) is known backed: its chunk is, or
+ * the page itself is (after a sealed object covered part of it). */
 bool arena_is_backed(const struct arena *a, uint64_t off, uint64_t len);
 
-/* Marks the chunks fully inside [off, off + len) as backed. */
+/* Marks the pages that [off, off + len) overlaps as backed (the creator
+ * populated them, rounded out to pages), and every chunk whose pages are
+ * then all backed. */
 void arena_mark_backed(struct arena *a, uint64_t off, uint64_t len);
 
 /* Marks every chunk that [off, off + len) overlaps as possibly holding

@@ -265,6 +265,28 @@ static void test_prefix_list_and_delete(void **state)
 	assert_int_equal(
 	        shoal_list_names_prefix(f->c, "a:", 2, &stale, page, 10, &n),
 	        SHOAL_EINVAL);
+	/* Two listings interleaved on one client (two threads, say) each
+	 * go on from where they were. */
+	uint64_t ca = 0, cb = 0;
+	size_t na = 0, nb = 0;
+	do {
+		if (ca || na == 0) {
+			assert_int_equal(shoal_list_names_prefix(f->c, "a:", 2,
+			                                         &ca, page, 7,
+			                                         &n),
+			                 0);
+			na += n;
+		}
+		if (cb || nb == 0) {
+			assert_int_equal(shoal_list_names_prefix(f->c, "b:", 2,
+			                                         &cb, page, 11,
+			                                         &n),
+			                 0);
+			nb += n;
+		}
+	} while (ca || cb);
+	assert_int_equal(na, 300);
+	assert_int_equal(nb, 300);
 	assert_int_equal(shoal_delete_prefix(f->c, "a:", 2, &count), 0);
 	assert_int_equal(count, 300);
 	cursor = 0;

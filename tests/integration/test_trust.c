@@ -272,6 +272,59 @@ static void test_no_sigbus_when_backing_runs_out(void **state)
 	assert_int_equal(stop_daemon(), 0);
 }
 
+/*
+ * The same after memory was given back: small objects mark their pages
+ * backed; once they are deleted and their chunk is punched out (--trim),
+ * those pages must not be vouched for any more.
+ */
+static void test_no_sigbus_after_trim(void **state)
+{
+	struct testd *d = &g_d;
+	char filler[300];
+	shoal_client *c;
+	shoal_stats st;
+	(void)state;
+
+	mount_tmpfs(&g_mnt, "48m");
+	assert_int_equal(start_daemon("40M", "-d", g_mnt.dir), 0);
+	stop_daemon();
+	assert_int_equal(
+	        testd_start(&g_d, "40M", "-d", g_mnt.dir, "--trim", NULL), 0);
+	g_d_running = true;
+	assert_int_equal(shoal_connect(d->socket, &c), 0);
+	/* The rest of the first chunk (which holds the header page and is
+	 * never punched) is taken, so the small objects go to later chunks. */
+	assert_int_equal(put_fill(c, 99, LAYOUT_CHUNK - LAYOUT_HEADER_SIZE, 1),
+	                 0);
+	for (unsigned i = 0; i < 128; i++)
+		assert_int_equal(put_fill(c, 100 + i, 64 << 10, 1), 0);
+	assert_int_equal(shoal_get_stats(c, &st), 0);
+	assert_true(st.backed_bytes >= (4u << 20));
+	for (unsigned i = 0; i < 128; i++) {
+		shoal_id id;
+		int r;
+		id_of(&id, 100 + i);
+		assert_int_equal(shoal_delete(c, &id, 1, &r), 0);
+	}
+	/* Wait until only the first chunk is left backed. */
+	uint64_t end = testd_now_ms() + 10000;
+	do {
+		assert_int_equal(shoal_get_stats(c, &st), 0);
+		if (st.backed_bytes <= LAYOUT_CHUNK)
+			break;
+		usleep(10000);
+	} while (testd_now_ms() < end);
+	assert_true(st.backed_bytes <= LAYOUT_CHUNK);
+	shoal_disconnect(c);
+	fill_fs(g_mnt.dir, filler, sizeof(filler));
+	expect_exit(spawn_put(d->socket, 1, 64 << 10, SHOAL_EFULL), 0);
+	expect_exit(spawn_put(d->socket, 2, 64, SHOAL_EFULL), 0);
+	assert_int_equal(unlink(filler), 0);
+	expect_exit(spawn_put(d->socket, 3, 64 << 10, 0), 0);
+	debug_check(d->socket);
+	assert_int_equal(stop_daemon(), 0);
+}
+
 /* --- what a client can write ------------------------------------------- */
 
 /*
@@ -857,6 +910,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_teardown(name, teardown)
 	        T(test_no_sigbus_when_backing_runs_out),
+	        T(test_no_sigbus_after_trim),
 	        T(test_client_fd_is_read_only),
 	        T(test_dir_arena_cannot_be_truncated),
 	        T(test_sealed_data_is_read_only),

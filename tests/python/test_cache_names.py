@@ -209,3 +209,29 @@ def test_replace_keeps_the_set_options(store):
     assert info["version"] == v2 and info["evictable"] and 29 < info["ttl"] <= 30
     with pytest.raises(shoal.VersionConflict):
         store.replace("r", 3, v)
+
+
+def test_keys_from_many_threads(store):
+    import threading
+
+    for i in range(700):  # several pages each
+        store.set(f"th:a:{i}", i)
+        store.set(f"th:b:{i}", i)
+    errors, counts = [], []
+
+    def lister(prefix):
+        try:
+            for _ in range(10):
+                counts.append(len(store.keys(prefix=prefix)))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=lister, args=(p,)) for p in ("th:a:", "th:b:", "th:")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads)
+    assert not errors, errors
+    assert sorted(set(counts)) == [700, 1400]
+    assert store.delete_prefix("th:") == 1400
