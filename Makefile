@@ -134,7 +134,7 @@ endif
 PYEXT_SRC := $(sort $(wildcard python/shoal/_shoal*.c))
 PYEXT_OBJ := $(patsubst %.c,$(BUILD)/py-$(PY_ABI)/%.o,$(PYEXT_SRC))
 
-# (Without the daemon's headers: its limits.h would hide the system's.)
+# The extension is a client: it sees no daemon headers.
 PYEXT_CFLAGS := $(filter-out -Isrc/daemon,$(ALL_CFLAGS))
 
 $(PYEXT_OBJ): $(BUILD)/py-$(PY_ABI)/%.o: %.c

@@ -52,7 +52,7 @@ struct names {
 	uint32_t nbuckets;
 	uint32_t count;
 	uint32_t root;  /* of the name-order treap; NAME_NIL when empty */
-	uint64_t bytes; /* of all names (limits.h) */
+	uint64_t bytes; /* of all names (limit.h) */
 };
 
 int names_init(struct names *n);

@@ -66,7 +66,7 @@ static void usage(FILE *f)
 	        "  -v, --verbose         log clients coming and going\n"
 	        "  -h, --help            this text\n"
 	        "  -V, --version         print the version\n");
-	limits_usage(f);
+	limit_usage(f);
 }
 
 /* Parses "15000000000", "64M", "1.5G", "512KiB". Returns 0 or -1. */
@@ -236,7 +236,7 @@ int daemon_main(int argc, char **argv)
 			        argv[optind - 1]);
 			return 2;
 		default:
-			rc = limits_option(&opt.limits, c, optarg, parse_size);
+			rc = limit_option(&opt.limits, c, optarg, parse_size);
 			if (rc > 0)
 				break;
 			if (rc < 0)

@@ -405,7 +405,7 @@ int server_init_state(struct server *srv, const struct server_options *opt,
 	}
 	srv->store.notify = server_notify;
 	/* After recovery: what a restart brings back is not refused. */
-	limits_defaults(&srv->opt.limits, srv->arena.capacity);
+	limit_defaults(&srv->opt.limits, srv->arena.capacity);
 	srv->store.max_objects = srv->opt.limits.max_objects;
 	srv->store.max_names = srv->opt.limits.max_names;
 	srv->store.name_memory = srv->opt.limits.name_memory;

@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 #include "arena.h"
-#include "limits.h"
+#include "limit.h"
 #include "loop.h"
 #include "persist.h"
 #include "protocol.h"

@@ -24,7 +24,7 @@
 
 #include "debug.h"
 #include "layout.h"
-#include "limits.h"
+#include "limit.h"
 #include "os.h"
 
 static uint64_t monotonic_ns(void);

@@ -89,7 +89,7 @@ struct store {
 	void (*notify)(void *ctx, enum store_note note, const struct object *o,
 	               const char *name, size_t name_len, uint64_t version);
 	void *notify_ctx;
-	/* Limits (limits.h); 0: none. Over one: SHOAL_ELIMIT. At the object
+	/* Limits (limit.h); 0: none. Over one: SHOAL_ELIMIT. At the object
 	 * limit a create first evicts the least recently released object. */
 	uint64_t max_objects, max_names, name_memory;
 };

@@ -1,10 +1,10 @@
 /*
- * limits.c - the limits' defaults and options (see limits.h). The checks
+ * limit.c - the limits' defaults and options (see limit.h). The checks
  * themselves sit where each resource is taken: conn.c and server.c
  * (connections, buffered bytes, input deadline), store.c (objects,
  * names), events.c (snapshots).
  */
-#include "limits.h"
+#include "limit.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -15,7 +15,7 @@ static uint64_t at_least(uint64_t v, uint64_t floor)
 	return v > floor ? v : floor;
 }
 
-void limits_defaults(struct limits *l, uint64_t capacity)
+void limit_defaults(struct limits *l, uint64_t capacity)
 {
 	if (!l->max_clients)
 		l->max_clients = 1024;
@@ -43,8 +43,8 @@ static int count(const char *arg, uint64_t *out)
 	return 0;
 }
 
-int limits_option(struct limits *l, int c, const char *arg,
-                  int (*parse_size)(const char *s, uint64_t *out))
+int limit_option(struct limits *l, int c, const char *arg,
+                 int (*parse_size)(const char *s, uint64_t *out))
 {
 	static const char *const names[] = {
 	        "--max-clients", "--max-conn-memory", "--input-timeout",
@@ -71,7 +71,7 @@ int limits_option(struct limits *l, int c, const char *arg,
 	return 1;
 }
 
-void limits_usage(FILE *f)
+void limit_usage(FILE *f)
 {
 	fprintf(f,
 	        "Limits (over one: the request fails with SHOAL_ELIMIT; "

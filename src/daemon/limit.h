@@ -1,5 +1,5 @@
 /*
- * limits.h - what one client can make the daemon hold, and the options
+ * limit.h - what one client can make the daemon hold, and the options
  * that bound it (`shoal serve --help`).
  *
  * Every resource the daemon keeps for a client has a limit: connections
@@ -11,8 +11,8 @@
  * the arena's size, so that the daemon's own memory stays a fraction of
  * what it serves.
  */
-#ifndef SHOAL_LIMITS_H
-#define SHOAL_LIMITS_H
+#ifndef SHOAL_LIMIT_H
+#define SHOAL_LIMIT_H
 
 #include <stdint.h>
 #include <stdio.h>
@@ -31,7 +31,7 @@ struct limits {
 
 /* Fills the limits left at 0 with the defaults for an arena of capacity
  * bytes. */
-void limits_defaults(struct limits *l, uint64_t capacity);
+void limit_defaults(struct limits *l, uint64_t capacity);
 
 /* The long options (and their getopt values, LIMITS_OPT_FIRST on). */
 #define LIMITS_OPT_FIRST 0x1000
@@ -55,10 +55,10 @@ void limits_defaults(struct limits *l, uint64_t capacity);
  * 1 (taken), 0 (not a limits option) or -1 (a bad value; the message is
  * printed).
  */
-int limits_option(struct limits *l, int c, const char *arg,
-                  int (*parse_size)(const char *s, uint64_t *out));
+int limit_option(struct limits *l, int c, const char *arg,
+                 int (*parse_size)(const char *s, uint64_t *out));
 
 /* Prints the options' lines of `shoal serve --help`. */
-void limits_usage(FILE *f);
+void limit_usage(FILE *f);
 
-#endif /* SHOAL_LIMITS_H */
+#endif /* SHOAL_LIMIT_H */
