@@ -79,6 +79,9 @@ if [ -d tests/python ] && [ -f pyproject.toml ]; then
 		tail -40 "$log/pip.log"
 		failed=$((failed + 1))
 	else
+		# A results file from an earlier run must never be counted: a run
+		# cut short by the timeout writes none.
+		rm -f "$log/pytest.xml"
 		SHOAL_BIN="$PWD/build/debug/shoal" timeout 900 .venv/bin/python -m pytest -q -p no:cacheprovider \
 			--junitxml="$log/pytest.xml" tests/python 2>&1 | tail -30
 		if [ -f "$log/pytest.xml" ]; then
