@@ -76,8 +76,8 @@ export SHOAL_SOCKET=$SOCK
 echo hello >"$TMP/small"
 run put --ttl 60 --evictable ns:a "$TMP/small"
 expect 0 "put --ttl --evictable"
-run put ns:b "$TMP/small" --ttl=5
-expect 0 "put --ttl=5"
+run put ns:b "$TMP/small" --ttl=600
+expect 0 "put --ttl=600"
 run put other "$TMP/small"
 expect 0 "put without options"
 
@@ -105,7 +105,10 @@ grep -qE '^(5[0-9]|60)\.[0-9]{3}$' "$TMP/out" && ok || fail "ttl of ns:a: $(cat 
 run ttl nope
 expect 1 "ttl of an unknown name"
 
-# ns:b expires within its 5 s (deadline 15 s).
+# ns:b, given 1 s left, expires within it (deadline 15 s). Its TTL was
+# long until now so that a slow machine cannot expire it during the listings.
+run expire ns:b 1
+expect 0 "expire ns:b 1"
 gone=
 for _ in $(seq 300); do
 	if ! timeout 20 "$SHOAL" ttl ns:b >/dev/null 2>&1; then
