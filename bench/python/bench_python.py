@@ -392,7 +392,7 @@ def bench_ray(ctx, results):
     address = f"127.0.0.1:{port}"
     try:
         wait_for(lambda: socket.create_connection(("127.0.0.1", port), 1).close() or True, 120, "ray head")
-        ray.init(address=address, namespace="shoal-bench", log_to_driver=False)
+        ray.init(address=address, namespace="shoal-bench", log_to_driver=False, _node_ip_address="127.0.0.1")
         holder = ray.remote(num_cpus=0)(RayHolder).options(name="holder", lifetime="detached").remote()
         fresh, recycled = ray.get(holder.puts.remote(ctx["parquet"], ctx["repeat"]), timeout=1800)
         res = run_reader("ray", {"address": address, "repeat": ctx["repeat"]})

@@ -92,7 +92,7 @@ def getter(case, p):
     if case == "ray":
         import ray
 
-        ray.init(address=p["address"], namespace="shoal-bench", log_to_driver=False)
+        ray.init(address=p["address"], namespace="shoal-bench", log_to_driver=False, _node_ip_address="127.0.0.1")
         holder = ray.get_actor("holder")
         [ref] = ray.get(holder.get_ref.remote())
         return (lambda: ray.get(ref)), ref
