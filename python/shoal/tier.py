@@ -81,19 +81,26 @@ NAME_MAX = 4096
 # KEYS[1] = the name's hash, KEYS[2..] = the new value's chunks (one slot:
 # they share the name's hash tag). ARGV = version, absolute expiry (ms, 0
 # none), TTL of the hash (ms, 0 none; tombstones), the key prefix of the
-# name's chunks, the grace (ms) of the replaced value's chunks, then the
-# hash's field/value pairs. In one step: if the hash is newer, the new
+# name's chunks, the grace (ms) of the replaced value's chunks, 1 for a
+# refill (a value written again after Redis lost it) else 0, the value's
+# write time (ms), then the hash's field/value pairs. In one step: if the
+# hash is newer (a higher version; for a refill, also a write time no
+# older than the refill's), the new
 # chunks are deleted -> {0, current version}; if a new chunk has expired
 # already -> {-1, 0}; else the chunks are kept (their pending TTL replaced
 # by the value's expiry), the hash replaced, and the old value's chunks
 # given the grace -> {1, old version}. Doing all of it in the script is
 # what keeps two publishers of one name from leaving chunks behind.
 _SET_META = """
-local cur = redis.call('HMGET', KEYS[1], 'v', 'nch')
+local cur = redis.call('HMGET', KEYS[1], 'v', 'nch', 'ts')
 local curv = tonumber(cur[1]) or 0
 local oldnch = tonumber(cur[2]) or 0
 local newv = tonumber(ARGV[1])
-if curv >= newv then
+local stale = false
+if ARGV[6] == '1' and cur[3] then
+  stale = tonumber(cur[3]) >= tonumber(ARGV[7])
+end
+if curv >= newv or stale then
   for i = 2, #KEYS do redis.call('DEL', KEYS[i]) end
   return {0, curv}
 end
@@ -111,7 +118,7 @@ for i = 2, #KEYS do
 end
 redis.call('DEL', KEYS[1])
 local fields = {}
-for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], 'v', ARGV[1], unpack(fields))
 if pxat > 0 then redis.call('PEXPIREAT', KEYS[1], pxat)
 elseif px > 0 then redis.call('PEXPIRE', KEYS[1], px) end
@@ -491,6 +498,7 @@ class Tier:
         """Writes the local value to Redis under a new global version and
         announces it. uid/ts: the value's identity and write time when it is
         a re-publication of a synced value."""
+        refill = uid is not None
         v = int(self.r.incr(f"{self.kp}:seq"))
         uid = uid or f"{self.epoch}:{v}"
         exp, evict = self._name_flags(name)
@@ -514,7 +522,7 @@ class Tier:
                 self.rd.set(self.chunk_key(name, v, i), part, px=pending_ms)
         fields["nch"] = nch
         try:
-            won = self._set_meta(name, v, fields, exp, 0, nch)
+            won = self._set_meta(name, v, fields, exp, 0, nch, refill=refill)
         finally:
             mv.release()
         if won < 0:
@@ -543,12 +551,16 @@ class Tier:
                 self.counters["deleted"] += 1
         self._record(name, None, v, fields["uid"], fields["ts"])
 
-    def _set_meta(self, name, v, fields, pxat, px, nch=0):
+    def _set_meta(self, name, v, fields, pxat, px, nch=0, refill=False):
         """Runs _SET_META: 1 won, 0 a newer version is there, -1 a chunk
-        expired."""
+        expired. refill: a value this host synced before, written again
+        after Redis lost it; it loses to any value Redis holds that was
+        written at the same time or later, whatever their versions (every
+        host refills under fresh versions, so versions alone would let a
+        stale copy win)."""
         keys = [self.meta_key(name)] + [self.chunk_key(name, v, i) for i in range(nch)]
         prefix = f"{self.kp}:{{{self._tag(name)}}}:c:"
-        argv = [v, pxat, px, prefix, self.grace_ms]
+        argv = [v, pxat, px, prefix, self.grace_ms, 1 if refill else 0, fields["ts"]]
         for k, val in fields.items():
             argv += [k, val]
         won, _ = self.set_meta(keys=keys, args=argv)
