@@ -71,8 +71,7 @@ static int teardown(void **state)
 
 static void id_of(shoal_id *id, unsigned n)
 {
-	memset(id, 0xab, sizeof(*id));
-	memcpy(id->bytes, &n, sizeof(n));
+	testd_id(id, 0xab, n);
 }
 
 /* Puts n bytes of value v under object k. */

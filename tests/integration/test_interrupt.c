@@ -46,17 +46,15 @@ static int teardown(void **state)
 
 	shoal_disconnect(f->c);
 	shoal_disconnect(f->aux);
-	if (testd_check(f->d.socket, msg, sizeof(msg)) != 0)
+	if (testd_finish(&f->d, msg, sizeof(msg)) != 0)
 		fail_msg("daemon check failed: %s", msg);
-	assert_int_equal(testd_stop(&f->d), 0);
 	free(f);
 	return 0;
 }
 
 static void id_of(shoal_id *id, unsigned n)
 {
-	memset(id, 0x77, sizeof(*id));
-	memcpy(id->bytes, &n, sizeof(n));
+	testd_id(id, 0x77, n);
 }
 
 static void sleep_ms(long ms)

@@ -41,17 +41,15 @@ static int teardown(void **state)
 	char msg[256];
 
 	shoal_disconnect(f->c);
-	if (testd_check(f->d.socket, msg, sizeof(msg)) != 0)
+	if (testd_finish(&f->d, msg, sizeof(msg)) != 0)
 		fail_msg("daemon check failed: %s", msg);
-	assert_int_equal(testd_stop(&f->d), 0);
 	free(f);
 	return 0;
 }
 
 static void id_of(shoal_id *id, unsigned n)
 {
-	memset(id, 0x5a, sizeof(*id));
-	memcpy(id->bytes, &n, sizeof(n));
+	testd_id(id, 0x5a, n);
 }
 
 static void put_sized(shoal_client *c, unsigned k, uint64_t data, uint32_t meta)

@@ -41,8 +41,7 @@
 
 static void id_of(shoal_id *id, unsigned n)
 {
-	memset(id, 0x5a, sizeof(*id));
-	memcpy(id->bytes, &n, sizeof(n));
+	testd_id(id, 0x5a, n);
 }
 
 static void debug_check(const char *path)

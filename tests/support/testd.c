@@ -227,3 +227,22 @@ out:
 		close(fd);
 	return rc;
 }
+
+int testd_finish(struct testd *d, char *msg, size_t size)
+{
+	int rc = testd_check(d->socket, msg, size);
+	int stopped = testd_stop(d);
+
+	if (rc == 0 && stopped != 0) {
+		snprintf(msg, size, "the daemon did not stop cleanly (%d)",
+		         stopped);
+		rc = -1;
+	}
+	return rc;
+}
+
+void testd_id(shoal_id *id, uint8_t fill, unsigned n)
+{
+	memset(id, fill, sizeof(*id));
+	memcpy(id->bytes, &n, sizeof(n));
+}

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "shoal.h"
+
 struct testd {
 	pid_t pid;
 	char dir[256];
@@ -45,6 +47,15 @@ int testd_wait_pid(pid_t pid, int timeout_ms);
 /* Asks the daemon (started with --debug-checks) to check every invariant
  * of its store. Returns 0, or -1 with what is broken in msg. */
 int testd_check(const char *socket_path, char *msg, size_t size);
+
+/* Ends a test's daemon: checks every invariant of its store (testd_check),
+ * then stops it (testd_stop). Returns 0, or -1 with what went wrong in
+ * msg; the daemon is stopped either way. */
+int testd_finish(struct testd *d, char *msg, size_t size);
+
+/* A test object ID: every byte fill, then n in the first bytes, so tests
+ * of one file (one fill) never collide with another file's IDs. */
+void testd_id(shoal_id *id, uint8_t fill, unsigned n);
 
 /* The path of the shoal binary. */
 const char *testd_bin(void);
