@@ -104,6 +104,25 @@ static uint8_t *slot(const struct htab *t, const struct htab_slots *a, size_t i)
 	return a->entries + i * t->esize;
 }
 
+/* Copies one entry: the tables' usual sizes without a call to memcpy
+ * (this is most of what an insert, a removal and a move step do). */
+static inline void copy_entry(void *dst, const void *src, size_t esize)
+{
+	switch (esize) {
+	case 4:
+		memcpy(dst, src, 4);
+		break;
+	case 8:
+		memcpy(dst, src, 8);
+		break;
+	case 16:
+		memcpy(dst, src, 16);
+		break;
+	default:
+		memcpy(dst, src, esize);
+	}
+}
+
 static void slots_free(struct htab_slots *a)
 {
 	free(a->fp);
@@ -169,7 +188,8 @@ static void move_some(struct htab *t, size_t budget)
 			return;
 		if (o->fp[i]) {
 			size_t j = place(&t->cur, o->fp[i]);
-			memcpy(slot(t, &t->cur, j), slot(t, o, i), t->esize);
+			copy_entry(slot(t, &t->cur, j), slot(t, o, i),
+			           t->esize);
 			o->fp[i] = 0;
 			o->count--;
 		}
@@ -270,7 +290,7 @@ int htab_insert(struct htab *t, uint64_t hash, const void *entry, void **out)
 	if (htab_moving(t))
 		move_some(t, HTAB_MOVE_STEP);
 	uint8_t *p = slot(t, &t->cur, place(&t->cur, fingerprint(hash)));
-	memcpy(p, entry, t->esize);
+	copy_entry(p, entry, t->esize);
 	t->count++;
 	if (out)
 		*out = p;
@@ -288,7 +308,7 @@ static void remove_at(struct htab *t, struct htab_slots *a, size_t i)
 		                         : (home > i || home <= j);
 		if (!in_range) {
 			a->fp[i] = a->fp[j];
-			memcpy(slot(t, a, i), slot(t, a, j), t->esize);
+			copy_entry(slot(t, a, i), slot(t, a, j), t->esize);
 			i = j;
 		}
 	}
