@@ -225,12 +225,7 @@ static void a_creates(struct fx *f, uint8_t tag, uint32_t n)
 {
 	struct raw_msgs m = {0};
 
-	for (uint32_t i = 0; i < n; i++) {
-		uint8_t id[SHOAL_ID_SIZE];
-		raw_id(id, tag, i);
-		raw_add_create(&m, id, 0, 0);
-		raw_add_id_req(&m, PROTO_SEAL, id, PROTO_SEAL_NOREPLY);
-	}
+	raw_add_created(&m, tag, n, PROTO_SEAL_NOREPLY);
 	size_t off = 0, replies = f->a.replies + n;
 	for (int t = 0; t < 100000 && f->a.replies < replies; t++) {
 		if (off < m.len) {
@@ -256,14 +251,7 @@ static void test_flood_is_served_in_slices(void **state)
 {
 	struct fx *f = *state;
 	struct raw_msgs m = {0};
-	const uint32_t pairs = 4096;
-
-	for (uint32_t i = 0; i < pairs; i++) {
-		uint8_t id[SHOAL_ID_SIZE];
-		raw_id(id, 0x5d, i);
-		raw_add_create(&m, id, 0, 0);
-		raw_add_id_req(&m, PROTO_SEAL, id, PROTO_SEAL_NOREPLY);
-	}
+	raw_add_created(&m, 0x5d, 4096, PROTO_SEAL_NOREPLY);
 	size_t sent = send_what_fits(f->a.fd, &m);
 	/* Enough for several shares, whatever the socket buffer size. */
 	assert_true(sent >= 4 * TURN_MAX_REQUESTS);
