@@ -159,9 +159,10 @@ static PyObject *event_new(pyshoal_state *st, const shoal_event *ev)
 	items[3] = PyLong_FromUnsignedLong(ev->metadata_size);
 	/* Names are UTF-8 when Python wrote them; a C client may have
 	 * stored other bytes, which must not make the stream unreadable. */
-	items[4] = named ? PyUnicode_DecodeUTF8(ev->name, strlen(ev->name),
-	                                        "surrogateescape")
-	                 : Py_NewRef(Py_None);
+	items[4] =
+	        named ? PyUnicode_DecodeUTF8(ev->name, (Py_ssize_t)ev->name_len,
+	                                     "surrogateescape")
+	              : Py_NewRef(Py_None);
 	items[5] = PyLong_FromUnsignedLongLong(ev->version);
 	items[6] = PyLong_FromUnsignedLongLong(ev->seq);
 	e = PyStructSequence_New(st->event_type);
@@ -312,6 +313,7 @@ static PyObject *sub_next(PyObject *obj, PyObject *args, PyObject *kw)
 	long long timeout_ms = -1;
 	int64_t deadline;
 	shoal_event ev;
+	PyObject *out;
 	int rc;
 
 	if (!st || !PyArg_ParseTupleAndKeywords(args, kw, "|L:next", kwlist,
@@ -343,17 +345,21 @@ static PyObject *sub_next(PyObject *obj, PyObject *args, PyObject *kw)
 		}
 	}
 	self->busy--;
+	if (rc == SHOAL_ETIMEDOUT) {
+		out = Py_NewRef(Py_None);
+	} else if (rc == PYSHOAL_PYERR) {
+		out = NULL;
+	} else if (rc < 0) {
+		out = sub_fail(self, st, rc);
+	} else {
+		if (ev.kind == SHOAL_EVENT_OVERFLOW)
+			self->overflowed = 1;
+		out = event_new(st,
+		                &ev); /* ev.name lives in the subscription */
+	}
 	if (self->closed && self->busy == 0)
 		sub_free(self);
-	if (rc == SHOAL_ETIMEDOUT)
-		Py_RETURN_NONE;
-	if (rc == PYSHOAL_PYERR)
-		return NULL;
-	if (rc < 0)
-		return sub_fail(self, st, rc);
-	if (ev.kind == SHOAL_EVENT_OVERFLOW)
-		self->overflowed = 1;
-	return event_new(st, &ev);
+	return out;
 }
 
 static PyObject *sub_fileno(PyObject *obj, PyObject *Py_UNUSED(unused))

@@ -722,14 +722,14 @@ fail:
 PyObject *pyops_list_names(PyObject *obj, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"prefix", NULL};
-	enum { PAGE = 256 };
+	enum { PAGE = 256, NAME_BYTES = 64 * 1024 };
 	pyclient_object *self = (pyclient_object *)obj;
 	pyshoal_state *st = pyclient_state(self);
 	PyObject *prefixobj = Py_None, *out = NULL;
 	const char *prefix = "";
 	Py_ssize_t plen = 0;
 	shoal_name_info *page = NULL;
-	char *after = NULL;
+	char *after = NULL, *names = NULL;
 	size_t alen = 0;
 	pyconn_object *c = NULL;
 	int more = 1;
@@ -750,8 +750,9 @@ PyObject *pyops_list_names(PyObject *obj, PyObject *args, PyObject *kw)
 	}
 	page = PyMem_Malloc(PAGE * sizeof(*page));
 	after = PyMem_Malloc(SHOAL_NAME_MAX + 1);
+	names = PyMem_Malloc(NAME_BYTES);
 	out = PyList_New(0);
-	if (!page || !after) {
+	if (!page || !after || !names) {
 		PyErr_NoMemory();
 		goto fail;
 	}
@@ -761,8 +762,8 @@ PyObject *pyops_list_names(PyObject *obj, PyObject *args, PyObject *kw)
 		PyThreadState *ts = PyEval_SaveThread();
 		size_t count = 0;
 		int rc = shoal_list_names_after(c->client, prefix, (size_t)plen,
-		                                after, alen, page, PAGE, &count,
-		                                &more);
+		                                after, alen, page, PAGE, names,
+		                                NAME_BYTES, &count, &more);
 		PyEval_RestoreThread(ts);
 		if (rc < 0) {
 			pyclient_fail(self, c, rc, "list_names");
@@ -777,19 +778,21 @@ PyObject *pyops_list_names(PyObject *obj, PyObject *args, PyObject *kw)
 			Py_DECREF(t);
 		}
 		if (more) {
-			alen = strlen(page[count - 1].name);
+			alen = page[count - 1].name_len;
 			memcpy(after, page[count - 1].name, alen);
 		}
 	}
 	Py_DECREF(c);
 	PyMem_Free(page);
 	PyMem_Free(after);
+	PyMem_Free(names);
 	return out;
 fail:
 	Py_XDECREF(c);
 	Py_XDECREF(out);
 	PyMem_Free(page);
 	PyMem_Free(after);
+	PyMem_Free(names);
 	return NULL;
 }
 

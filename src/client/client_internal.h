@@ -29,10 +29,12 @@
 #define SHOAL_CLIENT_INTERNAL_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/uio.h>
 
 #include "protocol.h"
@@ -220,7 +222,6 @@ struct shoal_client {
 #define CLIENT_DEFER_BYTES  (1u << 20)
 #define CLIENT_DEFER_COUNT  64
 
-
 /* Current fork generation of this process (incremented in every child). */
 unsigned client_fork_generation(void);
 
@@ -398,6 +399,16 @@ int client_read_message(shoal_client *c, struct proto_header *h,
                         const uint8_t **body);
 
 /* Bytes received and not yet read as messages. */
+/* Copies the library's struct src (src_size bytes) to the caller's dst of
+ * dst_size bytes (see SHOAL_ABI_VERSION): what fits, zeros beyond. */
+static inline void client_copy_sized(void *dst, size_t dst_size,
+                                     const void *src, size_t src_size)
+{
+	memcpy(dst, src, dst_size < src_size ? dst_size : src_size);
+	if (dst_size > src_size)
+		memset((char *)dst + src_size, 0, dst_size - src_size);
+}
+
 static inline size_t client_buffered(const shoal_client *c)
 {
 	return c->rend - c->rstart;

@@ -7,7 +7,9 @@
  * polls the socket only when no whole event is buffered yet, together with
  * the client's wake-up eventfd (shoal_subscription_interrupt) and, when the
  * subscription is interruptible, ending on EINTR: nothing is outstanding
- * with the daemon, so an interrupted wait just returns SHOAL_EINTR.
+ * with the daemon, so an interrupted wait just returns SHOAL_EINTR. The
+ * name of the last event lives in the subscription, so that shoal_event
+ * carries a pointer, not the bytes.
  */
 #include <errno.h>
 #include <poll.h>
@@ -21,6 +23,7 @@
 
 struct shoal_subscription {
 	shoal_client *c;
+	char name[SHOAL_NAME_MAX + 1]; /* of the last event */
 };
 
 SHOAL_API int shoal_subscribe(const char *socket_path, unsigned flags,
@@ -114,8 +117,10 @@ static int wait_readable(shoal_client *c, int64_t timeout_ms)
 	}
 }
 
+/* Decodes an event into *ev, its name into name (SHOAL_NAME_MAX + 1
+ * bytes). Returns 0 or SHOAL_EPROTO. */
 static int decode_event(const struct proto_header *h, const uint8_t *body,
-                        shoal_event *ev)
+                        char *name, shoal_event *ev)
 {
 	struct proto_event e;
 
@@ -133,16 +138,19 @@ static int decode_event(const struct proto_header *h, const uint8_t *body,
 	ev->metadata_size = e.metadata_size;
 	ev->version = e.version;
 	ev->seq = h->request_id;
-	memcpy(ev->name, body + sizeof(e), e.name_len);
-	ev->name[e.name_len] = '\0';
+	memcpy(name, body + sizeof(e), e.name_len);
+	name[e.name_len] = '\0';
+	ev->name = name;
+	ev->name_len = e.name_len;
 	return 0;
 }
 
-SHOAL_API int shoal_next_event(shoal_subscription *s, int64_t timeout_ms,
-                               shoal_event *ev)
+SHOAL_API int shoal_next_event_sized(shoal_subscription *s, int64_t timeout_ms,
+                                     shoal_event *ev, size_t size)
 {
 	struct proto_header h;
 	const uint8_t *body;
+	shoal_event out;
 	int rc;
 
 	if (!s || !ev)
@@ -155,7 +163,9 @@ SHOAL_API int shoal_next_event(shoal_subscription *s, int64_t timeout_ms,
 	if (rc == 0)
 		rc = client_read_message(s->c, &h, &body);
 	if (rc == 0)
-		rc = decode_event(&h, body, ev);
+		rc = decode_event(&h, body, s->name, &out);
+	if (rc == 0)
+		client_copy_sized(ev, size, &out, sizeof(out));
 	client_end(s->c);
 	return rc;
 }
