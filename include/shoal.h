@@ -243,6 +243,32 @@ SHOAL_API int shoal_interrupt(shoal_client *c);
 SHOAL_API void shoal_set_interruptible(shoal_client *c, int on);
 
 /*
+ * Signals that end a wait even when they arrive just before it starts:
+ * after the caller last checked for signals, and before the client sleeps.
+ * Without this, the handler of such a signal runs before the wait and the
+ * wait then lasts its whole timeout (Ctrl-C seems ignored).
+ *   c        an interruptible client (shoal_set_interruptible()).
+ *   signals  count signal numbers (copied; NULL or count 0: none, the
+ *            default).
+ * The caller, around each call that may wait:
+ *   1. blocks these signals in the calling thread (pthread_sigmask);
+ *   2. checks whether one came already (CPython: PyErr_CheckSignals());
+ *   3. makes the call: it sleeps in ppoll(2) with these signals taken out
+ *      of the thread's mask, so one that came after step 1 is delivered
+ *      there at once and ends the wait with SHOAL_EINTR;
+ *   4. restores the thread's signal mask (a signal still pending is
+ *      delivered then).
+ * Signals that the thread did not block change nothing. Limit: a signal
+ * sent to the whole process during steps 1-3 goes to another thread that
+ * does not block it, if there is one (the kernel picks); the wait does not
+ * see it then. Set before the client is shared between threads.
+ * Returns 0, or SHOAL_EINVAL (c NULL, signals NULL with count > 0, or a
+ * number that is not a signal; nothing is changed then).
+ */
+SHOAL_API int shoal_set_interrupt_signals(shoal_client *c, const int *signals,
+                                          size_t count);
+
+/*
  * Restarts. When the daemon goes away (it was stopped, crashed, or was
  * restarted), the client's next call opens a new connection to the same
  * socket path and goes on there; it does not fail once first. A call that
@@ -805,6 +831,12 @@ SHOAL_API int shoal_subscription_interrupt(shoal_subscription *s);
  * shoal_next_event() with SHOAL_EINTR (see shoal_set_interruptible()). */
 SHOAL_API void shoal_subscription_set_interruptible(shoal_subscription *s,
                                                     int on);
+
+/* shoal_set_interrupt_signals() for the wait of shoal_next_event(). Returns
+ * 0 or SHOAL_EINVAL. */
+SHOAL_API int shoal_subscription_set_interrupt_signals(shoal_subscription *s,
+                                                       const int *signals,
+                                                       size_t count);
 
 /* The subscription's socket, to wait for readability with poll(2). Events
  * may also be buffered already: call shoal_next_event() with timeout 0

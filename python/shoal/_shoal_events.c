@@ -260,8 +260,11 @@ static PyObject *sub_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
 		return NULL;
 	}
 	self->sub = s;
-	/* Ctrl-C ends a wait in next(); the caller runs the handlers. */
+	/* Ctrl-C ends a wait in next(); the caller runs the handlers
+	 * (pyshoal_wait). */
 	shoal_subscription_set_interruptible(s, 1);
+	shoal_subscription_set_interrupt_signals(
+	        s, pyshoal_wait_signals()->list, pyshoal_wait_signals()->n);
 	self->pid = getpid();
 	self->snapshot = snapshot;
 	self->path = Py_NewRef(path);
@@ -305,14 +308,26 @@ static PyObject *sub_fail(pysub_object *self, pyshoal_state *st, int rc)
 	return pyshoal_raise(st, rc, "Subscription.next");
 }
 
+struct next_call {
+	shoal_subscription *s;
+	shoal_event *ev;
+};
+
+static int next_fn(void *arg, int64_t timeout_ms)
+{
+	struct next_call *a = arg;
+
+	return shoal_next_event(a->s, timeout_ms, a->ev);
+}
+
 static PyObject *sub_next(PyObject *obj, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"timeout", NULL};
 	pysub_object *self = (pysub_object *)obj;
 	pyshoal_state *st = pyshoal_state_of_type(Py_TYPE(obj));
 	long long timeout_ms = -1;
-	int64_t deadline;
 	shoal_event ev;
+	struct next_call a = {NULL, &ev};
 	PyObject *out;
 	int rc;
 
@@ -321,29 +336,10 @@ static PyObject *sub_next(PyObject *obj, PyObject *args, PyObject *kw)
 		return NULL;
 	if (sub_check(self, st, "Subscription.next") < 0)
 		return NULL;
-	deadline = pyshoal_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	a.s = self->sub;
 	self->busy++;
-	for (;;) {
-		int64_t left = pyclient_time_left(timeout_ms, deadline);
-		PyThreadState *ts = PyEval_SaveThread();
-
-		rc = shoal_next_event(self->sub, left, &ev);
-		PyEval_RestoreThread(ts);
-		if (rc != SHOAL_EINTR)
-			break;
-		if (self->closed) {
-			rc = SHOAL_ECLOSED;
-			break;
-		}
-		if (PyErr_CheckSignals() < 0) {
-			rc = PYSHOAL_PYERR;
-			break;
-		}
-		if (pyclient_wait_over(timeout_ms, deadline)) {
-			rc = SHOAL_ETIMEDOUT;
-			break;
-		}
-	}
+	rc = pyshoal_wait(next_fn, &a, timeout_ms, SHOAL_ETIMEDOUT,
+	                  &self->closed);
 	self->busy--;
 	if (rc == SHOAL_ETIMEDOUT) {
 		out = Py_NewRef(Py_None);

@@ -187,6 +187,9 @@ struct shoal_client {
 	 * an EINTR ends a wait too (shoal_set_interruptible). */
 	int wake_fd;
 	atomic_bool interruptible;
+	/* Signals unblocked while sleeping (shoal_set_interrupt_signals). */
+	bool has_intr_signals;
+	sigset_t intr_signals;
 
 	/* ref_lock */
 	struct client_refmap views; /* by handle: view counts */
@@ -346,6 +349,15 @@ int client_call_wait(shoal_client *c, uint16_t type, const struct iovec *iov,
 
 /* Creates c->wake_fd. Returns 0 or -errno. */
 int client_wake_init(shoal_client *c);
+
+/*
+ * Sleeps until c's socket is readable (or hung up) or timeout_ms runs out
+ * (-1: no limit), also watching the wake-up fd when wake is set. Sleeps in
+ * ppoll(2) with c's interrupt signals unblocked (interrupt.c). Returns 0,
+ * SHOAL_ETIMEDOUT, SHOAL_EINTR (the wake-up fd fired, and was drained, or
+ * a signal interrupted an interruptible client), or -errno.
+ */
+int client_sleep(shoal_client *c, int64_t timeout_ms, bool wake);
 
 /* Sleeps until the socket is readable, cancelling the wait on an interrupt
  * (see interrupt.c). io_lock must be held. Returns 0, or -errno /
