@@ -78,27 +78,50 @@ static void test_structs_carry_no_name_array(void **state)
 	assert_true(sizeof(shoal_event) < 128);
 }
 
+/* A *_sized() call under test: fills size bytes at out. Returns its code. */
+typedef int fill_fn(shoal_client *c, void *out, size_t size);
+
+/*
+ * Calls fill as a program built against an older header would (size old,
+ * the struct without its later fields) and as one built against a newer
+ * header (size bytes and 32 more): the first keeps its bytes beyond old,
+ * the second gets zeros beyond size. Leaves the newer fill in out (room
+ * for size + 32 bytes).
+ */
+static void check_fills_callers_size(shoal_client *c, fill_fn *fill,
+                                     uint8_t *out, size_t size, size_t old)
+{
+	memset(out, CANARY, size + 32);
+	assert_int_equal(fill(c, out, old), 0);
+	assert_true(all_bytes(out + old, size + 32 - old, CANARY));
+	memset(out, CANARY, size + 32);
+	assert_int_equal(fill(c, out, size + 32), 0);
+	assert_true(all_bytes(out + size, 32, 0));
+}
+
+static int fill_stats(shoal_client *c, void *out, size_t size)
+{
+	return shoal_get_stats_sized(c, out, size);
+}
+
+static int fill_arena(shoal_client *c, void *out, size_t size)
+{
+	shoal_arena_sized(c, out, size);
+	return 0;
+}
+
 static void test_stats_fill_the_callers_size(void **state)
 {
 	struct fx *f = *state;
-	size_t old = offsetof(shoal_stats, requests);
-	struct {
+	union {
 		shoal_stats s;
-		uint8_t after[32];
+		uint8_t bytes[sizeof(shoal_stats) + 32];
 	} buf;
 
-	/* Built against a header without the last counter. */
-	memset(&buf, CANARY, sizeof(buf));
-	assert_int_equal(shoal_get_stats_sized(f->c, &buf.s, old), 0);
-	assert_int_equal(buf.s.capacity_bytes, 4u << 20);
-	assert_true(
-	        all_bytes((uint8_t *)&buf + old, sizeof(buf) - old, CANARY));
-	/* Built against a header with more counters than this library. */
-	memset(&buf, CANARY, sizeof(buf));
-	assert_int_equal(shoal_get_stats_sized(f->c, &buf.s, sizeof(buf)), 0);
+	check_fills_callers_size(f->c, fill_stats, buf.bytes, sizeof(buf.s),
+	                         offsetof(shoal_stats, requests));
 	assert_int_equal(buf.s.capacity_bytes, 4u << 20);
 	assert_true(buf.s.requests > 0);
-	assert_true(all_bytes(buf.after, sizeof(buf.after), 0));
 	assert_int_equal(shoal_get_stats_sized(f->c, NULL, sizeof(buf.s)),
 	                 SHOAL_EINVAL);
 }
@@ -106,23 +129,17 @@ static void test_stats_fill_the_callers_size(void **state)
 static void test_arena_info_fills_the_callers_size(void **state)
 {
 	struct fx *f = *state;
-	size_t old = offsetof(shoal_arena_info, data_offset);
-	struct {
+	union {
 		shoal_arena_info a;
-		uint8_t after[16];
+		uint8_t bytes[sizeof(shoal_arena_info) + 32];
 	} buf;
-
-	memset(&buf, CANARY, sizeof(buf));
-	shoal_arena_sized(f->c, &buf.a, old);
-	assert_int_equal(buf.a.capacity, 4u << 20);
-	assert_true(
-	        all_bytes((uint8_t *)&buf + old, sizeof(buf) - old, CANARY));
-	memset(&buf, CANARY, sizeof(buf));
-	shoal_arena_sized(f->c, &buf.a, sizeof(buf));
-	assert_true(buf.a.data_offset > 0);
-	assert_true(all_bytes(buf.after, sizeof(buf.after), 0));
-	/* The macro passes the caller's sizeof. */
 	shoal_arena_info a;
+
+	check_fills_callers_size(f->c, fill_arena, buf.bytes, sizeof(buf.a),
+	                         offsetof(shoal_arena_info, data_offset));
+	assert_int_equal(buf.a.capacity, 4u << 20);
+	assert_true(buf.a.data_offset > 0);
+	/* The macro passes the caller's sizeof. */
 	shoal_arena(f->c, &a);
 	assert_int_equal(a.data_offset, buf.a.data_offset);
 }
