@@ -377,6 +377,53 @@ static void test_malformed_name_requests(void **state)
 	close(fd);
 }
 
+/* The daemon's request count (this stats request included). */
+static uint64_t requests(shoal_client *c)
+{
+	shoal_stats st;
+
+	assert_int_equal(shoal_get_stats(c, &st), 0);
+	return st.requests;
+}
+
+static void test_bad_names_cost_no_round_trip(void **state)
+{
+	struct fx *f = *state;
+	char *longer = malloc(SHOAL_NAME_MAX + 1);
+	const char *bad[] = {NULL, "\xff", "a\0b", longer};
+	const size_t len[] = {1, 1, 3, SHOAL_NAME_MAX + 1};
+	const int want[] = {SHOAL_EINVAL, SHOAL_EINVAL, SHOAL_EINVAL,
+	                    SHOAL_ETOOBIG};
+	shoal_id id = {{0}};
+	shoal_name_info info;
+	shoal_view v;
+	int64_t ttl;
+	uint64_t before;
+
+	assert_non_null(longer);
+	memset(longer, 'x', SHOAL_NAME_MAX + 1);
+	before = requests(f->c);
+	for (int i = 0; i < 4; i++) {
+		const char *n = bad[i];
+		size_t l = len[i];
+
+		assert_int_equal(shoal_set_name(f->c, n, l, &id, NULL, NULL),
+		                 want[i]);
+		assert_int_equal(shoal_get_name(f->c, n, l, 0, &v, NULL),
+		                 want[i]);
+		assert_int_equal(shoal_delete_name(f->c, n, l, NULL), want[i]);
+		assert_int_equal(shoal_expire(f->c, n, l, 1000), want[i]);
+		assert_int_equal(shoal_persist(f->c, n, l), want[i]);
+		assert_int_equal(shoal_name_stat(f->c, n, l, &info), want[i]);
+		assert_int_equal(shoal_ttl(f->c, n, l, &ttl), want[i]);
+		assert_int_equal(shoal_delete_prefix(f->c, n, l, NULL),
+		                 want[i]);
+	}
+	/* Nothing but the second stats request reached the daemon. */
+	assert_int_equal(requests(f->c) - before, 1);
+	free(longer);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -394,6 +441,8 @@ int main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_malformed_name_requests,
 	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_bad_names_cost_no_round_trip, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("cache", tests, NULL, NULL);
 }
