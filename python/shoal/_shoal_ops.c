@@ -157,6 +157,36 @@ static pybuf_object *take_created(pyconn_object *c, const shoal_id *id,
 }
 
 /*
+ * Ends the create of id on c with end (shoal_seal or shoal_abort), with
+ * the GIL released, and marks the create's writable Buffer, if still alive,
+ * sealed or done. *orphan: see take_created. Returns 0, or -1 with an
+ * exception.
+ */
+static int end_create(pyclient_object *self, pyconn_object *c,
+                      const shoal_id *id,
+                      int (*end)(shoal_client *, const shoal_id *), int *orphan)
+{
+	PyThreadState *ts = PyEval_SaveThread();
+	int rc = end(c->client, id);
+	pybuf_object *b;
+
+	PyEval_RestoreThread(ts);
+	if (rc < 0) {
+		pyclient_fail(self, c, rc,
+		              end == shoal_seal ? "seal" : "abort");
+		return -1;
+	}
+	b = take_created(c, id, orphan);
+	if (b) {
+		b->state = end == shoal_seal ? PYBUF_SEALED : PYBUF_DONE;
+		if (b->state == PYBUF_DONE)
+			b->wdata = NULL; /* the memory went with the abort */
+		Py_DECREF(b);
+	}
+	return 0;
+}
+
+/*
  * Points name at the sealed object id on c (with opts' compare-and-set,
  * time to live and flags); on failure deletes the object (its creator may
  * still hold it; the delete then waits for the release) so that a failed
@@ -188,10 +218,9 @@ PyObject *pyops_seal(PyObject *obj, PyObject *args, PyObject *kw)
 	int evictable = 0;
 	uint64_t evv, version = 0;
 	pyconn_object *c;
-	pybuf_object *b;
 	PyThreadState *ts;
 	shoal_id id;
-	int rc, orphan;
+	int rc = 0, orphan;
 
 	if (!st || !PyArg_ParseTupleAndKeywords(args, kw, "O|OOKp:seal", kwlist,
 	                                        &idobj, &nameobj, &evobj, &ttl,
@@ -207,18 +236,9 @@ PyObject *pyops_seal(PyObject *obj, PyObject *args, PyObject *kw)
 	c = pyclient_conn(self);
 	if (!c)
 		return NULL;
-	ts = PyEval_SaveThread();
-	rc = shoal_seal(c->client, &id);
-	PyEval_RestoreThread(ts);
-	if (rc < 0) {
-		pyclient_fail(self, c, rc, "seal");
+	if (end_create(self, c, &id, shoal_seal, &orphan) < 0) {
 		Py_DECREF(c);
 		return NULL;
-	}
-	b = take_created(c, &id, &orphan);
-	if (b) {
-		b->state = PYBUF_SEALED;
-		Py_DECREF(b);
 	}
 	if (name) {
 		ts = PyEval_SaveThread();
@@ -244,8 +264,6 @@ PyObject *pyops_abort(PyObject *obj, PyObject *idobj)
 	pyclient_object *self = (pyclient_object *)obj;
 	pyshoal_state *st = pyclient_state(self);
 	pyconn_object *c;
-	pybuf_object *b;
-	PyThreadState *ts;
 	shoal_id id;
 	int rc, orphan;
 
@@ -254,21 +272,10 @@ PyObject *pyops_abort(PyObject *obj, PyObject *idobj)
 	c = pyclient_conn(self);
 	if (!c)
 		return NULL;
-	ts = PyEval_SaveThread();
-	rc = shoal_abort(c->client, &id);
-	PyEval_RestoreThread(ts);
-	if (rc < 0) {
-		pyclient_fail(self, c, rc, "abort");
-		Py_DECREF(c);
-		return NULL;
-	}
-	b = take_created(c, &id, &orphan);
-	if (b) {
-		b->state = PYBUF_DONE;
-		b->wdata = NULL;
-		Py_DECREF(b);
-	}
+	rc = end_create(self, c, &id, shoal_abort, &orphan);
 	Py_DECREF(c);
+	if (rc < 0)
+		return NULL;
 	Py_RETURN_NONE;
 }
 
