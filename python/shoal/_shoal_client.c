@@ -480,28 +480,30 @@ static int client_clear(PyObject *obj)
 
 /* ----------------------------------------------------------- life cycle */
 
+/* Drops the client's connection and spare connections (Buffers of them
+ * keep them alive as long as they need). */
+static void drop_conns(pyclient_object *self)
+{
+	Py_CLEAR(self->conn);
+	if (self->pool)
+		PyList_SetSlice(self->pool, 0, PyList_GET_SIZE(self->pool),
+		                NULL);
+}
+
 static PyObject *client_close(PyObject *obj, PyObject *Py_UNUSED(unused))
 {
 	pyclient_object *self = (pyclient_object *)obj;
 
 	self->closed = 1;
-	Py_CLEAR(self->conn);
-	if (self->pool)
-		PyList_SetSlice(self->pool, 0, PyList_GET_SIZE(self->pool),
-		                NULL);
+	drop_conns(self);
 	Py_RETURN_NONE;
 }
 
 /* Drops the connections inherited from the parent (called in a forked
- * child; Buffers of them keep them alive as long as they need). */
+ * child). */
 static PyObject *client_after_fork(PyObject *obj, PyObject *Py_UNUSED(unused))
 {
-	pyclient_object *self = (pyclient_object *)obj;
-
-	Py_CLEAR(self->conn);
-	if (self->pool)
-		PyList_SetSlice(self->pool, 0, PyList_GET_SIZE(self->pool),
-		                NULL);
+	drop_conns((pyclient_object *)obj);
 	Py_RETURN_NONE;
 }
 
