@@ -19,36 +19,19 @@
 #include <cmocka.h>
 
 #include "shoal.h"
+#include "fixture.h"
 #include "testd.h"
 
 #define CANARY 0xa5
 
-struct fx {
-	struct testd d;
-	shoal_client *c;
-};
-
 static int setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
-
-	assert_non_null(f);
-	assert_int_equal(testd_start(&f->d, "4M", NULL), 0);
-	assert_int_equal(shoal_connect(f->d.socket, &f->c), 0);
-	*state = f;
-	return 0;
+	return fx_setup(state, "4M", NULL);
 }
 
 static int teardown(void **state)
 {
-	struct fx *f = *state;
-	char msg[256];
-
-	shoal_disconnect(f->c);
-	if (testd_finish(&f->d, msg, sizeof(msg)) != 0)
-		fail_msg("daemon check failed: %s", msg);
-	free(f);
-	return 0;
+	return fx_teardown(state);
 }
 
 /* Puts a one-byte object under name (len bytes). */

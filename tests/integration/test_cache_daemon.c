@@ -19,34 +19,17 @@
 
 #include "raw.h"
 #include "shoal.h"
+#include "fixture.h"
 #include "testd.h"
-
-struct fx {
-	struct testd d;
-	shoal_client *c;
-};
 
 static int setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
-
-	assert_int_equal(testd_start(&f->d, "4M", NULL), 0);
-	assert_int_equal(shoal_connect(f->d.socket, &f->c), 0);
-	*state = f;
-	return 0;
+	return fx_setup(state, "4M", NULL);
 }
 
 static int teardown(void **state)
 {
-	struct fx *f = *state;
-	char msg[256] = "";
-
-	if (testd_check(f->d.socket, msg, sizeof(msg)) != 0)
-		fail_msg("daemon invariant broken: %s", msg);
-	shoal_disconnect(f->c);
-	assert_int_equal(testd_stop(&f->d), 0);
-	free(f);
-	return 0;
+	return fx_teardown(state);
 }
 
 /* Puts n bytes of value k under name (ttl_ms, flags). Returns the create's

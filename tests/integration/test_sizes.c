@@ -16,35 +16,18 @@
 #include <cmocka.h>
 
 #include "shoal.h"
+#include "fixture.h"
 #include "testd.h"
-
-struct fx {
-	struct testd d;
-	shoal_client *c;
-};
 
 static int setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
-
-	assert_non_null(f);
 	/* Not a multiple of 64: the rounding must not show. */
-	assert_int_equal(testd_start(&f->d, "10000000", NULL), 0);
-	assert_int_equal(shoal_connect(f->d.socket, &f->c), 0);
-	*state = f;
-	return 0;
+	return fx_setup(state, "10000000", NULL);
 }
 
 static int teardown(void **state)
 {
-	struct fx *f = *state;
-	char msg[256];
-
-	shoal_disconnect(f->c);
-	if (testd_finish(&f->d, msg, sizeof(msg)) != 0)
-		fail_msg("daemon check failed: %s", msg);
-	free(f);
-	return 0;
+	return fx_teardown(state);
 }
 
 static void id_of(shoal_id *id, unsigned n)
