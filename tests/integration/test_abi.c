@@ -29,11 +29,6 @@ static int setup(void **state)
 	return fx_setup(state, "4M", NULL);
 }
 
-static int teardown(void **state)
-{
-	return fx_teardown(state);
-}
-
 /* Puts a one-byte object under name (len bytes). */
 static void put_named(shoal_client *c, unsigned n, const char *name, size_t len)
 {
@@ -272,7 +267,7 @@ static void test_small_names_buffer_ends_pages_early(void **state)
 
 int main(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, fx_teardown)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_structs_carry_no_name_array),
 	        T(test_stats_fill_the_callers_size),

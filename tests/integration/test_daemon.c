@@ -33,11 +33,6 @@ static int setup(void **state)
 	return fx_setup(state, "16M", NULL);
 }
 
-static int teardown(void **state)
-{
-	return fx_teardown(state);
-}
-
 static void id_of(shoal_id *id, unsigned n)
 {
 	testd_id(id, 0xab, n);
@@ -814,7 +809,7 @@ static void test_trim_returns_memory(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, fx_teardown)
 	        T(test_cross_process_roundtrip),
 	        T(test_get_timeouts_and_duplicates),
 	        T(test_get_waits_for_seal),

@@ -25,11 +25,6 @@ static int setup(void **state)
 	return fx_setup(state, "10000000", NULL);
 }
 
-static int teardown(void **state)
-{
-	return fx_teardown(state);
-}
-
 static void id_of(shoal_id *id, unsigned n)
 {
 	testd_id(id, 0x5a, n);
@@ -139,7 +134,7 @@ static void test_list_construct_time(void **state)
 
 int main(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, fx_teardown)
 	const struct CMUnitTest tests[] = {
 	        T(test_capacity_is_exact),
 	        T(test_evict_reports_requested_bytes),
