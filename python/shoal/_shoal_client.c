@@ -365,6 +365,27 @@ int pyshoal_wait(pyshoal_wait_fn *fn, void *arg, int64_t timeout_ms,
 	}
 }
 
+int pyclient_call(pyclient_object *self, const char *what, PyObject *missing,
+                  pyclient_fn *fn, void *arg)
+{
+	pyshoal_state *st = pyclient_state(self);
+	pyconn_object *c = st ? pyclient_conn(self) : NULL;
+	PyThreadState *ts;
+	int rc;
+
+	if (!c)
+		return -1; /* with the exception of pyclient_conn */
+	ts = PyEval_SaveThread();
+	rc = fn(c->client, arg);
+	PyEval_RestoreThread(ts);
+	if (rc == SHOAL_ENOTFOUND && missing)
+		PyErr_SetObject(st->object_not_found, missing);
+	else if (rc < 0)
+		pyclient_fail(self, c, rc, what);
+	Py_DECREF(c);
+	return rc;
+}
+
 int pyclient_parse_name(PyObject *obj, const char **name, Py_ssize_t *len)
 {
 	if (!PyUnicode_Check(obj)) {
