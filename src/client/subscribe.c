@@ -26,8 +26,9 @@ struct shoal_subscription {
 SHOAL_API int shoal_subscribe(const char *socket_path, unsigned flags,
                               shoal_subscription **out)
 {
-	struct proto_subscribe req = {.flags =
-	                                      flags & SHOAL_SUBSCRIBE_SNAPSHOT};
+	struct proto_subscribe req = {
+	        .flags = flags &
+	                 (SHOAL_SUBSCRIBE_SNAPSHOT | SHOAL_SUBSCRIBE_TTL)};
 	struct iovec iov = {.iov_base = &req, .iov_len = sizeof(req)};
 	shoal_subscription *s;
 	const uint8_t *reply;
@@ -118,14 +119,18 @@ static int decode_event(const struct proto_header *h, const uint8_t *body,
                         shoal_event *ev)
 {
 	struct proto_event e;
+	struct proto_event_ttl t = {0};
+	size_t extra;
 
 	if (h->type != PROTO_EVENT || h->body_len < sizeof(e))
 		return SHOAL_EPROTO;
 	memcpy(&e, body, sizeof(e));
+	extra = e.kind == SHOAL_EVENT_NAME_TTL ? sizeof(t) : 0;
 	if (e.name_len > SHOAL_NAME_MAX ||
-	    h->body_len != sizeof(e) + e.name_len || e.kind < 1 ||
+	    h->body_len != sizeof(e) + extra + e.name_len || e.kind < 1 ||
 	    e.kind > SHOAL_EVENT_KIND_MAX)
 		return SHOAL_EPROTO;
+	memcpy(&t, body + sizeof(e), extra);
 	memset(ev, 0, sizeof(*ev));
 	ev->kind = (int)e.kind;
 	memcpy(ev->id.bytes, e.id, SHOAL_ID_SIZE);
@@ -133,7 +138,8 @@ static int decode_event(const struct proto_header *h, const uint8_t *body,
 	ev->metadata_size = e.metadata_size;
 	ev->version = e.version;
 	ev->seq = h->request_id;
-	memcpy(ev->name, body + sizeof(e), e.name_len);
+	ev->expires_ms = t.expires_ms;
+	memcpy(ev->name, body + sizeof(e) + extra, e.name_len);
 	ev->name[e.name_len] = '\0';
 	return 0;
 }
