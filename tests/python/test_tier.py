@@ -138,6 +138,115 @@ def test_ttl_propagates(hosts):
     wait_value(a.store, "e/ttl", None, timeout=10)
 
 
+def _ttl_near(store, name, want, slack=3.0):
+    """Whether the local name's ttl is want seconds (None: no ttl), give or
+    take slack; False if the name is absent."""
+    try:
+        left = store.ttl(name)
+    except KeyError:
+        return False
+    if want is None:
+        return left is None
+    return left is not None and want - slack <= left <= want
+
+
+def test_ttl_change_propagates(hosts):
+    """expire and persist after the set (Python, and the CLI) reach every
+    host; expire to 0 ends the name everywhere."""
+    a, b, c = hosts
+    a.store["e/ttlchg"] = b"kept for now"
+    wait_value(b.store, "e/ttlchg", b"kept for now")
+    wait_value(c.store, "e/ttlchg", b"kept for now")
+    assert b.store.ttl("e/ttlchg") is None
+    a.store.expire("e/ttlchg", 60)
+    for h in (b, c):
+        wait_until(lambda: _ttl_near(h.store, "e/ttlchg", 60), 15, what="ttl 60 on every host")
+    b.store.persist("e/ttlchg")
+    for h in (a, c):
+        wait_until(lambda: _ttl_near(h.store, "e/ttlchg", None), 15, what="persist on every host")
+    r = subprocess.run([BINARY, "-s", c.sock, "expire", "e/ttlchg", "30"], capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    for h in (a, b):
+        wait_until(lambda: _ttl_near(h.store, "e/ttlchg", 30), 15, what="CLI expire on every host")
+    # The value itself was never sent again, and every host still has it.
+    assert [value(h.store, "e/ttlchg") for h in hosts] == [b"kept for now"] * 3
+    a.store.expire("e/ttlchg", 0)
+    wait_value(b.store, "e/ttlchg", None)
+    wait_value(c.store, "e/ttlchg", None)
+    assert b.store.get("e/ttlchg") is None  # not fetched back either
+
+
+def test_ttl_change_of_a_replaced_value_is_dropped(hosts):
+    """A TTL change made on a value that another host has since replaced
+    does not apply to the newer value, on any host."""
+    a, b, c = hosts
+    a.store["e/ttlold"] = b"old"
+    for h in (b, c):
+        wait_value(h.store, "e/ttlold", b"old")
+    a.tier.send_signal(signal.SIGSTOP)  # a's change waits until b's is in Redis
+    try:
+        a.store.expire("e/ttlold", 5)
+        b.store["e/ttlold"] = b"new"
+        wait_value(c.store, "e/ttlold", b"new")
+    finally:
+        a.tier.send_signal(signal.SIGCONT)
+    wait_value(a.store, "e/ttlold", b"new")
+    time.sleep(1.0)  # time for a wrong TTL to arrive, if it were sent
+    for h in hosts:
+        assert value(h.store, "e/ttlold") == b"new"
+        assert h.store.ttl("e/ttlold") is None
+
+
+def test_ttl_change_script_keeps_newer_changes(hosts, servers):
+    """In Redis itself: a TTL change applies only to the value it was made
+    on and only over older changes (the tier's order)."""
+    from shoal.tier import _SET_TTL
+
+    r = servers.client()
+    try:
+        script = r.register_script(_SET_TTL)
+        key = b"shoal:{0000000000000000}:n:probe"
+        r.hset(key, mapping={"v": 10, "cv": 9, "uid": "e:9", "del": 0, "nch": 0, "exp": 0})
+        far = int(time.time() * 1000) + 60_000
+        assert script(keys=[key], args=[11, "e:8", far, "p"]) == [0, 10]  # another value
+        assert script(keys=[key], args=[8, "e:9", far, "p"]) == [0, 10]  # older than v
+        assert r.pttl(key) == -1 and r.hget(key, "v") == b"10"
+        assert script(keys=[key], args=[12, "e:9", far, "p"]) == [1, 10]
+        assert r.hmget(key, ["v", "cv", "exp"]) == [b"12", b"9", str(far).encode()]
+        assert 50_000 < r.pttl(key) <= 60_000
+        assert script(keys=[key], args=[13, "e:9", 0, "p"]) == [1, 12]  # persist
+        assert r.pttl(key) == -1
+        r.hset(key, "del", 1)
+        assert script(keys=[key], args=[14, "e:9", far, "p"]) == [0, 13]  # a tombstone
+    finally:
+        r.delete(b"shoal:{0000000000000000}:n:probe")
+        r.close()
+
+
+def test_ttl_change_during_an_outage_is_reconciled(hosts, servers):
+    """A TTL change made while Redis is hung, or while the tier process is
+    down, reaches the other hosts once it is back."""
+    a, b, c = hosts
+    a.store["e/ttlout"] = b"v"
+    wait_value(b.store, "e/ttlout", b"v")
+    servers.signal(signal.SIGSTOP)
+    try:
+        a.store.expire("e/ttlout", 60)
+        time.sleep(1.0)
+    finally:
+        servers.signal(signal.SIGCONT)
+    wait_until(lambda: _ttl_near(b.store, "e/ttlout", 60, slack=10), 30, what="ttl after Redis came back")
+    # A tier saves what it synced a few times a second; one killed within
+    # that window of its last change redoes that change (docs/tier.md).
+    wait_until(lambda: a.status().get("pending") == 0, 10, what="a settled")
+    time.sleep(0.5)
+    a.stop_tier(signal.SIGKILL)
+    a.store.persist("e/ttlout")
+    a.start_tier()
+    wait_until(lambda: _ttl_near(b.store, "e/ttlout", None), 30, what="persist after the tier restarted")
+    wait_until(lambda: _ttl_near(c.store, "e/ttlout", None), 30, what="persist on c")
+
+
 def test_evictable_flag_propagates(hosts):
     a, b, _ = hosts
     a.store.set("e/evictable", b"cache", evictable=True)
