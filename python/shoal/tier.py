@@ -235,7 +235,8 @@ class Tier:
         self.dirty = {}
         self.busy = set()
         self.lazy_waiters = {}  # name -> threading.Event list of lazy asks
-        # What local events told: name -> ("set", oid hex, ms) / ("deleted", ms).
+        # What local events told: name -> ("set" / "ttl", oid hex, ms) or
+        # ("deleted", None, ms).
         self.local_seen = {}
         self.connected = False
         self.need_reconcile = True
@@ -281,19 +282,26 @@ class Tier:
         if a.cluster:
             from redis.cluster import ClusterNode, RedisCluster
 
+            from redis.connection import SSLConnection, parse_url
+
             nodes = []
             first = None
             for url in a.redis:
                 for part in url.split(","):
-                    u = urllib.parse.urlparse(part if "://" in part else "redis://" + part)
+                    part = part if "://" in part else "redis://" + part
+                    u = urllib.parse.urlparse(part)
                     nodes.append(ClusterNode(u.hostname or "127.0.0.1", u.port or 6379))
-                    first = first or u
-            if first.username:
-                kw["username"] = urllib.parse.unquote(first.username)
-            if first.password:
-                kw["password"] = urllib.parse.unquote(first.password)
-            if first.scheme == "rediss":
-                kw["ssl"] = True
+                    first = first or part
+            # The first URL's user, password, TLS and its query options
+            # (e.g. ?ssl_ca_certs=) apply to every node, as redis-py's own
+            # from_url does for one server.
+            opts = parse_url(first)
+            if opts.pop("connection_class", None) is SSLConnection:
+                opts["ssl"] = True
+            for k in ("host", "port", "db", "path"):
+                opts.pop(k, None)
+            kw.update(opts)
+            data_kw.update(opts)
             for d in (kw, data_kw):
                 d.pop("health_check_interval")
             self.r = RedisCluster(startup_nodes=nodes, cluster_error_retry_attempts=2, **kw)
@@ -888,9 +896,11 @@ class Tier:
         """Pings Redis, reconciles after a reconnect and periodically, and
         writes the status and state files."""
         last_reconcile = 0.0
+        failing = None
         while not self.stop.is_set():
             try:
                 self.r.ping()
+                failing = None
                 if not self.connected:
                     self.check_epoch()
                     with self.lock:
@@ -902,8 +912,12 @@ class Tier:
                     last_reconcile = time.monotonic()
                     self.reconcile()
             except _redis_errors() as e:
-                if self.connected:
-                    self.error(f"redis: {e}")
+                # Said once per outage and whenever it changes (a wrong
+                # password, a certificate Redis rejects): not every ping.
+                text = f"redis: {type(e).__name__}: {e}"
+                if self.connected or text != failing:
+                    self.error(text)
+                failing = text
                 self.lost_redis()
             except shoal.StoreUnavailable:
                 self.need_reconcile = True

@@ -19,7 +19,7 @@ import pytest
 import shoal
 from conftest import BINARY, wait_until
 from shoal._tier_client import running
-from tier_support import TIER_ARGS, Host, RedisServers, needs_redis, value, wait_value
+from tier_support import OPENSSL, TIER_ARGS, Host, RedisServers, needs_redis, value, wait_value
 
 FULL = os.environ.get("SHOAL_TIER_FULL") == "1"
 MODES = ["standalone", "cluster"] if FULL else ["standalone"]
@@ -474,6 +474,57 @@ def test_acl_user_password_and_database(tmp_path):
         r = redis.Redis(port=servers.ports[0], username="app", password="s3cret", db=3)
         assert r.exists("shoal:seq") and r.get("shoal:epoch")
         r.close()
+        # A wrong password: said clearly in stats and the log (once, not at
+        # every retry); the host works locally, and a miss answers at once.
+        bad = Host(str(tmp_path), "acl-bad", servers,
+                   redis_args=["--redis", f"redis://app:wrong@127.0.0.1:{servers.ports[0]}/3"])
+        hs.append(bad)
+        bad.start(wait=False)
+        wait_until(lambda: "AuthenticationError" in bad.status().get("last_error", ""), 15,
+                   what="the authentication error in stats\n" + bad.log())
+        tier = _cli_stats(bad)["tier"]
+        assert tier["running"] is True and tier["connected"] is False
+        assert "invalid username-password pair" in tier["last_error"]
+        bad.store["e/acl-local"] = b"local"
+        assert value(bad.store, "e/acl-local") == b"local"
+        t = time.monotonic()
+        assert bad.store.get("lazy/acl-none") is None
+        assert time.monotonic() - t < 1.0  # a disconnected tier answers at once
+        time.sleep(1.0)  # ten more failed pings (--interval 0.1)
+        assert bad.log().count("AuthenticationError") == 1, bad.log()
+    finally:
+        for h in hs:
+            h.stop()
+        servers.stop()
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl not installed (tests/deps.sh installs it)")
+def test_tls_rediss_url(tmp_path):
+    """A TLS-only Redis with a throwaway CA: rediss:// URLs with the CA as
+    redis-py takes it (?ssl_ca_certs=) carry eager and lazy values; without
+    the CA the certificate is refused, and stats say so."""
+    servers = RedisServers(str(tmp_path), tls=True).start()
+    hs = []
+    try:
+        hs = [Host(str(tmp_path), n, servers).start() for n in ("tls-a", "tls-b")]
+        a, b = hs
+        a.store["e/tls"] = b"through TLS"
+        wait_value(b.store, "e/tls", b"through TLS")
+        a.store["lazy/tls"] = os.urandom(1 << 20) * 10  # chunks too (8 MiB each)
+        wait_until(lambda: a.status().get("pending") == 0 and a.status().get("published", 0) >= 2,
+                   15, what="a published")
+        assert bytes(b.store["lazy/tls"]) == value(a.store, "lazy/tls")
+        r = servers.client()
+        assert r.exists("shoal:seq")
+        r.close()
+        port = servers.ports[0]
+        no_ca = Host(str(tmp_path), "tls-no-ca", servers,
+                     redis_args=["--redis", f"rediss://127.0.0.1:{port}/0"])
+        hs.append(no_ca)
+        no_ca.start(wait=False)
+        wait_until(lambda: "certificate verify failed" in no_ca.status().get("last_error", ""), 15,
+                   what="the certificate error in stats\n" + no_ca.log())
+        assert _cli_stats(no_ca)["tier"]["connected"] is False
     finally:
         for h in hs:
             h.stop()
