@@ -207,6 +207,10 @@ struct shoal_client {
 		uint32_t after_len;
 		char after[SHOAL_NAME_MAX];
 	} listings[CLIENT_LISTINGS];
+
+	/* Threads that populate a large new object (populate.c); 0: as many
+	 * as the process has CPUs, up to a few. */
+	unsigned populate_threads;
 };
 
 /*
@@ -219,7 +223,6 @@ struct shoal_client {
 #define CLIENT_DEFER_OBJECT (64u << 10)
 #define CLIENT_DEFER_BYTES  (1u << 20)
 #define CLIENT_DEFER_COUNT  64
-
 
 /* Current fork generation of this process (incremented in every child). */
 unsigned client_fork_generation(void);
@@ -429,5 +432,15 @@ int client_window_open(shoal_client *c, uint64_t off, uint64_t len);
 /* Makes the pages of a window read-only again, except a first or last page
  * that another open window still needs. io_lock must be held. */
 void client_window_close(shoal_client *c, uint64_t off, uint64_t len);
+
+/* Most threads shoal_set_populate_threads() accepts. */
+#define CLIENT_POPULATE_THREADS_LIMIT 16
+
+/*
+ * MADV_POPULATE_WRITE over [start, end) of the mapping (page-aligned), by
+ * several threads when the range is large (populate.c). Returns 0 or the
+ * first -errno; -EINVAL means the kernel predates the advice.
+ */
+int client_populate(shoal_client *c, uint64_t start, uint64_t end);
 
 #endif /* SHOAL_CLIENT_INTERNAL_H */
