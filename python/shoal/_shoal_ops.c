@@ -8,8 +8,8 @@
  * marks a connection whose socket is gone). A wait is one request with the
  * whole timeout: the connections are interruptible (shoal_set_interruptible),
  * so a signal ends the wait at once with SHOAL_EINTR; the signal's Python
- * handler then runs (PyErr_CheckSignals), and unless it raised (Ctrl-C),
- * the wait goes on for the time that is left. Nothing polls the daemon.
+ * handler then runs, and unless it raised (Ctrl-C), the wait goes on for
+ * the time that is left (pyshoal_wait). Nothing polls the daemon.
  *
  * Creates are tracked per connection in conn->created (see
  * _shoal_buffer.c) so that seal/abort by ID find the writable Buffer.
@@ -23,6 +23,22 @@
 
 /* ------------------------------------------------------------- creating */
 
+struct create_call {
+	shoal_client *c;
+	const shoal_id *id;
+	uint64_t size;
+	uint32_t msize;
+	uint8_t **data, **meta;
+};
+
+static int create_fn(void *arg, int64_t timeout_ms)
+{
+	struct create_call *a = arg;
+
+	return shoal_create(a->c, a->id, a->size, a->msize, timeout_ms, a->data,
+	                    a->meta);
+}
+
 /*
  * shoal_create, waiting up to timeout_ms for space. Returns 0, a libshoal
  * code (SHOAL_EFULL when the time ran out), or PYSHOAL_PYERR (a signal
@@ -32,22 +48,9 @@ static int waiting_create(pyconn_object *c, const shoal_id *id, uint64_t size,
                           uint32_t msize, int64_t timeout_ms, uint8_t **data,
                           uint8_t **meta)
 {
-	int64_t deadline = pyshoal_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	struct create_call a = {c->client, id, size, msize, data, meta};
 
-	for (;;) {
-		int64_t left = pyclient_time_left(timeout_ms, deadline);
-		PyThreadState *ts = PyEval_SaveThread();
-		int rc = shoal_create(c->client, id, size, msize, left, data,
-		                      meta);
-
-		PyEval_RestoreThread(ts);
-		if (rc != SHOAL_EINTR)
-			return rc;
-		if (PyErr_CheckSignals() < 0)
-			return PYSHOAL_PYERR;
-		if (pyclient_wait_over(timeout_ms, deadline))
-			return SHOAL_EFULL;
-	}
+	return pyshoal_wait(create_fn, &a, timeout_ms, SHOAL_EFULL, NULL);
 }
 
 PyObject *pyops_create(PyObject *obj, PyObject *args, PyObject *kw)
@@ -415,6 +418,20 @@ fail:
 
 /* -------------------------------------------------------------- getting */
 
+struct get_call {
+	shoal_client *c;
+	const shoal_id *ids;
+	size_t n;
+	shoal_view *views;
+};
+
+static int get_fn(void *arg, int64_t timeout_ms)
+{
+	struct get_call *a = arg;
+
+	return shoal_get(a->c, a->ids, a->n, timeout_ms, a->views);
+}
+
 /*
  * Gets n objects into views in one request, waiting up to timeout_ms.
  * Returns 0 (views with status 0 are pinned), or a libshoal code /
@@ -423,22 +440,11 @@ fail:
 static int waiting_get(pyconn_object *c, const shoal_id *ids, size_t n,
                        int64_t timeout_ms, shoal_view *views)
 {
-	int64_t deadline = pyshoal_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	struct get_call a = {c->client, ids, n, views};
 
-	for (;;) {
-		int64_t left = pyclient_time_left(timeout_ms, deadline);
-		PyThreadState *ts = PyEval_SaveThread();
-		int rc = shoal_get(c->client, ids, n, left, views);
-
-		PyEval_RestoreThread(ts);
-		if (rc != SHOAL_EINTR)
-			return rc;
-		/* Interrupted: nothing is held. */
-		if (PyErr_CheckSignals() < 0)
-			return PYSHOAL_PYERR;
-		if (pyclient_wait_over(timeout_ms, deadline))
-			return 0; /* every view says SHOAL_ENOTFOUND */
-	}
+	/* Interrupted, nothing is held; when the time ran out then, every
+	 * view says SHOAL_ENOTFOUND. */
+	return pyshoal_wait(get_fn, &a, timeout_ms, 0, NULL);
 }
 
 PyObject *pyops_get(PyObject *obj, PyObject *args, PyObject *kw)
@@ -512,6 +518,22 @@ out:
 	return out;
 }
 
+struct get_name_call {
+	shoal_client *c;
+	const char *name;
+	size_t len;
+	shoal_view *view;
+	uint64_t *version;
+};
+
+static int get_name_fn(void *arg, int64_t timeout_ms)
+{
+	struct get_name_call *a = arg;
+
+	return shoal_get_name(a->c, a->name, a->len, timeout_ms, a->view,
+	                      a->version);
+}
+
 PyObject *pyops_get_name(PyObject *obj, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"name", "timeout", NULL};
@@ -522,7 +544,6 @@ PyObject *pyops_get_name(PyObject *obj, PyObject *args, PyObject *kw)
 	const char *name;
 	Py_ssize_t nlen;
 	uint64_t version = 0;
-	int64_t deadline;
 	pyconn_object *c;
 	shoal_view view;
 	int rc;
@@ -535,25 +556,9 @@ PyObject *pyops_get_name(PyObject *obj, PyObject *args, PyObject *kw)
 	c = pyclient_conn_for(self, timeout_ms);
 	if (!c)
 		return NULL;
-	deadline = pyshoal_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-	for (;;) {
-		int64_t left = pyclient_time_left(timeout_ms, deadline);
-		PyThreadState *ts = PyEval_SaveThread();
-
-		rc = shoal_get_name(c->client, name, (size_t)nlen, left, &view,
-		                    &version);
-		PyEval_RestoreThread(ts);
-		if (rc != SHOAL_EINTR)
-			break;
-		if (PyErr_CheckSignals() < 0) {
-			rc = PYSHOAL_PYERR;
-			break;
-		}
-		if (pyclient_wait_over(timeout_ms, deadline)) {
-			rc = SHOAL_ENOTFOUND;
-			break;
-		}
-	}
+	struct get_name_call a = {c->client, name, (size_t)nlen, &view,
+	                          &version};
+	rc = pyshoal_wait(get_name_fn, &a, timeout_ms, SHOAL_ENOTFOUND, NULL);
 	if (rc == SHOAL_ENOTFOUND) {
 		PyErr_SetObject(st->object_not_found, nameobj);
 		pyclient_done_with(self, c, timeout_ms);
@@ -722,14 +727,14 @@ fail:
 PyObject *pyops_list_names(PyObject *obj, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"prefix", NULL};
-	enum { PAGE = 256 };
+	enum { PAGE = 256, NAME_BYTES = 64 * 1024 };
 	pyclient_object *self = (pyclient_object *)obj;
 	pyshoal_state *st = pyclient_state(self);
 	PyObject *prefixobj = Py_None, *out = NULL;
 	const char *prefix = "";
 	Py_ssize_t plen = 0;
 	shoal_name_info *page = NULL;
-	char *after = NULL;
+	char *after = NULL, *names = NULL;
 	size_t alen = 0;
 	pyconn_object *c = NULL;
 	int more = 1;
@@ -750,8 +755,9 @@ PyObject *pyops_list_names(PyObject *obj, PyObject *args, PyObject *kw)
 	}
 	page = PyMem_Malloc(PAGE * sizeof(*page));
 	after = PyMem_Malloc(SHOAL_NAME_MAX + 1);
+	names = PyMem_Malloc(NAME_BYTES);
 	out = PyList_New(0);
-	if (!page || !after) {
+	if (!page || !after || !names) {
 		PyErr_NoMemory();
 		goto fail;
 	}
@@ -761,8 +767,8 @@ PyObject *pyops_list_names(PyObject *obj, PyObject *args, PyObject *kw)
 		PyThreadState *ts = PyEval_SaveThread();
 		size_t count = 0;
 		int rc = shoal_list_names_after(c->client, prefix, (size_t)plen,
-		                                after, alen, page, PAGE, &count,
-		                                &more);
+		                                after, alen, page, PAGE, names,
+		                                NAME_BYTES, &count, &more);
 		PyEval_RestoreThread(ts);
 		if (rc < 0) {
 			pyclient_fail(self, c, rc, "list_names");
@@ -777,19 +783,21 @@ PyObject *pyops_list_names(PyObject *obj, PyObject *args, PyObject *kw)
 			Py_DECREF(t);
 		}
 		if (more) {
-			alen = strlen(page[count - 1].name);
+			alen = page[count - 1].name_len;
 			memcpy(after, page[count - 1].name, alen);
 		}
 	}
 	Py_DECREF(c);
 	PyMem_Free(page);
 	PyMem_Free(after);
+	PyMem_Free(names);
 	return out;
 fail:
 	Py_XDECREF(c);
 	Py_XDECREF(out);
 	PyMem_Free(page);
 	PyMem_Free(after);
+	PyMem_Free(names);
 	return NULL;
 }
 
