@@ -35,6 +35,7 @@
 #include "expiry.h"
 #include "names.h"
 #include "objects.h"
+#include "runs.h"
 #include "u64map.h"
 
 struct store_client {
@@ -84,6 +85,7 @@ struct store {
 	struct names names;
 	struct expiry expiry;    /* names with an expiry, soonest first */
 	struct u64map by_offset; /* block offset -> slot, for eviction */
+	struct runs runs;        /* the largest space evicting could free */
 	uint64_t last_version;
 	unsigned events;
 	uint64_t deleted_held; /* deleted objects waiting for holders */
