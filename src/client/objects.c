@@ -773,9 +773,11 @@ out:
 	return rc;
 }
 
-SHOAL_API int shoal_get_stats(shoal_client *c, shoal_stats *out)
+SHOAL_API int shoal_get_stats_sized(shoal_client *c, shoal_stats *out,
+                                    size_t size)
 {
 	struct proto_stats_reply rep;
+	shoal_stats st;
 	const uint8_t *body;
 	size_t len;
 	int rc;
@@ -789,7 +791,7 @@ SHOAL_API int shoal_get_stats(shoal_client *c, shoal_stats *out)
 	                      &len);
 	if (rc == 0) {
 		memcpy(&rep, body, sizeof(rep));
-		*out = (shoal_stats){
+		st = (shoal_stats){
 		        .capacity_bytes = rep.capacity_bytes,
 		        .used_bytes = rep.used_bytes,
 		        .objects = rep.objects,
@@ -808,6 +810,7 @@ SHOAL_API int shoal_get_stats(shoal_client *c, shoal_stats *out)
 		        .evicted_names = rep.evicted_names,
 		        .requests = rep.requests,
 		};
+		client_copy_sized(out, size, &st, sizeof(st));
 	}
 	client_end(c);
 	return rc;
