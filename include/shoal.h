@@ -318,8 +318,9 @@ SHOAL_API int shoal_create(shoal_client *c, const shoal_id *id,
  * 16 MiB. The helpers exist only during the call (joined before it
  * returns, every signal blocked); objects under 32 MiB never start one,
  * nor memory that this client has mapped before.
- * threads: 1 for the calling thread alone; 0 (the default) for as many as
- * the CPUs this process may run on, at most 4; at most 16.
+ * threads: 1 for the calling thread alone; 0 (the default) for the value
+ * of the environment variable SHOAL_POPULATE_THREADS (1 to 16) when set,
+ * else as many as the CPUs this process may run on, at most 4; at most 16.
  * Returns 0 or SHOAL_EINVAL.
  */
 SHOAL_API int shoal_set_populate_threads(shoal_client *c, unsigned threads);

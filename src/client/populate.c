@@ -23,6 +23,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
 
@@ -116,17 +117,28 @@ static unsigned cpus_allowed(void)
 	return n > 0 ? (unsigned)n : 1;
 }
 
+/* The default count: SHOAL_POPULATE_THREADS (1 to the limit) if set, else
+ * the CPUs allowed, at most CLIENT_POPULATE_THREADS_MAX. */
+static unsigned default_threads(void)
+{
+	const char *env = getenv("SHOAL_POPULATE_THREADS");
+
+	if (env && *env) {
+		char *end;
+		unsigned long n = strtoul(env, &end, 10);
+		if (*end == '\0' && n >= 1 &&
+		    n <= CLIENT_POPULATE_THREADS_LIMIT)
+			return (unsigned)n;
+	}
+	unsigned n = cpus_allowed();
+	return n < CLIENT_POPULATE_THREADS_MAX ? n
+	                                       : CLIENT_POPULATE_THREADS_MAX;
+}
+
 static unsigned threads_for(const shoal_client *c, uint64_t len)
 {
-	unsigned want = c->populate_threads;
-
-	if (want == 0) {
-		want = cpus_allowed();
-		if (want > CLIENT_POPULATE_THREADS_MAX)
-			want = CLIENT_POPULATE_THREADS_MAX;
-	}
-	if (want > CLIENT_POPULATE_THREADS_LIMIT)
-		want = CLIENT_POPULATE_THREADS_LIMIT;
+	unsigned want =
+	        c->populate_threads ? c->populate_threads : default_threads();
 	uint64_t slices = len / CLIENT_POPULATE_SLICE;
 	return slices < want ? (unsigned)(slices ? slices : 1) : want;
 }
