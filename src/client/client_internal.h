@@ -35,6 +35,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "htab.h"
 #include "protocol.h"
 #include "shoal.h"
 
@@ -47,7 +48,6 @@ struct client_ref {
 	uint64_t size;   /* data + metadata bytes of the object */
 	uint64_t offset; /* unsealed map: where the object lies */
 	uint32_t count;  /* views handed out (views map); windows (edges map) */
-	uint8_t used;    /* slot holds an entry */
 	uint8_t pending; /* handle sits in the pending-release queue */
 	uint8_t window;  /* unsealed map: its pages are open for writing */
 	/* Views map: how many of count are re-pins of old views (see
@@ -59,14 +59,12 @@ struct client_ref {
 };
 
 /*
- * An open-addressing hash map of struct client_ref, keyed by handle or (with
- * by_id) by object ID. Linear probing with backward-shift deletion: no
- * tombstones. A zeroed struct with by_id set as needed is an empty map.
+ * A hash map of struct client_ref (the generic table, htab.h), keyed by
+ * handle or (with by_id) by object ID. A zeroed struct with by_id set as
+ * needed is an empty map.
  */
 struct client_refmap {
-	struct client_ref *slots;
-	size_t mask; /* capacity - 1; capacity is a power of two, or 0 */
-	size_t count;
+	struct htab t;
 	bool by_id;
 };
 
@@ -74,10 +72,17 @@ struct client_refmap {
  * SHOAL_ENOMEM (map unchanged). */
 int client_refmap_reserve(struct client_refmap *m, size_t extra);
 
-/* Slots in the map (0 for an empty map). */
-static inline size_t client_refmap_capacity(const struct client_refmap *m)
+/* Entries the map can hold before it must grow (at least count + extra
+ * after a reserve). */
+static inline size_t client_refmap_room(const struct client_refmap *m)
 {
-	return m->slots ? m->mask + 1 : 0;
+	return htab_room(&m->t);
+}
+
+/* Entries in the map. */
+static inline size_t client_refmap_count(const struct client_refmap *m)
+{
+	return m->t.count;
 }
 
 /* Finds the entry of handle (or of id, in a by_id map), or NULL. */
@@ -90,7 +95,7 @@ struct client_ref *client_refmap_insert(struct client_refmap *m,
                                         uint64_t handle, const shoal_id *id);
 
 /* Removes an entry returned by find or insert (other pointers into the map
- * are invalid afterwards). */
+ * are invalid afterwards, as they are after an insert). */
 void client_refmap_remove(struct client_refmap *m, struct client_ref *r);
 
 /* Iteration: for (size_t i = 0; (r = client_refmap_next(m, &i));) ... */

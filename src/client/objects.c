@@ -582,7 +582,7 @@ void client_repin(shoal_client *c)
 	pthread_mutex_lock(&c->ref_lock);
 	for (struct client_retired *r = c->retired; r; r = r->next)
 		if (r->dev == c->arena_dev && r->ino == c->arena_ino)
-			want += r->views.count;
+			want += client_refmap_count(&r->views);
 	if (want > SHOAL_BATCH_MAX)
 		want = SHOAL_BATCH_MAX;
 	if (want) {
