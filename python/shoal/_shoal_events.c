@@ -159,9 +159,10 @@ static PyObject *event_new(pyshoal_state *st, const shoal_event *ev)
 	items[3] = PyLong_FromUnsignedLong(ev->metadata_size);
 	/* Names are UTF-8 when Python wrote them; a C client may have
 	 * stored other bytes, which must not make the stream unreadable. */
-	items[4] = named ? PyUnicode_DecodeUTF8(ev->name, strlen(ev->name),
-	                                        "surrogateescape")
-	                 : Py_NewRef(Py_None);
+	items[4] =
+	        named ? PyUnicode_DecodeUTF8(ev->name, (Py_ssize_t)ev->name_len,
+	                                     "surrogateescape")
+	              : Py_NewRef(Py_None);
 	items[5] = PyLong_FromUnsignedLongLong(ev->version);
 	items[6] = PyLong_FromUnsignedLongLong(ev->seq);
 	e = PyStructSequence_New(st->event_type);
@@ -259,8 +260,11 @@ static PyObject *sub_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
 		return NULL;
 	}
 	self->sub = s;
-	/* Ctrl-C ends a wait in next(); the caller runs the handlers. */
+	/* Ctrl-C ends a wait in next(); the caller runs the handlers
+	 * (pyshoal_wait). */
 	shoal_subscription_set_interruptible(s, 1);
+	shoal_subscription_set_interrupt_signals(
+	        s, pyshoal_wait_signals()->list, pyshoal_wait_signals()->n);
 	self->pid = getpid();
 	self->snapshot = snapshot;
 	self->path = Py_NewRef(path);
@@ -304,14 +308,27 @@ static PyObject *sub_fail(pysub_object *self, pyshoal_state *st, int rc)
 	return pyshoal_raise(st, rc, "Subscription.next");
 }
 
+struct next_call {
+	shoal_subscription *s;
+	shoal_event *ev;
+};
+
+static int next_fn(void *arg, int64_t timeout_ms)
+{
+	struct next_call *a = arg;
+
+	return shoal_next_event(a->s, timeout_ms, a->ev);
+}
+
 static PyObject *sub_next(PyObject *obj, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"timeout", NULL};
 	pysub_object *self = (pysub_object *)obj;
 	pyshoal_state *st = pyshoal_state_of_type(Py_TYPE(obj));
 	long long timeout_ms = -1;
-	int64_t deadline;
 	shoal_event ev;
+	struct next_call a = {NULL, &ev};
+	PyObject *out;
 	int rc;
 
 	if (!st || !PyArg_ParseTupleAndKeywords(args, kw, "|L:next", kwlist,
@@ -319,41 +336,26 @@ static PyObject *sub_next(PyObject *obj, PyObject *args, PyObject *kw)
 		return NULL;
 	if (sub_check(self, st, "Subscription.next") < 0)
 		return NULL;
-	deadline = pyshoal_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	a.s = self->sub;
 	self->busy++;
-	for (;;) {
-		int64_t left = pyclient_time_left(timeout_ms, deadline);
-		PyThreadState *ts = PyEval_SaveThread();
-
-		rc = shoal_next_event(self->sub, left, &ev);
-		PyEval_RestoreThread(ts);
-		if (rc != SHOAL_EINTR)
-			break;
-		if (self->closed) {
-			rc = SHOAL_ECLOSED;
-			break;
-		}
-		if (PyErr_CheckSignals() < 0) {
-			rc = PYSHOAL_PYERR;
-			break;
-		}
-		if (pyclient_wait_over(timeout_ms, deadline)) {
-			rc = SHOAL_ETIMEDOUT;
-			break;
-		}
-	}
+	rc = pyshoal_wait(next_fn, &a, timeout_ms, SHOAL_ETIMEDOUT,
+	                  &self->closed);
 	self->busy--;
+	if (rc == SHOAL_ETIMEDOUT) {
+		out = Py_NewRef(Py_None);
+	} else if (rc == PYSHOAL_PYERR) {
+		out = NULL;
+	} else if (rc < 0) {
+		out = sub_fail(self, st, rc);
+	} else {
+		if (ev.kind == SHOAL_EVENT_OVERFLOW)
+			self->overflowed = 1;
+		out = event_new(st,
+		                &ev); /* ev.name lives in the subscription */
+	}
 	if (self->closed && self->busy == 0)
 		sub_free(self);
-	if (rc == SHOAL_ETIMEDOUT)
-		Py_RETURN_NONE;
-	if (rc == PYSHOAL_PYERR)
-		return NULL;
-	if (rc < 0)
-		return sub_fail(self, st, rc);
-	if (ev.kind == SHOAL_EVENT_OVERFLOW)
-		self->overflowed = 1;
-	return event_new(st, &ev);
+	return out;
 }
 
 static PyObject *sub_fileno(PyObject *obj, PyObject *Py_UNUSED(unused))

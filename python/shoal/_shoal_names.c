@@ -11,8 +11,8 @@ PyObject *pyname_info_tuple(pyshoal_state *st, const shoal_name_info *n)
 {
 	/* Names are UTF-8 when Python wrote them; a C client may have stored
 	 * other bytes, which must not make a listing fail. */
-	PyObject *name = PyUnicode_DecodeUTF8(
-	        n->name, (Py_ssize_t)strlen(n->name), "surrogateescape");
+	PyObject *name = PyUnicode_DecodeUTF8(n->name, (Py_ssize_t)n->name_len,
+	                                      "surrogateescape");
 
 	if (!name)
 		return NULL;
@@ -94,15 +94,12 @@ static int do_info(shoal_client *c, const char *name, size_t len, void *arg)
 PyObject *pynames_name_info(PyObject *self, PyObject *nameobj)
 {
 	pyshoal_state *st = pyclient_state((pyclient_object *)self);
-	shoal_name_info *info = PyMem_Malloc(sizeof(*info));
-	PyObject *t = NULL;
+	shoal_name_info info;
 
-	if (!info)
-		return PyErr_NoMemory();
-	if (st && call_named(self, nameobj, "name_info", do_info, info) == 0)
-		t = pyname_info_tuple(st, info);
-	PyMem_Free(info);
-	return t;
+	/* info.name is the bytes of nameobj, which outlives the call. */
+	if (!st || call_named(self, nameobj, "name_info", do_info, &info) < 0)
+		return NULL;
+	return pyname_info_tuple(st, &info);
 }
 
 PyObject *pynames_delete_prefix(PyObject *obj, PyObject *prefixobj)

@@ -8,8 +8,8 @@
  * marks a connection whose socket is gone). A wait is one request with the
  * whole timeout: the connections are interruptible (shoal_set_interruptible),
  * so a signal ends the wait at once with SHOAL_EINTR; the signal's Python
- * handler then runs (PyErr_CheckSignals), and unless it raised (Ctrl-C),
- * the wait goes on for the time that is left. Nothing polls the daemon.
+ * handler then runs, and unless it raised (Ctrl-C), the wait goes on for
+ * the time that is left (pyshoal_wait). Nothing polls the daemon.
  *
  * Creates are tracked per connection in conn->created (see
  * _shoal_buffer.c) so that seal/abort by ID find the writable Buffer.
@@ -23,6 +23,24 @@
 
 /* ------------------------------------------------------------- creating */
 
+struct create_call {
+	shoal_client *c;
+	const shoal_id *id;
+	uint64_t size;
+	uint32_t msize;
+	const shoal_segment *segs;
+	size_t nsegs;
+	uint8_t **data, **meta;
+};
+
+static int create_fn(void *arg, int64_t timeout_ms)
+{
+	struct create_call *a = arg;
+
+	return shoal_create_from(a->c, a->id, a->size, a->msize, timeout_ms,
+	                         a->segs, a->nsegs, a->data, a->meta);
+}
+
 /*
  * shoal_create_from (the nsegs segments copied in while the memory is
  * reserved), waiting up to timeout_ms for space. Returns 0, a libshoal
@@ -34,22 +52,16 @@ static int waiting_create(pyconn_object *c, const shoal_id *id, uint64_t size,
                           const shoal_segment *segs, size_t nsegs,
                           uint8_t **data, uint8_t **meta)
 {
-	int64_t deadline = pyshoal_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	struct create_call a = {.c = c->client,
+	                        .id = id,
+	                        .size = size,
+	                        .msize = msize,
+	                        .segs = segs,
+	                        .nsegs = nsegs,
+	                        .data = data,
+	                        .meta = meta};
 
-	for (;;) {
-		int64_t left = pyclient_time_left(timeout_ms, deadline);
-		PyThreadState *ts = PyEval_SaveThread();
-		int rc = shoal_create_from(c->client, id, size, msize, left,
-		                           segs, nsegs, data, meta);
-
-		PyEval_RestoreThread(ts);
-		if (rc != SHOAL_EINTR)
-			return rc;
-		if (PyErr_CheckSignals() < 0)
-			return PYSHOAL_PYERR;
-		if (pyclient_wait_over(timeout_ms, deadline))
-			return SHOAL_EFULL;
-	}
+	return pyshoal_wait(create_fn, &a, timeout_ms, SHOAL_EFULL, NULL);
 }
 
 /* The segments of Client.create: their sources' Py_buffers, held during
@@ -514,6 +526,20 @@ fail:
 
 /* -------------------------------------------------------------- getting */
 
+struct get_call {
+	shoal_client *c;
+	const shoal_id *ids;
+	size_t n;
+	shoal_view *views;
+};
+
+static int get_fn(void *arg, int64_t timeout_ms)
+{
+	struct get_call *a = arg;
+
+	return shoal_get(a->c, a->ids, a->n, timeout_ms, a->views);
+}
+
 /*
  * Gets n objects into views in one request, waiting up to timeout_ms.
  * Returns 0 (views with status 0 are pinned), or a libshoal code /
@@ -522,22 +548,11 @@ fail:
 static int waiting_get(pyconn_object *c, const shoal_id *ids, size_t n,
                        int64_t timeout_ms, shoal_view *views)
 {
-	int64_t deadline = pyshoal_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	struct get_call a = {c->client, ids, n, views};
 
-	for (;;) {
-		int64_t left = pyclient_time_left(timeout_ms, deadline);
-		PyThreadState *ts = PyEval_SaveThread();
-		int rc = shoal_get(c->client, ids, n, left, views);
-
-		PyEval_RestoreThread(ts);
-		if (rc != SHOAL_EINTR)
-			return rc;
-		/* Interrupted: nothing is held. */
-		if (PyErr_CheckSignals() < 0)
-			return PYSHOAL_PYERR;
-		if (pyclient_wait_over(timeout_ms, deadline))
-			return 0; /* every view says SHOAL_ENOTFOUND */
-	}
+	/* Interrupted, nothing is held; when the time ran out then, every
+	 * view says SHOAL_ENOTFOUND. */
+	return pyshoal_wait(get_fn, &a, timeout_ms, 0, NULL);
 }
 
 PyObject *pyops_get(PyObject *obj, PyObject *args, PyObject *kw)
@@ -611,6 +626,22 @@ out:
 	return out;
 }
 
+struct get_name_call {
+	shoal_client *c;
+	const char *name;
+	size_t len;
+	shoal_view *view;
+	uint64_t *version;
+};
+
+static int get_name_fn(void *arg, int64_t timeout_ms)
+{
+	struct get_name_call *a = arg;
+
+	return shoal_get_name(a->c, a->name, a->len, timeout_ms, a->view,
+	                      a->version);
+}
+
 PyObject *pyops_get_name(PyObject *obj, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"name", "timeout", NULL};
@@ -621,7 +652,6 @@ PyObject *pyops_get_name(PyObject *obj, PyObject *args, PyObject *kw)
 	const char *name;
 	Py_ssize_t nlen;
 	uint64_t version = 0;
-	int64_t deadline;
 	pyconn_object *c;
 	shoal_view view;
 	int rc;
@@ -634,25 +664,9 @@ PyObject *pyops_get_name(PyObject *obj, PyObject *args, PyObject *kw)
 	c = pyclient_conn_for(self, timeout_ms);
 	if (!c)
 		return NULL;
-	deadline = pyshoal_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-	for (;;) {
-		int64_t left = pyclient_time_left(timeout_ms, deadline);
-		PyThreadState *ts = PyEval_SaveThread();
-
-		rc = shoal_get_name(c->client, name, (size_t)nlen, left, &view,
-		                    &version);
-		PyEval_RestoreThread(ts);
-		if (rc != SHOAL_EINTR)
-			break;
-		if (PyErr_CheckSignals() < 0) {
-			rc = PYSHOAL_PYERR;
-			break;
-		}
-		if (pyclient_wait_over(timeout_ms, deadline)) {
-			rc = SHOAL_ENOTFOUND;
-			break;
-		}
-	}
+	struct get_name_call a = {c->client, name, (size_t)nlen, &view,
+	                          &version};
+	rc = pyshoal_wait(get_name_fn, &a, timeout_ms, SHOAL_ENOTFOUND, NULL);
 	if (rc == SHOAL_ENOTFOUND) {
 		PyErr_SetObject(st->object_not_found, nameobj);
 		pyclient_done_with(self, c, timeout_ms);
@@ -821,14 +835,14 @@ fail:
 PyObject *pyops_list_names(PyObject *obj, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"prefix", NULL};
-	enum { PAGE = 256 };
+	enum { PAGE = 256, NAME_BYTES = 64 * 1024 };
 	pyclient_object *self = (pyclient_object *)obj;
 	pyshoal_state *st = pyclient_state(self);
 	PyObject *prefixobj = Py_None, *out = NULL;
 	const char *prefix = "";
 	Py_ssize_t plen = 0;
 	shoal_name_info *page = NULL;
-	char *after = NULL;
+	char *after = NULL, *names = NULL;
 	size_t alen = 0;
 	pyconn_object *c = NULL;
 	int more = 1;
@@ -849,8 +863,9 @@ PyObject *pyops_list_names(PyObject *obj, PyObject *args, PyObject *kw)
 	}
 	page = PyMem_Malloc(PAGE * sizeof(*page));
 	after = PyMem_Malloc(SHOAL_NAME_MAX + 1);
+	names = PyMem_Malloc(NAME_BYTES);
 	out = PyList_New(0);
-	if (!page || !after) {
+	if (!page || !after || !names) {
 		PyErr_NoMemory();
 		goto fail;
 	}
@@ -860,8 +875,8 @@ PyObject *pyops_list_names(PyObject *obj, PyObject *args, PyObject *kw)
 		PyThreadState *ts = PyEval_SaveThread();
 		size_t count = 0;
 		int rc = shoal_list_names_after(c->client, prefix, (size_t)plen,
-		                                after, alen, page, PAGE, &count,
-		                                &more);
+		                                after, alen, page, PAGE, names,
+		                                NAME_BYTES, &count, &more);
 		PyEval_RestoreThread(ts);
 		if (rc < 0) {
 			pyclient_fail(self, c, rc, "list_names");
@@ -876,19 +891,21 @@ PyObject *pyops_list_names(PyObject *obj, PyObject *args, PyObject *kw)
 			Py_DECREF(t);
 		}
 		if (more) {
-			alen = strlen(page[count - 1].name);
+			alen = page[count - 1].name_len;
 			memcpy(after, page[count - 1].name, alen);
 		}
 	}
 	Py_DECREF(c);
 	PyMem_Free(page);
 	PyMem_Free(after);
+	PyMem_Free(names);
 	return out;
 fail:
 	Py_XDECREF(c);
 	Py_XDECREF(out);
 	PyMem_Free(page);
 	PyMem_Free(after);
+	PyMem_Free(names);
 	return NULL;
 }
 

@@ -812,9 +812,11 @@ out:
 	return rc;
 }
 
-SHOAL_API int shoal_get_stats(shoal_client *c, shoal_stats *out)
+SHOAL_API int shoal_get_stats_sized(shoal_client *c, shoal_stats *out,
+                                    size_t size)
 {
 	struct proto_stats_reply rep;
+	shoal_stats st;
 	const uint8_t *body;
 	size_t len;
 	int rc;
@@ -828,7 +830,7 @@ SHOAL_API int shoal_get_stats(shoal_client *c, shoal_stats *out)
 	                      &len);
 	if (rc == 0) {
 		memcpy(&rep, body, sizeof(rep));
-		*out = (shoal_stats){
+		st = (shoal_stats){
 		        .capacity_bytes = rep.capacity_bytes,
 		        .used_bytes = rep.used_bytes,
 		        .objects = rep.objects,
@@ -847,6 +849,7 @@ SHOAL_API int shoal_get_stats(shoal_client *c, shoal_stats *out)
 		        .evicted_names = rep.evicted_names,
 		        .requests = rep.requests,
 		};
+		client_copy_sized(out, size, &st, sizeof(st));
 	}
 	client_end(c);
 	return rc;

@@ -221,11 +221,14 @@ static void test_prefix_list_and_delete(void **state)
 {
 	struct fx *f = *state;
 	shoal_name_info *page = calloc(64, sizeof(*page));
+	char *bytes = malloc(SHOAL_NAMES_SIZE(64));
+	const size_t nbytes = SHOAL_NAMES_SIZE(64);
 	char name[32];
 	uint64_t cursor, count;
 	size_t n, total;
 
 	assert_non_null(page);
+	assert_non_null(bytes);
 	for (unsigned i = 0; i < 300; i++) {
 		snprintf(name, sizeof(name), "a:%u", i);
 		assert_int_equal(
@@ -239,7 +242,8 @@ static void test_prefix_list_and_delete(void **state)
 	char last[32] = "";
 	do {
 		assert_int_equal(shoal_list_names_prefix(f->c, "a:", 2, &cursor,
-		                                         page, 64, &n),
+		                                         page, 64, bytes,
+		                                         nbytes, &n),
 		                 0);
 		for (size_t i = 0; i < n; i++) {
 			assert_memory_equal(page[i].name, "a:", 2);
@@ -254,33 +258,33 @@ static void test_prefix_list_and_delete(void **state)
 	assert_int_equal(with_ttl, 150);
 	/* A cursor belongs to the client's current listing. */
 	cursor = 0;
-	assert_int_equal(
-	        shoal_list_names_prefix(f->c, "a:", 2, &cursor, page, 10, &n),
-	        0);
+	assert_int_equal(shoal_list_names_prefix(f->c, "a:", 2, &cursor, page,
+	                                         10, bytes, nbytes, &n),
+	                 0);
 	assert_int_not_equal(cursor, 0);
 	uint64_t stale = cursor;
-	assert_int_equal(
-	        shoal_list_names_prefix(f->c, "a:", 2, &cursor, page, 10, &n),
-	        0);
-	assert_int_equal(
-	        shoal_list_names_prefix(f->c, "a:", 2, &stale, page, 10, &n),
-	        SHOAL_EINVAL);
+	assert_int_equal(shoal_list_names_prefix(f->c, "a:", 2, &cursor, page,
+	                                         10, bytes, nbytes, &n),
+	                 0);
+	assert_int_equal(shoal_list_names_prefix(f->c, "a:", 2, &stale, page,
+	                                         10, bytes, nbytes, &n),
+	                 SHOAL_EINVAL);
 	/* Two listings interleaved on one client (two threads, say) each
 	 * go on from where they were. */
 	uint64_t ca = 0, cb = 0;
 	size_t na = 0, nb = 0;
 	do {
 		if (ca || na == 0) {
-			assert_int_equal(shoal_list_names_prefix(f->c, "a:", 2,
-			                                         &ca, page, 7,
-			                                         &n),
+			assert_int_equal(shoal_list_names_prefix(
+			                         f->c, "a:", 2, &ca, page, 7,
+			                         bytes, nbytes, &n),
 			                 0);
 			na += n;
 		}
 		if (cb || nb == 0) {
-			assert_int_equal(shoal_list_names_prefix(f->c, "b:", 2,
-			                                         &cb, page, 11,
-			                                         &n),
+			assert_int_equal(shoal_list_names_prefix(
+			                         f->c, "b:", 2, &cb, page, 11,
+			                         bytes, nbytes, &n),
 			                 0);
 			nb += n;
 		}
@@ -290,9 +294,9 @@ static void test_prefix_list_and_delete(void **state)
 	assert_int_equal(shoal_delete_prefix(f->c, "a:", 2, &count), 0);
 	assert_int_equal(count, 300);
 	cursor = 0;
-	assert_int_equal(
-	        shoal_list_names_prefix(f->c, "a:", 2, &cursor, page, 64, &n),
-	        0);
+	assert_int_equal(shoal_list_names_prefix(f->c, "a:", 2, &cursor, page,
+	                                         64, bytes, nbytes, &n),
+	                 0);
 	assert_int_equal(n, 0);
 	assert_int_equal(cursor, 0);
 	assert_true(has_name(f->c, "b:299"));
@@ -306,9 +310,10 @@ static void test_prefix_list_and_delete(void **state)
 	/* Bad prefixes fail without a round trip. */
 	assert_int_equal(shoal_delete_prefix(f->c, "\xff", 1, &count),
 	                 SHOAL_EINVAL);
-	assert_int_equal(
-	        shoal_list_names_prefix(f->c, NULL, 0, &cursor, page, 64, &n),
-	        SHOAL_EINVAL);
+	assert_int_equal(shoal_list_names_prefix(f->c, NULL, 0, &cursor, page,
+	                                         64, bytes, nbytes, &n),
+	                 SHOAL_EINVAL);
+	free(bytes);
 	free(page);
 }
 

@@ -523,8 +523,10 @@ static void test_names_cas_and_wait(void **state)
 	uint64_t cursor = 0;
 	size_t total = 0, n;
 	shoal_name_info *info = calloc(2, sizeof(*info));
+	char bytes[SHOAL_NAMES_SIZE(2)];
 	do {
-		assert_int_equal(shoal_list_names(f->c, &cursor, info, 2, &n),
+		assert_int_equal(shoal_list_names(f->c, &cursor, info, 2, bytes,
+		                                  sizeof(bytes), &n),
 		                 0);
 		total += n;
 	} while (cursor);

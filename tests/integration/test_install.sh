@@ -43,14 +43,16 @@ else
 	fail "make install: $(tail -5 "$TMP/make.log")"
 fi
 version=$(sed -n 's/^#define SHOAL_VERSION_STRING "\(.*\)"/\1/p' include/shoal.h)
+abi=$(sed -n 's/^#define SHOAL_ABI_VERSION \([0-9]*\)/\1/p' include/shoal.h)
+soname=libshoal.so.$abi
 lib=$DEST/usr/lib
 for f in usr/bin/shoal usr/include/shoal.h usr/lib/libshoal.a \
-	"usr/lib/libshoal.so.$version" usr/lib/libshoal.so.0 usr/lib/libshoal.so \
+	"usr/lib/libshoal.so.$version" "usr/lib/$soname" usr/lib/libshoal.so \
 	usr/lib/pkgconfig/shoal.pc; do
 	[ -e "$DEST/$f" ] && ok || fail "not installed: $f"
 done
-soname=$(readelf -d "$lib/libshoal.so.$version" 2>/dev/null | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
-[ "$soname" = libshoal.so.0 ] && ok || fail "soname is '$soname', not libshoal.so.0"
+got=$(readelf -d "$lib/libshoal.so.$version" 2>/dev/null | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+[ "$got" = "$soname" ] && ok || fail "soname is '$got', not $soname"
 grep -qx "prefix=/usr" "$lib/pkgconfig/shoal.pc" && ok || fail "shoal.pc does not name the final prefix"
 
 # pkg-config reads the installed shoal.pc; the sysroot maps its /usr paths
@@ -98,8 +100,8 @@ else
 	fail "building against the installed library: $(cat "$TMP/cc.log")"
 fi
 ldd_out=$(LD_LIBRARY_PATH=$lib ldd "$TMP/prog" 2>&1)
-echo "$ldd_out" | grep -q "libshoal.so.0 => $lib/libshoal.so.0" && ok ||
-	fail "the program does not load the installed libshoal.so.0: $ldd_out"
+echo "$ldd_out" | grep -q "$soname => $lib/$soname" && ok ||
+	fail "the program does not load the installed $soname: $ldd_out"
 
 "$DEST/usr/bin/shoal" serve -s "$TMP/s.sock" -m 16M >"$TMP/daemon.log" 2>&1 &
 daemon=$!

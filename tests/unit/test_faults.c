@@ -349,7 +349,10 @@ static void workload(unsigned seed)
 	assert_int_equal(shoal_list(d, &cursor, info, 4, &count), 0);
 	assert_int_equal(count, 1);
 	cursor = 0;
-	assert_int_equal(shoal_list_names(d, &cursor, names, 4, &count), 0);
+	char bytes[SHOAL_NAMES_SIZE(4)];
+	assert_int_equal(shoal_list_names(d, &cursor, names, 4, bytes,
+	                                  sizeof(bytes), &count),
+	                 0);
 	assert_int_equal(count, 1);
 	assert_string_equal(names[0].name, "work");
 	assert_int_equal(shoal_delete_name(c, "work", 4, NULL), 0);
@@ -625,13 +628,15 @@ static int run_list(struct op_ctx *x)
 static int run_list_names(struct op_ctx *x)
 {
 	shoal_name_info *info = calloc(2, sizeof(*info));
+	char bytes[SHOAL_NAMES_SIZE(2)];
 	uint64_t cursor = 0;
 	size_t count = 0;
 	int rc;
 
 	if (!info)
 		return SHOAL_ENOMEM;
-	rc = shoal_list_names(x->c, &cursor, info, 2, &count);
+	rc = shoal_list_names(x->c, &cursor, info, 2, bytes, sizeof(bytes),
+	                      &count);
 	if (rc == 0 && (count != 1 || strcmp(info[0].name, "nm") != 0))
 		rc = SHOAL_EPROTO;
 	free(info);
