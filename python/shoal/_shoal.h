@@ -260,4 +260,16 @@ int pyspawn_ensure(pyshoal_state *st, const char *binary, PyObject *args,
 PyObject *pyspawn_ensure_daemon(PyObject *module, PyObject *args,
                                 PyObject *kwargs);
 
+/* _shoal_arrow.c */
+/*
+ * batch_layout(buffer): for an Arrow IPC stream that starts with a schema
+ * message and then a record batch (how stored frames are written), the
+ * tuple (rows, nodes, buffers): nodes flat (length, null_count) per field
+ * node, buffers flat (position in buffer, length) per body buffer, in the
+ * message's order. None for any other stream, or one whose offsets do not
+ * lie inside buffer (nothing in it is trusted). NULL with an exception if
+ * obj has no buffer interface.
+ */
+PyObject *pyarrow_batch_layout(PyObject *module, PyObject *obj);
+
 #endif /* SHOAL_PY_SHOAL_H */
