@@ -59,7 +59,8 @@ extern "C" {
  * The ABI version: the shared library's soname is libshoal.so.<this>. It is
  * raised on every change that breaks programs built against an older
  * header (a changed signature, or the layout of a struct that the caller
- * allocates in arrays: shoal_view, shoal_object_info, shoal_name_info).
+ * allocates in arrays: shoal_view, shoal_object_info, shoal_name_info,
+ * shoal_segment).
  *
  * Structs that only grow, and that the caller passes one at a time
  * (shoal_stats, shoal_arena_info, shoal_event), do not freeze the ABI: their
