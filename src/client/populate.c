@@ -262,10 +262,12 @@ static unsigned default_threads(void)
 
 static unsigned threads_for(const shoal_client *c, uint64_t len)
 {
+	if (len < 2ull * CLIENT_POPULATE_SLICE)
+		return 1; /* small: no system call to count CPUs either */
 	unsigned want =
 	        c->populate_threads ? c->populate_threads : default_threads();
 	uint64_t slices = len / CLIENT_POPULATE_SLICE;
-	return slices < want ? (unsigned)(slices ? slices : 1) : want;
+	return slices < want ? (unsigned)slices : want;
 }
 
 int client_populate(shoal_client *c, uint64_t start, uint64_t end,
