@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -157,6 +158,56 @@ static void test_expiry_order(void **state)
 	assert_int_equal(shoal_expire(f->c, "saved", 5, SHOAL_TTL_MAX_MS + 1),
 	                 SHOAL_ETOOBIG);
 	shoal_unsubscribe(s);
+}
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* EXPIRE and PERSIST are NAME_TTL events, with the new expiry as wall
+ * clock time, for the subscribers that ask for them and no one else. */
+static void test_ttl_change_events(void **state)
+{
+	struct fx *f = *state;
+	shoal_subscription *with, *without;
+	shoal_event ev;
+	shoal_name_info info;
+
+	assert_int_equal(
+	        shoal_subscribe(f->d.socket, SHOAL_SUBSCRIBE_TTL, &with), 0);
+	assert_int_equal(shoal_subscribe(f->d.socket, 0, &without), 0);
+	assert_int_equal(put_named(f->c, "cfg", 64, 1, 0, 0), 0);
+	assert_int_equal(shoal_name_stat(f->c, "cfg", 3, &info), 0);
+	uint64_t before = wall_ms();
+	assert_int_equal(shoal_expire(f->c, "cfg", 3, 60000), 0);
+	uint64_t after = wall_ms();
+	next_of(with, SHOAL_EVENT_NAME_TTL, &ev);
+	assert_string_equal(ev.name, "cfg");
+	assert_memory_equal(ev.id.bytes, info.id.bytes, SHOAL_ID_SIZE);
+	assert_int_equal(ev.version, info.version); /* unchanged */
+	assert_in_range(ev.expires_ms, before + 60000, after + 60000 + 1);
+	assert_int_equal(shoal_persist(f->c, "cfg", 3), 0);
+	assert_int_equal(shoal_next_event(with, 5000, &ev), 0);
+	assert_int_equal(ev.kind, SHOAL_EVENT_NAME_TTL);
+	assert_int_equal(ev.expires_ms, 0);
+	/* A persist of a name without a ttl changes nothing: no event. */
+	assert_int_equal(shoal_persist(f->c, "cfg", 3), 0);
+	assert_int_equal(shoal_delete_name(f->c, "cfg", 3, NULL), 0);
+	next_of(with, SHOAL_EVENT_NAME_DELETED, &ev);
+	assert_int_equal(ev.expires_ms, 0);
+	/* The other subscriber saw the set and the delete, nothing between. */
+	next_of(without, SHOAL_EVENT_NAME_SET, &ev);
+	assert_int_equal(shoal_next_event(without, 5000, &ev), 0);
+	while (ev.kind != SHOAL_EVENT_NAME_DELETED) {
+		assert_int_not_equal(ev.kind, SHOAL_EVENT_NAME_TTL);
+		assert_int_equal(shoal_next_event(without, 5000, &ev), 0);
+	}
+	shoal_unsubscribe(with);
+	shoal_unsubscribe(without);
 }
 
 static void test_reader_keeps_expired_value(void **state)
@@ -383,6 +434,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_ttl_expires_on_time, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_expiry_order, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_ttl_change_events, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_reader_keeps_expired_value,
 	                                        setup, teardown),
