@@ -241,17 +241,16 @@ static void ask_b(struct fx *f)
 	raw_free(&m);
 }
 
-/* Creates and seals n zero-byte objects from A (which holds them), a
- * socket-full at a time, the daemon turning in between. */
-static void a_creates(struct fx *f, uint8_t tag, uint32_t n)
+/* Sends m from A, a socket-full at a time, and turns until A has `more`
+ * further replies (B's replies are counted meanwhile). */
+static void a_exchange(struct fx *f, const struct raw_msgs *m, size_t more)
 {
-	struct raw_msgs m = {0};
+	size_t off = 0, replies = f->a.replies + more;
 
-	raw_add_created(&m, tag, n, PROTO_SEAL_NOREPLY);
-	size_t off = 0, replies = f->a.replies + n;
-	for (int t = 0; t < 100000 && f->a.replies < replies; t++) {
-		if (off < m.len) {
-			ssize_t k = send(f->a.fd, m.p + off, m.len - off,
+	for (int t = 0; t < 100000 && (off < m->len || f->a.replies < replies);
+	     t++) {
+		if (off < m->len) {
+			ssize_t k = send(f->a.fd, m->p + off, m->len - off,
 			                 MSG_NOSIGNAL);
 			if (k > 0)
 				off += (size_t)k;
@@ -259,6 +258,15 @@ static void a_creates(struct fx *f, uint8_t tag, uint32_t n)
 		turn(f);
 	}
 	assert_int_equal(f->a.replies, replies);
+}
+
+/* Creates and seals n zero-byte objects from A (which holds them). */
+static void a_creates(struct fx *f, uint8_t tag, uint32_t n)
+{
+	struct raw_msgs m = {0};
+
+	raw_add_created(&m, tag, n, PROTO_SEAL_NOREPLY);
+	a_exchange(f, &m, n);
 	assert_int_equal(f->a.errors, 0);
 	raw_free(&m);
 }
@@ -303,6 +311,19 @@ static void test_flood_is_served_in_slices(void **state)
 	check(f);
 }
 
+/* A leaves, and B asks a question behind that: the turn that sees A go
+ * answers B and closes A's connection. */
+static void a_leaves(struct fx *f)
+{
+	close(f->a.fd);
+	f->a.fd = -1;
+	ask_b(f);
+	assert_true(loop_run_once(f->srv.loop, 0) >= 0);
+	cl_drain(&f->b);
+	assert_int_equal(f->b.replies, 1);
+	assert_int_equal(f->srv.nconns, 1);
+}
+
 /* Objects nobody holds any more (evictable). */
 static uint32_t unheld(const struct fx *f)
 {
@@ -329,14 +350,7 @@ static void test_departure_is_released_in_slices(void **state)
 
 	a_creates(f, 0xd0, n);
 	assert_int_equal(unheld(f), 0);
-	close(f->a.fd);
-	f->a.fd = -1;
-	ask_b(f);
-
-	assert_true(loop_run_once(f->srv.loop, 0) >= 0);
-	cl_drain(&f->b);
-	assert_int_equal(f->b.replies, 1);
-	assert_int_equal(f->srv.nconns, 1); /* A's connection is gone */
+	a_leaves(f);
 	uint32_t released = unheld(f);
 	if (released > TURN_MAX_RELEASES)
 		fail_msg("one turn released %u holds of a departed client",
@@ -395,26 +409,10 @@ static void test_unsealed_departure_is_dropped_in_slices(void **state)
 		raw_id(id, 0xd2, i);
 		raw_add_create(&m, id, 0, 0);
 	}
-	size_t off = 0;
-	for (int t = 0; t < 100000 && f->a.replies < n; t++) {
-		if (off < m.len) {
-			ssize_t k = send(f->a.fd, m.p + off, m.len - off,
-			                 MSG_NOSIGNAL);
-			if (k > 0)
-				off += (size_t)k;
-		}
-		turn(f);
-	}
-	assert_int_equal(f->a.replies, n);
+	a_exchange(f, &m, n);
 	assert_int_equal(f->a.errors, 0);
 	assert_int_equal(live(f), n);
-	close(f->a.fd);
-	f->a.fd = -1;
-	ask_b(f);
-
-	assert_true(loop_run_once(f->srv.loop, 0) >= 0);
-	cl_drain(&f->b);
-	assert_int_equal(f->b.replies, 1);
+	a_leaves(f);
 	if (n - live(f) > TURN_MAX_RELEASES)
 		fail_msg("one turn dropped %u objects of a departed client",
 		         n - live(f));
@@ -432,25 +430,6 @@ static void test_unsealed_departure_is_dropped_in_slices(void **state)
 	assert_int_equal(alloc_used(f->srv.store.alloc), 0);
 	assert_true(turns >= 5);
 	raw_free(&m);
-}
-
-/* Sends m from A and turns until A has `more` further replies (B's
- * replies are counted meanwhile). */
-static void a_exchange(struct fx *f, const struct raw_msgs *m, size_t more)
-{
-	size_t off = 0, replies = f->a.replies + more;
-
-	for (int t = 0; t < 100000 && (off < m->len || f->a.replies < replies);
-	     t++) {
-		if (off < m->len) {
-			ssize_t k = send(f->a.fd, m->p + off, m->len - off,
-			                 MSG_NOSIGNAL);
-			if (k > 0)
-				off += (size_t)k;
-		}
-		turn(f);
-	}
-	assert_int_equal(f->a.replies, replies);
 }
 
 /* A releases the objects of every step-th handle, n of them (batches of
