@@ -71,6 +71,7 @@ struct conn {
 	uint32_t snap_obj, snap_name;
 	/* Subscribers: the connection only receives events. */
 	bool subscriber;
+	bool sub_ttl; /* asked for NAME_TTL events */
 	uint32_t event_seq;
 	struct conn *sub_prev, *sub_next;
 	/* Parking: the request at the front of in (waits.h). */

@@ -738,6 +738,18 @@ uint64_t store_next_expiry(const struct store *st)
 	return expiry_next_ns(&st->expiry, &st->names);
 }
 
+uint64_t store_name_expiry_realtime(const struct store *st,
+                                    const struct name_entry *e)
+{
+	uint64_t mono, real;
+
+	if (!e || e->expire_ns == 0)
+		return 0;
+	mono = st->clock();
+	real = now_ns(CLOCK_REALTIME);
+	return e->expire_ns > mono ? real + (e->expire_ns - mono) : real;
+}
+
 int64_t store_name_ttl_ms(const struct store *st, const struct name_entry *e)
 {
 	uint64_t now = st->clock();

@@ -230,6 +230,11 @@ uint64_t store_next_expiry(const struct store *st);
  * while live), or -1 when it has no expiry. */
 int64_t store_name_ttl_ms(const struct store *st, const struct name_entry *e);
 
+/* A name entry's expiry as CLOCK_REALTIME ns (what other processes and
+ * hosts can compare), or 0 when e is NULL or has no expiry. */
+uint64_t store_name_expiry_realtime(const struct store *st,
+                                    const struct name_entry *e);
+
 /* Returns 0 with *slot held by sc and *version; SHOAL_ENOTFOUND;
  * SHOAL_ENOMEM. */
 int store_get_name(struct store *st, struct store_client *sc, const char *name,
