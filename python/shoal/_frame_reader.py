@@ -135,9 +135,9 @@ def _make_recipe(pa, pd, np, schema, header, columns, dtype_backend, to_pandas, 
     if tmpl.shape[1] != len(fields) or not isinstance(tmpl.index, pd.RangeIndex):
         return None
     nan = set(header.get("nan", ())) if dtype_backend is None else set()
-    by_dtype = {}
+    by_dtype, dtypes = {}, tmpl.dtypes.tolist()
     for j, fi in enumerate(fields):
-        field, dtype = schema.field(fi), tmpl.dtypes.iloc[j]
+        field, dtype = schema.field(fi), dtypes[j]
         typ = field.type
         if isinstance(dtype, np.dtype):
             numeric = pa.types.is_integer(typ) or pa.types.is_floating(typ)
