@@ -784,10 +784,15 @@ enum shoal_event_kind {
 	SHOAL_EVENT_NAME_EVICTED = 9, /* an evictable name was evicted with
 	                                 its object (an EVICTED event of the
 	                                 object follows) */
+	SHOAL_EVENT_NAME_TTL = 10,    /* a name's time to live changed
+	                                 (shoal_expire, shoal_persist): its
+	                                 object and version are unchanged;
+	                                 expires_ms says when it now expires.
+	                                 Only with SHOAL_SUBSCRIBE_TTL */
 };
 
 /* The last event kind (kinds are 1..SHOAL_EVENT_KIND_MAX). */
-#define SHOAL_EVENT_KIND_MAX SHOAL_EVENT_NAME_EVICTED
+#define SHOAL_EVENT_KIND_MAX SHOAL_EVENT_NAME_TTL
 
 /*
  * One event. name points at name_len bytes of UTF-8 and a NUL ("" and 0
@@ -804,6 +809,10 @@ typedef struct shoal_event {
 	uint64_t seq; /* 1, 2, ... on this subscription */
 	const char *name;
 	size_t name_len;
+	/* NAME_TTL: when the name now expires, in ms since the Unix epoch
+	 * (CLOCK_REALTIME, so that other hosts can compare it); 0: it no
+	 * longer expires. 0 for the other kinds. */
+	uint64_t expires_ms;
 } shoal_event;
 
 typedef struct shoal_subscription shoal_subscription;
@@ -811,12 +820,15 @@ typedef struct shoal_subscription shoal_subscription;
 /* Ask for the current objects and names first, as SEALED and NAME_SET
  * events, ended by SNAPSHOT_END. */
 #define SHOAL_SUBSCRIBE_SNAPSHOT 1u
+/* Ask for NAME_TTL events too (a subscriber that does not ask never gets
+ * them, so programs built before they existed keep working). */
+#define SHOAL_SUBSCRIBE_TTL 2u
 
 /*
  * Opens a subscription to the daemon at socket_path (NULL: the default).
- * flags: 0 or SHOAL_SUBSCRIBE_SNAPSHOT. *out is owned by the caller, freed
- * with shoal_unsubscribe(). Returns 0, SHOAL_EUNAVAILABLE, SHOAL_ETOOBIG,
- * SHOAL_EPROTO, SHOAL_ENOMEM or -errno.
+ * flags: 0, or SHOAL_SUBSCRIBE_SNAPSHOT and/or SHOAL_SUBSCRIBE_TTL. *out
+ * is owned by the caller, freed with shoal_unsubscribe(). Returns 0,
+ * SHOAL_EUNAVAILABLE, SHOAL_ETOOBIG, SHOAL_EPROTO, SHOAL_ENOMEM or -errno.
  */
 SHOAL_API int shoal_subscribe(const char *socket_path, unsigned flags,
                               shoal_subscription **out);

@@ -170,6 +170,7 @@ EventKind: TypeAlias = Literal[
     "snapshot_end",
     "name_expired",
     "name_evicted",
+    "name_ttl",
 ]
 
 class Event(tuple[EventKind, ObjectID | None, int, int, str | None, int, int]):
@@ -192,9 +193,11 @@ class Event(tuple[EventKind, ObjectID | None, int, int, str | None, int, int]):
     def version(self) -> int: ...
     @property
     def seq(self) -> int: ...
+    @property
+    def expires_ms(self) -> int: ...
 
 class Subscription:
-    def __init__(self, path: str | None = None, *, snapshot: bool = False) -> None: ...
+    def __init__(self, path: str | None = None, *, snapshot: bool = False, ttl: bool = False) -> None: ...
     @property
     def closed(self) -> bool: ...
     @property

@@ -157,6 +157,36 @@ static pybuf_object *take_created(pyconn_object *c, const shoal_id *id,
 }
 
 /*
+ * Ends the create of id on c with end (shoal_seal or shoal_abort), with
+ * the GIL released, and marks the create's writable Buffer, if still alive,
+ * sealed or done. *orphan: see take_created. Returns 0, or -1 with an
+ * exception.
+ */
+static int end_create(pyclient_object *self, pyconn_object *c,
+                      const shoal_id *id,
+                      int (*end)(shoal_client *, const shoal_id *), int *orphan)
+{
+	PyThreadState *ts = PyEval_SaveThread();
+	int rc = end(c->client, id);
+	pybuf_object *b;
+
+	PyEval_RestoreThread(ts);
+	if (rc < 0) {
+		pyclient_fail(self, c, rc,
+		              end == shoal_seal ? "seal" : "abort");
+		return -1;
+	}
+	b = take_created(c, id, orphan);
+	if (b) {
+		b->state = end == shoal_seal ? PYBUF_SEALED : PYBUF_DONE;
+		if (b->state == PYBUF_DONE)
+			b->wdata = NULL; /* the memory went with the abort */
+		Py_DECREF(b);
+	}
+	return 0;
+}
+
+/*
  * Points name at the sealed object id on c (with opts' compare-and-set,
  * time to live and flags); on failure deletes the object (its creator may
  * still hold it; the delete then waits for the release) so that a failed
@@ -188,10 +218,9 @@ PyObject *pyops_seal(PyObject *obj, PyObject *args, PyObject *kw)
 	int evictable = 0;
 	uint64_t evv, version = 0;
 	pyconn_object *c;
-	pybuf_object *b;
 	PyThreadState *ts;
 	shoal_id id;
-	int rc, orphan;
+	int rc = 0, orphan;
 
 	if (!st || !PyArg_ParseTupleAndKeywords(args, kw, "O|OOKp:seal", kwlist,
 	                                        &idobj, &nameobj, &evobj, &ttl,
@@ -207,18 +236,9 @@ PyObject *pyops_seal(PyObject *obj, PyObject *args, PyObject *kw)
 	c = pyclient_conn(self);
 	if (!c)
 		return NULL;
-	ts = PyEval_SaveThread();
-	rc = shoal_seal(c->client, &id);
-	PyEval_RestoreThread(ts);
-	if (rc < 0) {
-		pyclient_fail(self, c, rc, "seal");
+	if (end_create(self, c, &id, shoal_seal, &orphan) < 0) {
 		Py_DECREF(c);
 		return NULL;
-	}
-	b = take_created(c, &id, &orphan);
-	if (b) {
-		b->state = PYBUF_SEALED;
-		Py_DECREF(b);
 	}
 	if (name) {
 		ts = PyEval_SaveThread();
@@ -244,8 +264,6 @@ PyObject *pyops_abort(PyObject *obj, PyObject *idobj)
 	pyclient_object *self = (pyclient_object *)obj;
 	pyshoal_state *st = pyclient_state(self);
 	pyconn_object *c;
-	pybuf_object *b;
-	PyThreadState *ts;
 	shoal_id id;
 	int rc, orphan;
 
@@ -254,21 +272,10 @@ PyObject *pyops_abort(PyObject *obj, PyObject *idobj)
 	c = pyclient_conn(self);
 	if (!c)
 		return NULL;
-	ts = PyEval_SaveThread();
-	rc = shoal_abort(c->client, &id);
-	PyEval_RestoreThread(ts);
-	if (rc < 0) {
-		pyclient_fail(self, c, rc, "abort");
-		Py_DECREF(c);
-		return NULL;
-	}
-	b = take_created(c, &id, &orphan);
-	if (b) {
-		b->state = PYBUF_DONE;
-		b->wdata = NULL;
-		Py_DECREF(b);
-	}
+	rc = end_create(self, c, &id, shoal_abort, &orphan);
 	Py_DECREF(c);
+	if (rc < 0)
+		return NULL;
 	Py_RETURN_NONE;
 }
 
@@ -578,6 +585,31 @@ PyObject *pyops_get_name(PyObject *obj, PyObject *args, PyObject *kw)
 
 /* ---------------------------------------------------------------- names */
 
+/* The arguments of a set_name or delete_name call. */
+struct name_call {
+	const char *name;
+	Py_ssize_t len;
+	const shoal_id *id;
+	const uint64_t *ev;
+	uint64_t ttl, version;
+	unsigned flags;
+};
+
+static int set_name_fn(shoal_client *c, void *arg)
+{
+	struct name_call *a = arg;
+
+	return shoal_set_name_ttl(c, a->name, (size_t)a->len, a->id, a->ev,
+	                          a->ttl, a->flags, &a->version);
+}
+
+static int delete_name_fn(shoal_client *c, void *arg)
+{
+	struct name_call *a = arg;
+
+	return shoal_delete_name(c, a->name, (size_t)a->len, a->ev);
+}
+
 PyObject *pyops_set_name(PyObject *obj, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"name", "id",        "expected_version",
@@ -585,38 +617,26 @@ PyObject *pyops_set_name(PyObject *obj, PyObject *args, PyObject *kw)
 	pyclient_object *self = (pyclient_object *)obj;
 	pyshoal_state *st = pyclient_state(self);
 	PyObject *nameobj, *idobj, *evobj = Py_None;
-	const char *name;
-	Py_ssize_t nlen;
-	const uint64_t *ev;
 	unsigned long long ttl = 0;
 	int evictable = 0;
-	uint64_t evv, version = 0;
-	pyconn_object *c;
-	PyThreadState *ts;
+	struct name_call a = {0};
+	uint64_t evv;
 	shoal_id id;
-	int rc;
 
 	if (!st || !PyArg_ParseTupleAndKeywords(args, kw, "OO|OKp:set_name",
 	                                        kwlist, &nameobj, &idobj,
 	                                        &evobj, &ttl, &evictable))
 		return NULL;
-	if (pyclient_parse_name(nameobj, &name, &nlen) < 0 ||
+	if (pyclient_parse_name(nameobj, &a.name, &a.len) < 0 ||
 	    pyid_parse(st, idobj, &id) < 0 ||
-	    pyclient_parse_version(evobj, &evv, &ev) < 0)
+	    pyclient_parse_version(evobj, &evv, &a.ev) < 0)
 		return NULL;
-	c = pyclient_conn(self);
-	if (!c)
+	a.id = &id;
+	a.ttl = ttl;
+	a.flags = evictable ? SHOAL_NAME_EVICTABLE : 0;
+	if (pyclient_call(self, "set_name", NULL, set_name_fn, &a) < 0)
 		return NULL;
-	ts = PyEval_SaveThread();
-	rc = shoal_set_name_ttl(c->client, name, (size_t)nlen, &id, ev, ttl,
-	                        evictable ? SHOAL_NAME_EVICTABLE : 0, &version);
-	PyEval_RestoreThread(ts);
-	if (rc < 0)
-		pyclient_fail(self, c, rc, "set_name");
-	Py_DECREF(c);
-	if (rc < 0)
-		return NULL;
-	return PyLong_FromUnsignedLongLong(version);
+	return PyLong_FromUnsignedLongLong(a.version);
 }
 
 PyObject *pyops_delete_name(PyObject *obj, PyObject *args, PyObject *kw)
@@ -625,32 +645,15 @@ PyObject *pyops_delete_name(PyObject *obj, PyObject *args, PyObject *kw)
 	pyclient_object *self = (pyclient_object *)obj;
 	pyshoal_state *st = pyclient_state(self);
 	PyObject *nameobj, *evobj = Py_None;
-	const char *name;
-	Py_ssize_t nlen;
-	const uint64_t *ev;
+	struct name_call a = {0};
 	uint64_t evv;
-	pyconn_object *c;
-	PyThreadState *ts;
-	int rc;
 
 	if (!st || !PyArg_ParseTupleAndKeywords(args, kw, "O|O:delete_name",
 	                                        kwlist, &nameobj, &evobj))
 		return NULL;
-	if (pyclient_parse_name(nameobj, &name, &nlen) < 0 ||
-	    pyclient_parse_version(evobj, &evv, &ev) < 0)
-		return NULL;
-	c = pyclient_conn(self);
-	if (!c)
-		return NULL;
-	ts = PyEval_SaveThread();
-	rc = shoal_delete_name(c->client, name, (size_t)nlen, ev);
-	PyEval_RestoreThread(ts);
-	if (rc == SHOAL_ENOTFOUND)
-		PyErr_SetObject(st->object_not_found, nameobj);
-	else if (rc < 0)
-		pyclient_fail(self, c, rc, "delete_name");
-	Py_DECREF(c);
-	if (rc < 0)
+	if (pyclient_parse_name(nameobj, &a.name, &a.len) < 0 ||
+	    pyclient_parse_version(evobj, &evv, &a.ev) < 0 ||
+	    pyclient_call(self, "delete_name", nameobj, delete_name_fn, &a) < 0)
 		return NULL;
 	Py_RETURN_NONE;
 }
@@ -875,54 +878,48 @@ out:
 	return out;
 }
 
+struct contains_call {
+	shoal_id id;
+	int state;
+};
+
+static int contains_fn(shoal_client *c, void *arg)
+{
+	struct contains_call *a = arg;
+
+	return shoal_contains(c, &a->id, &a->state);
+}
+
 PyObject *pyops_contains(PyObject *obj, PyObject *idobj)
 {
 	pyclient_object *self = (pyclient_object *)obj;
 	pyshoal_state *st = pyclient_state(self);
-	pyconn_object *c;
-	PyThreadState *ts;
-	shoal_id id;
-	int rc, state = 0;
+	struct contains_call a = {.state = 0};
 
-	if (!st || pyid_parse(st, idobj, &id) < 0)
+	if (!st || pyid_parse(st, idobj, &a.id) < 0 ||
+	    pyclient_call(self, "contains", NULL, contains_fn, &a) < 0)
 		return NULL;
-	c = pyclient_conn(self);
-	if (!c)
-		return NULL;
-	ts = PyEval_SaveThread();
-	rc = shoal_contains(c->client, &id, &state);
-	PyEval_RestoreThread(ts);
-	if (rc < 0)
-		pyclient_fail(self, c, rc, "contains");
-	Py_DECREF(c);
-	if (rc < 0)
-		return NULL;
-	return PyLong_FromLong(state);
+	return PyLong_FromLong(a.state);
+}
+
+/* in: the bytes to free; out: the bytes freed. */
+static int evict_fn(shoal_client *c, void *arg)
+{
+	uint64_t *bytes = arg;
+
+	return shoal_evict(c, *bytes, bytes);
 }
 
 PyObject *pyops_evict(PyObject *obj, PyObject *arg)
 {
-	pyclient_object *self = (pyclient_object *)obj;
 	unsigned long long nbytes = PyLong_AsUnsignedLongLong(arg);
-	uint64_t freed = 0;
-	pyconn_object *c;
-	PyThreadState *ts;
-	int rc;
+	uint64_t bytes = nbytes;
 
-	if (nbytes == (unsigned long long)-1 && PyErr_Occurred())
+	if ((nbytes == (unsigned long long)-1 && PyErr_Occurred()) ||
+	    pyclient_call((pyclient_object *)obj, "evict", NULL, evict_fn,
+	                  &bytes) < 0)
 		return NULL;
-	c = pyclient_conn(self);
-	if (!c)
-		return NULL;
-	ts = PyEval_SaveThread();
-	rc = shoal_evict(c->client, nbytes, &freed);
-	PyEval_RestoreThread(ts);
-	if (rc < 0)
-		pyclient_fail(self, c, rc, "evict");
-	Py_DECREF(c);
-	if (rc < 0)
-		return NULL;
-	return PyLong_FromUnsignedLongLong(freed);
+	return PyLong_FromUnsignedLongLong(bytes);
 }
 
 static int fetch_objects(shoal_client *c, const void *ctx, uint64_t *cursor,
@@ -950,24 +947,17 @@ PyObject *pyops_list(PyObject *obj, PyObject *Py_UNUSED(unused))
 	                     fetch_objects, NULL, object_entry);
 }
 
+static int stats_fn(shoal_client *c, void *arg)
+{
+	return shoal_get_stats(c, (shoal_stats *)arg);
+}
+
 PyObject *pyops_stats(PyObject *obj, PyObject *Py_UNUSED(unused))
 {
-	pyclient_object *self = (pyclient_object *)obj;
 	shoal_stats s;
-	pyconn_object *c;
-	PyThreadState *ts;
-	int rc;
 
-	c = pyclient_conn(self);
-	if (!c)
-		return NULL;
-	ts = PyEval_SaveThread();
-	rc = shoal_get_stats(c->client, &s);
-	PyEval_RestoreThread(ts);
-	if (rc < 0)
-		pyclient_fail(self, c, rc, "stats");
-	Py_DECREF(c);
-	if (rc < 0)
+	if (pyclient_call((pyclient_object *)obj, "stats", NULL, stats_fn, &s) <
+	    0)
 		return NULL;
 #define K(f) #f, (unsigned long long)s.f
 	return Py_BuildValue(

@@ -25,8 +25,9 @@ struct shoal_subscription {
 SHOAL_API int shoal_subscribe(const char *socket_path, unsigned flags,
                               shoal_subscription **out)
 {
-	struct proto_subscribe req = {.flags =
-	                                      flags & SHOAL_SUBSCRIBE_SNAPSHOT};
+	struct proto_subscribe req = {
+	        .flags = flags &
+	                 (SHOAL_SUBSCRIBE_SNAPSHOT | SHOAL_SUBSCRIBE_TTL)};
 	struct iovec iov = {.iov_base = &req, .iov_len = sizeof(req)};
 	shoal_subscription *s;
 	const uint8_t *reply;
@@ -74,14 +75,18 @@ static int decode_event(const struct proto_header *h, const uint8_t *body,
                         char *name, shoal_event *ev)
 {
 	struct proto_event e;
+	struct proto_event_ttl t = {0};
+	size_t extra;
 
 	if (h->type != PROTO_EVENT || h->body_len < sizeof(e))
 		return SHOAL_EPROTO;
 	memcpy(&e, body, sizeof(e));
+	extra = e.kind == SHOAL_EVENT_NAME_TTL ? sizeof(t) : 0;
 	if (e.name_len > SHOAL_NAME_MAX ||
-	    h->body_len != sizeof(e) + e.name_len || e.kind < 1 ||
+	    h->body_len != sizeof(e) + extra + e.name_len || e.kind < 1 ||
 	    e.kind > SHOAL_EVENT_KIND_MAX)
 		return SHOAL_EPROTO;
+	memcpy(&t, body + sizeof(e), extra);
 	memset(ev, 0, sizeof(*ev));
 	ev->kind = (int)e.kind;
 	memcpy(ev->id.bytes, e.id, SHOAL_ID_SIZE);
@@ -89,7 +94,8 @@ static int decode_event(const struct proto_header *h, const uint8_t *body,
 	ev->metadata_size = e.metadata_size;
 	ev->version = e.version;
 	ev->seq = h->request_id;
-	memcpy(name, body + sizeof(e), e.name_len);
+	ev->expires_ms = t.expires_ms;
+	memcpy(name, body + sizeof(e) + extra, e.name_len);
 	name[e.name_len] = '\0';
 	ev->name = name;
 	ev->name_len = e.name_len;

@@ -13,40 +13,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "raw.h"
 #include "shoal.h"
+#include "fixture.h"
 #include "testd.h"
-
-struct fx {
-	struct testd d;
-	shoal_client *c;
-};
 
 static int setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
-
-	assert_int_equal(testd_start(&f->d, "4M", NULL), 0);
-	assert_int_equal(shoal_connect(f->d.socket, &f->c), 0);
-	*state = f;
-	return 0;
+	return fx_setup(state, "4M", NULL);
 }
 
 static int teardown(void **state)
 {
-	struct fx *f = *state;
-	char msg[256] = "";
-
-	if (testd_check(f->d.socket, msg, sizeof(msg)) != 0)
-		fail_msg("daemon invariant broken: %s", msg);
-	shoal_disconnect(f->c);
-	assert_int_equal(testd_stop(&f->d), 0);
-	free(f);
-	return 0;
+	return fx_teardown(state);
 }
 
 /* Puts n bytes of value k under name (ttl_ms, flags). Returns the create's
@@ -157,6 +141,56 @@ static void test_expiry_order(void **state)
 	assert_int_equal(shoal_expire(f->c, "saved", 5, SHOAL_TTL_MAX_MS + 1),
 	                 SHOAL_ETOOBIG);
 	shoal_unsubscribe(s);
+}
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* EXPIRE and PERSIST are NAME_TTL events, with the new expiry as wall
+ * clock time, for the subscribers that ask for them and no one else. */
+static void test_ttl_change_events(void **state)
+{
+	struct fx *f = *state;
+	shoal_subscription *with, *without;
+	shoal_event ev;
+	shoal_name_info info;
+
+	assert_int_equal(
+	        shoal_subscribe(f->d.socket, SHOAL_SUBSCRIBE_TTL, &with), 0);
+	assert_int_equal(shoal_subscribe(f->d.socket, 0, &without), 0);
+	assert_int_equal(put_named(f->c, "cfg", 64, 1, 0, 0), 0);
+	assert_int_equal(shoal_name_stat(f->c, "cfg", 3, &info), 0);
+	uint64_t before = wall_ms();
+	assert_int_equal(shoal_expire(f->c, "cfg", 3, 60000), 0);
+	uint64_t after = wall_ms();
+	next_of(with, SHOAL_EVENT_NAME_TTL, &ev);
+	assert_string_equal(ev.name, "cfg");
+	assert_memory_equal(ev.id.bytes, info.id.bytes, SHOAL_ID_SIZE);
+	assert_int_equal(ev.version, info.version); /* unchanged */
+	assert_in_range(ev.expires_ms, before + 60000, after + 60000 + 1);
+	assert_int_equal(shoal_persist(f->c, "cfg", 3), 0);
+	assert_int_equal(shoal_next_event(with, 5000, &ev), 0);
+	assert_int_equal(ev.kind, SHOAL_EVENT_NAME_TTL);
+	assert_int_equal(ev.expires_ms, 0);
+	/* A persist of a name without a ttl changes nothing: no event. */
+	assert_int_equal(shoal_persist(f->c, "cfg", 3), 0);
+	assert_int_equal(shoal_delete_name(f->c, "cfg", 3, NULL), 0);
+	next_of(with, SHOAL_EVENT_NAME_DELETED, &ev);
+	assert_int_equal(ev.expires_ms, 0);
+	/* The other subscriber saw the set and the delete, nothing between. */
+	next_of(without, SHOAL_EVENT_NAME_SET, &ev);
+	assert_int_equal(shoal_next_event(without, 5000, &ev), 0);
+	while (ev.kind != SHOAL_EVENT_NAME_DELETED) {
+		assert_int_not_equal(ev.kind, SHOAL_EVENT_NAME_TTL);
+		assert_int_equal(shoal_next_event(without, 5000, &ev), 0);
+	}
+	shoal_unsubscribe(with);
+	shoal_unsubscribe(without);
 }
 
 static void test_reader_keeps_expired_value(void **state)
@@ -377,12 +411,53 @@ static void test_malformed_name_requests(void **state)
 	close(fd);
 }
 
+static void test_bad_names_cost_no_round_trip(void **state)
+{
+	struct fx *f = *state;
+	char *longer = malloc(SHOAL_NAME_MAX + 1);
+	const char *bad[] = {NULL, "\xff", "a\0b", longer};
+	const size_t len[] = {1, 1, 3, SHOAL_NAME_MAX + 1};
+	const int want[] = {SHOAL_EINVAL, SHOAL_EINVAL, SHOAL_EINVAL,
+	                    SHOAL_ETOOBIG};
+	shoal_id id = {{0}};
+	shoal_name_info info;
+	shoal_stats before, after;
+	shoal_view v;
+	int64_t ttl;
+
+	assert_non_null(longer);
+	memset(longer, 'x', SHOAL_NAME_MAX + 1);
+	assert_int_equal(shoal_get_stats(f->c, &before), 0);
+	for (int i = 0; i < 4; i++) {
+		const char *n = bad[i];
+		size_t l = len[i];
+
+		assert_int_equal(shoal_set_name(f->c, n, l, &id, NULL, NULL),
+		                 want[i]);
+		assert_int_equal(shoal_get_name(f->c, n, l, 0, &v, NULL),
+		                 want[i]);
+		assert_int_equal(shoal_delete_name(f->c, n, l, NULL), want[i]);
+		assert_int_equal(shoal_expire(f->c, n, l, 1000), want[i]);
+		assert_int_equal(shoal_persist(f->c, n, l), want[i]);
+		assert_int_equal(shoal_name_stat(f->c, n, l, &info), want[i]);
+		assert_int_equal(shoal_ttl(f->c, n, l, &ttl), want[i]);
+		assert_int_equal(shoal_delete_prefix(f->c, n, l, NULL),
+		                 want[i]);
+	}
+	/* Nothing but the second stats request reached the daemon. */
+	assert_int_equal(shoal_get_stats(f->c, &after), 0);
+	assert_int_equal(after.requests - before.requests, 1);
+	free(longer);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_setup_teardown(test_ttl_expires_on_time, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_expiry_order, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_ttl_change_events, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_reader_keeps_expired_value,
 	                                        setup, teardown),
@@ -394,6 +469,8 @@ int main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_malformed_name_requests,
 	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_bad_names_cost_no_round_trip, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("cache", tests, NULL, NULL);
 }
