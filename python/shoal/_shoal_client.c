@@ -588,9 +588,13 @@ static PyObject *client_repr(PyObject *obj)
 
 static PyMethodDef client_methods[] = {
         {"create", FN(pyops_create), KW,
-         "create(id, size, metadata=b'', timeout=0) -> Buffer\n\n"
+         "create(id, size, metadata=b'', timeout=0, segments=None) -> "
+         "Buffer\n\n"
          "Creates an object and returns its writable data. timeout (ms) "
-         "waits for space instead of raising StoreFull at once."},
+         "waits for space instead of raising StoreFull at once. segments: "
+         "(offset, source, source_offset, size, width, add) tuples copied "
+         "in while the object's memory is reserved (see "
+         "shoal_create_from)."},
         {"seal", FN(pyops_seal), KW,
          "seal(id, name=None, expected_version=None) -> int | None\n\n"
          "Seals a created object; with name, then points the name at it "
