@@ -117,6 +117,7 @@ def test_large_value_in_chunks(hosts):
 def test_delete_propagates(hosts):
     a, b, c = hosts
     a.store["e/gone"] = b"x"
+    wait_value(b.store, "e/gone", b"x")  # b deletes its own copy
     wait_value(c.store, "e/gone", b"x")
     del b.store["e/gone"]
     wait_value(a.store, "e/gone", None)
