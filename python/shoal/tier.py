@@ -1,6 +1,6 @@
 """shoal-tier: one host's bridge between its shoal daemon and a shared
-Redis / Valkey tier (standalone or cluster), so that names flow between
-hosts while every read stays a local, zero-copy read.
+Redis / Valkey tier (standalone, cluster or Sentinel), so that names flow
+between hosts while every read stays a local, zero-copy read.
 
     shoal-tier --redis redis://redis.internal:6379/0 -s /run/app/shoal.sock \\
                --prefix shared/ --eager 'shared/frames/*'
