@@ -59,7 +59,8 @@ extern "C" {
  * The ABI version: the shared library's soname is libshoal.so.<this>. It is
  * raised on every change that breaks programs built against an older
  * header (a changed signature, or the layout of a struct that the caller
- * allocates in arrays: shoal_view, shoal_object_info, shoal_name_info).
+ * allocates in arrays: shoal_view, shoal_object_info, shoal_name_info,
+ * shoal_segment).
  *
  * Structs that only grow, and that the caller passes one at a time
  * (shoal_stats, shoal_arena_info, shoal_event), do not freeze the ABI: their
@@ -351,6 +352,40 @@ SHOAL_API int shoal_create(shoal_client *c, const shoal_id *id,
                            int64_t timeout_ms, uint8_t **data,
                            uint8_t **metadata);
 
+/* One piece of a new object's bytes, for shoal_create_from(). */
+typedef struct shoal_segment {
+	uint64_t offset; /* where it goes: bytes from the object's start (the
+	                    metadata follows the data) */
+	const void *src; /* size bytes to copy from */
+	uint64_t size;
+	/* 0: a plain copy. 4 or 8: the bytes are integers of that width
+	 * (native byte order), each written with `add` added, modulo 2^32 or
+	 * 2^64 - e.g. the offsets of an Arrow string chunk appended after
+	 * others. size is then a multiple of width. */
+	uint32_t width;
+	int64_t add;
+} shoal_segment;
+
+/*
+ * shoal_create(), with the object's bytes copied from segs (nsegs of them)
+ * in the same call: on memory that must be reserved first, the copy runs
+ * right behind the reservation (each piece of a segment is copied once
+ * its pages are reserved, and the calling thread reserves pages too when
+ * it would wait) instead of after it, so the copy's memory traffic
+ * overlaps the kernel's work per page. Segments in ascending offset order
+ * overlap best; any order gives the same bytes. Bytes that no segment
+ * covers are left as shoal_create() leaves them, for the caller to write
+ * through *data before sealing. segs must stay valid during the call.
+ * Returns what shoal_create() returns; SHOAL_EINVAL (nothing is created)
+ * for a segment that does not lie within the object's data_size +
+ * metadata_size bytes, a NULL src with a size, or a bad width.
+ */
+SHOAL_API int shoal_create_from(shoal_client *c, const shoal_id *id,
+                                uint64_t data_size, uint32_t metadata_size,
+                                int64_t timeout_ms, const shoal_segment *segs,
+                                size_t nsegs, uint8_t **data,
+                                uint8_t **metadata);
+
 /*
  * How many threads shoal_create() may use to reserve the memory of a large
  * object. Reserving fresh shared memory costs about 2 us per 4 KiB page on
@@ -360,8 +395,9 @@ SHOAL_API int shoal_create(shoal_client *c, const shoal_id *id,
  * 16 MiB. The helpers exist only during the call (joined before it
  * returns, every signal blocked); objects under 32 MiB never start one,
  * nor memory that this client has mapped before.
- * threads: 1 for the calling thread alone; 0 (the default) for as many as
- * the CPUs this process may run on, at most 4; at most 16.
+ * threads: 1 for the calling thread alone; 0 (the default) for the value
+ * of the environment variable SHOAL_POPULATE_THREADS (1 to 16) when set,
+ * else as many as the CPUs this process may run on, at most 4; at most 16.
  * Returns 0 or SHOAL_EINVAL.
  */
 SHOAL_API int shoal_set_populate_threads(shoal_client *c, unsigned threads);

@@ -51,15 +51,18 @@ class Encoded:
     """A value ready to be written: metadata plus either ``parts`` (bytes-like
     objects laid out at 64-byte aligned offsets, copied by the C layer) or
     ``writer`` (a function writing exactly ``size`` bytes into a writable
-    buffer)."""
+    buffer). With ``segments`` (Client.create's), ``writer(buf,
+    filled=True)`` writes what the segments, copied in by the create, do
+    not."""
 
-    __slots__ = ("metadata", "size", "parts", "writer")
+    __slots__ = ("metadata", "size", "parts", "writer", "segments")
 
-    def __init__(self, metadata, size, parts=None, writer=None):
+    def __init__(self, metadata, size, parts=None, writer=None, segments=None):
         self.metadata = metadata
         self.size = size
         self.parts = parts
         self.writer = writer
+        self.segments = segments
 
 
 def _align(n):
@@ -231,7 +234,7 @@ def _polars_arrow(pl, df):
 def _encode_ipc(pa, data, header):
     """data as one contiguous record batch (see _frames)."""
     p = _frames.plan(pa, data)
-    return Encoded(_meta("arrow", header), p.size, writer=p.write)
+    return Encoded(_meta("arrow", header), p.size, writer=p.write, segments=p.segments())
 
 
 def _encode_pickle(value):

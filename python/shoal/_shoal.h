@@ -199,6 +199,15 @@ typedef int pyshoal_wait_fn(void *arg, int64_t timeout_ms);
  */
 int pyshoal_wait(pyshoal_wait_fn *fn, void *arg, int64_t timeout_ms,
                  int timeout_rc, const int *closed);
+/* One libshoal call that does not wait, on arg's behalf. */
+typedef int pyclient_fn(shoal_client *c, void *arg);
+/* Runs fn on self's connection with the GIL released. A failure raises:
+ * SHOAL_ENOTFOUND as ObjectNotFound(missing) when missing is not NULL,
+ * any other code as pyclient_fail does (what names the call). Returns
+ * fn's code; < 0 (also when no connection could be had) means an exception
+ * is set. */
+int pyclient_call(pyclient_object *self, const char *what, PyObject *missing,
+                  pyclient_fn *fn, void *arg);
 /* A str name as UTF-8 (borrowed from obj). 0 or -1 with an exception. */
 int pyclient_parse_name(PyObject *obj, const char **name, Py_ssize_t *len);
 /* expected_version: None gives *pv NULL, an int gives *pv = v. */

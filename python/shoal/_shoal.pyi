@@ -118,7 +118,14 @@ class Client:
     def closed(self) -> bool: ...
     @property
     def arena(self) -> dict[str, int]: ...
-    def create(self, id: IdLike, size: int, metadata: bytes = b"", timeout: int = 0) -> Buffer: ...
+    def create(
+        self,
+        id: IdLike,
+        size: int,
+        metadata: bytes = b"",
+        timeout: int = 0,
+        segments: Sequence[tuple[int, _BufferLike, int, int, int, int]] | None = None,
+    ) -> Buffer: ...
     def seal(
         self,
         id: IdLike,

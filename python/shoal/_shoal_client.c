@@ -365,6 +365,27 @@ int pyshoal_wait(pyshoal_wait_fn *fn, void *arg, int64_t timeout_ms,
 	}
 }
 
+int pyclient_call(pyclient_object *self, const char *what, PyObject *missing,
+                  pyclient_fn *fn, void *arg)
+{
+	pyshoal_state *st = pyclient_state(self);
+	pyconn_object *c = st ? pyclient_conn(self) : NULL;
+	PyThreadState *ts;
+	int rc;
+
+	if (!c)
+		return -1; /* with the exception of pyclient_conn */
+	ts = PyEval_SaveThread();
+	rc = fn(c->client, arg);
+	PyEval_RestoreThread(ts);
+	if (rc == SHOAL_ENOTFOUND && missing)
+		PyErr_SetObject(st->object_not_found, missing);
+	else if (rc < 0)
+		pyclient_fail(self, c, rc, what);
+	Py_DECREF(c);
+	return rc;
+}
+
 int pyclient_parse_name(PyObject *obj, const char **name, Py_ssize_t *len)
 {
 	if (!PyUnicode_Check(obj)) {
@@ -480,28 +501,30 @@ static int client_clear(PyObject *obj)
 
 /* ----------------------------------------------------------- life cycle */
 
+/* Drops the client's connection and spare connections (Buffers of them
+ * keep them alive as long as they need). */
+static void drop_conns(pyclient_object *self)
+{
+	Py_CLEAR(self->conn);
+	if (self->pool)
+		PyList_SetSlice(self->pool, 0, PyList_GET_SIZE(self->pool),
+		                NULL);
+}
+
 static PyObject *client_close(PyObject *obj, PyObject *Py_UNUSED(unused))
 {
 	pyclient_object *self = (pyclient_object *)obj;
 
 	self->closed = 1;
-	Py_CLEAR(self->conn);
-	if (self->pool)
-		PyList_SetSlice(self->pool, 0, PyList_GET_SIZE(self->pool),
-		                NULL);
+	drop_conns(self);
 	Py_RETURN_NONE;
 }
 
 /* Drops the connections inherited from the parent (called in a forked
- * child; Buffers of them keep them alive as long as they need). */
+ * child). */
 static PyObject *client_after_fork(PyObject *obj, PyObject *Py_UNUSED(unused))
 {
-	pyclient_object *self = (pyclient_object *)obj;
-
-	Py_CLEAR(self->conn);
-	if (self->pool)
-		PyList_SetSlice(self->pool, 0, PyList_GET_SIZE(self->pool),
-		                NULL);
+	drop_conns((pyclient_object *)obj);
 	Py_RETURN_NONE;
 }
 
@@ -565,9 +588,13 @@ static PyObject *client_repr(PyObject *obj)
 
 static PyMethodDef client_methods[] = {
         {"create", FN(pyops_create), KW,
-         "create(id, size, metadata=b'', timeout=0) -> Buffer\n\n"
+         "create(id, size, metadata=b'', timeout=0, segments=None) -> "
+         "Buffer\n\n"
          "Creates an object and returns its writable data. timeout (ms) "
-         "waits for space instead of raising StoreFull at once."},
+         "waits for space instead of raising StoreFull at once. segments: "
+         "(offset, source, source_offset, size, width, add) tuples copied "
+         "in while the object's memory is reserved (see "
+         "shoal_create_from)."},
         {"seal", FN(pyops_seal), KW,
          "seal(id, name=None, expected_version=None) -> int | None\n\n"
          "Seals a created object; with name, then points the name at it "

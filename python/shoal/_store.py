@@ -440,9 +440,13 @@ class Store(MutableMapping):
             return self._c.put(
                 oid, enc.parts, enc.metadata, name, expected_version, tmo, ttl_ms, evictable
             )
-        buf = self._c.create(oid, enc.size, enc.metadata, tmo)
+        # The segments are copied in as the object's memory is reserved.
+        buf = self._c.create(oid, enc.size, enc.metadata, tmo, enc.segments)
         try:
-            enc.writer(buf)
+            if enc.segments is None:
+                enc.writer(buf)
+            else:
+                enc.writer(buf, filled=True)
         except BaseException:
             self._c.abort(oid)
             raise

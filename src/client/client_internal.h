@@ -467,9 +467,23 @@ void client_window_close(shoal_client *c, uint64_t off, uint64_t len);
 
 /*
  * MADV_POPULATE_WRITE over [start, end) of the mapping (page-aligned), by
- * several threads when the range is large (populate.c). Returns 0 or the
- * first -errno; -EINVAL means the kernel predates the advice.
+ * several threads when the range is large (populate.c). With segments
+ * (checked by client_check_segments), also copies them into the object at
+ * mapping offset obj_off while the pages are being reserved, and sets
+ * *copied when it did (else the caller copies them after a success).
+ * Returns 0 or the first -errno; -EINVAL means the kernel predates the
+ * advice.
  */
-int client_populate(shoal_client *c, uint64_t start, uint64_t end);
+int client_populate(shoal_client *c, uint64_t start, uint64_t end,
+                    uint64_t obj_off, const shoal_segment *segs, size_t nsegs,
+                    bool *copied);
+
+/* Copies the segments into the object at mapping offset obj_off. */
+void client_copy_segments(shoal_client *c, uint64_t obj_off,
+                          const shoal_segment *segs, size_t n);
+
+/* 0 if every segment lies in an object of size bytes and has a width of 0,
+ * 4 or 8 dividing its size; else SHOAL_EINVAL. */
+int client_check_segments(uint64_t size, const shoal_segment *segs, size_t n);
 
 #endif /* SHOAL_CLIENT_INTERNAL_H */

@@ -17,6 +17,44 @@
 
 #include "client_internal.h"
 
+/* Checks a name argument as the daemon will (proto_check_name); a prefix
+ * may also be empty. Returns 0, SHOAL_EINVAL or SHOAL_ETOOBIG. */
+static int check_name(const char *name, size_t len, bool prefix)
+{
+	if (!name)
+		return SHOAL_EINVAL;
+	return prefix && len == 0 ? 0 : proto_check_name(name, len);
+}
+
+/*
+ * Sends a request of type: the fixed part req, then the name (checked
+ * first, as a prefix when prefix is set). Copies the reply (exactly
+ * fixed_len bytes, or a bare status when 0) to out. Returns 0, the check's
+ * error or the call's.
+ */
+static int name_call(shoal_client *c, uint16_t type, const void *req,
+                     size_t req_len, const char *name, size_t name_len,
+                     bool prefix, void *out, size_t fixed_len)
+{
+	struct iovec iov[2] = {{(void *)req, req_len},
+	                       {(void *)name, name_len}};
+	const uint8_t *body;
+	size_t len;
+	int rc = check_name(name, name_len, prefix);
+
+	if (rc == 0)
+		rc = client_begin(c);
+	if (rc < 0)
+		return rc;
+	rc = client_call(c, type, iov, 2,
+	                 fixed_len ? fixed_len : sizeof(struct proto_reply),
+	                 &body, &len);
+	if (rc == 0 && out)
+		memcpy(out, body, fixed_len);
+	client_end(c);
+	return rc;
+}
+
 SHOAL_API int shoal_set_name(shoal_client *c, const char *name, size_t name_len,
                              const shoal_id *id,
                              const uint64_t *expected_version,
@@ -40,9 +78,9 @@ SHOAL_API int shoal_set_name_ttl(shoal_client *c, const char *name,
 	size_t len;
 	int rc;
 
-	if (!name || !id || (flags & ~SHOAL_NAME_EVICTABLE))
+	if (!id || (flags & ~SHOAL_NAME_EVICTABLE))
 		return SHOAL_EINVAL;
-	rc = proto_check_name(name, name_len);
+	rc = check_name(name, name_len, false);
 	if (rc < 0)
 		return rc;
 	if (ttl_ms > SHOAL_TTL_MAX_MS)
@@ -88,11 +126,11 @@ SHOAL_API int shoal_get_name(shoal_client *c, const char *name, size_t name_len,
 	size_t len;
 	int rc;
 
-	if (!name || !view || timeout_ms < SHOAL_WAIT_FOREVER)
+	if (!view || timeout_ms < SHOAL_WAIT_FOREVER)
 		return SHOAL_EINVAL;
 	memset(view, 0, sizeof(*view));
 	view->status = SHOAL_ENOTFOUND;
-	rc = proto_check_name(name, name_len);
+	rc = check_name(name, name_len, false);
 	if (rc < 0)
 		return rc;
 	iov[0] = (struct iovec){&req, sizeof(req)};
@@ -132,29 +170,13 @@ SHOAL_API int shoal_delete_name(shoal_client *c, const char *name,
                                 const uint64_t *expected_version)
 {
 	struct proto_delete_name req = {.name_len = (uint32_t)name_len};
-	struct iovec iov[2];
-	const uint8_t *body;
-	size_t len;
-	int rc;
 
-	if (!name)
-		return SHOAL_EINVAL;
-	rc = proto_check_name(name, name_len);
-	if (rc < 0)
-		return rc;
 	if (expected_version) {
 		req.flags = PROTO_NAME_CAS;
 		req.expected_version = *expected_version;
 	}
-	iov[0] = (struct iovec){&req, sizeof(req)};
-	iov[1] = (struct iovec){(void *)name, name_len};
-	rc = client_begin(c);
-	if (rc < 0)
-		return rc;
-	rc = client_call(c, PROTO_DELETE_NAME, iov, 2,
-	                 sizeof(struct proto_reply), &body, &len);
-	client_end(c);
-	return rc;
+	return name_call(c, PROTO_DELETE_NAME, &req, sizeof(req), name,
+	                 name_len, false, NULL, 0);
 }
 
 /* Fills the fields of out from a name entry (not the name). */
@@ -220,14 +242,6 @@ SHOAL_API int shoal_list_names(shoal_client *c, uint64_t *cursor,
 {
 	return shoal_list_names_prefix(c, "", 0, cursor, out, max, names,
 	                               names_size, count);
-}
-
-/* Checks a prefix: empty, or the bytes of a valid name. */
-static int check_prefix(const char *prefix, size_t len)
-{
-	if (!prefix)
-		return SHOAL_EINVAL;
-	return len == 0 ? 0 : proto_check_name(prefix, len);
 }
 
 /* Checks the arguments common to the listings and clears their results.
@@ -299,7 +313,7 @@ SHOAL_API int shoal_list_names_after(shoal_client *c, const char *prefix,
 	    check_page_args(out, max, names, names_size, count) < 0)
 		return SHOAL_EINVAL;
 	*more = 0;
-	rc = check_prefix(prefix, prefix_len);
+	rc = check_name(prefix, prefix_len, true);
 	if (rc == 0 && after_len)
 		rc = proto_check_name(after, after_len);
 	if (rc < 0)
@@ -324,7 +338,7 @@ SHOAL_API int shoal_list_names_prefix(shoal_client *c, const char *prefix,
 
 	if (!cursor || check_page_args(out, max, names, names_size, count) < 0)
 		return SHOAL_EINVAL;
-	rc = check_prefix(prefix, prefix_len);
+	rc = check_name(prefix, prefix_len, true);
 	if (rc < 0)
 		return rc;
 	rc = client_begin(c);
@@ -359,59 +373,24 @@ SHOAL_API int shoal_list_names_prefix(shoal_client *c, const char *prefix,
 	return rc;
 }
 
-/* Sends a request of type with a fixed part and a name, and copies the
- * reply (exactly fixed_len bytes, or a bare status when 0) to out. */
-static int name_call(shoal_client *c, uint16_t type, const void *req,
-                     size_t req_len, const char *name, size_t name_len,
-                     void *out, size_t fixed_len)
-{
-	struct iovec iov[2] = {{(void *)req, req_len},
-	                       {(void *)name, name_len}};
-	const uint8_t *body;
-	size_t len;
-	int rc = client_begin(c);
-
-	if (rc < 0)
-		return rc;
-	rc = client_call(c, type, iov, 2,
-	                 fixed_len ? fixed_len : sizeof(struct proto_reply),
-	                 &body, &len);
-	if (rc == 0 && out)
-		memcpy(out, body, fixed_len);
-	client_end(c);
-	return rc;
-}
-
 SHOAL_API int shoal_expire(shoal_client *c, const char *name, size_t name_len,
                            uint64_t ttl_ms)
 {
 	struct proto_expire req = {.ttl_ms = ttl_ms,
 	                           .name_len = (uint32_t)name_len};
-	int rc;
 
-	if (!name)
-		return SHOAL_EINVAL;
-	rc = proto_check_name(name, name_len);
-	if (rc < 0)
-		return rc;
 	if (ttl_ms > SHOAL_TTL_MAX_MS)
 		return SHOAL_ETOOBIG;
 	return name_call(c, PROTO_EXPIRE, &req, sizeof(req), name, name_len,
-	                 NULL, 0);
+	                 false, NULL, 0);
 }
 
 SHOAL_API int shoal_persist(shoal_client *c, const char *name, size_t name_len)
 {
 	struct proto_name_req req = {.name_len = (uint32_t)name_len};
-	int rc;
 
-	if (!name)
-		return SHOAL_EINVAL;
-	rc = proto_check_name(name, name_len);
-	if (rc < 0)
-		return rc;
 	return name_call(c, PROTO_PERSIST, &req, sizeof(req), name, name_len,
-	                 NULL, 0);
+	                 false, NULL, 0);
 }
 
 SHOAL_API int shoal_name_stat(shoal_client *c, const char *name,
@@ -421,13 +400,10 @@ SHOAL_API int shoal_name_stat(shoal_client *c, const char *name,
 	struct proto_name_info_reply rep;
 	int rc;
 
-	if (!name || !out)
+	if (!out)
 		return SHOAL_EINVAL;
-	rc = proto_check_name(name, name_len);
-	if (rc < 0)
-		return rc;
 	rc = name_call(c, PROTO_NAME_INFO, &req, sizeof(req), name, name_len,
-	               &rep, sizeof(rep));
+	               false, &rep, sizeof(rep));
 	if (rc < 0)
 		return rc;
 	memset(out, 0, sizeof(*out));
@@ -456,12 +432,9 @@ SHOAL_API int shoal_delete_prefix(shoal_client *c, const char *prefix,
 {
 	struct proto_name_req req = {.name_len = (uint32_t)prefix_len};
 	struct proto_count_reply rep;
-	int rc = check_prefix(prefix, prefix_len);
+	int rc = name_call(c, PROTO_DELETE_PREFIX, &req, sizeof(req), prefix,
+	                   prefix_len, true, &rep, sizeof(rep));
 
-	if (rc < 0)
-		return rc;
-	rc = name_call(c, PROTO_DELETE_PREFIX, &req, sizeof(req), prefix,
-	               prefix_len, &rep, sizeof(rep));
 	if (rc == 0 && count)
 		*count = rep.count;
 	return rc;

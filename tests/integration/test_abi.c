@@ -19,36 +19,14 @@
 #include <cmocka.h>
 
 #include "shoal.h"
+#include "fixture.h"
 #include "testd.h"
 
 #define CANARY 0xa5
 
-struct fx {
-	struct testd d;
-	shoal_client *c;
-};
-
 static int setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
-
-	assert_non_null(f);
-	assert_int_equal(testd_start(&f->d, "4M", NULL), 0);
-	assert_int_equal(shoal_connect(f->d.socket, &f->c), 0);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fx *f = *state;
-	char msg[256];
-
-	shoal_disconnect(f->c);
-	if (testd_finish(&f->d, msg, sizeof(msg)) != 0)
-		fail_msg("daemon check failed: %s", msg);
-	free(f);
-	return 0;
+	return fx_setup(state, "4M", NULL);
 }
 
 /* Puts a one-byte object under name (len bytes). */
@@ -289,7 +267,7 @@ static void test_small_names_buffer_ends_pages_early(void **state)
 
 int main(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, fx_teardown)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_structs_carry_no_name_array),
 	        T(test_stats_fill_the_callers_size),

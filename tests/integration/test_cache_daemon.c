@@ -20,34 +20,17 @@
 
 #include "raw.h"
 #include "shoal.h"
+#include "fixture.h"
 #include "testd.h"
-
-struct fx {
-	struct testd d;
-	shoal_client *c;
-};
 
 static int setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
-
-	assert_int_equal(testd_start(&f->d, "4M", NULL), 0);
-	assert_int_equal(shoal_connect(f->d.socket, &f->c), 0);
-	*state = f;
-	return 0;
+	return fx_setup(state, "4M", NULL);
 }
 
 static int teardown(void **state)
 {
-	struct fx *f = *state;
-	char msg[256] = "";
-
-	if (testd_check(f->d.socket, msg, sizeof(msg)) != 0)
-		fail_msg("daemon invariant broken: %s", msg);
-	shoal_disconnect(f->c);
-	assert_int_equal(testd_stop(&f->d), 0);
-	free(f);
-	return 0;
+	return fx_teardown(state);
 }
 
 /* Puts n bytes of value k under name (ttl_ms, flags). Returns the create's
@@ -428,6 +411,45 @@ static void test_malformed_name_requests(void **state)
 	close(fd);
 }
 
+static void test_bad_names_cost_no_round_trip(void **state)
+{
+	struct fx *f = *state;
+	char *longer = malloc(SHOAL_NAME_MAX + 1);
+	const char *bad[] = {NULL, "\xff", "a\0b", longer};
+	const size_t len[] = {1, 1, 3, SHOAL_NAME_MAX + 1};
+	const int want[] = {SHOAL_EINVAL, SHOAL_EINVAL, SHOAL_EINVAL,
+	                    SHOAL_ETOOBIG};
+	shoal_id id = {{0}};
+	shoal_name_info info;
+	shoal_stats before, after;
+	shoal_view v;
+	int64_t ttl;
+
+	assert_non_null(longer);
+	memset(longer, 'x', SHOAL_NAME_MAX + 1);
+	assert_int_equal(shoal_get_stats(f->c, &before), 0);
+	for (int i = 0; i < 4; i++) {
+		const char *n = bad[i];
+		size_t l = len[i];
+
+		assert_int_equal(shoal_set_name(f->c, n, l, &id, NULL, NULL),
+		                 want[i]);
+		assert_int_equal(shoal_get_name(f->c, n, l, 0, &v, NULL),
+		                 want[i]);
+		assert_int_equal(shoal_delete_name(f->c, n, l, NULL), want[i]);
+		assert_int_equal(shoal_expire(f->c, n, l, 1000), want[i]);
+		assert_int_equal(shoal_persist(f->c, n, l), want[i]);
+		assert_int_equal(shoal_name_stat(f->c, n, l, &info), want[i]);
+		assert_int_equal(shoal_ttl(f->c, n, l, &ttl), want[i]);
+		assert_int_equal(shoal_delete_prefix(f->c, n, l, NULL),
+		                 want[i]);
+	}
+	/* Nothing but the second stats request reached the daemon. */
+	assert_int_equal(shoal_get_stats(f->c, &after), 0);
+	assert_int_equal(after.requests - before.requests, 1);
+	free(longer);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -447,6 +469,8 @@ int main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_malformed_name_requests,
 	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_bad_names_cost_no_round_trip, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("cache", tests, NULL, NULL);
 }

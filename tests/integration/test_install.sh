@@ -8,27 +8,10 @@
 # Usage: tests/integration/test_install.sh [path/to/shoal] (only the build
 # it belongs to matters: build/san is skipped, make installs the plain
 # build). Prints a summary "N passed, N failed"; exits 1 on any failure.
-set -uo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh" install-test "${1:-}"
 cd "$(dirname "$0")/../.."
-
-passed=0
-failed=0
-TMP=$(mktemp -d /tmp/shoal-install-test.XXXXXX)
 DEST=$TMP/dest
-daemon=
-cleanup() {
-	if [ -n "$daemon" ]; then
-		kill "$daemon" 2>/dev/null
-		wait "$daemon" 2>/dev/null
-	fi
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-ok() { passed=$((passed + 1)); }
-fail() {
-	failed=$((failed + 1))
-	echo "FAIL: $*"
-}
 
 case "${1:-}" in
 */san/*)
@@ -103,16 +86,11 @@ ldd_out=$(LD_LIBRARY_PATH=$lib ldd "$TMP/prog" 2>&1)
 echo "$ldd_out" | grep -q "$soname => $lib/$soname" && ok ||
 	fail "the program does not load the installed $soname: $ldd_out"
 
-"$DEST/usr/bin/shoal" serve -s "$TMP/s.sock" -m 16M >"$TMP/daemon.log" 2>&1 &
-daemon=$!
-for _ in $(seq 200); do
-	[ -S "$TMP/s.sock" ] && break
-	sleep 0.05
-done
+SHOAL=$DEST/usr/bin/shoal # the installed daemon
+start_daemon "$TMP/s.sock" -m 16M
 out=$(LD_LIBRARY_PATH=$lib timeout 20 "$TMP/prog" "$TMP/s.sock" 2>&1)
 rc=$?
 [ $rc -eq 0 ] && ok || fail "the program failed ($rc): $out"
 [ "$(echo "$out" | head -1)" = "$version" ] && ok || fail "shoal_version() said '$out'"
 
-echo "test_install: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish test_install
