@@ -316,6 +316,12 @@ def timed_put(store, df):
     return time.perf_counter() - t0
 
 
+def frame_offset(store):
+    """Where the named frame lies in the arena (bytes from its start)."""
+    with store.get_buffer(data.FRAME_NAME) as buf:
+        return np.frombuffer(buf, np.uint8).ctypes.data - store.client.arena["base"]
+
+
 def record(store, readers, daemon_pid):
     s = store.stats()
     mem = [mem_kib(p) for p in readers.pids] if readers else []
@@ -432,7 +438,8 @@ def run(args, tmp):
             version[0] = store.version(data.FRAME_NAME)
             readers.wait_round(time.monotonic())
             r = record(store, readers, daemon_pid)
-            r.update(sampler.take(), refresh=k + 1, put_s=put_s[-1], baseline_put_s=base_s[-1])
+            r.update(sampler.take(), refresh=k + 1, put_s=put_s[-1], baseline_put_s=base_s[-1],
+                     offset=frame_offset(store))
             per.append(r)
             if args.verbose or (k + 1) in (1, 10, 50, 100) or (k + 1) % 10 == 0:
                 print(f"  refresh {k + 1}: put {put_s[-1]:.3f} s (recycled {base_s[-1]:.3f} s), "
@@ -492,6 +499,7 @@ def summary(res):
     rss_growth = max(r["reader_rss_kib"][i] - ref["reader_rss_kib"][i]
                      for r in per[9:] + [res["after"]] for i in range(len(ref["reader_rss_kib"])))
     out = {
+        "frame_places": len({r["offset"] for r in per}),
         "put_median_s": statistics.median(puts),
         "baseline_put_median_s": statistics.median(base),
         "put_over_recycled": statistics.median(puts) / statistics.median(base),
@@ -567,7 +575,8 @@ def main(argv=None):
           + ("" if bound is None else f" vs 2 x frame + reserve = {bound / MiB:.0f} MiB")
           + f" (the app's other objects: up to {s['others_peak_bytes'] / MiB:.0f} MiB)"
           + f"; reader RSS growth after refresh 10: {s['reader_rss_growth_after_10_kib'] / 1024:.0f} MiB; "
-          f"{res['reads']} reads, {len(res['reader_errors'])} failed")
+          f"{res['reads']} reads, {len(res['reader_errors'])} failed; the frame was put in "
+          f"{s['frame_places']} different places")
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, "w") as fh:
         json.dump(res, fh, indent=1)
