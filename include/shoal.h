@@ -310,6 +310,21 @@ SHOAL_API int shoal_create(shoal_client *c, const shoal_id *id,
                            uint8_t **metadata);
 
 /*
+ * How many threads shoal_create() may use to reserve the memory of a large
+ * object. Reserving fresh shared memory costs about 2 us per 4 KiB page on
+ * the CPU that does it (a second for 2 GiB, several times the copy of the
+ * bytes), so shoal_create() shares the pages of an object of 32 MiB or more
+ * between the calling thread and helper threads, at most one thread per
+ * 16 MiB. The helpers exist only during the call (joined before it
+ * returns, every signal blocked); objects under 32 MiB never start one,
+ * nor memory that this client has mapped before.
+ * threads: 1 for the calling thread alone; 0 (the default) for as many as
+ * the CPUs this process may run on, at most 4; at most 16.
+ * Returns 0 or SHOAL_EINVAL.
+ */
+SHOAL_API int shoal_set_populate_threads(shoal_client *c, unsigned threads);
+
+/*
  * Seals an object this client created: it becomes immutable and visible to
  * every client, and clients waiting for it in a get are answered. The seal
  * is sent without waiting for a reply (requests on one connection are

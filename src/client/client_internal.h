@@ -35,6 +35,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "htab.h"
 #include "protocol.h"
 #include "shoal.h"
 
@@ -47,7 +48,6 @@ struct client_ref {
 	uint64_t size;   /* data + metadata bytes of the object */
 	uint64_t offset; /* unsealed map: where the object lies */
 	uint32_t count;  /* views handed out (views map); windows (edges map) */
-	uint8_t used;    /* slot holds an entry */
 	uint8_t pending; /* handle sits in the pending-release queue */
 	uint8_t window;  /* unsealed map: its pages are open for writing */
 	/* Views map: how many of count are re-pins of old views (see
@@ -59,14 +59,12 @@ struct client_ref {
 };
 
 /*
- * An open-addressing hash map of struct client_ref, keyed by handle or (with
- * by_id) by object ID. Linear probing with backward-shift deletion: no
- * tombstones. A zeroed struct with by_id set as needed is an empty map.
+ * A hash map of struct client_ref (the generic table, htab.h), keyed by
+ * handle or (with by_id) by object ID. A zeroed struct with by_id set as
+ * needed is an empty map.
  */
 struct client_refmap {
-	struct client_ref *slots;
-	size_t mask; /* capacity - 1; capacity is a power of two, or 0 */
-	size_t count;
+	struct htab t;
 	bool by_id;
 };
 
@@ -74,10 +72,17 @@ struct client_refmap {
  * SHOAL_ENOMEM (map unchanged). */
 int client_refmap_reserve(struct client_refmap *m, size_t extra);
 
-/* Slots in the map (0 for an empty map). */
-static inline size_t client_refmap_capacity(const struct client_refmap *m)
+/* Entries the map can hold before it must grow (at least count + extra
+ * after a reserve). */
+static inline size_t client_refmap_room(const struct client_refmap *m)
 {
-	return m->slots ? m->mask + 1 : 0;
+	return htab_room(&m->t);
+}
+
+/* Entries in the map. */
+static inline size_t client_refmap_count(const struct client_refmap *m)
+{
+	return m->t.count;
 }
 
 /* Finds the entry of handle (or of id, in a by_id map), or NULL. */
@@ -90,7 +95,7 @@ struct client_ref *client_refmap_insert(struct client_refmap *m,
                                         uint64_t handle, const shoal_id *id);
 
 /* Removes an entry returned by find or insert (other pointers into the map
- * are invalid afterwards). */
+ * are invalid afterwards, as they are after an insert). */
 void client_refmap_remove(struct client_refmap *m, struct client_ref *r);
 
 /* Iteration: for (size_t i = 0; (r = client_refmap_next(m, &i));) ... */
@@ -207,6 +212,10 @@ struct shoal_client {
 		uint32_t after_len;
 		char after[SHOAL_NAME_MAX];
 	} listings[CLIENT_LISTINGS];
+
+	/* Threads that populate a large new object (populate.c); 0: as many
+	 * as the process has CPUs, up to a few. */
+	unsigned populate_threads;
 };
 
 /*
@@ -219,7 +228,6 @@ struct shoal_client {
 #define CLIENT_DEFER_OBJECT (64u << 10)
 #define CLIENT_DEFER_BYTES  (1u << 20)
 #define CLIENT_DEFER_COUNT  64
-
 
 /* Current fork generation of this process (incremented in every child). */
 unsigned client_fork_generation(void);
@@ -429,5 +437,15 @@ int client_window_open(shoal_client *c, uint64_t off, uint64_t len);
 /* Makes the pages of a window read-only again, except a first or last page
  * that another open window still needs. io_lock must be held. */
 void client_window_close(shoal_client *c, uint64_t off, uint64_t len);
+
+/* Most threads shoal_set_populate_threads() accepts. */
+#define CLIENT_POPULATE_THREADS_LIMIT 16
+
+/*
+ * MADV_POPULATE_WRITE over [start, end) of the mapping (page-aligned), by
+ * several threads when the range is large (populate.c). Returns 0 or the
+ * first -errno; -EINVAL means the kernel predates the advice.
+ */
+int client_populate(shoal_client *c, uint64_t start, uint64_t end);
 
 #endif /* SHOAL_CLIENT_INTERNAL_H */

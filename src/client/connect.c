@@ -439,7 +439,7 @@ static int copy_refs(struct client_refmap *to, const struct client_refmap *from,
 	struct client_ref *r, *n;
 
 	to->by_id = from->by_id;
-	if (client_refmap_reserve(to, from->count) < 0)
+	if (client_refmap_reserve(to, client_refmap_count(from)) < 0)
 		return SHOAL_ENOMEM;
 	for (size_t i = 0; (r = client_refmap_next(from, &i));) {
 		if (views && r->count == 0)
@@ -503,7 +503,8 @@ static int retire_session(shoal_client *c)
 	r->dev = c->arena_dev;
 	r->ino = c->arena_ino;
 	r->fd = -1;
-	if (r->views.count || r->unsealed.count) {
+	if (client_refmap_count(&r->views) ||
+	    client_refmap_count(&r->unsealed)) {
 		r->fd = c->fd;
 		c->fd = -1;
 		r->next = c->retired;
@@ -557,7 +558,7 @@ int client_reconnect(shoal_client *c)
 static struct client_retired *retired_settle(shoal_client *c,
                                              struct client_retired *r)
 {
-	if (r->views.count || r->unsealed.count)
+	if (client_refmap_count(&r->views) || client_refmap_count(&r->unsealed))
 		return NULL;
 	for (struct client_retired **p = &c->retired; *p; p = &(*p)->next)
 		if (*p == r) {

@@ -29,10 +29,6 @@
 #include "layout.h"
 #include "os.h"
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
-
 bool client_range_ok(const shoal_client *c, uint64_t offset, uint64_t size)
 {
 	return offset >= c->data_offset && offset <= c->map_size &&
@@ -78,8 +74,9 @@ static bool timeout_ok(int64_t timeout_ms)
 	return timeout_ms >= SHOAL_WAIT_FOREVER;
 }
 
-/* MADV_POPULATE_WRITE over [off, end) of the mapping, page-rounded.
- * Returns 0 or -errno; EINVAL means the kernel predates the advice. */
+/* MADV_POPULATE_WRITE over [off, end) of the mapping, page-rounded, on
+ * several CPUs for a large range (populate.c). Returns 0 or -errno; EINVAL
+ * means the kernel predates the advice. */
 static int populate_range(shoal_client *c, uint64_t off, uint64_t end)
 {
 	uint64_t mask = c->page_size - 1;
@@ -88,11 +85,7 @@ static int populate_range(shoal_client *c, uint64_t off, uint64_t end)
 	end = (end + mask) & ~mask;
 	if (end > c->map_size)
 		end = c->map_size;
-	while (os_madvise(c->base + start, end - start, MADV_POPULATE_WRITE) <
-	       0)
-		if (errno != EINTR && errno != EAGAIN)
-			return -errno;
-	return 0;
+	return client_populate(c, start, end);
 }
 
 static bool chunk_populated(const shoal_client *c, size_t k)
@@ -550,7 +543,7 @@ void client_repin(shoal_client *c)
 	pthread_mutex_lock(&c->ref_lock);
 	for (struct client_retired *r = c->retired; r; r = r->next)
 		if (r->dev == c->arena_dev && r->ino == c->arena_ino)
-			want += r->views.count;
+			want += client_refmap_count(&r->views);
 	if (want > SHOAL_BATCH_MAX)
 		want = SHOAL_BATCH_MAX;
 	if (want) {

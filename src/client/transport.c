@@ -446,7 +446,7 @@ int client_reserve_views(shoal_client *c, size_t extra)
 		rc = client_refmap_reserve(&c->view_ids, extra);
 	if (rc < 0)
 		return rc;
-	cap = client_refmap_capacity(&c->views);
+	cap = client_refmap_room(&c->views);
 	if (cap > c->pending_cap) {
 		uint64_t *p = os_realloc(c->pending, cap * sizeof(*p));
 

@@ -25,9 +25,9 @@
  * fits. This is what makes capacity exact. The block is carved from its low
  * end and the rest stays free in place.
  *
- * Used blocks are found by offset through an open-addressing hash table
- * (linear probing, backward-shift deletion, at most 3/4 full) keyed by
- * offset / 64. Free blocks are not in it: nothing looks them up by offset.
+ * Used blocks are found by offset through the generic hash table (htab.h)
+ * of their node indices, keyed by offset / 64. Free blocks are not in it:
+ * nothing looks them up by offset.
  *
  * Invariants, all verified by alloc_check():
  *   - the address list tiles [base, base + size) in order, without gaps or
@@ -56,6 +56,7 @@
 #include <string.h>
 
 #include "debug.h"
+#include "htab.h"
 #include "layout.h"
 #include "os.h"
 #include "shoal.h"
@@ -76,7 +77,6 @@ _Static_assert(LAYOUT_ALIGN == 1u << GRANULE_SHIFT, "granule is LAYOUT_ALIGN");
 #define FL_COUNT 64
 
 #define NODES_MIN 16
-#define SLOTS_MIN 16
 
 enum node_state { NODE_SPARE, NODE_USED, NODE_FREE };
 
@@ -86,11 +86,6 @@ struct alloc_node {
 	uint32_t prev, next; /* neighbours in address order, NIL at the ends */
 	uint32_t fprev, fnext; /* free: size-class list; spare: fnext links */
 	uint8_t state;         /* enum node_state */
-};
-
-struct alloc_slot {
-	uint64_t off;  /* offset of the used block */
-	uint32_t node; /* its node, NIL when the slot is empty */
 };
 
 struct alloc {
@@ -106,28 +101,12 @@ struct alloc {
 	uint32_t spare; /* released nodes, linked by fnext */
 	uint32_t head;  /* the block at base */
 
-	struct alloc_slot *slots;
-	uint64_t smask;  /* slots - 1; the slot count is a power of two */
-	unsigned sshift; /* 64 - log2(slots), for Fibonacci hashing */
+	struct htab used_blocks; /* entries: nodes (uint32_t) of used blocks */
 
 	uint64_t fl_map;
 	uint32_t sl_map[FL_COUNT];
 	uint32_t heads[FL_COUNT][SL_COUNT];
 };
-
-/*
- * The one source of metadata memory (realloc(NULL, n) allocates). It goes
- * through the system seam (os.h), so the daemon's fault tests reach the
- * allocator too; it is also weak, so that test_alloc can link its own and
- * make growth fail without any other part of the daemon. Not part of the
- * API.
- */
-void *alloc__realloc(void *p, size_t n) __attribute__((weak));
-
-void *alloc__realloc(void *p, size_t n)
-{
-	return os_realloc(p, n);
-}
 
 static unsigned log2_floor(uint64_t x)
 {
@@ -246,7 +225,7 @@ static int node_reserve(struct alloc *a)
 	cap = a->ncap > NIL / 2 ? NIL : a->ncap * 2;
 	if (cap == a->ncap)
 		return SHOAL_ENOMEM;
-	nodes = alloc__realloc(a->nodes, (size_t)cap * sizeof *nodes);
+	nodes = os_realloc(a->nodes, (size_t)cap * sizeof *nodes);
 	if (!nodes)
 		return SHOAL_ENOMEM;
 	a->nodes = nodes;
@@ -285,104 +264,56 @@ static void node_unlink(struct alloc *a, uint32_t i)
 		a->nodes[n->next].prev = n->prev;
 }
 
-static uint64_t slot_home(const struct alloc *a, uint64_t off)
+/* A used block looked up by offset: entries are nodes. */
+struct off_key {
+	const struct alloc *a;
+	uint64_t off;
+};
+
+static bool node_has_off(const void *entry, const void *key)
 {
-	return ((off >> GRANULE_SHIFT) * 0x9e3779b97f4a7c15ull) >> a->sshift;
+	const struct off_key *k = key;
+	uint32_t i;
+
+	memcpy(&i, entry, sizeof(i));
+	return k->a->nodes[i].off == k->off;
 }
 
-/* The slot holding off, or the empty slot where it would go. */
-static uint64_t slot_find(const struct alloc *a, uint64_t off)
+static uint64_t off_hash(uint64_t off)
 {
-	uint64_t s = slot_home(a, off);
+	return htab_hash_u64(off >> GRANULE_SHIFT);
+}
 
-	while (a->slots[s].node != NIL && a->slots[s].off != off)
-		s = (s + 1) & a->smask;
-	return s;
+/* The hash entry of the used block at off, or NULL. */
+static uint32_t *used_entry(const struct alloc *a, uint64_t off)
+{
+	struct off_key k = {a, off};
+
+	if (off & (LAYOUT_ALIGN - 1))
+		return NULL;
+	return htab_find(&a->used_blocks, off_hash(off), node_has_off, &k);
 }
 
 /* The node of the used block at off, or NIL. */
 static uint32_t used_node(const struct alloc *a, uint64_t off)
 {
-	if (off & (LAYOUT_ALIGN - 1))
+	const uint32_t *e = used_entry(a, off);
+	uint32_t i;
+
+	if (!e)
 		return NIL;
-	return a->slots[slot_find(a, off)].node;
+	memcpy(&i, e, sizeof(i));
+	return i;
 }
 
-static void slot_put(struct alloc *a, uint64_t off, uint32_t node)
+/* Indexes node i, a used block; htab_reserve() has made room. */
+static void used_add(struct alloc *a, uint32_t i)
 {
-	uint64_t s = slot_find(a, off);
+	int rc = htab_insert(&a->used_blocks, off_hash(a->nodes[i].off), &i,
+	                     NULL);
 
-	a->slots[s].off = off;
-	a->slots[s].node = node;
-}
-
-/* Is h in the cyclic range (i, j]? */
-static int cyclic_within(uint64_t i, uint64_t h, uint64_t j)
-{
-	return i <= j ? (i < h && h <= j) : (i < h || h <= j);
-}
-
-/* Empties slot s, moving later entries of its probe run back into the gap
- * so that no lookup ever needs tombstones. */
-static void slot_delete(struct alloc *a, uint64_t s)
-{
-	uint64_t j = s;
-
-	for (;;) {
-		j = (j + 1) & a->smask;
-		if (a->slots[j].node == NIL)
-			break;
-		if (!cyclic_within(s, slot_home(a, a->slots[j].off), j)) {
-			a->slots[s] = a->slots[j];
-			s = j;
-		}
-	}
-	a->slots[s].node = NIL;
-}
-
-static struct alloc_slot *slots_new(size_t count)
-{
-	struct alloc_slot *slots;
-
-	if (count > SIZE_MAX / sizeof *slots)
-		return NULL;
-	slots = alloc__realloc(NULL, count * sizeof *slots);
-	if (slots)
-		memset(slots, 0xff, count * sizeof *slots); /* node = NIL */
-	return slots;
-}
-
-/*
- * Makes the hash table big enough for n entries at most 3/4 full,
- * rehashing into a larger one if needed. 0 or SHOAL_ENOMEM (unchanged).
- */
-static int slots_reserve(struct alloc *a, uint64_t n)
-{
-	struct alloc_slot *old = a->slots;
-	uint64_t old_count = a->smask + 1, count = old_count;
-	unsigned shift = a->sshift;
-
-	while (n > count / 4 * 3) {
-		if (shift <= 1)
-			return SHOAL_ENOMEM;
-		count *= 2;
-		shift--;
-	}
-	if (count == old_count)
-		return 0;
-	a->slots = slots_new(count);
-	if (!a->slots) {
-		a->slots = old;
-		return SHOAL_ENOMEM;
-	}
-	a->smask = count - 1;
-	a->sshift = shift;
-	for (uint64_t s = 0; s < old_count; s++) {
-		if (old[s].node != NIL)
-			slot_put(a, old[s].off, old[s].node);
-	}
-	free(old);
-	return 0;
+	SHOAL_ASSERT(rc == 0);
+	(void)rc;
 }
 
 int alloc_create(uint64_t base, uint64_t size, struct alloc **out)
@@ -392,23 +323,21 @@ int alloc_create(uint64_t base, uint64_t size, struct alloc **out)
 	if (!out || size == 0 || ((base | size) & (LAYOUT_ALIGN - 1)) ||
 	    base > UINT64_MAX - size)
 		return SHOAL_EINVAL;
-	a = alloc__realloc(NULL, sizeof *a);
+	a = os_realloc(NULL, sizeof *a);
 	if (!a)
 		return SHOAL_ENOMEM;
 	memset(a, 0, sizeof *a);
 	memset(a->heads, 0xff, sizeof a->heads); /* NIL */
-	a->nodes = alloc__realloc(NULL, NODES_MIN * sizeof *a->nodes);
+	a->nodes = os_realloc(NULL, NODES_MIN * sizeof *a->nodes);
 	if (!a->nodes)
-		goto fail;
-	a->slots = slots_new(SLOTS_MIN);
-	if (!a->slots)
 		goto fail;
 	a->base = base;
 	a->size = size;
 	a->ncap = NODES_MIN;
 	a->spare = NIL;
-	a->smask = SLOTS_MIN - 1;
-	a->sshift = 64 - (unsigned)__builtin_ctzll(SLOTS_MIN);
+	htab_init(&a->used_blocks, sizeof(uint32_t));
+	if (htab_reserve(&a->used_blocks, NODES_MIN / 2))
+		goto fail;
 
 	a->head = node_take(a);
 	a->nodes[a->head] = (struct alloc_node){
@@ -432,7 +361,7 @@ void alloc_destroy(struct alloc *a)
 {
 	if (!a)
 		return;
-	free(a->slots);
+	htab_free(&a->used_blocks);
 	free(a->nodes);
 	free(a);
 }
@@ -453,7 +382,7 @@ static int carve(struct alloc *a, uint32_t i, uint64_t need, uint64_t *offset)
 
 	if (a->nodes[i].size > need && node_reserve(a))
 		return SHOAL_ENOMEM;
-	if (slots_reserve(a, a->nused + 1))
+	if (htab_reserve(&a->used_blocks, 1))
 		return SHOAL_ENOMEM;
 
 	index_remove(a, i);
@@ -477,7 +406,7 @@ static int carve(struct alloc *a, uint32_t i, uint64_t need, uint64_t *offset)
 		a->nfree--;
 	}
 	b->state = NODE_USED;
-	slot_put(a, b->off, i);
+	used_add(a, i);
 	a->used += need;
 	a->nused++;
 	*offset = b->off;
@@ -594,13 +523,13 @@ int alloc_claim(struct alloc *a, uint64_t offset, uint64_t size)
 
 		if (cap == a->ncap)
 			return SHOAL_ENOMEM;
-		nodes = alloc__realloc(a->nodes, (size_t)cap * sizeof *nodes);
+		nodes = os_realloc(a->nodes, (size_t)cap * sizeof *nodes);
 		if (!nodes)
 			return SHOAL_ENOMEM;
 		a->nodes = nodes;
 		a->ncap = cap;
 	}
-	if (slots_reserve(a, a->nused + 1))
+	if (htab_reserve(&a->used_blocks, 1))
 		return SHOAL_ENOMEM;
 	if (a->nodes[i].off < offset)
 		i = split_free(a, i, offset);
@@ -609,7 +538,7 @@ int alloc_claim(struct alloc *a, uint64_t offset, uint64_t size)
 	index_remove(a, i);
 	a->nfree--;
 	a->nodes[i].state = NODE_USED;
-	slot_put(a, offset, i);
+	used_add(a, i);
 	a->used += need;
 	a->nused++;
 	return 0;
@@ -623,14 +552,15 @@ int alloc_claim(struct alloc *a, uint64_t offset, uint64_t size)
  */
 uint64_t alloc_free(struct alloc *a, uint64_t offset)
 {
-	uint32_t i = used_node(a, offset), p, n;
+	uint32_t *e = used_entry(a, offset), i, p, n;
 	uint64_t size;
 
-	if (i == NIL)
+	if (!e)
 		return 0;
+	memcpy(&i, e, sizeof(i));
 	SHOAL_ASSERT(a->nodes[i].state == NODE_USED &&
 	             a->nodes[i].off == offset);
-	slot_delete(a, slot_find(a, offset));
+	htab_remove(&a->used_blocks, e);
 	size = a->nodes[i].size;
 	a->used -= size;
 	a->nused--;
@@ -867,28 +797,24 @@ static int check_index(const struct alloc *a, char *msg, size_t size)
 	return 0;
 }
 
-/* The hash table holds exactly the used blocks, each reachable by probing. */
-static int check_slots(const struct alloc *a, char *msg, size_t size)
+/* The hash table holds exactly the used blocks (check_blocks() found
+ * each used block through it), each once. */
+static int check_used_blocks(const struct alloc *a, char *msg, size_t size)
 {
-	uint64_t entries = 0;
+	const uint32_t *e;
+	char hmsg[128];
 
-	CHECK(a->sshift >= 1 && a->smask + 1 == 1ull << (64 - a->sshift),
-	      "hash table size inconsistent");
-	for (uint64_t s = 0; s <= a->smask; s++) {
-		const struct alloc_slot *e = &a->slots[s];
-		if (e->node == NIL)
-			continue;
-		entries++;
-		CHECK(e->node < a->nlen &&
-		              a->nodes[e->node].state == NODE_USED &&
-		              a->nodes[e->node].off == e->off,
-		      "hash slot %" PRIu64 " names no used block", s);
-		CHECK(slot_find(a, e->off) == s,
-		      "hash slot %" PRIu64 " unreachable", s);
+	CHECK(htab_check(&a->used_blocks, hmsg, sizeof(hmsg)) == 0, "%s", hmsg);
+	for (size_t pos = 0; (e = htab_next(&a->used_blocks, &pos));) {
+		uint32_t i;
+		memcpy(&i, e, sizeof(i));
+		CHECK(i < a->nlen && a->nodes[i].state == NODE_USED &&
+		              used_entry(a, a->nodes[i].off) == e,
+		      "hash entry of node %" PRIu32 " names no used block", i);
 	}
-	CHECK(entries == a->nused, "hash holds %" PRIu64 " of %" PRIu64,
-	      entries, a->nused);
-	CHECK(entries <= (a->smask + 1) / 4 * 3, "hash table overfull");
+	CHECK(a->used_blocks.count == a->nused,
+	      "hash holds %zu of %" PRIu64 " used blocks", a->used_blocks.count,
+	      a->nused);
 	return 0;
 }
 
@@ -918,7 +844,7 @@ int alloc_check(const struct alloc *a, char *msg, size_t size)
 	uint32_t live = 0;
 
 	if (check_blocks(a, &live, msg, size) || check_index(a, msg, size) ||
-	    check_slots(a, msg, size) || check_spare(a, live, msg, size))
+	    check_used_blocks(a, msg, size) || check_spare(a, live, msg, size))
 		return -1;
 	if (msg && size)
 		msg[0] = '\0';

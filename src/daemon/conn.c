@@ -4,9 +4,13 @@
  *
  * Limits that keep one client from hurting the others: a request body is at
  * most PROTO_MAX_REQUEST bytes (a larger header closes the connection); at
- * most CONN_READ_BUDGET bytes are read per turn of the loop; requests are
- * not read further while CONN_OUT_SOFT_CAP bytes of replies wait to be
- * read; a client whose replies stop draining for stall_ms is dropped.
+ * most CONN_READ_BUDGET bytes are read and CONN_TURN_REQUESTS requests
+ * handled per turn of the loop (a client that pipelines thousands of small
+ * requests is served in slices, with every other client's turn between
+ * two slices: its leftover requests wait on the server's backlog list, and
+ * it is not read from meanwhile); requests are not read further while
+ * CONN_OUT_SOFT_CAP bytes of replies wait to be read; a client whose
+ * replies stop draining for stall_ms is dropped.
  * Input and output buffers shrink back after a large message.
  */
 #include <errno.h>
@@ -20,8 +24,9 @@
 #include "server.h"
 #include "os.h"
 
-#define CONN_READ_BUDGET (256u << 10)
-#define CONN_BUF_KEEP    (64u << 10)
+#define CONN_READ_BUDGET   (256u << 10)
+#define CONN_BUF_KEEP      (64u << 10)
+#define CONN_TURN_REQUESTS 256
 
 static void conn_update_mask(struct conn *c);
 
@@ -45,8 +50,8 @@ static void refuse_input(struct conn *c)
 {
 	struct proto_header h = {0};
 
-	if (c->in_len >= sizeof(h))
-		memcpy(&h, c->in, sizeof(h));
+	if (c->in_len - c->in_off >= sizeof(h))
+		memcpy(&h, c->in + c->in_off, sizeof(h));
 	complain(c, "its request does not fit in --max-conn-memory");
 	conn_reply_error(c, h.type, h.request_id, SHOAL_ELIMIT,
 	                 "the daemon's memory for requests in transit "
@@ -177,22 +182,28 @@ static bool park(struct conn *c, const struct proto_header *h,
 	return false;
 }
 
+/* Whether a whole request starts at offset off of the input. */
+static bool request_at(const struct conn *c, size_t off)
+{
+	struct proto_header h;
+
+	if (c->in_len - off < sizeof(h))
+		return false;
+	memcpy(&h, c->in + off, sizeof(h));
+	return c->in_len - off - sizeof(h) >= h.body_len;
+}
+
 /* Whether the client owes the rest of a request it started (or its
  * hello): the input deadline runs meanwhile. */
 static bool owes_input(const struct conn *c)
 {
-	struct proto_header h;
-
 	if (c->closing || wait_parked(&c->wait))
 		return false;
 	if (!c->hello)
 		return true;
-	if (c->in_len == 0)
+	if (c->in_len == c->in_off)
 		return false;
-	if (c->in_len < sizeof(h))
-		return true;
-	memcpy(&h, c->in, sizeof(h));
-	return c->in_len - sizeof(h) < h.body_len;
+	return !request_at(c, c->in_off);
 }
 
 /* Whether a whole PROTO_CANCEL message starts at offset off of the input. */
@@ -207,20 +218,62 @@ static bool cancel_follows(const struct conn *c, size_t off)
 	       proto_check_header(&h, PROTO_MAX_REQUEST) == 0;
 }
 
+static void backlog_remove(struct conn *c)
+{
+	struct server *srv = c->srv;
+
+	if (!c->backlog)
+		return;
+	if (c->backlog_prev)
+		c->backlog_prev->backlog_next = c->backlog_next;
+	else
+		srv->backlog_head = c->backlog_next;
+	if (c->backlog_next)
+		c->backlog_next->backlog_prev = c->backlog_prev;
+	else
+		srv->backlog_tail = c->backlog_prev;
+	c->backlog_prev = c->backlog_next = NULL;
+	c->backlog = false;
+}
+
+static void backlog_add(struct conn *c)
+{
+	struct server *srv = c->srv;
+
+	if (c->backlog)
+		return;
+	c->backlog = true;
+	c->backlog_next = NULL;
+	c->backlog_prev = srv->backlog_tail;
+	if (srv->backlog_tail)
+		srv->backlog_tail->backlog_next = c;
+	else
+		srv->backlog_head = c;
+	srv->backlog_tail = c;
+}
+
 /*
  * Handles complete requests at the front of the input, in order, until one
- * parks, the input runs out, or too much output waits. retry_final says how
- * to handle a request that was parked: as a retry (false) or as a final
- * answer because its deadline passed (true).
+ * parks, the input runs out, too much output waits, or the turn's share of
+ * CONN_TURN_REQUESTS is used (the connection then goes on the backlog).
+ * retry_final says how to handle a request that was parked: as a retry (false)
+ * or as a final answer because its deadline passed (true).
  */
 static void conn_process(struct conn *c, bool retry, bool retry_final)
 {
-	size_t pos = 0;
+	size_t pos = c->in_off;
+	unsigned handled = 0;
 
+	backlog_remove(c);
 	while (!c->closing && out_pending(c) < CONN_OUT_SOFT_CAP) {
 		struct proto_header h;
 		if (c->in_len - pos < sizeof(h))
 			break;
+		if (handled == CONN_TURN_REQUESTS) {
+			if (request_at(c, pos))
+				backlog_add(c);
+			break;
+		}
 		memcpy(&h, c->in + pos, sizeof(h));
 		int rc = proto_check_header(&h, PROTO_MAX_REQUEST);
 		if (rc) {
@@ -264,14 +317,14 @@ static void conn_process(struct conn *c, bool retry, bool retry_final)
 			waits_unpark(&c->srv->waits, &c->wait);
 		pos += sizeof(h) + h.body_len;
 		retry = false;
+		handled++;
 	}
-	if (pos) {
-		memmove(c->in, c->in + pos, c->in_len - pos);
-		c->in_len -= pos;
-		if (c->in_len == 0)
+	if (pos != c->in_off) {
+		c->in_off = pos;
+		if (c->in_off == c->in_len) {
+			c->in_off = c->in_len = 0;
 			shrink(c, &c->in, &c->in_cap);
-		/* A parked request is now at the front. */
-		c->wait.body_off = sizeof(struct proto_header);
+		}
 		c->in_owed_ns = 0; /* a request went through */
 	}
 	if (!owes_input(c))
@@ -287,6 +340,16 @@ static bool conn_read(struct conn *c)
 	size_t budget = CONN_READ_BUDGET;
 
 	while (budget) {
+		if (c->in_len == c->in_cap && c->in_off) {
+			/* Drop the handled requests from the front; a parked
+			 * request there moves with the rest. */
+			memmove(c->in, c->in + c->in_off,
+			        c->in_len - c->in_off);
+			c->in_len -= c->in_off;
+			if (wait_parked(&c->wait))
+				c->wait.body_off -= c->in_off;
+			c->in_off = 0;
+		}
 		if (c->in_len == c->in_cap) {
 			size_t max =
 			        sizeof(struct proto_header) + PROTO_MAX_REQUEST;
@@ -337,7 +400,8 @@ static bool conn_read(struct conn *c)
 
 static bool in_full(const struct conn *c)
 {
-	return c->in_len >= sizeof(struct proto_header) + PROTO_MAX_REQUEST;
+	return c->in_len - c->in_off >=
+	       sizeof(struct proto_header) + PROTO_MAX_REQUEST;
 }
 
 /* Reading is on unless the input is full (a parked request holds it) or
@@ -346,7 +410,8 @@ static void conn_update_mask(struct conn *c)
 {
 	unsigned mask = 0;
 
-	if (!c->closing && !in_full(c) && out_pending(c) < CONN_OUT_SOFT_CAP)
+	if (!c->closing && !in_full(c) && !c->backlog &&
+	    out_pending(c) < CONN_OUT_SOFT_CAP)
 		mask |= LOOP_READ;
 	if (out_pending(c))
 		mask |= LOOP_WRITE;
@@ -402,6 +467,23 @@ void conn_retry(struct conn *c, bool final)
 	conn_settle(c);
 }
 
+void conn_run_backlog(struct server *srv)
+{
+	size_t n = 0;
+
+	for (struct conn *c = srv->backlog_head; c; c = c->backlog_next)
+		n++;
+	/* Each one once: a connection that uses its share again goes back
+	 * to the end of the list, for the next turn. */
+	while (n-- && srv->backlog_head) {
+		struct conn *c = srv->backlog_head;
+		backlog_remove(c);
+		if (!wait_parked(&c->wait))
+			conn_process(c, false, false);
+		conn_settle(c);
+	}
+}
+
 void conn_close(struct conn *c)
 {
 	struct server *srv = c->srv;
@@ -410,6 +492,7 @@ void conn_close(struct conn *c)
 		fprintf(stderr, "shoal: client %u (pid %llu) left\n", c->sc.id,
 		        (unsigned long long)c->pid);
 	waits_unpark(&srv->waits, &c->wait);
+	backlog_remove(c);
 	events_unsubscribe(c);
 	loop_unwatch(srv->loop, c->fd);
 	close(c->fd);

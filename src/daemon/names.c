@@ -1,11 +1,12 @@
 /*
  * names.c - the name table (see names.h).
  *
- * Invariants: a slot is in use iff its name is not NULL; every used slot is
- * in exactly one hash chain, the one of its hash; free slots form the free
- * list; count is the number of used slots; the used slots form one treap
- * from root, in strictly increasing name order from left to right, each
- * node's priority (the high half of its hash) at least its children's.
+ * Invariants: a slot is in use iff its name is not NULL; the hash index
+ * (the generic table, htab.h, of slot numbers) holds every used slot once
+ * and nothing else; free slots form the free list; count is the number of used
+ * slots; the used slots form one treap from root, in strictly increasing name
+ * order from left to right, each node's priority (the high half of its hash) at
+ * least its children's.
  */
 #include "names.h"
 
@@ -13,20 +14,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "debug.h"
 #include "os.h"
 #include "shoal.h"
-#include "u64map.h"
+#include "htab.h"
 
 int names_init(struct names *n)
 {
 	memset(n, 0, sizeof(*n));
 	n->free_head = NAME_NIL;
 	n->root = NAME_NIL;
-	n->nbuckets = 64;
-	n->buckets = os_malloc(n->nbuckets * sizeof(*n->buckets));
-	if (!n->buckets)
-		return SHOAL_ENOMEM;
-	memset(n->buckets, 0xff, n->nbuckets * sizeof(*n->buckets));
+	htab_init(&n->index, sizeof(uint32_t));
 	return 0;
 }
 
@@ -35,22 +33,45 @@ void names_free(struct names *n)
 	for (uint32_t i = 0; i < n->nslots; i++)
 		free(n->slots[i].name);
 	free(n->slots);
-	free(n->buckets);
+	htab_free(&n->index);
 	memset(n, 0, sizeof(*n));
+}
+
+/* A name looked up in the index: entries are slots, compared by name. */
+struct name_key {
+	const struct names *n;
+	const char *name;
+	size_t len;
+};
+
+static bool slot_has_name(const void *entry, const void *key)
+{
+	const struct name_key *k = key;
+	uint32_t s;
+
+	memcpy(&s, entry, sizeof(s));
+	const struct name_entry *e = &k->n->slots[s];
+	return e->len == k->len && memcmp(e->name, k->name, k->len) == 0;
+}
+
+static uint32_t *find_entry(const struct names *n, const char *name, size_t len,
+                            uint64_t hash)
+{
+	struct name_key k = {n, name, len};
+
+	return htab_find(&n->index, hash, slot_has_name, &k);
 }
 
 uint32_t names_find(const struct names *n, const char *name, size_t len)
 {
-	uint64_t h = u64map_hash_bytes(name, len);
+	const uint32_t *e =
+	        find_entry(n, name, len, htab_hash_bytes(name, len));
+	uint32_t s;
 
-	for (uint32_t s = n->buckets[h & (n->nbuckets - 1)]; s != NAME_NIL;
-	     s = n->slots[s].next) {
-		const struct name_entry *e = &n->slots[s];
-		if (e->hash == h && e->len == len &&
-		    memcmp(e->name, name, len) == 0)
-			return s;
-	}
-	return NAME_NIL;
+	if (!e)
+		return NAME_NIL;
+	memcpy(&s, e, sizeof(s));
+	return s;
 }
 
 /* Orders two names: bytes as unsigned, then the shorter first. */
@@ -147,26 +168,6 @@ uint32_t names_seek(const struct names *n, const char *key, size_t len,
 	return best;
 }
 
-static int rehash(struct names *n, uint32_t nbuckets)
-{
-	uint32_t *b = os_malloc((size_t)nbuckets * sizeof(*b));
-
-	if (!b)
-		return SHOAL_ENOMEM;
-	memset(b, 0xff, (size_t)nbuckets * sizeof(*b));
-	for (uint32_t s = 0; s < n->nslots; s++) {
-		struct name_entry *e = &n->slots[s];
-		if (!e->name)
-			continue;
-		e->next = b[e->hash & (nbuckets - 1)];
-		b[e->hash & (nbuckets - 1)] = s;
-	}
-	free(n->buckets);
-	n->buckets = b;
-	n->nbuckets = nbuckets;
-	return 0;
-}
-
 int names_add(struct names *n, const char *name, size_t len, uint32_t obj,
               uint64_t version, uint32_t *slot)
 {
@@ -187,7 +188,7 @@ int names_add(struct names *n, const char *name, size_t len, uint32_t obj,
 		n->slots = ns;
 		n->cap = cap;
 	}
-	if (n->count + 1 > n->nbuckets && rehash(n, n->nbuckets * 2)) {
+	if (htab_reserve(&n->index, 1)) {
 		free(copy);
 		return SHOAL_ENOMEM;
 	}
@@ -207,9 +208,10 @@ int names_add(struct names *n, const char *name, size_t len, uint32_t obj,
 	e->expire_ns = 0;
 	e->flags = 0;
 	e->heap_pos = e->obj_prev = e->obj_next = NAME_NIL;
-	e->hash = u64map_hash_bytes(name, len);
-	e->next = n->buckets[e->hash & (n->nbuckets - 1)];
-	n->buckets[e->hash & (n->nbuckets - 1)] = s;
+	e->hash = htab_hash_bytes(name, len);
+	e->next = NAME_NIL;
+	/* Cannot fail: reserved above. */
+	htab_insert(&n->index, e->hash, &s, NULL);
 	order_insert(n, s);
 	n->count++;
 	n->bytes += len;
@@ -220,12 +222,11 @@ int names_add(struct names *n, const char *name, size_t len, uint32_t obj,
 void names_remove(struct names *n, uint32_t slot)
 {
 	struct name_entry *e = &n->slots[slot];
-	uint32_t *link = &n->buckets[e->hash & (n->nbuckets - 1)];
+	uint32_t *at = find_entry(n, e->name, e->len, e->hash);
 
-	while (*link != NAME_NIL && *link != slot)
-		link = &n->slots[*link].next;
-	if (*link == slot)
-		*link = e->next;
+	SHOAL_ASSERT(at && *at == slot);
+	if (at)
+		htab_remove(&n->index, at);
 	order_remove(n, slot);
 	n->bytes -= e->len;
 	free(e->name);
@@ -271,29 +272,35 @@ int names_check(const struct names *n, char *msg, size_t size)
 		return -1;
 	}
 
-	uint32_t chained = 0, used = 0;
+	uint32_t used = 0;
+	const uint32_t *e;
+	char hmsg[128];
 
-	for (uint32_t b = 0; b < n->nbuckets; b++)
-		for (uint32_t s = n->buckets[b]; s != NAME_NIL;
-		     s = n->slots[s].next) {
-			if (s >= n->nslots || !n->slots[s].name ||
-			    (n->slots[s].hash & (n->nbuckets - 1)) != b ||
-			    ++chained > n->nslots) {
-				if (msg)
-					snprintf(msg, size,
-					         "name hash broken at slot %u",
-					         s);
-				return -1;
-			}
+	if (htab_check(&n->index, hmsg, sizeof(hmsg))) {
+		if (msg)
+			snprintf(msg, size, "names: %s", hmsg);
+		return -1;
+	}
+	for (size_t pos = 0; (e = htab_next(&n->index, &pos));) {
+		uint32_t s;
+		memcpy(&s, e, sizeof(s));
+		if (s >= n->nslots || !n->slots[s].name ||
+		    find_entry(n, n->slots[s].name, n->slots[s].len,
+		               n->slots[s].hash) != e) {
+			if (msg)
+				snprintf(msg, size,
+				         "name hash broken at slot %u", s);
+			return -1;
 		}
+	}
 	for (uint32_t s = 0; s < n->nslots; s++)
 		if (n->slots[s].name)
 			used++;
-	if (used != chained || used != n->count) {
+	if (used != n->index.count || used != n->count) {
 		if (msg)
 			snprintf(msg, size,
-			         "%u names used, %u hashed, count %u", used,
-			         chained, n->count);
+			         "%u names used, %zu hashed, count %u", used,
+			         n->index.count, n->count);
 		return -1;
 	}
 	return 0;

@@ -2,15 +2,14 @@
  * names.h - the store's namespace: UTF-8 names (validated by the protocol
  * layer) mapped to object slots and versions, in name order too.
  *
- * Entries live in a slot array and are found through a chained hash keyed
- * with the process seed. They are also kept in byte order of their names,
- * in a treap (a binary search tree whose nodes are heap-ordered by a
- * priority taken from the seeded hash, so its depth is O(log n) whatever
- * the names): prefix listings and deletions visit only the names they
- * return, in O(log n) each.
- * This module only keeps the mapping; what naming means for an object's
- * life (never evicted unless the name is evictable, deleted when its last
- * name goes, expiry) is store.c's job.
+ * Entries live in a slot array and are found through the generic hash
+ * table (htab.h) of their slots, keyed with the process seed. They are also
+ * kept in byte order of their names, in a treap (a binary search tree whose
+ * nodes are heap-ordered by a priority taken from the seeded hash, so its depth
+ * is O(log n) whatever the names): prefix listings and deletions visit only the
+ * names they return, in O(log n) each. This module only keeps the mapping; what
+ * naming means for an object's life (never evicted unless the name is
+ * evictable, deleted when its last name goes, expiry) is store.c's job.
  *
  * All of a name's state is in its struct name_entry (what a persistence
  * layer serialises: name, object, version, expire_ns, flags); the other
@@ -22,6 +21,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "htab.h"
 
 #define NAME_NIL UINT32_MAX
 
@@ -40,16 +41,15 @@ struct name_entry {
 	uint32_t heap_pos; /* in the store's expiry heap; NAME_NIL: none */
 	uint32_t obj_prev, obj_next; /* the other names of obj */
 	uint32_t left, right;        /* the name-order treap */
-	uint64_t hash;
-	uint32_t next; /* hash chain, or free list */
+	uint64_t hash;               /* of the name (htab_hash_bytes) */
+	uint32_t next;               /* free list */
 };
 
 struct names {
 	struct name_entry *slots;
 	uint32_t nslots, cap;
 	uint32_t free_head;
-	uint32_t *buckets;
-	uint32_t nbuckets;
+	struct htab index; /* entries: used slots (uint32_t) */
 	uint32_t count;
 	uint32_t root;  /* of the name-order treap; NAME_NIL when empty */
 	uint64_t bytes; /* of all names (limit.h) */

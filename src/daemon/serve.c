@@ -12,6 +12,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,6 +149,13 @@ int daemon_main(int argc, char **argv)
 	char sock[4096], err[1024], cap[32];
 	/* the warm reserve in bytes; UINT64_MAX: never trim */
 	uint64_t reserve = 0;
+
+	/* The daemon's tables grow by doubling (objects, allocator nodes,
+	 * names) while clients wait. From this size on glibc serves them by
+	 * mmap, so a realloc moves pages (mremap) instead of copying tens of
+	 * MiB in one request; a fixed threshold also stops glibc from raising
+	 * it (to 32 MiB) after the first large free. */
+	mallopt(M_MMAP_THRESHOLD, 1 << 20);
 	bool reserve_given = false;
 	struct server *srv;
 	struct sysinfo si;

@@ -288,6 +288,11 @@ static int before_sleep(struct loop *l, void *ctx)
 	int timeout = -1;
 
 	(void)l;
+	/* The next share of clients that sent more than one turn's, and of
+	 * the holds departed clients left. */
+	conn_run_backlog(srv);
+	bool departing =
+	        store_release_departed(&srv->store, STORE_DEPART_SLICE);
 	/* Expiry first: the memory it frees may let parked creates go. */
 	now = server_now_ns();
 	while (store_expire_due(&srv->store, now, EXPIRE_BATCH) ==
@@ -326,7 +331,8 @@ static int before_sleep(struct loop *l, void *ctx)
 		next = srv->accept_resume_ns;
 	if (waits_next_deadline(&srv->waits) < next)
 		next = waits_next_deadline(&srv->waits);
-	if (srv->waits.ready_head || srv->store.ndropped || srv->snapshot_more)
+	if (srv->waits.ready_head || srv->store.ndropped ||
+	    srv->snapshot_more || srv->backlog_head || departing)
 		next = 0; /* more work than one turn does */
 	else if (waits_smallest_create(&srv->waits) &&
 	         srv->avail_seen != avail_events(srv) &&

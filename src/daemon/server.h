@@ -55,8 +55,11 @@ struct conn {
 	uint64_t pid;
 	bool hello;
 	bool closing; /* drop once the output is flushed */
+	/* Input: bytes [in_off, in_len) of in are not handled yet; handled
+	 * ones are dropped from the front only when room is needed, so a
+	 * slice of requests costs no copy of the rest. */
 	uint8_t *in;
-	size_t in_len, in_cap;
+	size_t in_off, in_len, in_cap;
 	uint8_t *out;
 	size_t out_off, out_len, out_cap;
 	uint64_t out_stalled_ns; /* when output last stopped draining; 0 */
@@ -72,6 +75,9 @@ struct conn {
 	struct conn *sub_prev, *sub_next;
 	/* Parking: the request at the front of in (waits.h). */
 	struct wait wait;
+	/* Complete requests left in in after a turn's share (conn.c). */
+	bool backlog;
+	struct conn *backlog_prev, *backlog_next;
 };
 
 struct server {
@@ -94,7 +100,10 @@ struct server {
 	uint64_t avail_seen;
 	uint64_t slow_next_ns;
 	struct conn *subs; /* subscribers */
-	bool subs_dirty;   /* events were queued since the last flush */
+	/* Connections with requests left over from their turn's share, in
+	 * the order they are served. */
+	struct conn *backlog_head, *backlog_tail;
+	bool subs_dirty; /* events were queued since the last flush */
 	uint64_t next_stall_check_ns;
 	uint64_t accept_resume_ns; /* accepting paused until then; 0: not */
 	bool trim_wanted;
@@ -161,6 +170,10 @@ void conn_on_event(struct loop *l, int fd, void *ctx, unsigned events);
 /* Handles a parked connection's request again; final when its deadline has
  * passed. May close and free c. */
 void conn_retry(struct conn *c, bool final);
+
+/* Serves each connection with leftover requests its next share (once per
+ * loop turn, from the before-sleep hook). May close connections. */
+void conn_run_backlog(struct server *srv);
 
 /* Notifications (events.c). */
 

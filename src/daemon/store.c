@@ -7,7 +7,8 @@
  *   - each in-use slot owns exactly one allocator block, found by offset in
  *     by_offset, and the blocks' sizes add up to alloc_used();
  *   - in_lru == (sealed && !deleted && keep_names == 0 && holders == 0);
- *   - holders == the number of clients whose holds contain the handle;
+ *   - holders == the number of clients whose holds contain the handle,
+ *     plus the departed clients whose holds not yet released contain it;
  *   - names == the number of name entries pointing at the slot, keep_names
  *     the number of those without NAME_EVICTABLE, the names of a slot are
  *     exactly its name_head list, and every named object is sealed and not
@@ -69,6 +70,12 @@ void store_free(struct store *st)
 	expiry_free(&st->expiry);
 	u64map_free(&st->by_offset);
 	free(st->dropped);
+	while (st->departed) {
+		struct store_departed *d = st->departed;
+		st->departed = d->next;
+		u64map_free(&d->holds);
+		free(d);
+	}
 	memset(st, 0, sizeof(*st));
 }
 
@@ -829,12 +836,50 @@ void store_client_gone(struct store *st, struct store_client *sc)
 		delete_object(st, slot, STORE_NOTE_DELETED);
 	}
 	u64map_free(&sc->creating);
-	for (size_t i = 0; u64map_next(&sc->holds, &i, &h, NULL);) {
-		uint32_t slot = objtab_from_handle(&st->objs, h);
-		if (slot != OBJ_NIL)
-			unhold(st, slot);
+	struct store_departed *d = NULL;
+	if (u64map_count(&sc->holds) > STORE_DEPART_SLICE)
+		d = os_calloc(1, sizeof(*d));
+	if (!d) {
+		/* Few holds (or no memory to defer them): all at once. */
+		for (size_t i = 0; u64map_next(&sc->holds, &i, &h, NULL);) {
+			uint32_t slot = objtab_from_handle(&st->objs, h);
+			if (slot != OBJ_NIL)
+				unhold(st, slot);
+		}
+		u64map_free(&sc->holds);
+		return;
 	}
-	u64map_free(&sc->holds);
+	d->holds = sc->holds;
+	memset(&sc->holds, 0, sizeof(sc->holds));
+	if (st->departed_tail)
+		st->departed_tail->next = d;
+	else
+		st->departed = d;
+	st->departed_tail = d;
+	store_release_departed(st, STORE_DEPART_SLICE);
+}
+
+bool store_release_departed(struct store *st, size_t budget)
+{
+	uint64_t h;
+
+	while (budget && st->departed) {
+		struct store_departed *d = st->departed;
+		while (budget && u64map_next(&d->holds, &d->pos, &h, NULL)) {
+			uint32_t slot = objtab_from_handle(&st->objs, h);
+			if (slot != OBJ_NIL)
+				unhold(st, slot);
+			budget--;
+		}
+		if (budget == 0)
+			break;
+		st->departed = d->next;
+		if (!st->departed)
+			st->departed_tail = NULL;
+		u64map_free(&d->holds);
+		free(d);
+	}
+	return st->departed != NULL;
 }
 
 void store_stats(const struct store *st, uint64_t clients, shoal_stats *out)
@@ -866,11 +911,12 @@ void store_stats(const struct store *st, uint64_t clients, shoal_stats *out)
 
 static int check_object(const struct store *st, uint32_t s,
                         struct store_client *const *clients, size_t nclients,
-                        const uint32_t *name_refs, char *msg, size_t size)
+                        const uint32_t *name_refs, const uint32_t *departed,
+                        char *msg, size_t size)
 {
 	const struct object *o = objtab_get(&st->objs, s);
 	uint64_t h = objtab_handle(&st->objs, s), at;
-	uint32_t holders = 0;
+	uint32_t holders = departed[s];
 
 	if (!u64map_get(&st->by_offset, o->offset, &at) || at != s)
 		FAIL("object %u is not found by its offset", s);
@@ -917,7 +963,7 @@ int store_check(const struct store *st, struct store_client *const *clients,
                 size_t nclients, char *msg, size_t size)
 {
 	uint64_t used = 0, deleted = 0, sealed = 0, inuse = 0;
-	uint32_t *name_refs;
+	uint32_t *name_refs, *departed = NULL;
 	int rc = -1;
 
 	if (alloc_check(st->alloc, msg, size) ||
@@ -939,12 +985,26 @@ int store_check(const struct store *st, struct store_client *const *clients,
 		}
 		name_refs[e->obj]++;
 	}
+	/* Holds of departed clients not released yet count as holders. */
+	departed = os_calloc(st->objs.nslots + 1, sizeof(*departed));
+	if (!departed) {
+		snprintf(msg, size, "out of memory");
+		goto out;
+	}
+	for (const struct store_departed *d = st->departed; d; d = d->next) {
+		uint64_t h;
+		for (size_t i = d->pos; u64map_next(&d->holds, &i, &h, NULL);) {
+			uint32_t slot = objtab_from_handle(&st->objs, h);
+			if (slot != OBJ_NIL)
+				departed[slot]++;
+		}
+	}
 	for (uint32_t s = 0; s < st->objs.nslots; s++) {
 		const struct object *o = objtab_get(&st->objs, s);
 		if (o->state == OBJ_FREE)
 			continue;
-		if (check_object(st, s, clients, nclients, name_refs, msg,
-		                 size))
+		if (check_object(st, s, clients, nclients, name_refs, departed,
+		                 msg, size))
 			goto out;
 		used += o->block_size;
 		inuse++;
@@ -969,5 +1029,6 @@ int store_check(const struct store *st, struct store_client *const *clients,
 	rc = 0;
 out:
 	free(name_refs);
+	free(departed);
 	return rc;
 }

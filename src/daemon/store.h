@@ -43,6 +43,18 @@ struct store_client {
 	struct u64map creating; /* handles of its unsealed objects */
 };
 
+/* The holds of a departed client still being released, a slice per loop
+ * turn (store_release_departed). */
+struct store_departed {
+	struct store_departed *next;
+	struct u64map holds; /* not changed while released */
+	size_t pos;          /* u64map_next cursor: released before it */
+};
+
+/* Holds of a departed client released at once; more wait for later
+ * slices of this size. */
+#define STORE_DEPART_SLICE 1024
+
 /* Bits of store.events: what happened since the caller last cleared it. */
 #define STORE_EV_SEALED 1u /* an object was sealed: waiting gets may go */
 #define STORE_EV_FREED  2u /* memory was freed: waiting creates may go */
@@ -85,6 +97,9 @@ struct store {
 	 * the caller last cleared ndropped (STORE_EV_DROPPED). */
 	uint8_t (*dropped)[SHOAL_ID_SIZE];
 	size_t ndropped, dropped_cap;
+	/* Departed clients whose holds are still being released, oldest
+	 * first. */
+	struct store_departed *departed, *departed_tail;
 	/* Optional hook for subscribers; called after the change. */
 	void (*notify)(void *ctx, enum store_note note, const struct object *o,
 	               const char *name, size_t name_len, uint64_t version);
@@ -101,9 +116,15 @@ void store_free(struct store *st);
 void store_client_init(struct store_client *sc, uint32_t id);
 
 /* The client is gone: its unsealed objects are dropped (and their IDs
- * listed in st->dropped) and everything it held is released. sc is empty
- * afterwards. */
+ * listed in st->dropped) and everything it held is released: at once up to
+ * STORE_DEPART_SLICE holds, the rest by store_release_departed() (a client
+ * that held a million objects must not stall the others while they are
+ * released). sc is empty afterwards. */
 void store_client_gone(struct store *st, struct store_client *sc);
+
+/* Releases up to `budget` holds of departed clients. Returns whether some
+ * remain. */
+bool store_release_departed(struct store *st, size_t budget);
 
 /*
  * Creates an object for sc, which then holds it. *offset is where its data

@@ -41,10 +41,4 @@ static inline size_t u64map_count(const struct u64map *m)
 bool u64map_next(const struct u64map *m, size_t *pos, uint64_t *key,
                  uint64_t *val);
 
-/* The keyed hash of bytes (htab_hash_bytes), for the other tables. */
-static inline uint64_t u64map_hash_bytes(const void *data, size_t len)
-{
-	return htab_hash_bytes(data, len);
-}
-
 #endif /* SHOAL_U64MAP_H */

@@ -73,12 +73,7 @@ static void seal_many(int fd, uint8_t tag, uint32_t n)
 {
 	struct raw_msgs m = {0};
 
-	for (uint32_t i = 0; i < n; i++) {
-		uint8_t id[SHOAL_ID_SIZE];
-		raw_id(id, tag, i);
-		raw_add_create(&m, id, 0, 0);
-		raw_add_id_req(&m, PROTO_SEAL, id, PROTO_SEAL_NOREPLY);
-	}
+	raw_add_created(&m, tag, n, PROTO_SEAL_NOREPLY);
 	assert_int_equal(raw_pipeline(fd, &m, n), 0);
 	raw_free(&m);
 }

@@ -324,6 +324,101 @@ static void test_no_sigbus_after_trim(void **state)
 	assert_int_equal(stop_daemon(), 0);
 }
 
+/* Byte i of object k in the threaded puts below: every position differs
+ * from its neighbours, so a step written twice or not at all shows. */
+static uint8_t pattern_byte(size_t i, unsigned k)
+{
+	return (uint8_t)((i >> 12) * 7 + i * 31 + k);
+}
+
+/* Whether every page of [p, p + n) is in memory (reserved). */
+static bool all_resident(const uint8_t *p, size_t n)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	uintptr_t lo = (uintptr_t)p & ~(pg - 1);
+	size_t pages = ((uintptr_t)p + n - lo + pg - 1) / pg;
+	unsigned char *vec = malloc(pages);
+	bool ok = vec && mincore((void *)lo, pages * pg, vec) == 0;
+
+	for (size_t i = 0; ok && i < pages; i++)
+		ok = vec[i] & 1;
+	free(vec);
+	return ok;
+}
+
+/* In a child: creates object k of n bytes with its pages reserved by four
+ * threads, checks that every page was reserved before writing a byte,
+ * writes the pattern and seals it; exits 0 when the create gave `want`, 1
+ * otherwise, 2 when a page was not reserved (a SIGBUS shows as a signal). */
+static pid_t spawn_threaded_put(const char *socket, unsigned k, size_t n,
+                                int want)
+{
+	pid_t pid = fork_child();
+
+	if (pid == 0) {
+		shoal_client *c;
+		shoal_id id;
+		uint8_t *data;
+		if (shoal_connect(socket, &c) != 0 ||
+		    shoal_set_populate_threads(c, 4) != 0)
+			_exit(100);
+		id_of(&id, k);
+		int rc = shoal_create(c, &id, n, 0, 0, &data, NULL);
+		if (rc == 0 && !all_resident(data, n))
+			_exit(2);
+		if (rc == 0) {
+			for (size_t i = 0; i < n; i++)
+				data[i] = pattern_byte(i, k);
+			rc = shoal_seal(c, &id);
+		}
+		shoal_disconnect(c);
+		if (rc != want)
+			fprintf(stderr, "threaded put of %zu bytes: %s (%d)\n",
+			        n, shoal_strerror(rc), rc);
+		_exit(rc == want ? 0 : 1);
+	}
+	return pid;
+}
+
+/*
+ * A put of 32 MiB or more has its pages reserved by several threads
+ * (populate.c). On a backing that runs out part-way, some threads get
+ * their pages and others do not: the put must still be a clean
+ * SHOAL_EFULL, never a SIGBUS. Once there is room, the same put writes
+ * every byte.
+ */
+static void test_no_sigbus_threaded_populate(void **state)
+{
+	struct testd *d = &g_d;
+	char filler[300];
+	struct stat st;
+	shoal_client *c;
+	shoal_view v;
+	size_t n = 64u << 20;
+	(void)state;
+
+	mount_tmpfs(&g_mnt, "112m");
+	assert_int_equal(start_daemon("100M", "-d", g_mnt.dir), 0);
+	fill_fs(g_mnt.dir, filler, sizeof(filler));
+	/* 24 MiB left: a step or two of the put find pages, the rest not. */
+	assert_int_equal(stat(filler, &st), 0);
+	assert_int_equal(truncate(filler, st.st_size - (24 << 20)), 0);
+	expect_exit(spawn_threaded_put(d->socket, 1, n, SHOAL_EFULL), 0);
+	assert_int_equal(unlink(filler), 0);
+	expect_exit(spawn_threaded_put(d->socket, 2, n, 0), 0);
+	assert_int_equal(shoal_connect(d->socket, &c), 0);
+	get_one(c, 2, &v);
+	assert_int_equal(v.data_size, n);
+	size_t bad = 0;
+	for (size_t i = 0; i < n; i++)
+		bad += v.data[i] != pattern_byte(i, 2);
+	assert_int_equal(bad, 0);
+	shoal_release(c, &v);
+	shoal_disconnect(c);
+	debug_check(d->socket);
+	assert_int_equal(stop_daemon(), 0);
+}
+
 /* --- what a client can write ------------------------------------------- */
 
 /*
@@ -910,6 +1005,7 @@ int main(void)
 #define T(name) cmocka_unit_test_teardown(name, teardown)
 	        T(test_no_sigbus_when_backing_runs_out),
 	        T(test_no_sigbus_after_trim),
+	        T(test_no_sigbus_threaded_populate),
 	        T(test_client_fd_is_read_only),
 	        T(test_dir_arena_cannot_be_truncated),
 	        T(test_sealed_data_is_read_only),

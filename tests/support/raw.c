@@ -140,6 +140,17 @@ void raw_add_get(struct raw_msgs *m, const uint8_t *ids, uint32_t n,
 	memcpy(b + sizeof(g), ids, (size_t)n * SHOAL_ID_SIZE);
 }
 
+void raw_add_created(struct raw_msgs *m, uint8_t tag, uint32_t n,
+                     uint32_t seal_flags)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t id[SHOAL_ID_SIZE];
+		raw_id(id, tag, i);
+		raw_add_create(m, id, 0, 0);
+		raw_add_id_req(m, PROTO_SEAL, id, seal_flags);
+	}
+}
+
 void raw_reset(struct raw_msgs *m)
 {
 	m->len = m->count = 0;

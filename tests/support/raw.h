@@ -34,6 +34,10 @@ void raw_add_id_req(struct raw_msgs *m, uint16_t type, const uint8_t *id,
                     uint32_t flags);
 void raw_add_get(struct raw_msgs *m, const uint8_t *ids, uint32_t n,
                  int64_t timeout);
+/* Appends a CREATE of a zero-byte object and its SEAL (with seal_flags)
+ * for each of the IDs tag/0..n-1. */
+void raw_add_created(struct raw_msgs *m, uint8_t tag, uint32_t n,
+                     uint32_t seal_flags);
 void raw_reset(struct raw_msgs *m);
 void raw_free(struct raw_msgs *m);
 

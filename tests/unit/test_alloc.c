@@ -8,13 +8,14 @@
  * the allocator's placements and decides independently whether a request
  * must fit; a longevity test checks that no capacity is lost over millions
  * of operations; a fault test makes metadata growth fail through the
- * allocator's alloc__realloc seam and checks that SHOAL_ENOMEM changes
- * nothing. Every test ends with alloc_check().
+ * system seam (os.h) and checks that SHOAL_ENOMEM changes nothing. Every test
+ * ends with alloc_check().
  *
  * SHOAL_TEST_SCALE (a positive number, default 1, or 0.5 under
  * AddressSanitizer) scales the random tests' operation counts;
  * SHOAL_TEST_SEED picks their seed, which a failure prints.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,6 +29,7 @@
 
 #include "alloc.h"
 #include "layout.h"
+#include "os.h"
 #include "shoal.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -48,23 +50,26 @@
 #define BASE LAYOUT_HEADER_SIZE
 
 /*
- * The allocator's metadata allocations come through here (see alloc.c).
- * While fail_countdown is 0 every one fails; while positive it counts
- * down the ones that may still succeed; -1 disables failures.
+ * The allocator's metadata allocations (its nodes and its hash table) go
+ * through the system seam (os.h); this hook makes them fail. While
+ * fail_countdown is 0 every one fails; while positive it counts down the
+ * ones that may still succeed; -1 disables failures.
  */
-void *alloc__realloc(void *p, size_t n);
 static long fail_countdown = -1;
 static unsigned long fail_hits;
 
-void *alloc__realloc(void *p, size_t n)
+static long fail_alloc(enum os_call call, size_t len)
 {
+	(void)len;
+	if (call != OS_ALLOC)
+		return 0;
 	if (fail_countdown == 0) {
 		fail_hits++;
-		return NULL;
+		return -ENOMEM;
 	}
 	if (fail_countdown > 0)
 		fail_countdown--;
-	return realloc(p, n);
+	return 0;
 }
 
 static void check_ok(const struct alloc *a)
@@ -521,6 +526,7 @@ static int stop_failing(void **state)
 {
 	(void)state;
 	fail_countdown = -1;
+	os_fault_hook = NULL;
 	return 0;
 }
 
@@ -532,13 +538,14 @@ static void test_enomem_changes_nothing(void **state)
 	unsigned ok = 0, k, enomem = 0;
 
 	(void)state;
+	os_fault_hook = fail_alloc;
 	/* Creation fails cleanly at each of its allocations. */
-	for (long n = 0; n < 3; n++) {
+	for (long n = 0; n < 4; n++) {
 		fail_countdown = n;
 		assert_int_equal(alloc_create(BASE, MB, &a), SHOAL_ENOMEM);
 		assert_null(a);
 	}
-	fail_countdown = 3;
+	fail_countdown = 4;
 	assert_int_equal(alloc_create(BASE, MB, &a), 0);
 
 	/* With growth failing, allocation works while metadata has room,

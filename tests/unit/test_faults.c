@@ -882,26 +882,36 @@ static void test_prefault_refused(void **state)
 	daemon_stop();
 }
 
-/* The client reserves an object's pages: ENOMEM is a clean "store full" and
- * the object is dropped; EINTR and EAGAIN are retried. */
-static void test_populate_refused(void **state)
+/* A create of size bytes whose page reservation fails with ENOMEM in the
+ * threads `who` says: a clean "store full", and the object is dropped. */
+static void populate_fails(shoal_client *c, enum who who, uint64_t size)
 {
 	shoal_id id = make_id(1);
 	shoal_stats stats;
 	uint8_t *data;
 	int state_of;
 
-	(void)state;
-	daemon_start(8u << 20);
-	shoal_client *c = must_connect();
-	inject(CALL(OS_MADVISE), ONLY_THREAD, pthread_self(), -ENOMEM, 0, 1);
-	assert_int_equal(shoal_create(c, &id, 4u << 20, 0, 0, &data, NULL),
+	inject(CALL(OS_MADVISE), who, pthread_self(), -ENOMEM, 0, 1);
+	assert_int_equal(shoal_create(c, &id, size, 0, 0, &data, NULL),
 	                 SHOAL_EFULL);
 	assert_true(stop_faults() > 0);
 	assert_int_equal(shoal_contains(c, &id, &state_of), 0);
 	assert_int_equal(state_of, SHOAL_STATE_ABSENT);
 	assert_int_equal(shoal_get_stats(c, &stats), 0);
 	assert_int_equal(stats.used_bytes, 0);
+}
+
+/* The client reserves an object's pages: ENOMEM is a clean "store full" and
+ * the object is dropped; EINTR and EAGAIN are retried. */
+static void test_populate_refused(void **state)
+{
+	shoal_id id = make_id(1);
+	uint8_t *data;
+
+	(void)state;
+	daemon_start(48u << 20);
+	shoal_client *c = must_connect();
+	populate_fails(c, ONLY_THREAD, 4u << 20);
 
 	static const long retried[] = {-EINTR, -EAGAIN};
 	for (int i = 0; i < 2; i++) {
@@ -913,6 +923,46 @@ static void test_populate_refused(void **state)
 		fill_pattern(data, 4u << 20, 1);
 		assert_int_equal(shoal_abort(c, &id), 0);
 	}
+
+	/* A large object is reserved by helper threads too (populate.c): a
+	 * helper that cannot reserve its pages makes the create a clean
+	 * "store full" as well. */
+	uint64_t big = 40u << 20;
+	assert_int_equal(shoal_set_populate_threads(c, 4), 0);
+	populate_fails(c, OTHER_THREADS, big);
+	/* Under 32 MiB, or with one thread asked for, no helper is
+	 * started: faults of other threads change nothing. */
+	const struct {
+		uint64_t size;
+		unsigned threads;
+	} alone[] = {{(32u << 20) - 4096, 4}, {big, 1}};
+	for (int i = 0; i < 2; i++) {
+		shoal_id a = make_id(10 + (unsigned)i);
+		assert_int_equal(
+		        shoal_set_populate_threads(c, alone[i].threads), 0);
+		inject(CALL(OS_MADVISE), OTHER_THREADS, pthread_self(), -ENOMEM,
+		       0, 1);
+		assert_int_equal(
+		        shoal_create(c, &a, alone[i].size, 0, 0, &data, NULL),
+		        0);
+		assert_int_equal(stop_faults(), 0);
+		assert_int_equal(shoal_abort(c, &a), 0);
+	}
+	assert_int_equal(shoal_set_populate_threads(c, 4), 0);
+	/* Helpers retry EINTR; the bytes written are all there. */
+	inject(CALL(OS_MADVISE), OTHER_THREADS, pthread_self(), -EINTR, 1, 0);
+	assert_int_equal(shoal_create(c, &id, big, 0, 0, &data, NULL), 0);
+	assert_int_equal(stop_faults(), 1);
+	fill_pattern(data, big, 3);
+	assert_int_equal(shoal_seal(c, &id), 0);
+	shoal_view v;
+	assert_int_equal(shoal_get(c, &id, 1, 0, &v), 0);
+	assert_true(has_pattern(v.data, big, 3));
+	shoal_release(c, &v);
+	assert_int_equal(shoal_release_id(c, &id), 0);
+	assert_int_equal(shoal_delete(c, &id, 1, NULL), 0);
+	assert_int_equal(shoal_set_populate_threads(c, 17), SHOAL_EINVAL);
+	assert_int_equal(shoal_set_populate_threads(NULL, 1), SHOAL_EINVAL);
 
 	/* Mapping the arena fails: connect says so and leaks no fd. */
 	wait_conns(1);

@@ -1,9 +1,9 @@
 /*
- * test_waits.c - the generic hash table and the heap against naive
- * reference models, and the parked-request index: a seal wakes only the
- * waiters of its ID and counts down what each still waits for; a dropped
- * ID answers its waiters at once; a name set wakes only that name's
- * waiters; deadlines come out in order; creates by size.
+ * test_waits.c - the heap against a naive reference model (the hash table
+ * has its own, test_htab.c), and the parked-request index: a seal wakes only
+ * the waiters of its ID and counts down what each still waits for; a dropped ID
+ * answers its waiters at once; a name set wakes only that name's waiters;
+ * deadlines come out in order; creates by size.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,109 +17,6 @@
 
 #include "store.h"
 #include "waits.h"
-
-/* ---- htab against an array model ---- */
-
-struct kv {
-	uint64_t key, val;
-};
-
-static bool kv_eq(const void *e, const void *key)
-{
-	return ((const struct kv *)e)->key == *(const uint64_t *)key;
-}
-
-static void htab_check_ok(const struct htab *t)
-{
-	char msg[128];
-
-	if (htab_check(t, msg, sizeof(msg)))
-		fail_msg("%s", msg);
-}
-
-static void test_htab_matches_model(void **state)
-{
-	enum { KEYS = 512, OPS = 60000 };
-	static bool present[KEYS];
-	static uint64_t value[KEYS];
-	struct htab t;
-	unsigned seed = 12345;
-
-	(void)state;
-	memset(present, 0, sizeof(present));
-	htab_init(&t, sizeof(struct kv));
-	for (int op = 0; op < OPS; op++) {
-		seed = seed * 1103515245u + 12345u;
-		uint64_t k = (seed >> 8) % KEYS;
-		uint64_t h = htab_hash_u64(k);
-		struct kv *e = htab_find(&t, h, kv_eq, &k);
-		assert_int_equal(e != NULL, present[k]);
-		if (e)
-			assert_true(e->val == value[k]);
-		switch ((seed >> 20) % 3) {
-		case 0: /* insert or overwrite */
-			if (e) {
-				e->val = (uint64_t)op;
-			} else {
-				struct kv n = {k, (uint64_t)op};
-				assert_int_equal(htab_insert(&t, h, &n, NULL),
-				                 0);
-				present[k] = true;
-			}
-			value[k] = (uint64_t)op;
-			break;
-		case 1: /* remove */
-			if (e) {
-				htab_remove(&t, e);
-				present[k] = false;
-			}
-			break;
-		default:
-			break;
-		}
-		if (op % 4096 == 0)
-			htab_check_ok(&t);
-	}
-	size_t n = 0, pos = 0;
-	struct kv *e;
-	while ((e = htab_next(&t, &pos))) {
-		assert_true(present[e->key] && value[e->key] == e->val);
-		n++;
-	}
-	size_t want = 0;
-	for (int k = 0; k < KEYS; k++)
-		want += present[k];
-	assert_int_equal(n, want);
-	assert_int_equal(t.count, want);
-	htab_check_ok(&t);
-	htab_free(&t);
-}
-
-/* Keys that share their fingerprint's low bits stay findable after
- * removals in the middle of a probe run (backward shift). */
-static void test_htab_collisions(void **state)
-{
-	struct htab t;
-	struct kv n;
-
-	(void)state;
-	htab_init(&t, sizeof(struct kv));
-	/* Same hash for every key: one long run. */
-	for (uint64_t k = 0; k < 200; k++) {
-		n = (struct kv){k, k * 3};
-		assert_int_equal(htab_insert(&t, 42, &n, NULL), 0);
-	}
-	for (uint64_t k = 0; k < 200; k += 3)
-		htab_remove(&t, htab_find(&t, 42, kv_eq, &k));
-	for (uint64_t k = 0; k < 200; k++) {
-		struct kv *e = htab_find(&t, 42, kv_eq, &k);
-		assert_int_equal(e != NULL, k % 3 != 0);
-		if (e)
-			assert_true(e->val == k * 3);
-	}
-	htab_check_ok(&t);
-	htab_free(&t);
-}
 
 /* ---- heap against a scan ---- */
 
@@ -427,8 +324,6 @@ static void test_buffer_may_move(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_htab_matches_model),
-	        cmocka_unit_test(test_htab_collisions),
 	        cmocka_unit_test(test_heap_matches_model),
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	        T(test_seal_wakes_only_its_waiters),
