@@ -374,11 +374,13 @@ void alloc_destroy(struct alloc *a)
  * no coalescing is needed.
  */
 /* Turns free block i (at least need bytes) into a used block of need
- * bytes at its low end; the rest stays free in place. */
-static int carve(struct alloc *a, uint32_t i, uint64_t need, uint64_t *offset)
+ * bytes at its low end, or at its high end when high; the rest stays free
+ * in place. */
+static int carve(struct alloc *a, uint32_t i, uint64_t need, bool high,
+                 uint64_t *offset)
 {
-	struct alloc_node *b, *r;
-	uint32_t j;
+	struct alloc_node *b;
+	uint32_t j, u = i;
 
 	if (a->nodes[i].size > need && node_reserve(a))
 		return SHOAL_ENOMEM;
@@ -388,11 +390,11 @@ static int carve(struct alloc *a, uint32_t i, uint64_t need, uint64_t *offset)
 	index_remove(a, i);
 	b = &a->nodes[i];
 	if (b->size > need) {
+		uint64_t rest = b->size - need;
 		j = node_take(a);
-		r = &a->nodes[j];
-		*r = (struct alloc_node){
-		        .off = b->off + need,
-		        .size = b->size - need,
+		a->nodes[j] = (struct alloc_node){
+		        .off = high ? b->off + rest : b->off + need,
+		        .size = high ? need : rest,
 		        .prev = i,
 		        .next = b->next,
 		        .state = NODE_FREE,
@@ -400,16 +402,18 @@ static int carve(struct alloc *a, uint32_t i, uint64_t need, uint64_t *offset)
 		if (b->next != NIL)
 			a->nodes[b->next].prev = j;
 		b->next = j;
-		b->size = need;
-		index_insert(a, j);
+		b->size = high ? rest : need;
+		if (high)
+			u = j;
+		index_insert(a, high ? i : j); /* the part left free */
 	} else {
 		a->nfree--;
 	}
-	b->state = NODE_USED;
-	used_add(a, i);
+	a->nodes[u].state = NODE_USED;
+	used_add(a, u);
 	a->used += need;
 	a->nused++;
-	*offset = b->off;
+	*offset = a->nodes[u].off;
 	return 0;
 }
 
@@ -424,12 +428,13 @@ int alloc_alloc(struct alloc *a, uint64_t size, uint64_t *offset)
 	i = index_find(a, need);
 	if (i == NIL)
 		return SHOAL_EFULL;
-	return carve(a, i, need, offset);
+	return carve(a, i, need, false, offset);
 }
 
 /*
  * The free block, among those of at least need bytes, whose low end scores
- * highest, or NIL when none scores above 0. Walks the size classes from
+ * highest (the lowest of equals, so that what is reused stays in one
+ * place), or NIL when none scores above 0. Walks the size classes from
  * need's own upwards: O(free blocks of the classes) calls of score.
  */
 static uint32_t best_scored(const struct alloc *a, uint64_t need,
@@ -449,7 +454,9 @@ static uint32_t best_scored(const struct alloc *a, uint64_t need,
 				if (a->nodes[i].size < need)
 					continue;
 				uint64_t v = score(ctx, a->nodes[i].off, need);
-				if (v > best_score) {
+				if (v > best_score ||
+				    (v && v == best_score &&
+				     a->nodes[i].off < a->nodes[best].off)) {
 					best_score = v;
 					best = i;
 				}
@@ -459,8 +466,25 @@ static uint32_t best_scored(const struct alloc *a, uint64_t need,
 	return best;
 }
 
+/* The largest free block (one of them), or NIL: O(free blocks of the
+ * highest non-empty class). */
+static uint32_t largest_node(const struct alloc *a)
+{
+	uint32_t best = NIL;
+	unsigned fl;
+
+	if (a->fl_map == 0)
+		return NIL;
+	fl = log2_floor(a->fl_map);
+	for (uint32_t i = a->heads[fl][log2_floor(a->sl_map[fl])]; i != NIL;
+	     i = a->nodes[i].fnext)
+		if (best == NIL || a->nodes[i].size > a->nodes[best].size)
+			best = i;
+	return best;
+}
+
 int alloc_alloc_prefer(struct alloc *a, uint64_t size, alloc_score_fn *score,
-                       void *ctx, uint64_t *offset)
+                       alloc_keep_fn *keep, void *ctx, uint64_t *offset)
 {
 	uint64_t need;
 	uint32_t i;
@@ -468,12 +492,15 @@ int alloc_alloc_prefer(struct alloc *a, uint64_t size, alloc_score_fn *score,
 	if (size > a->size)
 		return SHOAL_EFULL;
 	need = size == 0 ? LAYOUT_ALIGN : layout_align(size);
-	i = best_scored(a, need, score, ctx);
+	i = score ? best_scored(a, need, score, ctx) : NIL;
 	if (i == NIL)
 		i = index_find(a, need);
 	if (i == NIL)
 		return SHOAL_EFULL;
-	return carve(a, i, need, offset);
+	/* The largest block is at least as large as i. */
+	if (keep && keep(ctx, a->nodes[i].off, a->nodes[i].size, need))
+		return carve(a, largest_node(a), need, true, offset);
+	return carve(a, i, need, false, offset);
 }
 
 /* Splits free node i at byte `at` (inside it): the high part becomes a new

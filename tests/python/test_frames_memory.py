@@ -125,6 +125,73 @@ def test_refreshes_reuse_warm_memory_and_give_the_rest_back(tmp_path):
         d.stop()
 
 
+# Reads the name on every line of stdin and answers with where its first
+# column lies and how much of the store's memory the process maps (kB).
+PLACES_WORKER = textwrap.dedent(
+    r"""
+    import sys, shoal
+    store = shoal.connect(sys.argv[1], start=False)
+    def shmem_kb():
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("RssShmem:"):
+                    return int(line.split()[1])
+    for line in sys.stdin:
+        df = store["frame"]
+        total = float(sum(df[c].sum() for c in df.columns))
+        address = df["c0"].to_numpy().ctypes.data
+        del df
+        print(address, shmem_kb(), flush=True)
+    """
+)
+
+
+def test_objects_put_between_refreshes_do_not_move_the_frame(tmp_path):
+    """A Dash app puts other values (Serverside outputs, cache entries)
+    between two refreshes of its big frame. They must not take the place
+    the old frame left: the next frame would land on other pages, which
+    every worker then maps too, and the workers' RSS would climb refresh
+    after refresh."""
+    rows = 1_500_000  # 4 float64 columns: 48 MB
+    d = Daemon(tmp_path / "p.sock", "384M").start()  # default reserve: 96M
+    worker = None
+    try:
+        store = d.connect()
+        worker = subprocess.Popen(
+            [sys.executable, "-c", PLACES_WORKER, d.path],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        rng = np.random.default_rng(7)
+        live, places, shmem = [], [], []
+        for k in range(24):
+            store["frame"] = pd.DataFrame({f"c{i}": rng.random(rows) for i in range(4)})
+            worker.stdin.write("go\n")
+            worker.stdin.flush()
+            address, kb = worker.stdout.readline().split()
+            places.append(int(address))
+            shmem.append(int(kb))
+            # Between refreshes: values of 2.3-2.6 MB and of 240-320 kB
+            # come and go (the last 8 stay).
+            for j in range(4):
+                n = rng.integers(290_000, 330_000) if j % 2 else rng.integers(30_000, 40_000)
+                live.append(f"entry/{k}/{j}")
+                store[live[-1]] = np.full(int(n), float(k))
+                if len(live) > 8:
+                    del store[live.pop(0)]
+        # After a few refreshes the frame alternates between two places,
+        # and the pages the worker maps stay the same.
+        assert len(set(places[8:])) <= 2, [p - places[0] for p in places]
+        assert max(shmem[8:]) - min(shmem[8:]) <= 1024, shmem
+        store.close()
+    finally:
+        if worker is not None:
+            worker.stdin.close()
+            worker.wait(timeout=30)
+        d.stop()
+
+
 def test_trim_gives_everything_back_and_no_trim_keeps_it(tmp_path):
     for args, after in ((["--trim"], 0), (["--no-trim"], None)):
         d = Daemon(tmp_path / f"t{len(args[0])}.sock", "64M", args).start()
