@@ -115,11 +115,11 @@ def frames_for(mib, tmp, parquet):
     return rows, out
 
 
-def mem_kib(pid):
-    """{'Rss': KiB, 'Pss': KiB} of a process (0 when it is gone)."""
-    out = {"Rss": 0, "Pss": 0}
+def proc_kib(pid, name, keys):
+    """Fields of /proc/PID/<name> in KiB (0 when the process is gone)."""
+    out = dict.fromkeys(keys, 0)
     try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
+        with open(f"/proc/{pid}/{name}") as f:
             for line in f:
                 key, _, rest = line.partition(":")
                 if key in out:
@@ -127,21 +127,17 @@ def mem_kib(pid):
     except OSError:
         pass
     return out
+
+
+def mem_kib(pid):
+    """Rss and Pss of a process (smaps_rollup)."""
+    return proc_kib(pid, "smaps_rollup", ("Rss", "Pss"))
 
 
 def status_kib(pid, keys=("VmRSS",)):
-    """Fields of /proc/PID/status in KiB: VmRSS, and RssAnon (private
-    memory) and RssShmem (the store's pages this process maps)."""
-    out = dict.fromkeys(keys, 0)
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                key, _, rest = line.partition(":")
-                if key in out:
-                    out[key] = int(rest.split()[0])
-    except OSError:
-        pass
-    return out
+    """Fields of /proc/PID/status: VmRSS, and RssAnon (private memory) and
+    RssShmem (the store's pages this process maps)."""
+    return proc_kib(pid, "status", keys)
 
 
 def parse_size(text):

@@ -5,6 +5,7 @@ connect() passes daemon options to a daemon it starts.
 """
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -26,23 +27,45 @@ RESERVE = 24 * MiB
 REFRESHES = 100
 
 # Reads the name on every line of stdin, touches every byte, answers with
-# its RSS (kB); holds nothing between refreshes.
+# its RSS (kB), the sum, where the first column lies and how much of the
+# store's memory it maps (RssShmem, kB); holds nothing between refreshes.
 WORKER = textwrap.dedent(
     r"""
     import sys, shoal
     store = shoal.connect(sys.argv[1], start=False)
-    def rss_kb():
+    def status_kb(key):
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1])
     for line in sys.stdin:
         df = store["frame"]
         total = float(sum(df[c].sum() for c in df.columns))
+        address = df["c0"].to_numpy().ctypes.data
         del df
-        print(rss_kb(), total, flush=True)
+        print(status_kb("VmRSS"), total, address, status_kb("RssShmem"), flush=True)
     """
 )
+
+
+def _start_worker(path):
+    return subprocess.Popen(
+        [sys.executable, "-c", WORKER, path],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _ask(worker, timeout=60):
+    """One read by the worker: (RSS in bytes, the sum, the first column's
+    address, RssShmem in kB)."""
+    worker.stdin.write("go\n")
+    worker.stdin.flush()
+    ready, _, _ = select.select([worker.stdout], [], [], timeout)
+    assert ready, f"the worker did not answer within {timeout} s"
+    kb, total, address, shmem = worker.stdout.readline().split()
+    return int(kb) * 1024, float(total), int(address), int(shmem)
 
 
 def _frame(k):
@@ -85,23 +108,16 @@ def test_refreshes_reuse_warm_memory_and_give_the_rest_back(tmp_path):
         # Two frames (old and new) plus the reserve, plus the chunks that
         # the ends of objects share with free memory.
         bound = 2 * frame_bytes + RESERVE + 4 * CHUNK
-        worker = subprocess.Popen(
-            [sys.executable, "-c", WORKER, d.path],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        worker = _start_worker(d.path)
         backed, rss, allocated = [], [], []
         for k in range(REFRESHES):
             df = _frame(k)
             store["frame"] = df
             expected = float(sum(df[c].sum() for c in df.columns))
             del df
-            worker.stdin.write("go\n")
-            worker.stdin.flush()
-            kb, total = worker.stdout.readline().split()
-            assert float(total) == pytest.approx(expected)
-            rss.append(int(kb) * 1024)
+            rss_bytes, total, _, _ = _ask(worker)
+            assert total == pytest.approx(expected)
+            rss.append(rss_bytes)
             backed.append(_settled_backed(store, bound))
             allocated.append(_arena_allocated(d.proc.pid))
             assert allocated[-1] <= bound, (k, allocated[-1], bound)
@@ -125,27 +141,6 @@ def test_refreshes_reuse_warm_memory_and_give_the_rest_back(tmp_path):
         d.stop()
 
 
-# Reads the name on every line of stdin and answers with where its first
-# column lies and how much of the store's memory the process maps (kB).
-PLACES_WORKER = textwrap.dedent(
-    r"""
-    import sys, shoal
-    store = shoal.connect(sys.argv[1], start=False)
-    def shmem_kb():
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("RssShmem:"):
-                    return int(line.split()[1])
-    for line in sys.stdin:
-        df = store["frame"]
-        total = float(sum(df[c].sum() for c in df.columns))
-        address = df["c0"].to_numpy().ctypes.data
-        del df
-        print(address, shmem_kb(), flush=True)
-    """
-)
-
-
 def test_objects_put_between_refreshes_do_not_move_the_frame(tmp_path):
     """A Dash app puts other values (Serverside outputs, cache entries)
     between two refreshes of its big frame. They must not take the place
@@ -157,21 +152,14 @@ def test_objects_put_between_refreshes_do_not_move_the_frame(tmp_path):
     worker = None
     try:
         store = d.connect()
-        worker = subprocess.Popen(
-            [sys.executable, "-c", PLACES_WORKER, d.path],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        worker = _start_worker(d.path)
         rng = np.random.default_rng(7)
         live, places, shmem = [], [], []
         for k in range(24):
             store["frame"] = pd.DataFrame({f"c{i}": rng.random(rows) for i in range(4)})
-            worker.stdin.write("go\n")
-            worker.stdin.flush()
-            address, kb = worker.stdout.readline().split()
-            places.append(int(address))
-            shmem.append(int(kb))
+            _, _, address, kb = _ask(worker)
+            places.append(address)
+            shmem.append(kb)
             # Between refreshes: values of 2.3-2.6 MB and of 240-320 kB
             # come and go (the last 8 stay).
             for j in range(4):
