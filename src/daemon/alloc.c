@@ -432,13 +432,15 @@ int alloc_alloc(struct alloc *a, uint64_t size, uint64_t *offset)
 }
 
 /*
- * The free block, among those of at least need bytes, whose low end scores
- * highest (the lowest of equals, so that what is reused stays in one
- * place), or NIL when none scores above 0. Walks the size classes from
- * need's own upwards: O(free blocks of the classes) calls of score.
+ * The free block, among those of at least need bytes that keep (if not
+ * NULL) lets be split, whose low end scores highest (the lowest of equals,
+ * so that what is reused stays in one place), or NIL when none scores above
+ * 0. Walks the size classes from need's own upwards: O(free blocks of the
+ * classes) calls of score and keep.
  */
 static uint32_t best_scored(const struct alloc *a, uint64_t need,
-                            alloc_score_fn *score, void *ctx)
+                            alloc_score_fn *score, alloc_keep_fn *keep,
+                            void *ctx)
 {
 	uint32_t best = NIL;
 	uint64_t best_score = 0;
@@ -454,6 +456,10 @@ static uint32_t best_scored(const struct alloc *a, uint64_t need,
 				if (a->nodes[i].size < need)
 					continue;
 				uint64_t v = score(ctx, a->nodes[i].off, need);
+				if (v && keep &&
+				    keep(ctx, a->nodes[i].off, a->nodes[i].size,
+				         need))
+					continue;
 				if (v > best_score ||
 				    (v && v == best_score &&
 				     a->nodes[i].off < a->nodes[best].off)) {
@@ -492,7 +498,7 @@ int alloc_alloc_prefer(struct alloc *a, uint64_t size, alloc_score_fn *score,
 	if (size > a->size)
 		return SHOAL_EFULL;
 	need = size == 0 ? LAYOUT_ALIGN : layout_align(size);
-	i = score ? best_scored(a, need, score, ctx) : NIL;
+	i = score ? best_scored(a, need, score, keep, ctx) : NIL;
 	if (i == NIL)
 		i = index_find(a, need);
 	if (i == NIL)
