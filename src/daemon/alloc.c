@@ -374,13 +374,11 @@ void alloc_destroy(struct alloc *a)
  * no coalescing is needed.
  */
 /* Turns free block i (at least need bytes) into a used block of need
- * bytes at its low end, or at its high end when high; the rest stays free
- * in place. */
-static int carve(struct alloc *a, uint32_t i, uint64_t need, bool high,
-                 uint64_t *offset)
+ * bytes at its low end; the rest stays free in place. */
+static int carve(struct alloc *a, uint32_t i, uint64_t need, uint64_t *offset)
 {
-	struct alloc_node *b;
-	uint32_t j, u = i;
+	struct alloc_node *b, *r;
+	uint32_t j;
 
 	if (a->nodes[i].size > need && node_reserve(a))
 		return SHOAL_ENOMEM;
@@ -390,11 +388,11 @@ static int carve(struct alloc *a, uint32_t i, uint64_t need, bool high,
 	index_remove(a, i);
 	b = &a->nodes[i];
 	if (b->size > need) {
-		uint64_t rest = b->size - need;
 		j = node_take(a);
-		a->nodes[j] = (struct alloc_node){
-		        .off = high ? b->off + rest : b->off + need,
-		        .size = high ? need : rest,
+		r = &a->nodes[j];
+		*r = (struct alloc_node){
+		        .off = b->off + need,
+		        .size = b->size - need,
 		        .prev = i,
 		        .next = b->next,
 		        .state = NODE_FREE,
@@ -402,18 +400,16 @@ static int carve(struct alloc *a, uint32_t i, uint64_t need, bool high,
 		if (b->next != NIL)
 			a->nodes[b->next].prev = j;
 		b->next = j;
-		b->size = high ? rest : need;
-		if (high)
-			u = j;
-		index_insert(a, high ? i : j); /* the part left free */
+		b->size = need;
+		index_insert(a, j);
 	} else {
 		a->nfree--;
 	}
-	a->nodes[u].state = NODE_USED;
-	used_add(a, u);
+	b->state = NODE_USED;
+	used_add(a, i);
 	a->used += need;
 	a->nused++;
-	*offset = a->nodes[u].off;
+	*offset = b->off;
 	return 0;
 }
 
@@ -428,19 +424,16 @@ int alloc_alloc(struct alloc *a, uint64_t size, uint64_t *offset)
 	i = index_find(a, need);
 	if (i == NIL)
 		return SHOAL_EFULL;
-	return carve(a, i, need, false, offset);
+	return carve(a, i, need, offset);
 }
 
 /*
- * The free block, among those of at least need bytes that keep (if not
- * NULL) lets be split, whose low end scores highest (the lowest of equals,
- * so that what is reused stays in one place), or NIL when none scores above
- * 0. Walks the size classes from need's own upwards: O(free blocks of the
- * classes) calls of score and keep.
+ * The free block, among those of at least need bytes, whose low end scores
+ * highest, or NIL when none scores above 0. Walks the size classes from
+ * need's own upwards: O(free blocks of the classes) calls of score.
  */
 static uint32_t best_scored(const struct alloc *a, uint64_t need,
-                            alloc_score_fn *score, alloc_keep_fn *keep,
-                            void *ctx)
+                            alloc_score_fn *score, void *ctx)
 {
 	uint32_t best = NIL;
 	uint64_t best_score = 0;
@@ -456,13 +449,7 @@ static uint32_t best_scored(const struct alloc *a, uint64_t need,
 				if (a->nodes[i].size < need)
 					continue;
 				uint64_t v = score(ctx, a->nodes[i].off, need);
-				if (v && keep &&
-				    keep(ctx, a->nodes[i].off, a->nodes[i].size,
-				         need))
-					continue;
-				if (v > best_score ||
-				    (v && v == best_score &&
-				     a->nodes[i].off < a->nodes[best].off)) {
+				if (v > best_score) {
 					best_score = v;
 					best = i;
 				}
@@ -472,25 +459,8 @@ static uint32_t best_scored(const struct alloc *a, uint64_t need,
 	return best;
 }
 
-/* The largest free block (one of them), or NIL: O(free blocks of the
- * highest non-empty class). */
-static uint32_t largest_node(const struct alloc *a)
-{
-	uint32_t best = NIL;
-	unsigned fl;
-
-	if (a->fl_map == 0)
-		return NIL;
-	fl = log2_floor(a->fl_map);
-	for (uint32_t i = a->heads[fl][log2_floor(a->sl_map[fl])]; i != NIL;
-	     i = a->nodes[i].fnext)
-		if (best == NIL || a->nodes[i].size > a->nodes[best].size)
-			best = i;
-	return best;
-}
-
 int alloc_alloc_prefer(struct alloc *a, uint64_t size, alloc_score_fn *score,
-                       alloc_keep_fn *keep, void *ctx, uint64_t *offset)
+                       void *ctx, uint64_t *offset)
 {
 	uint64_t need;
 	uint32_t i;
@@ -498,15 +468,12 @@ int alloc_alloc_prefer(struct alloc *a, uint64_t size, alloc_score_fn *score,
 	if (size > a->size)
 		return SHOAL_EFULL;
 	need = size == 0 ? LAYOUT_ALIGN : layout_align(size);
-	i = score ? best_scored(a, need, score, keep, ctx) : NIL;
+	i = best_scored(a, need, score, ctx);
 	if (i == NIL)
 		i = index_find(a, need);
 	if (i == NIL)
 		return SHOAL_EFULL;
-	/* The largest block is at least as large as i. */
-	if (keep && keep(ctx, a->nodes[i].off, a->nodes[i].size, need))
-		return carve(a, largest_node(a), need, true, offset);
-	return carve(a, i, need, false, offset);
+	return carve(a, i, need, offset);
 }
 
 /* Splits free node i at byte `at` (inside it): the high part becomes a new

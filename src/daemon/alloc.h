@@ -50,27 +50,17 @@ int alloc_alloc(struct alloc *a, uint64_t size, uint64_t *offset);
  * alloc_alloc_prefer); 0 means "no better than any other". */
 typedef uint64_t alloc_score_fn(void *ctx, uint64_t offset, uint64_t size);
 
-/* Whether the free block [offset, offset + size), chosen for a request of
- * need bytes, is worth keeping whole for a larger request (see
- * alloc_alloc_prefer). */
-typedef bool alloc_keep_fn(void *ctx, uint64_t offset, uint64_t size,
-                           uint64_t need);
-
 /*
  * Like alloc_alloc, but among the free blocks that can hold the request it
- * takes the one whose low end scores highest, the lowest of equals (the
- * daemon scores how much of the range is already backed by memory, so that
- * warm pages are reused first), leaving out those that keep (may be NULL)
- * says should stay whole; when no block scores above 0, or score is NULL,
- * the usual good fit. When keep says that block should stay whole, the
- * request is carved instead from the high end of the largest free block
- * (which may be the same one), away from where large blocks are reused.
- * Costs a call of score and of keep per free block of the request's size
- * class and above (meant for large requests, where that is small next to
- * writing the block). Returns as alloc_alloc does.
+ * takes the one whose low end scores highest (the daemon scores how much of
+ * the range is already backed by memory, so that warm pages are reused
+ * first); when no block scores above 0, the usual good fit. Costs one call
+ * of score per free block of the request's size class and above: meant for
+ * large requests, where that is small next to writing the block. Returns as
+ * alloc_alloc does.
  */
 int alloc_alloc_prefer(struct alloc *a, uint64_t size, alloc_score_fn *score,
-                       alloc_keep_fn *keep, void *ctx, uint64_t *offset);
+                       void *ctx, uint64_t *offset);
 
 /*
  * Allocates exactly [offset, offset + size) (size rounded up to 64; offset

@@ -502,31 +502,12 @@ static uint64_t warm_score(void *ctx, uint64_t offset, uint64_t size)
 	return arena_warm_bytes(ctx, offset, size);
 }
 
-/*
- * A free block is kept whole for a large object when the memory right
- * behind the request is a long warm run: at least 4 times the request (and
- * at least 16 chunks) of which half is backed. That is the place a large
- * object left, typically a frame that is replaced again and again; a
- * smaller object put between two refreshes would split it, and the next
- * refresh would then land elsewhere, on pages no reader had mapped.
- */
-static bool keep_warm_run(void *ctx, uint64_t offset, uint64_t size,
-                          uint64_t need)
-{
-	uint64_t run = 4 * need > 16ull * LAYOUT_CHUNK ? 4 * need
-	                                               : 16ull * LAYOUT_CHUNK;
-
-	if (size - need < run)
-		return false; /* a close fit: splitting it costs nothing */
-	return arena_warm_bytes(ctx, offset + need, run) >= run / 2;
-}
-
 int arena_alloc_warm(struct arena *a, struct alloc *al, uint64_t size,
                      uint64_t *offset)
 {
-	return alloc_alloc_prefer(al, size,
-	                          size < ARENA_WARM_MIN ? NULL : warm_score,
-	                          keep_warm_run, a, offset);
+	if (size < ARENA_WARM_MIN)
+		return alloc_alloc(al, size, offset);
+	return alloc_alloc_prefer(al, size, warm_score, a, offset);
 }
 
 static void *prefault_main(void *arg)

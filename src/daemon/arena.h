@@ -114,10 +114,7 @@ struct alloc;
  * paying a page fault per 4 KiB, and keeps the memory a store uses, and
  * the pages every reader maps, from wandering over the arena refresh after
  * refresh. Smaller requests, and large ones when nothing is warm, take
- * the allocator's good fit. A request that would split a long warm run
- * left by a larger object goes to the high end of the largest free block
- * instead, so that the large object's place stays whole for its next
- * version. Returns as alloc_alloc does.
+ * the allocator's good fit. Returns as alloc_alloc does.
  */
 int arena_alloc_warm(struct arena *a, struct alloc *al, uint64_t size,
                      uint64_t *offset);

@@ -1,8 +1,7 @@
 /*
  * test_arena.c - which parts of the arena are backed: the prefault thread
  * and trimming never leave a punched chunk marked backed, trimming keeps
- * the warm reserve, large allocations go to warm memory first, and smaller
- * ones leave the place of a large one whole.
+ * the warm reserve, and large allocations go to warm memory first.
  *
  * "Backed" is checked against the kernel, not the flags: a chunk the
  * flags call backed must hold no hole in the memfd (lseek SEEK_HOLE).
@@ -213,54 +212,6 @@ static void test_large_allocations_reuse_warm_memory(void **state)
 	arena_close(&a);
 }
 
-/* Whether [off, off + len) and [start, start + size) overlap. */
-static bool overlaps(uint64_t off, uint64_t len, uint64_t start, uint64_t size)
-{
-	return off < start + size && start < off + len;
-}
-
-/* Objects put between two versions of a large one (a frame replaced under
- * one name) do not split the warm place the old version left: they go to
- * the high end of the free memory, and the next version goes to the old
- * one's place again, on pages every reader already maps. */
-static void test_smaller_objects_keep_a_large_warm_place_whole(void **state)
-{
-	struct arena a;
-	struct alloc *al;
-	char err[256];
-	const uint64_t big = 20 * LAYOUT_CHUNK;
-	const uint64_t sizes[] = {2 * LAYOUT_CHUNK, 3 * LAYOUT_CHUNK + 4096,
-	                          4096, 64};
-	uint64_t o1, o2, o3, s;
-
-	(void)state;
-	assert_int_equal(
-	        arena_open(&a, 64 * LAYOUT_CHUNK, NULL, err, sizeof(err)), 0);
-	assert_int_equal(alloc_create(a.data_offset, a.capacity, &al), 0);
-	assert_int_equal(arena_alloc_warm(&a, al, big, &o1), 0);
-	populate(&a, o1, big);
-	assert_int_equal(arena_alloc_warm(&a, al, big, &o2), 0);
-	populate(&a, o2, big);
-	assert_int_equal(alloc_free(al, o1), big);
-	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-		assert_int_equal(arena_alloc_warm(&a, al, sizes[i], &s), 0);
-		if (overlaps(s, sizes[i], o1, big))
-			fail_msg("a %llu-byte object was put at %llu, inside "
-			         "the "
-			         "place [%llu, %llu) a large object left",
-			         (unsigned long long)sizes[i],
-			         (unsigned long long)s, (unsigned long long)o1,
-			         (unsigned long long)(o1 + big));
-	}
-	assert_int_equal(arena_alloc_warm(&a, al, big, &o3), 0);
-	assert_int_equal(o3, o1);
-	char msg[256] = "";
-	if (alloc_check(al, msg, sizeof(msg)))
-		fail_msg("%s", msg);
-	alloc_destroy(al);
-	arena_close(&a);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -269,8 +220,6 @@ int main(void)
 	        cmocka_unit_test(test_prefault_and_trim_race),
 	        cmocka_unit_test(test_trim_keeps_the_reserve),
 	        cmocka_unit_test(test_large_allocations_reuse_warm_memory),
-	        cmocka_unit_test(
-	                test_smaller_objects_keep_a_large_warm_place_whole),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
