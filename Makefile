@@ -72,9 +72,10 @@ TEST_SUPPORT_SRC := $(sort $(wildcard tests/support/*.c))
 TEST_SUPPORT_OBJ := $(call obj,$(TEST_SUPPORT_SRC))
 
 # The library's version, from include/shoal.h (shoal_version() returns it at
-# run time). The soname carries SOVERSION, raised on every ABI break.
+# run time). The soname carries SOVERSION, SHOAL_ABI_VERSION in the header,
+# raised on every ABI break.
 VERSION := $(shell sed -n 's/^\#define SHOAL_VERSION_STRING "\(.*\)"/\1/p' include/shoal.h)
-SOVERSION := 0
+SOVERSION := $(shell sed -n 's/^\#define SHOAL_ABI_VERSION \([0-9]*\)/\1/p' include/shoal.h)
 SONAME := libshoal.so.$(SOVERSION)
 
 .PHONY: all run test tests-c bench bench-python clean format deps stress test-valgrind \

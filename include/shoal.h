@@ -51,9 +51,25 @@ extern "C" {
 #define SHOAL_API __attribute__((visibility("default")))
 
 #define SHOAL_VERSION_MAJOR  0
-#define SHOAL_VERSION_MINOR  1
+#define SHOAL_VERSION_MINOR  2
 #define SHOAL_VERSION_PATCH  0
-#define SHOAL_VERSION_STRING "0.1.0"
+#define SHOAL_VERSION_STRING "0.2.0"
+
+/*
+ * The ABI version: the shared library's soname is libshoal.so.<this>. It is
+ * raised on every change that breaks programs built against an older
+ * header (a changed signature, or the layout of a struct that the caller
+ * allocates in arrays: shoal_view, shoal_object_info, shoal_name_info,
+ * shoal_segment).
+ *
+ * Structs that only grow, and that the caller passes one at a time
+ * (shoal_stats, shoal_arena_info, shoal_event), do not freeze the ABI: their
+ * calls are macros that pass sizeof the caller's struct to the library,
+ * which fills that many bytes (the fields it knows, zero beyond them). A
+ * program built against an older header thus keeps working with a newer
+ * library that appended fields, and the other way round.
+ */
+#define SHOAL_ABI_VERSION 1
 
 /* Size of an object ID in bytes (Plasma's size). */
 #define SHOAL_ID_SIZE 20
@@ -114,9 +130,10 @@ enum shoal_error {
  * negated errno. Never NULL. */
 SHOAL_API const char *shoal_strerror(int code);
 
-/* The version of the library in use at run time ("0.1.0"; static, never
+/* The version of the library in use at run time ("0.2.0"; static, never
  * NULL). SHOAL_VERSION_STRING is the version of the header compiled
- * against; the shared library's soname changes on every ABI break. */
+ * against; the shared library's soname changes on every ABI break
+ * (SHOAL_ABI_VERSION). */
 SHOAL_API const char *shoal_version(void);
 
 /* An object ID: 20 opaque bytes. */
@@ -227,6 +244,32 @@ SHOAL_API int shoal_interrupt(shoal_client *c);
 SHOAL_API void shoal_set_interruptible(shoal_client *c, int on);
 
 /*
+ * Signals that end a wait even when they arrive just before it starts:
+ * after the caller last checked for signals, and before the client sleeps.
+ * Without this, the handler of such a signal runs before the wait and the
+ * wait then lasts its whole timeout (Ctrl-C seems ignored).
+ *   c        an interruptible client (shoal_set_interruptible()).
+ *   signals  count signal numbers (copied; NULL or count 0: none, the
+ *            default).
+ * The caller, around each call that may wait:
+ *   1. blocks these signals in the calling thread (pthread_sigmask);
+ *   2. checks whether one came already (CPython: PyErr_CheckSignals());
+ *   3. makes the call: it sleeps in ppoll(2) with these signals taken out
+ *      of the thread's mask, so one that came after step 1 is delivered
+ *      there at once and ends the wait with SHOAL_EINTR;
+ *   4. restores the thread's signal mask (a signal still pending is
+ *      delivered then).
+ * Signals that the thread did not block change nothing. Limit: a signal
+ * sent to the whole process during steps 1-3 goes to another thread that
+ * does not block it, if there is one (the kernel picks); the wait does not
+ * see it then. Set before the client is shared between threads.
+ * Returns 0, or SHOAL_EINVAL (c NULL, signals NULL with count > 0, or a
+ * number that is not a signal; nothing is changed then).
+ */
+SHOAL_API int shoal_set_interrupt_signals(shoal_client *c, const int *signals,
+                                          size_t count);
+
+/*
  * Restarts. When the daemon goes away (it was stopped, crashed, or was
  * restarted), the client's next call opens a new connection to the same
  * socket path and goes on there; it does not fail once first. A call that
@@ -309,6 +352,40 @@ SHOAL_API int shoal_create(shoal_client *c, const shoal_id *id,
                            int64_t timeout_ms, uint8_t **data,
                            uint8_t **metadata);
 
+/* One piece of a new object's bytes, for shoal_create_from(). */
+typedef struct shoal_segment {
+	uint64_t offset; /* where it goes: bytes from the object's start (the
+	                    metadata follows the data) */
+	const void *src; /* size bytes to copy from */
+	uint64_t size;
+	/* 0: a plain copy. 4 or 8: the bytes are integers of that width
+	 * (native byte order), each written with `add` added, modulo 2^32 or
+	 * 2^64 - e.g. the offsets of an Arrow string chunk appended after
+	 * others. size is then a multiple of width. */
+	uint32_t width;
+	int64_t add;
+} shoal_segment;
+
+/*
+ * shoal_create(), with the object's bytes copied from segs (nsegs of them)
+ * in the same call: on memory that must be reserved first, the copy runs
+ * right behind the reservation (each piece of a segment is copied once
+ * its pages are reserved, and the calling thread reserves pages too when
+ * it would wait) instead of after it, so the copy's memory traffic
+ * overlaps the kernel's work per page. Segments in ascending offset order
+ * overlap best; any order gives the same bytes. Bytes that no segment
+ * covers are left as shoal_create() leaves them, for the caller to write
+ * through *data before sealing. segs must stay valid during the call.
+ * Returns what shoal_create() returns; SHOAL_EINVAL (nothing is created)
+ * for a segment that does not lie within the object's data_size +
+ * metadata_size bytes, a NULL src with a size, or a bad width.
+ */
+SHOAL_API int shoal_create_from(shoal_client *c, const shoal_id *id,
+                                uint64_t data_size, uint32_t metadata_size,
+                                int64_t timeout_ms, const shoal_segment *segs,
+                                size_t nsegs, uint8_t **data,
+                                uint8_t **metadata);
+
 /*
  * How many threads shoal_create() may use to reserve the memory of a large
  * object. Reserving fresh shared memory costs about 2 us per 4 KiB page on
@@ -318,8 +395,9 @@ SHOAL_API int shoal_create(shoal_client *c, const shoal_id *id,
  * 16 MiB. The helpers exist only during the call (joined before it
  * returns, every signal blocked); objects under 32 MiB never start one,
  * nor memory that this client has mapped before.
- * threads: 1 for the calling thread alone; 0 (the default) for as many as
- * the CPUs this process may run on, at most 4; at most 16.
+ * threads: 1 for the calling thread alone; 0 (the default) for the value
+ * of the environment variable SHOAL_POPULATE_THREADS (1 to 16) when set,
+ * else as many as the CPUs this process may run on, at most 4; at most 16.
  * Returns 0 or SHOAL_EINVAL.
  */
 SHOAL_API int shoal_set_populate_threads(shoal_client *c, unsigned threads);
@@ -443,7 +521,9 @@ typedef struct shoal_object_info {
 SHOAL_API int shoal_list(shoal_client *c, uint64_t *cursor,
                          shoal_object_info *out, size_t max, size_t *count);
 
-/* Store-wide counters, as `shoal stats` prints them. */
+/* Store-wide counters, as `shoal stats` prints them. New counters are
+ * appended (see SHOAL_ABI_VERSION): a library older than the header leaves
+ * the ones it does not know 0. */
 typedef struct shoal_stats {
 	uint64_t capacity_bytes; /* the largest total of objects */
 	uint64_t used_bytes;     /* bytes taken by objects (64-byte blocks) */
@@ -467,14 +547,20 @@ typedef struct shoal_stats {
 } shoal_stats;
 
 /*
- * The store's counters, in one round trip.
- *   c    the client.
- *   out  receives the counters (see shoal_stats; sizes are the ones asked
- *        for, used_bytes counts 64-byte blocks).
+ * The store's counters, in one round trip. Call it as
+ * shoal_get_stats(c, out), a macro that passes sizeof(*out).
+ *   c     the client.
+ *   out   receives the counters (see shoal_stats; sizes are the ones asked
+ *         for, used_bytes counts 64-byte blocks).
+ *   size  bytes of *out: the library writes exactly size bytes, its
+ *         counters up to there and zeros after its last one.
  * Returns 0, SHOAL_EINVAL (out NULL), SHOAL_EPROTO, SHOAL_EUNAVAILABLE,
  * SHOAL_EFORKED or -errno.
  */
-SHOAL_API int shoal_get_stats(shoal_client *c, shoal_stats *out);
+SHOAL_API int shoal_get_stats_sized(shoal_client *c, shoal_stats *out,
+                                    size_t size);
+#define shoal_get_stats(c, out) \
+	shoal_get_stats_sized((c), (out), sizeof(*(out)))
 
 /*
  * Points name (name_len bytes of UTF-8, 1..SHOAL_NAME_MAX, no NUL) at the
@@ -523,9 +609,16 @@ SHOAL_API int shoal_delete_name(shoal_client *c, const char *name,
 /* Flags of a name (shoal_set_name_ttl, shoal_name_info.flags). */
 #define SHOAL_NAME_EVICTABLE 1u /* may be evicted with its object */
 
-/* One name as listed by shoal_list_names(). name is NUL-terminated. */
+/*
+ * One name, as shoal_list_names() and shoal_name_stat() describe it.
+ * name points at name_len bytes of UTF-8 that the struct does not own:
+ * for a listing they are in the caller's names buffer (and NUL-terminated
+ * there), valid as long as that buffer; for shoal_name_stat() name is the
+ * caller's own name argument.
+ */
 typedef struct shoal_name_info {
-	char name[SHOAL_NAME_MAX + 1];
+	const char *name;
+	size_t name_len;
 	shoal_id id;
 	uint64_t version;
 	uint64_t data_size;
@@ -536,19 +629,35 @@ typedef struct shoal_name_info {
 } shoal_name_info;
 
 /*
- * Lists names page by page, in byte order of their names: *cursor is 0 to
- * start; on return it is the cursor of the next page, or 0 when the listing
- * is complete. Up to max entries go to out, their number to *count. A name
- * that exists for the whole listing is listed exactly once. A cursor is
- * valid once, on the same client (which remembers where the listing
+ * Lists names page by page, in byte order of their names.
+ *   c           the client.
+ *   cursor      in: 0 to start, else the value the previous page left;
+ *               out: the cursor of the next page, or 0 when the listing is
+ *               complete.
+ *   out         room for max entries; receives the page's names.
+ *   max         entries out holds (at least 1).
+ *   names       a buffer of names_size bytes, owned by the caller, that
+ *               receives the bytes of the page's names, each followed by a
+ *               NUL; out[i].name points into it. SHOAL_NAMES_SIZE(max)
+ *               bytes always hold max names; a smaller buffer ends the page
+ *               early (the cursor then resumes after the last name given).
+ *   names_size  bytes of names: at least SHOAL_NAME_MAX + 1.
+ *   count       receives the number of entries written.
+ * A name that exists for the whole listing is listed exactly once. A cursor
+ * is valid once, on the same client (which remembers where the listing
  * stopped); up to 8 listings may be in progress on one client at once
  * (e.g. in several threads): a cursor older than the 8 pages handed out
  * since fails with SHOAL_EINVAL.
- * Returns 0; SHOAL_EINVAL (NULL arguments, max 0, a cursor that is not the
- * client's current one); SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or -errno.
+ * Returns 0; SHOAL_EINVAL (NULL arguments, max 0, names_size under
+ * SHOAL_NAME_MAX + 1, a cursor that is not the client's current one);
+ * SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or -errno.
  */
 SHOAL_API int shoal_list_names(shoal_client *c, uint64_t *cursor,
-                               shoal_name_info *out, size_t max, size_t *count);
+                               shoal_name_info *out, size_t max, char *names,
+                               size_t names_size, size_t *count);
+
+/* Bytes of a names buffer that holds the names of any page of max entries. */
+#define SHOAL_NAMES_SIZE(max) ((size_t)(max) * (SHOAL_NAME_MAX + 1))
 
 /*
  * Names with a time to live, evictable names and namespaces.
@@ -601,8 +710,9 @@ SHOAL_API int shoal_expire(shoal_client *c, const char *name, size_t name_len,
 SHOAL_API int shoal_persist(shoal_client *c, const char *name, size_t name_len);
 
 /*
- * Describes one name without getting its object: *out receives the name,
- * its object's ID and sizes, its version, flags and time to live.
+ * Describes one name without getting its object: *out receives its
+ * object's ID and sizes, its version, flags and time to live; out->name
+ * and out->name_len are name and name_len (the caller's bytes, not copied).
  * Returns 0; SHOAL_ENOTFOUND; SHOAL_EINVAL; SHOAL_ETOOBIG;
  * SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or -errno.
  */
@@ -619,32 +729,37 @@ SHOAL_API int shoal_ttl(shoal_client *c, const char *name, size_t name_len,
 
 /*
  * Lists the names that start with prefix (prefix_len bytes of UTF-8, 0 for
- * every name), page by page, with the rules of shoal_list_names(). The
- * daemon finds them in its name-ordered index: the cost is that of the
- * names returned, not of the whole store.
- * Returns 0; SHOAL_EINVAL (NULL arguments, max 0, a prefix that is not
- * UTF-8 or contains NUL, a stale cursor); SHOAL_ETOOBIG (prefix over
- * SHOAL_NAME_MAX); SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or -errno.
+ * every name), page by page, with the parameters and rules of
+ * shoal_list_names(). The daemon finds them in its name-ordered index: the
+ * cost is that of the names returned, not of the whole store.
+ * Returns 0; SHOAL_EINVAL (NULL arguments, max 0, names_size too small, a
+ * prefix that is not UTF-8 or contains NUL, a stale cursor); SHOAL_ETOOBIG
+ * (prefix over SHOAL_NAME_MAX); SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or
+ * -errno.
  */
 SHOAL_API int shoal_list_names_prefix(shoal_client *c, const char *prefix,
                                       size_t prefix_len, uint64_t *cursor,
                                       shoal_name_info *out, size_t max,
+                                      char *names, size_t names_size,
                                       size_t *count);
 
 /*
  * The stateless form of shoal_list_names_prefix(): one page of the names
  * that start with prefix and come after the name `after` (after_len bytes;
- * 0 or NULL: from the first), in name order. *more is set to 1 when names
- * follow the last one returned: call again with it as `after`. Any number
- * of such listings may run at once, in any threads.
- * Returns 0; SHOAL_EINVAL (NULL arguments, max 0, a prefix or after that
- * is not UTF-8); SHOAL_ETOOBIG; SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or
- * -errno.
+ * 0 or NULL: from the first), in name order; out, max, names and
+ * names_size as for shoal_list_names(). *more is set to 1 when names
+ * follow the last one returned (also when the names buffer ended the page
+ * early): call again with it as `after`. Any number of such listings may
+ * run at once, in any threads.
+ * Returns 0; SHOAL_EINVAL (NULL arguments, max 0, names_size too small, a
+ * prefix or after that is not UTF-8); SHOAL_ETOOBIG; SHOAL_EUNAVAILABLE;
+ * SHOAL_EFORKED; or -errno.
  */
 SHOAL_API int shoal_list_names_after(shoal_client *c, const char *prefix,
                                      size_t prefix_len, const char *after,
                                      size_t after_len, shoal_name_info *out,
-                                     size_t max, size_t *count, int *more);
+                                     size_t max, char *names, size_t names_size,
+                                     size_t *count, int *more);
 
 /*
  * Deletes every name that starts with prefix (prefix_len bytes; 0 deletes
@@ -672,7 +787,7 @@ SHOAL_API int shoal_put(shoal_client *c, const shoal_id *id, const void *data,
                         uint64_t data_size, const void *metadata,
                         uint32_t metadata_size);
 
-/* Arena facts, for tools and tests. */
+/* Arena facts, for tools and tests. New fields are appended. */
 typedef struct shoal_arena_info {
 	const uint8_t *base;  /* the client's mapping of the whole arena */
 	uint64_t map_size;    /* bytes mapped */
@@ -680,7 +795,12 @@ typedef struct shoal_arena_info {
 	uint64_t data_offset; /* where the object area starts */
 } shoal_arena_info;
 
-SHOAL_API void shoal_arena(const shoal_client *c, shoal_arena_info *out);
+/* Fills *out (size bytes of it: the fields this library knows, zeros after
+ * them) with c's arena facts, all 0 when c is NULL. Call it as
+ * shoal_arena(c, out), a macro that passes sizeof(*out). */
+SHOAL_API void shoal_arena_sized(const shoal_client *c, shoal_arena_info *out,
+                                 size_t size);
+#define shoal_arena(c, out) shoal_arena_sized((c), (out), sizeof(*(out)))
 
 /*
  * Notifications. A subscription is a connection of its own on which the
@@ -700,12 +820,22 @@ enum shoal_event_kind {
 	SHOAL_EVENT_NAME_EVICTED = 9, /* an evictable name was evicted with
 	                                 its object (an EVICTED event of the
 	                                 object follows) */
+	SHOAL_EVENT_NAME_TTL = 10,    /* a name's time to live changed
+	                                 (shoal_expire, shoal_persist): its
+	                                 object and version are unchanged;
+	                                 expires_ms says when it now expires.
+	                                 Only with SHOAL_SUBSCRIBE_TTL */
 };
 
 /* The last event kind (kinds are 1..SHOAL_EVENT_KIND_MAX). */
-#define SHOAL_EVENT_KIND_MAX SHOAL_EVENT_NAME_EVICTED
+#define SHOAL_EVENT_KIND_MAX SHOAL_EVENT_NAME_TTL
 
-/* One event. name is NUL-terminated (empty for object events). */
+/*
+ * One event. name points at name_len bytes of UTF-8 and a NUL ("" and 0
+ * for object events); the subscription owns them, and they stay valid
+ * until the next shoal_next_event() or shoal_unsubscribe() on it. Fields
+ * are appended (see SHOAL_ABI_VERSION).
+ */
 typedef struct shoal_event {
 	int kind; /* enum shoal_event_kind */
 	shoal_id id;
@@ -713,7 +843,12 @@ typedef struct shoal_event {
 	uint32_t metadata_size;
 	uint64_t version;
 	uint64_t seq; /* 1, 2, ... on this subscription */
-	char name[SHOAL_NAME_MAX + 1];
+	const char *name;
+	size_t name_len;
+	/* NAME_TTL: when the name now expires, in ms since the Unix epoch
+	 * (CLOCK_REALTIME, so that other hosts can compare it); 0: it no
+	 * longer expires. 0 for the other kinds. */
+	uint64_t expires_ms;
 } shoal_event;
 
 typedef struct shoal_subscription shoal_subscription;
@@ -721,26 +856,34 @@ typedef struct shoal_subscription shoal_subscription;
 /* Ask for the current objects and names first, as SEALED and NAME_SET
  * events, ended by SNAPSHOT_END. */
 #define SHOAL_SUBSCRIBE_SNAPSHOT 1u
+/* Ask for NAME_TTL events too (a subscriber that does not ask never gets
+ * them, so programs built before they existed keep working). */
+#define SHOAL_SUBSCRIBE_TTL 2u
 
 /*
  * Opens a subscription to the daemon at socket_path (NULL: the default).
- * flags: 0 or SHOAL_SUBSCRIBE_SNAPSHOT. *out is owned by the caller, freed
- * with shoal_unsubscribe(). Returns 0, SHOAL_EUNAVAILABLE, SHOAL_ETOOBIG,
- * SHOAL_EPROTO, SHOAL_ENOMEM or -errno.
+ * flags: 0, or SHOAL_SUBSCRIBE_SNAPSHOT and/or SHOAL_SUBSCRIBE_TTL. *out
+ * is owned by the caller, freed with shoal_unsubscribe(). Returns 0,
+ * SHOAL_EUNAVAILABLE, SHOAL_ETOOBIG, SHOAL_EPROTO, SHOAL_ENOMEM or -errno.
  */
 SHOAL_API int shoal_subscribe(const char *socket_path, unsigned flags,
                               shoal_subscription **out);
 
 /*
  * Waits up to timeout_ms (0: poll; SHOAL_WAIT_FOREVER) for the next event.
+ * Call it as shoal_next_event(s, timeout_ms, ev), a macro that passes
+ * size = sizeof(*ev): the library writes size bytes of *ev (the fields it
+ * knows, zeros after them); the name ev->name points at belongs to s.
  * Returns 0 with *ev filled; SHOAL_ETIMEDOUT; SHOAL_EINTR when the wait
  * was interrupted (shoal_subscription_interrupt(), or a signal when the
  * subscription is interruptible; no event is lost); SHOAL_EUNAVAILABLE when
  * the daemon closed the subscription (after an OVERFLOW event, or when it
  * stopped); SHOAL_EPROTO; or -errno.
  */
-SHOAL_API int shoal_next_event(shoal_subscription *s, int64_t timeout_ms,
-                               shoal_event *ev);
+SHOAL_API int shoal_next_event_sized(shoal_subscription *s, int64_t timeout_ms,
+                                     shoal_event *ev, size_t size);
+#define shoal_next_event(s, timeout_ms, ev) \
+	shoal_next_event_sized((s), (timeout_ms), (ev), sizeof(*(ev)))
 
 /* Ends the wait of shoal_next_event() on s in progress, or the next one,
  * with SHOAL_EINTR, as shoal_interrupt() does for a client (async-signal-
@@ -751,6 +894,12 @@ SHOAL_API int shoal_subscription_interrupt(shoal_subscription *s);
  * shoal_next_event() with SHOAL_EINTR (see shoal_set_interruptible()). */
 SHOAL_API void shoal_subscription_set_interruptible(shoal_subscription *s,
                                                     int on);
+
+/* shoal_set_interrupt_signals() for the wait of shoal_next_event(). Returns
+ * 0 or SHOAL_EINVAL. */
+SHOAL_API int shoal_subscription_set_interrupt_signals(shoal_subscription *s,
+                                                       const int *signals,
+                                                       size_t count);
 
 /* The subscription's socket, to wait for readability with poll(2). Events
  * may also be buffered already: call shoal_next_event() with timeout 0

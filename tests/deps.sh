@@ -12,6 +12,8 @@ command -v make >/dev/null 2>&1 || need+=(make)
 # The tier tests (tests/python/test_tier*.py) run real Redis servers.
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
+# ... and one of them serves TLS with a throwaway CA made by openssl.
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "deps: installing ${need[*]}"
 	SUDO=""

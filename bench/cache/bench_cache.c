@@ -281,6 +281,7 @@ int main(int argc, char **argv)
 
 	/* 5. listing a small namespace among many names. */
 	static shoal_name_info page[256];
+	static char bytes[SHOAL_NAMES_SIZE(256)];
 	double all[50], few[50], ratio_list[50];
 	sets(c, &id, "big:", 0, 0);
 	for (int i = 0; i < 100; i++) {
@@ -293,7 +294,8 @@ int main(int argc, char **argv)
 		uint64_t cursor = 0, t0 = now_ns();
 		size_t n, total = 0;
 		do {
-			check(shoal_list_names(c, &cursor, page, 256, &n),
+			check(shoal_list_names(c, &cursor, page, 256, bytes,
+			                       sizeof(bytes), &n),
 			      "list_names");
 			total += n;
 		} while (cursor);
@@ -302,7 +304,8 @@ int main(int argc, char **argv)
 		size_t found = 0;
 		do {
 			check(shoal_list_names_prefix(c, "small:", 6, &cursor,
-			                              page, 256, &n),
+			                              page, 256, bytes,
+			                              sizeof(bytes), &n),
 			      "list_names_prefix");
 			found += n;
 		} while (cursor);

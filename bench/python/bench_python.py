@@ -26,7 +26,8 @@ pays the page faults of a zero-copy read), and the reader's RSS and PSS
 growth over the get. For shoal, where the first-use time goes: the get, a
 first pass over the numeric columns, a second pass, and the same first pass
 after MADV_POPULATE_READ of the object (decides whether populating at get
-would pay off).
+would pay off), and a fresh put whose memory one thread reserves (the
+baseline of the client's multi-threaded reservation).
 
 Systems whose software is missing are skipped with a message. Everything a
 system starts (shoal serve, redis-server, a Ray head) runs on temporary
@@ -183,14 +184,29 @@ class Shoal:
     def stop(self):
         stop_group(self.proc)
 
-    def puts(self, value, repeat):
-        """(fresh put, recycled put) medians: each fresh put in a new daemon;
-        recycled puts after deleting the previous value."""
+    def puts(self, value, repeat, one_thread=None):
+        """(fresh put, recycled put) times: each fresh put in a new daemon;
+        recycled puts after deleting the previous value. With a list as
+        one_thread, each daemon also takes a fresh put whose memory one
+        thread reserves (SHOAL_POPULATE_THREADS=1, the baseline of the
+        client's multi-threaded reservation), before or after the default
+        one in alternate repetitions; its times go to that list."""
         fresh, recycled = [], []
         for i in range(repeat):
             store = self.start()
             try:
-                fresh.append(timed(lambda: store.__setitem__("f", value))[0])
+                order = [False] if one_thread is None else [i % 2 == 0, i % 2 != 0]
+                for single in order:
+                    if single:
+                        os.environ["SHOAL_POPULATE_THREADS"] = "1"
+                        try:
+                            one_thread.append(timed(lambda: store.__setitem__("g", value))[0])
+                        finally:
+                            del os.environ["SHOAL_POPULATE_THREADS"]
+                    else:
+                        fresh.append(timed(lambda: store.__setitem__("f", value))[0])
+                if one_thread is not None:
+                    del store["g"]
                 del store["f"]
                 time.sleep(0.2)  # let the daemon settle its trimming
                 recycled.append(timed(lambda: store.__setitem__("f", value))[0])
@@ -217,13 +233,16 @@ def bench_shoal(ctx, results):
         print("  shoal polars: skipped (polars is not installed)")
     for name, load, kw in variants:
         value = load()
-        fresh, recycled = sh.puts(value, ctx["repeat"])
+        one_thread = [] if name == "shoal" else None
+        fresh, recycled = sh.puts(value, ctx["repeat"], one_thread)
         del value
         gc.collect()
         try:
             params = {"path": sh.path, "repeat": ctx["repeat"], "kw": kw}
             r = run_reader("shoal", params)
             r.update(put_s=statistics.median(fresh), put_recycled_s=statistics.median(recycled))
+            if one_thread:
+                r["put_one_thread_s"] = statistics.median(one_thread)
             results[name] = r
             if name == "shoal":
                 r2 = run_reader("shoal", dict(params, kw={"columns": TWO_COLS}))
@@ -239,6 +258,10 @@ def bench_shoal(ctx, results):
         report(name, results)
         if name == "shoal":
             report("shoal 2 columns", results)
+            one = results["shoal"].get("put_one_thread_s")
+            if one:
+                print(f"    fresh put with one thread reserving memory: {fmt(one, 's')} "
+                      f"({one / results['shoal']['put_s']:.2f}x the default)", flush=True)
             f = results["shoal"]["faults"]
             print(f"    first use: get {fmt(f['lazy']['get_s'], 's')}, first pass over the numeric "
                   f"columns {fmt(f['lazy']['first_pass_s'], 's')}, second pass "

@@ -147,6 +147,34 @@ class _Flat:
             data += end - start
         offs[self.length] = data
 
+    def segments(self, np, opos, dpos):
+        """The copies fill() makes, as segments for Client.create: (offset,
+        source, source offset, size, width, add)."""
+        out = []
+        if self.kind == "fixed":
+            pos, w = dpos, self.width
+            for c in self.chunks:
+                n = len(c) * w
+                if n:
+                    out.append((pos, c.buffers()[1], c.offset * w, n, 0, 0))
+                    pos += n
+            return out
+        k = 4 if self.kind == "binary32" else 8
+        row = data = 0
+        for c in self.chunks:
+            n = len(c)
+            if n == 0:
+                continue
+            start, end = self._span(c)
+            out.append((opos + row * k, c.buffers()[1], c.offset * k, n * k, k, data - start))
+            if end > start:
+                out.append((dpos + data, c.buffers()[2], start, end - start, 0, 0))
+            row += n
+            data += end - start
+        last = np.array([data], dtype=np.int32 if k == 4 else np.int64)
+        out.append((opos + self.length * k, last, 0, k, 0, 0))
+        return out
+
     def in_place(self, pa, buf, base, opos, dpos):
         """This column as an array over its final place in buf (at base)."""
         typ = self.chunks[0].type
@@ -195,12 +223,17 @@ class ArrowPlan:
     written by ``write(buf)``.
 
     With ``layout`` (the predicted body position of each flat column's
-    buffers), the chunks are copied to their final places first and the
-    IPC writer is then given arrays over those very places: its copy of
-    them is a copy onto itself, which memmove skips, so each byte is
-    written once. The prediction is checked against what the writer wrote;
-    if it were ever wrong, the chunks are copied again to the places the
-    writer used, so the result is right either way."""
+    buffers, and of the values of each fixed-width column without nulls),
+    those bytes are copied to their final places first and the IPC writer
+    is then given arrays over those very places: its copy of them is a
+    copy onto itself, which memmove skips, so each byte is written once.
+    ``segments()`` lists those copies for ``Client.create``, which makes
+    them while it reserves the object's memory (on fresh memory, the copy
+    then overlaps the page faults instead of following them); ``write(buf,
+    filled=True)`` then writes the rest. The prediction is checked against
+    what the writer wrote; if it were ever wrong, the columns are copied
+    again to the places the writer used, so the result is right either
+    way."""
 
     def __init__(self, pa, batch, flats):
         self._pa = pa
@@ -209,10 +242,13 @@ class ArrowPlan:
         mock = pa.MockOutputStream()
         self._write_stream(mock, batch)
         self.size = mock.size()
-        self._layout = self._predict() if flats else None
+        self._layout, self._fixed = self._predict() if batch.num_columns else (None, {})
         self.predicted = None  # after write: whether the layout held
 
     def _predict(self):
+        """(flat column -> (offsets position or None, data position), fixed
+        column -> values position), or (None, {}) when a column's layout is
+        not modelled."""
         import numpy as np
 
         pa = self._pa
@@ -222,7 +258,7 @@ class ArrowPlan:
             f = flat_at.get(i)
             col = f.buffer_sizes() if f else _writer_sizes(pa, np, self._batch.column(i))
             if col is None:
-                return None
+                return None, {}
             where[i] = len(sizes)
             sizes.extend(col)
         starts, pos = [], 0
@@ -237,7 +273,43 @@ class ArrowPlan:
                 layout[f.index] = (None, body + starts[k + 1])
             else:
                 layout[f.index] = (body + starts[k + 1], body + starts[k + 2])
-        return layout
+        fixed = {}
+        for i in range(self._batch.num_columns):
+            arr = self._batch.column(i)
+            if i not in flat_at and not arr.null_count and _flat_kind(pa, arr.type)[0] == "fixed":
+                fixed[i] = body + starts[where[i] + 1]
+        return layout, fixed
+
+    def segments(self):
+        """The copies of every predicted column into its place, in address
+        order, as Client.create segments; None without a prediction."""
+        if self._layout is None:
+            return None
+        import numpy as np
+
+        out = []
+        for f in self._flats:
+            out.extend(f.segments(np, *self._layout[f.index]))
+        for i, pos in self._fixed.items():
+            arr = self._batch.column(i)
+            n = len(arr) * _flat_kind(self._pa, arr.type)[1]
+            if n:
+                out.append((pos, arr.buffers()[1], 0, n, 0, 0))
+        out.sort(key=lambda s: s[0])
+        return out
+
+    def _fixed_in_place(self, buf, base, i, pos, fill, dst):
+        """Column i as an array over its place in buf, copied there first
+        when fill."""
+        pa = self._pa
+        arr = self._batch.column(i)
+        n = len(arr) * _flat_kind(pa, arr.type)[1]
+        if fill and n:
+            import numpy as np
+
+            dst[pos : pos + n] = np.frombuffer(arr.buffers()[1], dtype=np.uint8, count=n)
+        data = pa.foreign_buffer(base + pos, n, base=buf)
+        return pa.Array.from_buffers(arr.type, len(arr), [None, data], null_count=0)
 
     def _write_stream(self, sink, batch):
         with self._pa.ipc.new_stream(sink, batch.schema) as writer:
@@ -246,19 +318,25 @@ class ArrowPlan:
             else:
                 writer.write_table(batch)
 
-    def write(self, buf):
+    def write(self, buf, filled=False):
+        """Writes the object into buf; filled: the copies of segments() are
+        in place already."""
         pa = self._pa
         target = pa.py_buffer(buf)
         batch = self._batch
-        if self._layout:
+        in_place = self._layout is not None and (self._flats or self._fixed)
+        if in_place:
             import numpy as np
 
             dst = np.frombuffer(buf, dtype=np.uint8)
             arrays = batch.columns
             for f in self._flats:
                 opos, dpos = self._layout[f.index]
-                f.fill(np, dst, opos, dpos)
+                if not filled:
+                    f.fill(np, dst, opos, dpos)
                 arrays[f.index] = f.in_place(pa, buf, target.address, opos, dpos)
+            for i, pos in self._fixed.items():
+                arrays[i] = self._fixed_in_place(buf, target.address, i, pos, not filled, dst)
             batch = pa.RecordBatch.from_arrays(arrays, schema=batch.schema)
         stream = pa.FixedSizeBufferWriter(target)
         stream.set_memcopy_threads(4)
@@ -267,7 +345,7 @@ class ArrowPlan:
         stream.close()
         if written != self.size:
             raise RuntimeError(f"Arrow IPC wrote {written} bytes, sized {self.size}")
-        if not self._flats:
+        if not self._flats and not in_place:
             return
         import numpy as np
 
@@ -279,6 +357,11 @@ class ArrowPlan:
             if self._layout is None or self._layout[f.index] != actual:
                 self.predicted = False
                 f.fill(np, dst, *actual)
+        for i, pos in self._fixed.items():
+            actual = laid.column(i).buffers()[1]
+            if len(laid.column(i)) and actual.address - target.address != pos:
+                self.predicted = False
+                self._fixed_in_place(buf, target.address, i, actual.address - target.address, True, dst)
 
 
 def plan(pa, data):

@@ -35,7 +35,7 @@ import json
 import pickle
 import sys
 
-from shoal import _frames, _shoal
+from shoal import _frame_reader, _frames, _shoal
 
 MAGIC = b"shoal/1 "
 ALIGN = _shoal.PART_ALIGN
@@ -51,15 +51,18 @@ class Encoded:
     """A value ready to be written: metadata plus either ``parts`` (bytes-like
     objects laid out at 64-byte aligned offsets, copied by the C layer) or
     ``writer`` (a function writing exactly ``size`` bytes into a writable
-    buffer)."""
+    buffer). With ``segments`` (Client.create's), ``writer(buf,
+    filled=True)`` writes what the segments, copied in by the create, do
+    not."""
 
-    __slots__ = ("metadata", "size", "parts", "writer")
+    __slots__ = ("metadata", "size", "parts", "writer", "segments")
 
-    def __init__(self, metadata, size, parts=None, writer=None):
+    def __init__(self, metadata, size, parts=None, writer=None, segments=None):
         self.metadata = metadata
         self.size = size
         self.parts = parts
         self.writer = writer
+        self.segments = segments
 
 
 def _align(n):
@@ -231,7 +234,7 @@ def _polars_arrow(pl, df):
 def _encode_ipc(pa, data, header):
     """data as one contiguous record batch (see _frames)."""
     p = _frames.plan(pa, data)
-    return Encoded(_meta("arrow", header), p.size, writer=p.write)
+    return Encoded(_meta("arrow", header), p.size, writer=p.write, segments=p.segments())
 
 
 def _encode_pickle(value):
@@ -269,6 +272,27 @@ def describe(metadata):
     return kind, json.loads(rest) if rest else {}
 
 
+# Parsed metadata of recent objects (a refresh of a name has the same), for
+# decode only: describe()'s callers may change what it returns.
+_headers = {}
+_HEADERS_MAX = 64
+_HEADER_CACHED_MAX = 4096  # bytes of metadata
+
+
+def _described(metadata):
+    """describe(metadata), shared between calls: read-only."""
+    if type(metadata) is not bytes:
+        return describe(metadata)
+    try:
+        return _headers[metadata]
+    except KeyError:
+        pass
+    out = describe(metadata)
+    if len(metadata) <= _HEADER_CACHED_MAX:
+        _frame_reader.remember(_headers, metadata, out, _HEADERS_MAX)
+    return out
+
+
 def decode(buf, metadata, *, columns=None, dtype_backend=None, copy=False):
     """Rebuilds the value stored in buf (a shoal.Buffer) with metadata.
 
@@ -276,7 +300,7 @@ def decode(buf, metadata, *, columns=None, dtype_backend=None, copy=False):
     memory (the object is not pinned by the result) and the result is
     writable where its type allows.
     """
-    kind, header = describe(metadata)
+    kind, header = _described(metadata)
     if copy:
         buf = buf.copy()  # bytearray; the caller drops the pin
     if kind == "bytes":
@@ -285,7 +309,7 @@ def decode(buf, metadata, *, columns=None, dtype_backend=None, copy=False):
         return _decode_numpy(buf, header)
     if kind == "pickle":
         return _cow(_frame_options(_decode_pickle(buf, header), columns, dtype_backend))
-    return _decode_arrow(buf, header, columns, dtype_backend, copy)
+    return _decode_arrow(buf, metadata, header, columns, dtype_backend, copy)
 
 
 def _decode_numpy(buf, header):
@@ -421,6 +445,11 @@ def _to_pandas(table, header, columns, dtype_backend, copy):
         df.index.freq = header["freq"]
     if not copy:
         _cow(df)
+    return _pandas_value(df, header)
+
+
+def _pandas_value(df, header):
+    """A DataFrame, or its one column for a stored Series."""
     if header["type"] == "pandas.Series":
         s = df.iloc[:, 0]
         s.name = pickle.loads(bytes.fromhex(header["name"]))
@@ -428,11 +457,15 @@ def _to_pandas(table, header, columns, dtype_backend, copy):
     return df
 
 
-def _decode_arrow(buf, header, columns, dtype_backend, copy):
+def _decode_arrow(buf, metadata, header, columns, dtype_backend, copy):
     import pyarrow as pa
 
-    reader = pa.ipc.open_stream(pa.py_buffer(buf))
     kind = header["type"]
+    if kind.startswith("pandas.") and not copy and "freq" not in header:
+        df = _frame_reader.read(buf, metadata, header, columns, dtype_backend, _to_pandas, _select_pandas)
+        if df is not None:
+            return _pandas_value(_cow(df), header)
+    reader = pa.ipc.open_stream(pa.py_buffer(buf))
     if kind == "pyarrow.RecordBatch":
         batch = reader.read_next_batch()
         return batch.select(list(columns)) if columns is not None else batch

@@ -404,6 +404,13 @@ static PyMethodDef pyshoal_functions[] = {
          "exactly one start the daemon. Returns True if this call started "
          "it. Raises StoreUnavailable (with the daemon's log) if it did "
          "not come up within timeout seconds."},
+        {"batch_layout", pyarrow_batch_layout, METH_O,
+         "batch_layout(buffer) -> (rows, nodes, buffers) or None\n\n"
+         "Where the columns of a stored frame lie: for an Arrow IPC stream "
+         "of a schema and a record batch, the batch's row count, its field "
+         "nodes as a flat tuple of (length, null_count) and its buffers as "
+         "a flat tuple of (position in buffer, length). None for any other "
+         "stream or one that does not check."},
         {NULL, NULL, 0, NULL},
 };
 

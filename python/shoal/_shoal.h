@@ -38,6 +38,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <signal.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -46,10 +47,6 @@
 /* Parts written by Client.put start at multiples of this (Arrow's
  * alignment; also what the arena guarantees for the object's start). */
 #define PYSHOAL_PART_ALIGN 64
-
-/* A subscription's wait (local: it costs the daemon nothing) is cut into
- * slices this long (ms) to check signals and a close() from elsewhere. */
-#define PYSHOAL_SLICE_MS 100
 
 /* Spare connections kept for waiting calls. */
 #define PYSHOAL_POOL_MAX 4
@@ -171,11 +168,46 @@ void pyclient_done_with(pyclient_object *self, pyconn_object *c,
 PyObject *pyclient_fail(pyclient_object *self, pyconn_object *c, int rc,
                         const char *what);
 /* The timeout to pass on for a wait ending at deadline (timeout_ms as given:
- * -1 forever, 0 no wait); the length of its next slice (subscriptions);
- * whether the wait is over. */
+ * -1 forever, 0 no wait); whether the wait is over. */
 int64_t pyclient_time_left(int64_t timeout_ms, int64_t deadline);
-int64_t pyclient_next_slice(int64_t timeout_ms, int64_t deadline);
 int pyclient_wait_over(int64_t timeout_ms, int64_t deadline);
+
+/* The signals that end a wait: every signal but those the kernel raises
+ * for a fault of the thread, as a set to block and as the list for
+ * shoal_set_interrupt_signals(). */
+struct pyshoal_signals {
+	sigset_t set;
+	int list[NSIG];
+	size_t n;
+};
+const struct pyshoal_signals *pyshoal_wait_signals(void);
+
+/* One libshoal call that may wait up to timeout_ms, on arg's behalf. */
+typedef int pyshoal_wait_fn(void *arg, int64_t timeout_ms);
+
+/*
+ * Runs a call that may wait timeout_ms (-1 forever) with the GIL released,
+ * as often as signals interrupt it: after each SHOAL_EINTR the Python
+ * signal handlers run, and the call goes on for the time left. A signal is
+ * never lost to the moment before the call sleeps: the wait signals are
+ * blocked in this thread from the last check for signals until the call
+ * sleeps with them unblocked (shoal_set_interrupt_signals), so one that
+ * arrives in between ends the sleep at once.
+ * Returns fn's result; timeout_rc when the time ran out after an interrupt;
+ * SHOAL_ECLOSED when *closed (may be NULL) was set meanwhile; or
+ * PYSHOAL_PYERR when a handler raised (Ctrl-C).
+ */
+int pyshoal_wait(pyshoal_wait_fn *fn, void *arg, int64_t timeout_ms,
+                 int timeout_rc, const int *closed);
+/* One libshoal call that does not wait, on arg's behalf. */
+typedef int pyclient_fn(shoal_client *c, void *arg);
+/* Runs fn on self's connection with the GIL released. A failure raises:
+ * SHOAL_ENOTFOUND as ObjectNotFound(missing) when missing is not NULL,
+ * any other code as pyclient_fail does (what names the call). Returns
+ * fn's code; < 0 (also when no connection could be had) means an exception
+ * is set. */
+int pyclient_call(pyclient_object *self, const char *what, PyObject *missing,
+                  pyclient_fn *fn, void *arg);
 /* A str name as UTF-8 (borrowed from obj). 0 or -1 with an exception. */
 int pyclient_parse_name(PyObject *obj, const char **name, Py_ssize_t *len);
 /* expected_version: None gives *pv NULL, an int gives *pv = v. */
@@ -236,5 +268,17 @@ int pyspawn_ensure(pyshoal_state *st, const char *binary, PyObject *args,
                    const char *path, int64_t timeout_ms);
 PyObject *pyspawn_ensure_daemon(PyObject *module, PyObject *args,
                                 PyObject *kwargs);
+
+/* _shoal_arrow.c */
+/*
+ * batch_layout(buffer): for an Arrow IPC stream that starts with a schema
+ * message and then a record batch (how stored frames are written), the
+ * tuple (rows, nodes, buffers): nodes flat (length, null_count) per field
+ * node, buffers flat (position in buffer, length) per body buffer, in the
+ * message's order. None for any other stream, or one whose offsets do not
+ * lie inside buffer (nothing in it is trusted). NULL with an exception if
+ * obj has no buffer interface.
+ */
+PyObject *pyarrow_batch_layout(PyObject *module, PyObject *obj);
 
 #endif /* SHOAL_PY_SHOAL_H */

@@ -118,7 +118,14 @@ class Client:
     def closed(self) -> bool: ...
     @property
     def arena(self) -> dict[str, int]: ...
-    def create(self, id: IdLike, size: int, metadata: bytes = b"", timeout: int = 0) -> Buffer: ...
+    def create(
+        self,
+        id: IdLike,
+        size: int,
+        metadata: bytes = b"",
+        timeout: int = 0,
+        segments: Sequence[tuple[int, _BufferLike, int, int, int, int]] | None = None,
+    ) -> Buffer: ...
     def seal(
         self,
         id: IdLike,
@@ -170,6 +177,7 @@ EventKind: TypeAlias = Literal[
     "snapshot_end",
     "name_expired",
     "name_evicted",
+    "name_ttl",
 ]
 
 class Event(tuple[EventKind, ObjectID | None, int, int, str | None, int, int]):
@@ -192,9 +200,11 @@ class Event(tuple[EventKind, ObjectID | None, int, int, str | None, int, int]):
     def version(self) -> int: ...
     @property
     def seq(self) -> int: ...
+    @property
+    def expires_ms(self) -> int: ...
 
 class Subscription:
-    def __init__(self, path: str | None = None, *, snapshot: bool = False) -> None: ...
+    def __init__(self, path: str | None = None, *, snapshot: bool = False, ttl: bool = False) -> None: ...
     @property
     def closed(self) -> bool: ...
     @property

@@ -105,8 +105,11 @@ static pyconn_object *pyconn_open(pyshoal_state *st, const char *path, int *rc)
 	}
 	c->client = client;
 	c->pid = getpid();
-	/* A signal (Ctrl-C) ends a wait; the caller runs the handlers. */
+	/* A signal (Ctrl-C) ends a wait; the caller runs the handlers
+	 * (pyshoal_wait). */
 	shoal_set_interruptible(client, 1);
+	shoal_set_interrupt_signals(client, pyshoal_wait_signals()->list,
+	                            pyshoal_wait_signals()->n);
 	return c;
 }
 
@@ -298,26 +301,89 @@ int64_t pyclient_time_left(int64_t timeout_ms, int64_t deadline)
 	return left > 0 ? left : 0;
 }
 
-/* The length of the next slice of a wait that ends at deadline (timeout_ms
- * as given: -1 forever, 0 no wait). */
-int64_t pyclient_next_slice(int64_t timeout_ms, int64_t deadline)
-{
-	int64_t left;
-
-	if (timeout_ms == 0)
-		return 0;
-	if (timeout_ms < 0)
-		return PYSHOAL_SLICE_MS;
-	left = deadline - pyshoal_now_ms();
-	if (left <= 0)
-		return 0;
-	return left < PYSHOAL_SLICE_MS ? left : PYSHOAL_SLICE_MS;
-}
-
 int pyclient_wait_over(int64_t timeout_ms, int64_t deadline)
 {
 	return timeout_ms == 0 ||
 	       (timeout_ms > 0 && pyshoal_now_ms() >= deadline);
+}
+
+const struct pyshoal_signals *pyshoal_wait_signals(void)
+{
+	/* A blocked fault signal would kill the process instead. */
+	static const int faults[] = {SIGSEGV, SIGBUS,  SIGFPE,
+	                             SIGILL,  SIGTRAP, SIGSYS};
+	static struct pyshoal_signals sigs;
+	static int ready;
+
+	if (ready) /* filled once, under the GIL */
+		return &sigs;
+	sigfillset(&sigs.set);
+	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++)
+		sigdelset(&sigs.set, faults[i]);
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sigismember(&sigs.set, sig) == 1)
+			sigs.list[sigs.n++] = sig;
+	ready = 1;
+	return &sigs;
+}
+
+int pyshoal_wait(pyshoal_wait_fn *fn, void *arg, int64_t timeout_ms,
+                 int timeout_rc, const int *closed)
+{
+	int64_t deadline = pyshoal_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+
+	for (;;) {
+		int64_t left = pyclient_time_left(timeout_ms, deadline);
+		PyThreadState *ts;
+		sigset_t old;
+		int rc;
+
+		/* A signal that arrives once they are blocked stays pending
+		 * until the call sleeps with them unblocked; one that came
+		 * before runs its handler here. */
+		if (left != 0) {
+			pthread_sigmask(SIG_BLOCK, &pyshoal_wait_signals()->set,
+			                &old);
+			if (PyErr_CheckSignals() < 0) {
+				pthread_sigmask(SIG_SETMASK, &old, NULL);
+				return PYSHOAL_PYERR;
+			}
+		}
+		ts = PyEval_SaveThread();
+		rc = fn(arg, left);
+		PyEval_RestoreThread(ts);
+		if (left != 0) /* delivers what is still pending */
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (rc != SHOAL_EINTR)
+			return rc;
+		if (closed && *closed)
+			return SHOAL_ECLOSED;
+		if (PyErr_CheckSignals() < 0)
+			return PYSHOAL_PYERR;
+		if (pyclient_wait_over(timeout_ms, deadline))
+			return timeout_rc;
+	}
+}
+
+int pyclient_call(pyclient_object *self, const char *what, PyObject *missing,
+                  pyclient_fn *fn, void *arg)
+{
+	pyshoal_state *st = pyclient_state(self);
+	pyconn_object *c = st ? pyclient_conn(self) : NULL;
+	PyThreadState *ts;
+	int rc;
+
+	if (!c)
+		return -1; /* with the exception of pyclient_conn */
+	ts = PyEval_SaveThread();
+	rc = fn(c->client, arg);
+	PyEval_RestoreThread(ts);
+	if (rc == SHOAL_ENOTFOUND && missing)
+		PyErr_SetObject(st->object_not_found, missing);
+	else if (rc < 0)
+		pyclient_fail(self, c, rc, what);
+	Py_DECREF(c);
+	return rc;
 }
 
 int pyclient_parse_name(PyObject *obj, const char **name, Py_ssize_t *len)
@@ -435,28 +501,30 @@ static int client_clear(PyObject *obj)
 
 /* ----------------------------------------------------------- life cycle */
 
+/* Drops the client's connection and spare connections (Buffers of them
+ * keep them alive as long as they need). */
+static void drop_conns(pyclient_object *self)
+{
+	Py_CLEAR(self->conn);
+	if (self->pool)
+		PyList_SetSlice(self->pool, 0, PyList_GET_SIZE(self->pool),
+		                NULL);
+}
+
 static PyObject *client_close(PyObject *obj, PyObject *Py_UNUSED(unused))
 {
 	pyclient_object *self = (pyclient_object *)obj;
 
 	self->closed = 1;
-	Py_CLEAR(self->conn);
-	if (self->pool)
-		PyList_SetSlice(self->pool, 0, PyList_GET_SIZE(self->pool),
-		                NULL);
+	drop_conns(self);
 	Py_RETURN_NONE;
 }
 
 /* Drops the connections inherited from the parent (called in a forked
- * child; Buffers of them keep them alive as long as they need). */
+ * child). */
 static PyObject *client_after_fork(PyObject *obj, PyObject *Py_UNUSED(unused))
 {
-	pyclient_object *self = (pyclient_object *)obj;
-
-	Py_CLEAR(self->conn);
-	if (self->pool)
-		PyList_SetSlice(self->pool, 0, PyList_GET_SIZE(self->pool),
-		                NULL);
+	drop_conns((pyclient_object *)obj);
 	Py_RETURN_NONE;
 }
 
@@ -520,9 +588,13 @@ static PyObject *client_repr(PyObject *obj)
 
 static PyMethodDef client_methods[] = {
         {"create", FN(pyops_create), KW,
-         "create(id, size, metadata=b'', timeout=0) -> Buffer\n\n"
+         "create(id, size, metadata=b'', timeout=0, segments=None) -> "
+         "Buffer\n\n"
          "Creates an object and returns its writable data. timeout (ms) "
-         "waits for space instead of raising StoreFull at once."},
+         "waits for space instead of raising StoreFull at once. segments: "
+         "(offset, source, source_offset, size, width, add) tuples copied "
+         "in while the object's memory is reserved (see "
+         "shoal_create_from)."},
         {"seal", FN(pyops_seal), KW,
          "seal(id, name=None, expected_version=None) -> int | None\n\n"
          "Seals a created object; with name, then points the name at it "

@@ -60,9 +60,9 @@ typedef struct {
 
 /* The names of enum shoal_event_kind, in order from SHOAL_EVENT_SEALED. */
 static const char *const kind_names[] = {
-        "sealed",       "deleted",      "evicted",
-        "name_set",     "name_deleted", "overflow",
-        "snapshot_end", "name_expired", "name_evicted",
+        "sealed",       "deleted",  "evicted",      "name_set",
+        "name_deleted", "overflow", "snapshot_end", "name_expired",
+        "name_evicted", "name_ttl",
 };
 
 #define NKINDS ((int)(sizeof(kind_names) / sizeof(kind_names[0])))
@@ -74,7 +74,7 @@ _Static_assert(SHOAL_EVENT_KIND_MAX == NKINDS, "one name per kind");
 static PyStructSequence_Field event_fields[] = {
         {"kind", "'sealed', 'deleted', 'evicted', 'name_set', "
                  "'name_deleted', 'name_expired', 'name_evicted', "
-                 "'overflow' or 'snapshot_end'"},
+                 "'name_ttl', 'overflow' or 'snapshot_end'"},
         {"id", "the ObjectID (for a name event: the object the name points "
                "or pointed at); None for overflow and snapshot_end"},
         {"data_size", "the object's data size in bytes (0 if no object)"},
@@ -82,6 +82,8 @@ static PyStructSequence_Field event_fields[] = {
         {"name", "the name, for the name_* kinds; else None"},
         {"version", "the name's version, for name events; else 0"},
         {"seq", "1, 2, ... on this subscription"},
+        {"expires_ms", "name_ttl: when the name now expires, in ms since "
+                       "the Unix epoch; 0 when it no longer expires"},
         {NULL, NULL},
 };
 
@@ -127,6 +129,7 @@ int pysub_add_types(PyObject *m, pyshoal_state *st)
 	KIND(SNAPSHOT_END);
 	KIND(NAME_EXPIRED);
 	KIND(NAME_EVICTED);
+	KIND(NAME_TTL);
 	KIND(KIND_MAX);
 #undef KIND
 	if (PyModule_AddIntConstant(m, "PROTO_MAGIC", PROTO_MAGIC) < 0 ||
@@ -146,10 +149,11 @@ static PyObject *event_new(pyshoal_state *st, const shoal_event *ev)
 	int named = ev->kind == SHOAL_EVENT_NAME_SET ||
 	            ev->kind == SHOAL_EVENT_NAME_DELETED ||
 	            ev->kind == SHOAL_EVENT_NAME_EXPIRED ||
-	            ev->kind == SHOAL_EVENT_NAME_EVICTED;
+	            ev->kind == SHOAL_EVENT_NAME_EVICTED ||
+	            ev->kind == SHOAL_EVENT_NAME_TTL;
 	int has_id = ev->kind != SHOAL_EVENT_OVERFLOW &&
 	             ev->kind != SHOAL_EVENT_SNAPSHOT_END;
-	PyObject *e, *items[7];
+	PyObject *e, *items[8];
 
 	if (ev->kind < 1 || ev->kind > NKINDS)
 		return pyshoal_raise(st, SHOAL_EPROTO, "Subscription.next");
@@ -159,15 +163,17 @@ static PyObject *event_new(pyshoal_state *st, const shoal_event *ev)
 	items[3] = PyLong_FromUnsignedLong(ev->metadata_size);
 	/* Names are UTF-8 when Python wrote them; a C client may have
 	 * stored other bytes, which must not make the stream unreadable. */
-	items[4] = named ? PyUnicode_DecodeUTF8(ev->name, strlen(ev->name),
-	                                        "surrogateescape")
-	                 : Py_NewRef(Py_None);
+	items[4] =
+	        named ? PyUnicode_DecodeUTF8(ev->name, (Py_ssize_t)ev->name_len,
+	                                     "surrogateescape")
+	              : Py_NewRef(Py_None);
 	items[5] = PyLong_FromUnsignedLongLong(ev->version);
 	items[6] = PyLong_FromUnsignedLongLong(ev->seq);
+	items[7] = PyLong_FromUnsignedLongLong(ev->expires_ms);
 	e = PyStructSequence_New(st->event_type);
-	for (int i = 0; i < 7; i++) {
+	for (int i = 0; i < 8; i++) {
 		if (!items[i] || !e) {
-			for (int j = i; j < 7; j++)
+			for (int j = i; j < 8; j++)
 				Py_XDECREF(items[j]);
 			Py_XDECREF(e);
 			return NULL;
@@ -219,17 +225,17 @@ static int sub_check(pysub_object *self, pyshoal_state *st, const char *what)
 
 static PyObject *sub_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
 {
-	static char *kwlist[] = {"path", "snapshot", NULL};
+	static char *kwlist[] = {"path", "snapshot", "ttl", NULL};
 	pyshoal_state *st = pyshoal_state_of_type(tp);
 	PyObject *path = Py_None, *bytes = NULL;
 	shoal_subscription *s = NULL;
 	const char *p = NULL;
 	pysub_object *self;
 	PyThreadState *ts;
-	int snapshot = 0, rc;
+	int snapshot = 0, ttl = 0, rc;
 
-	if (!st || !PyArg_ParseTupleAndKeywords(args, kw, "|O$p:Subscription",
-	                                        kwlist, &path, &snapshot))
+	if (!st || !PyArg_ParseTupleAndKeywords(args, kw, "|O$pp:Subscription",
+	                                        kwlist, &path, &snapshot, &ttl))
 		return NULL;
 	if (path != Py_None) {
 		if (!PyUnicode_FSConverter(path, &bytes))
@@ -237,7 +243,10 @@ static PyObject *sub_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
 		p = PyBytes_AS_STRING(bytes);
 	}
 	ts = PyEval_SaveThread();
-	rc = shoal_subscribe(p, snapshot ? SHOAL_SUBSCRIBE_SNAPSHOT : 0, &s);
+	rc = shoal_subscribe(p,
+	                     (snapshot ? SHOAL_SUBSCRIBE_SNAPSHOT : 0) |
+	                             (ttl ? SHOAL_SUBSCRIBE_TTL : 0),
+	                     &s);
 	PyEval_RestoreThread(ts);
 	Py_XDECREF(bytes);
 	if (rc < 0) {
@@ -259,8 +268,11 @@ static PyObject *sub_tp_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
 		return NULL;
 	}
 	self->sub = s;
-	/* Ctrl-C ends a wait in next(); the caller runs the handlers. */
+	/* Ctrl-C ends a wait in next(); the caller runs the handlers
+	 * (pyshoal_wait). */
 	shoal_subscription_set_interruptible(s, 1);
+	shoal_subscription_set_interrupt_signals(
+	        s, pyshoal_wait_signals()->list, pyshoal_wait_signals()->n);
 	self->pid = getpid();
 	self->snapshot = snapshot;
 	self->path = Py_NewRef(path);
@@ -304,14 +316,27 @@ static PyObject *sub_fail(pysub_object *self, pyshoal_state *st, int rc)
 	return pyshoal_raise(st, rc, "Subscription.next");
 }
 
+struct next_call {
+	shoal_subscription *s;
+	shoal_event *ev;
+};
+
+static int next_fn(void *arg, int64_t timeout_ms)
+{
+	struct next_call *a = arg;
+
+	return shoal_next_event(a->s, timeout_ms, a->ev);
+}
+
 static PyObject *sub_next(PyObject *obj, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"timeout", NULL};
 	pysub_object *self = (pysub_object *)obj;
 	pyshoal_state *st = pyshoal_state_of_type(Py_TYPE(obj));
 	long long timeout_ms = -1;
-	int64_t deadline;
 	shoal_event ev;
+	struct next_call a = {NULL, &ev};
+	PyObject *out;
 	int rc;
 
 	if (!st || !PyArg_ParseTupleAndKeywords(args, kw, "|L:next", kwlist,
@@ -319,41 +344,26 @@ static PyObject *sub_next(PyObject *obj, PyObject *args, PyObject *kw)
 		return NULL;
 	if (sub_check(self, st, "Subscription.next") < 0)
 		return NULL;
-	deadline = pyshoal_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	a.s = self->sub;
 	self->busy++;
-	for (;;) {
-		int64_t left = pyclient_time_left(timeout_ms, deadline);
-		PyThreadState *ts = PyEval_SaveThread();
-
-		rc = shoal_next_event(self->sub, left, &ev);
-		PyEval_RestoreThread(ts);
-		if (rc != SHOAL_EINTR)
-			break;
-		if (self->closed) {
-			rc = SHOAL_ECLOSED;
-			break;
-		}
-		if (PyErr_CheckSignals() < 0) {
-			rc = PYSHOAL_PYERR;
-			break;
-		}
-		if (pyclient_wait_over(timeout_ms, deadline)) {
-			rc = SHOAL_ETIMEDOUT;
-			break;
-		}
-	}
+	rc = pyshoal_wait(next_fn, &a, timeout_ms, SHOAL_ETIMEDOUT,
+	                  &self->closed);
 	self->busy--;
+	if (rc == SHOAL_ETIMEDOUT) {
+		out = Py_NewRef(Py_None);
+	} else if (rc == PYSHOAL_PYERR) {
+		out = NULL;
+	} else if (rc < 0) {
+		out = sub_fail(self, st, rc);
+	} else {
+		if (ev.kind == SHOAL_EVENT_OVERFLOW)
+			self->overflowed = 1;
+		out = event_new(st,
+		                &ev); /* ev.name lives in the subscription */
+	}
 	if (self->closed && self->busy == 0)
 		sub_free(self);
-	if (rc == SHOAL_ETIMEDOUT)
-		Py_RETURN_NONE;
-	if (rc == PYSHOAL_PYERR)
-		return NULL;
-	if (rc < 0)
-		return sub_fail(self, st, rc);
-	if (ev.kind == SHOAL_EVENT_OVERFLOW)
-		self->overflowed = 1;
-	return event_new(st, &ev);
+	return out;
 }
 
 static PyObject *sub_fileno(PyObject *obj, PyObject *Py_UNUSED(unused))

@@ -11,8 +11,8 @@ PyObject *pyname_info_tuple(pyshoal_state *st, const shoal_name_info *n)
 {
 	/* Names are UTF-8 when Python wrote them; a C client may have stored
 	 * other bytes, which must not make a listing fail. */
-	PyObject *name = PyUnicode_DecodeUTF8(
-	        n->name, (Py_ssize_t)strlen(n->name), "surrogateescape");
+	PyObject *name = PyUnicode_DecodeUTF8(n->name, (Py_ssize_t)n->name_len,
+	                                      "surrogateescape");
 
 	if (!name)
 		return NULL;
@@ -27,31 +27,31 @@ PyObject *pyname_info_tuple(pyshoal_state *st, const shoal_name_info *n)
  * name raises ObjectNotFound(name). Returns rc (< 0 with an exception). */
 typedef int name_fn(shoal_client *c, const char *name, size_t len, void *arg);
 
+struct named_call {
+	name_fn *fn;
+	const char *name;
+	size_t len;
+	void *arg;
+};
+
+static int named_fn(shoal_client *c, void *arg)
+{
+	struct named_call *a = arg;
+
+	return a->fn(c, a->name, a->len, a->arg);
+}
+
 static int call_named(PyObject *obj, PyObject *nameobj, const char *what,
                       name_fn *fn, void *arg)
 {
-	pyclient_object *self = (pyclient_object *)obj;
-	pyshoal_state *st = pyclient_state(self);
-	const char *name;
+	struct named_call a = {fn, NULL, 0, arg};
 	Py_ssize_t nlen;
-	pyconn_object *c;
-	PyThreadState *ts;
-	int rc;
 
-	if (!st || pyclient_parse_name(nameobj, &name, &nlen) < 0)
+	if (pyclient_parse_name(nameobj, &a.name, &nlen) < 0)
 		return -1;
-	c = pyclient_conn(self);
-	if (!c)
-		return -1;
-	ts = PyEval_SaveThread();
-	rc = fn(c->client, name, (size_t)nlen, arg);
-	PyEval_RestoreThread(ts);
-	if (rc == SHOAL_ENOTFOUND)
-		PyErr_SetObject(st->object_not_found, nameobj);
-	else if (rc < 0)
-		pyclient_fail(self, c, rc, what);
-	Py_DECREF(c);
-	return rc;
+	a.len = (size_t)nlen;
+	return pyclient_call((pyclient_object *)obj, what, nameobj, named_fn,
+	                     &a);
 }
 
 static int do_expire(shoal_client *c, const char *name, size_t len, void *arg)
@@ -94,65 +94,54 @@ static int do_info(shoal_client *c, const char *name, size_t len, void *arg)
 PyObject *pynames_name_info(PyObject *self, PyObject *nameobj)
 {
 	pyshoal_state *st = pyclient_state((pyclient_object *)self);
-	shoal_name_info *info = PyMem_Malloc(sizeof(*info));
-	PyObject *t = NULL;
+	shoal_name_info info;
 
-	if (!info)
-		return PyErr_NoMemory();
-	if (st && call_named(self, nameobj, "name_info", do_info, info) == 0)
-		t = pyname_info_tuple(st, info);
-	PyMem_Free(info);
-	return t;
+	/* info.name is the bytes of nameobj, which outlives the call. */
+	if (!st || call_named(self, nameobj, "name_info", do_info, &info) < 0)
+		return NULL;
+	return pyname_info_tuple(st, &info);
+}
+
+struct prefix_call {
+	const char *prefix;
+	Py_ssize_t len;
+	uint64_t count;
+};
+
+static int delete_prefix_fn(shoal_client *c, void *arg)
+{
+	struct prefix_call *a = arg;
+
+	return shoal_delete_prefix(c, a->prefix, (size_t)a->len, &a->count);
 }
 
 PyObject *pynames_delete_prefix(PyObject *obj, PyObject *prefixobj)
 {
-	pyclient_object *self = (pyclient_object *)obj;
-	const char *prefix;
-	Py_ssize_t len;
-	uint64_t count = 0;
-	pyconn_object *c;
-	PyThreadState *ts;
-	int rc;
+	struct prefix_call a = {0};
 
 	if (!PyUnicode_Check(prefixobj)) {
 		PyErr_Format(PyExc_TypeError, "a prefix is a str, not %.100s",
 		             Py_TYPE(prefixobj)->tp_name);
 		return NULL;
 	}
-	prefix = PyUnicode_AsUTF8AndSize(prefixobj, &len);
-	if (!prefix)
+	a.prefix = PyUnicode_AsUTF8AndSize(prefixobj, &a.len);
+	if (!a.prefix || pyclient_call((pyclient_object *)obj, "delete_prefix",
+	                               NULL, delete_prefix_fn, &a) < 0)
 		return NULL;
-	c = pyclient_conn(self);
-	if (!c)
-		return NULL;
-	ts = PyEval_SaveThread();
-	rc = shoal_delete_prefix(c->client, prefix, (size_t)len, &count);
-	PyEval_RestoreThread(ts);
-	if (rc < 0)
-		pyclient_fail(self, c, rc, "delete_prefix");
-	Py_DECREF(c);
-	if (rc < 0)
-		return NULL;
-	return PyLong_FromUnsignedLongLong(count);
+	return PyLong_FromUnsignedLongLong(a.count);
 }
 
-PyObject *pynames_daemon_pid(PyObject *obj, PyObject *unused)
+static int daemon_pid_fn(shoal_client *c, void *arg)
 {
-	pyclient_object *self = (pyclient_object *)obj;
-	int64_t pid = 0;
-	pyconn_object *c;
-	int rc;
+	return shoal_daemon_pid(c, arg);
+}
 
-	(void)unused;
-	c = pyclient_conn(self);
-	if (!c)
-		return NULL;
-	rc = shoal_daemon_pid(c->client, &pid);
-	if (rc < 0)
-		pyclient_fail(self, c, rc, "daemon_pid");
-	Py_DECREF(c);
-	if (rc < 0)
+PyObject *pynames_daemon_pid(PyObject *obj, PyObject *Py_UNUSED(unused))
+{
+	int64_t pid = 0;
+
+	if (pyclient_call((pyclient_object *)obj, "daemon_pid", NULL,
+	                  daemon_pid_fn, &pid) < 0)
 		return NULL;
 	return PyLong_FromLongLong(pid);
 }

@@ -8,8 +8,8 @@
  * marks a connection whose socket is gone). A wait is one request with the
  * whole timeout: the connections are interruptible (shoal_set_interruptible),
  * so a signal ends the wait at once with SHOAL_EINTR; the signal's Python
- * handler then runs (PyErr_CheckSignals), and unless it raised (Ctrl-C),
- * the wait goes on for the time that is left. Nothing polls the daemon.
+ * handler then runs, and unless it raised (Ctrl-C), the wait goes on for
+ * the time that is left (pyshoal_wait). Nothing polls the daemon.
  *
  * Creates are tracked per connection in conn->created (see
  * _shoal_buffer.c) so that seal/abort by ID find the writable Buffer.
@@ -23,50 +23,140 @@
 
 /* ------------------------------------------------------------- creating */
 
+struct create_call {
+	shoal_client *c;
+	const shoal_id *id;
+	uint64_t size;
+	uint32_t msize;
+	const shoal_segment *segs;
+	size_t nsegs;
+	uint8_t **data, **meta;
+};
+
+static int create_fn(void *arg, int64_t timeout_ms)
+{
+	struct create_call *a = arg;
+
+	return shoal_create_from(a->c, a->id, a->size, a->msize, timeout_ms,
+	                         a->segs, a->nsegs, a->data, a->meta);
+}
+
 /*
- * shoal_create, waiting up to timeout_ms for space. Returns 0, a libshoal
+ * shoal_create_from (the nsegs segments copied in while the memory is
+ * reserved), waiting up to timeout_ms for space. Returns 0, a libshoal
  * code (SHOAL_EFULL when the time ran out), or PYSHOAL_PYERR (a signal
  * handler raised).
  */
 static int waiting_create(pyconn_object *c, const shoal_id *id, uint64_t size,
-                          uint32_t msize, int64_t timeout_ms, uint8_t **data,
-                          uint8_t **meta)
+                          uint32_t msize, int64_t timeout_ms,
+                          const shoal_segment *segs, size_t nsegs,
+                          uint8_t **data, uint8_t **meta)
 {
-	int64_t deadline = pyshoal_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	struct create_call a = {.c = c->client,
+	                        .id = id,
+	                        .size = size,
+	                        .msize = msize,
+	                        .segs = segs,
+	                        .nsegs = nsegs,
+	                        .data = data,
+	                        .meta = meta};
 
-	for (;;) {
-		int64_t left = pyclient_time_left(timeout_ms, deadline);
-		PyThreadState *ts = PyEval_SaveThread();
-		int rc = shoal_create(c->client, id, size, msize, left, data,
-		                      meta);
+	return pyshoal_wait(create_fn, &a, timeout_ms, SHOAL_EFULL, NULL);
+}
 
-		PyEval_RestoreThread(ts);
-		if (rc != SHOAL_EINTR)
-			return rc;
-		if (PyErr_CheckSignals() < 0)
-			return PYSHOAL_PYERR;
-		if (pyclient_wait_over(timeout_ms, deadline))
-			return SHOAL_EFULL;
+/* The segments of Client.create: their sources' Py_buffers, held during
+ * the create. */
+struct segments {
+	shoal_segment *s;
+	Py_buffer *v;
+	Py_ssize_t n;
+};
+
+static void segments_free(struct segments *g)
+{
+	for (Py_ssize_t i = 0; i < g->n; i++)
+		PyBuffer_Release(&g->v[i]);
+	PyMem_Free(g->v);
+	PyMem_Free(g->s);
+}
+
+/*
+ * Parses a sequence of (offset, source, source offset, size, width, add)
+ * into g: size bytes from the source's bytes at the source offset (which
+ * must lie within the source) go to offset in the object; width and add as
+ * in shoal_segment. None: no segments. Returns 0, or -1 with an exception.
+ */
+static int segments_get(PyObject *obj, struct segments *g)
+{
+	g->s = NULL;
+	g->v = NULL;
+	g->n = 0;
+	if (obj == Py_None)
+		return 0;
+	PyObject *seq = PySequence_Fast(obj, "segments must be a sequence");
+	if (!seq)
+		return -1;
+	Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+	g->s = PyMem_Calloc(n ? (size_t)n : 1, sizeof(*g->s));
+	g->v = PyMem_Calloc(n ? (size_t)n : 1, sizeof(*g->v));
+	if (!g->s || !g->v) {
+		Py_DECREF(seq);
+		segments_free(g);
+		PyErr_NoMemory();
+		return -1;
 	}
+	for (Py_ssize_t i = 0; i < n; i++) {
+		PyObject *src;
+		unsigned long long off, from, size;
+		unsigned int width;
+		long long add;
+		shoal_segment *s = &g->s[i];
+
+		if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i),
+		                      "KOKKIL:segment", &off, &src, &from,
+		                      &size, &width, &add) ||
+		    PyObject_GetBuffer(src, &g->v[i], PyBUF_ANY_CONTIGUOUS) < 0)
+			goto fail;
+		g->n = i + 1;
+		if (from > (unsigned long long)g->v[i].len ||
+		    size > (unsigned long long)g->v[i].len - from) {
+			PyErr_SetString(PyExc_ValueError,
+			                "segment: beyond its source");
+			goto fail;
+		}
+		*s = (shoal_segment){.offset = off,
+		                     .src = (const uint8_t *)g->v[i].buf + from,
+		                     .size = size,
+		                     .width = width,
+		                     .add = add};
+	}
+	Py_DECREF(seq);
+	return 0;
+fail:
+	Py_DECREF(seq);
+	segments_free(g);
+	return -1;
 }
 
 PyObject *pyops_create(PyObject *obj, PyObject *args, PyObject *kw)
 {
-	static char *kwlist[] = {"id", "size", "metadata", "timeout", NULL};
+	static char *kwlist[] = {"id",      "size",     "metadata",
+	                         "timeout", "segments", NULL};
 	pyclient_object *self = (pyclient_object *)obj;
 	pyshoal_state *st = pyclient_state(self);
 	Py_buffer meta = {0};
-	PyObject *idobj, *buf;
+	PyObject *idobj, *buf, *segobj = Py_None;
 	unsigned long long size;
 	long long timeout_ms = 0;
 	uint8_t *data = NULL, *mdata = NULL;
+	struct segments g = {0};
 	pyconn_object *c;
 	shoal_id id;
 	int rc;
 
-	if (!st ||
-	    !PyArg_ParseTupleAndKeywords(args, kw, "OK|y*L:create", kwlist,
-	                                 &idobj, &size, &meta, &timeout_ms))
+	if (!st || !PyArg_ParseTupleAndKeywords(args, kw, "OK|y*LO:create",
+	                                        kwlist, &idobj, &size, &meta,
+	                                        &timeout_ms, &segobj))
 		return NULL;
 	if (pyid_parse(st, idobj, &id) < 0 || meta.len > SHOAL_META_MAX) {
 		if (!PyErr_Occurred())
@@ -74,13 +164,19 @@ PyObject *pyops_create(PyObject *obj, PyObject *args, PyObject *kw)
 		PyBuffer_Release(&meta);
 		return NULL;
 	}
-	c = pyclient_conn(self);
-	if (!c) {
+	if (segments_get(segobj, &g) < 0) {
 		PyBuffer_Release(&meta);
 		return NULL;
 	}
-	rc = waiting_create(c, &id, size, (uint32_t)meta.len, timeout_ms, &data,
-	                    &mdata);
+	c = pyclient_conn(self);
+	if (!c) {
+		segments_free(&g);
+		PyBuffer_Release(&meta);
+		return NULL;
+	}
+	rc = waiting_create(c, &id, size, (uint32_t)meta.len, timeout_ms, g.s,
+	                    (size_t)g.n, &data, &mdata);
+	segments_free(&g);
 	if (rc < 0 || rc == PYSHOAL_PYERR) {
 		PyBuffer_Release(&meta);
 		pyclient_fail(self, c, rc, "create");
@@ -154,6 +250,36 @@ static pybuf_object *take_created(pyconn_object *c, const shoal_id *id,
 }
 
 /*
+ * Ends the create of id on c with end (shoal_seal or shoal_abort), with
+ * the GIL released, and marks the create's writable Buffer, if still alive,
+ * sealed or done. *orphan: see take_created. Returns 0, or -1 with an
+ * exception.
+ */
+static int end_create(pyclient_object *self, pyconn_object *c,
+                      const shoal_id *id,
+                      int (*end)(shoal_client *, const shoal_id *), int *orphan)
+{
+	PyThreadState *ts = PyEval_SaveThread();
+	int rc = end(c->client, id);
+	pybuf_object *b;
+
+	PyEval_RestoreThread(ts);
+	if (rc < 0) {
+		pyclient_fail(self, c, rc,
+		              end == shoal_seal ? "seal" : "abort");
+		return -1;
+	}
+	b = take_created(c, id, orphan);
+	if (b) {
+		b->state = end == shoal_seal ? PYBUF_SEALED : PYBUF_DONE;
+		if (b->state == PYBUF_DONE)
+			b->wdata = NULL; /* the memory went with the abort */
+		Py_DECREF(b);
+	}
+	return 0;
+}
+
+/*
  * Points name at the sealed object id on c (with opts' compare-and-set,
  * time to live and flags); on failure deletes the object (its creator may
  * still hold it; the delete then waits for the release) so that a failed
@@ -185,10 +311,9 @@ PyObject *pyops_seal(PyObject *obj, PyObject *args, PyObject *kw)
 	int evictable = 0;
 	uint64_t evv, version = 0;
 	pyconn_object *c;
-	pybuf_object *b;
 	PyThreadState *ts;
 	shoal_id id;
-	int rc, orphan;
+	int rc = 0, orphan;
 
 	if (!st || !PyArg_ParseTupleAndKeywords(args, kw, "O|OOKp:seal", kwlist,
 	                                        &idobj, &nameobj, &evobj, &ttl,
@@ -204,18 +329,9 @@ PyObject *pyops_seal(PyObject *obj, PyObject *args, PyObject *kw)
 	c = pyclient_conn(self);
 	if (!c)
 		return NULL;
-	ts = PyEval_SaveThread();
-	rc = shoal_seal(c->client, &id);
-	PyEval_RestoreThread(ts);
-	if (rc < 0) {
-		pyclient_fail(self, c, rc, "seal");
+	if (end_create(self, c, &id, shoal_seal, &orphan) < 0) {
 		Py_DECREF(c);
 		return NULL;
-	}
-	b = take_created(c, &id, &orphan);
-	if (b) {
-		b->state = PYBUF_SEALED;
-		Py_DECREF(b);
 	}
 	if (name) {
 		ts = PyEval_SaveThread();
@@ -241,8 +357,6 @@ PyObject *pyops_abort(PyObject *obj, PyObject *idobj)
 	pyclient_object *self = (pyclient_object *)obj;
 	pyshoal_state *st = pyclient_state(self);
 	pyconn_object *c;
-	pybuf_object *b;
-	PyThreadState *ts;
 	shoal_id id;
 	int rc, orphan;
 
@@ -251,21 +365,10 @@ PyObject *pyops_abort(PyObject *obj, PyObject *idobj)
 	c = pyclient_conn(self);
 	if (!c)
 		return NULL;
-	ts = PyEval_SaveThread();
-	rc = shoal_abort(c->client, &id);
-	PyEval_RestoreThread(ts);
-	if (rc < 0) {
-		pyclient_fail(self, c, rc, "abort");
-		Py_DECREF(c);
-		return NULL;
-	}
-	b = take_created(c, &id, &orphan);
-	if (b) {
-		b->state = PYBUF_DONE;
-		b->wdata = NULL;
-		Py_DECREF(b);
-	}
+	rc = end_create(self, c, &id, shoal_abort, &orphan);
 	Py_DECREF(c);
+	if (rc < 0)
+		return NULL;
 	Py_RETURN_NONE;
 }
 
@@ -318,7 +421,10 @@ static int parts_get(PyObject *seq_obj, struct parts *p)
 	return 0;
 }
 
-static void parts_copy(const struct parts *p, uint8_t *dst)
+/* The parts as segments of the object, then the metadata after them: seg
+ * has room for p->n + 1. */
+static void parts_segments(const struct parts *p, const Py_buffer *meta,
+                           shoal_segment *seg)
 {
 	uint64_t off = 0;
 
@@ -326,9 +432,14 @@ static void parts_copy(const struct parts *p, uint8_t *dst)
 		if (i > 0)
 			off = (off + PYSHOAL_PART_ALIGN - 1) &
 			      ~(uint64_t)(PYSHOAL_PART_ALIGN - 1);
-		memcpy(dst + off, p->v[i].buf, (size_t)p->v[i].len);
+		seg[i] = (shoal_segment){.offset = off,
+		                         .src = p->v[i].buf,
+		                         .size = (uint64_t)p->v[i].len};
 		off += (uint64_t)p->v[i].len;
 	}
+	seg[p->n] = (shoal_segment){.offset = p->total,
+	                            .src = meta->buf,
+	                            .size = (uint64_t)meta->len};
 }
 
 PyObject *pyops_put(PyObject *obj, PyObject *args, PyObject *kw)
@@ -349,6 +460,7 @@ PyObject *pyops_put(PyObject *obj, PyObject *args, PyObject *kw)
 	uint64_t evv, version = 0;
 	uint8_t *data = NULL, *mdata = NULL;
 	struct parts p = {0};
+	shoal_segment *seg = NULL;
 	pyconn_object *c = NULL;
 	PyThreadState *ts;
 	shoal_id id;
@@ -371,19 +483,23 @@ PyObject *pyops_put(PyObject *obj, PyObject *args, PyObject *kw)
 		pyshoal_raise(st, SHOAL_ETOOBIG, "put: metadata");
 		goto fail;
 	}
+	seg = PyMem_Calloc((size_t)p.n + 1, sizeof(*seg));
+	if (!seg) {
+		PyErr_NoMemory();
+		goto fail;
+	}
+	parts_segments(&p, &meta, seg);
 	c = pyclient_conn(self);
 	if (!c)
 		goto fail;
+	/* The parts are copied in as the object's memory is reserved. */
 	rc = waiting_create(c, &id, p.total, (uint32_t)meta.len, timeout_ms,
-	                    &data, &mdata);
+	                    seg, (size_t)p.n + 1, &data, &mdata);
 	if (rc < 0 || rc == PYSHOAL_PYERR) {
 		pyclient_fail(self, c, rc, "put: create");
 		goto fail;
 	}
 	ts = PyEval_SaveThread();
-	if (meta.len)
-		memcpy(mdata, meta.buf, (size_t)meta.len);
-	parts_copy(&p, data);
 	rc = shoal_seal(c->client, &id);
 	if (rc < 0) {
 		shoal_abort(c->client, &id);
@@ -400,6 +516,7 @@ PyObject *pyops_put(PyObject *obj, PyObject *args, PyObject *kw)
 		goto fail;
 	}
 	Py_DECREF(c);
+	PyMem_Free(seg);
 	parts_free(&p);
 	PyBuffer_Release(&meta);
 	if (name)
@@ -407,6 +524,7 @@ PyObject *pyops_put(PyObject *obj, PyObject *args, PyObject *kw)
 	Py_RETURN_NONE;
 fail:
 	Py_XDECREF(c);
+	PyMem_Free(seg);
 	if (p.v)
 		parts_free(&p);
 	PyBuffer_Release(&meta);
@@ -414,6 +532,20 @@ fail:
 }
 
 /* -------------------------------------------------------------- getting */
+
+struct get_call {
+	shoal_client *c;
+	const shoal_id *ids;
+	size_t n;
+	shoal_view *views;
+};
+
+static int get_fn(void *arg, int64_t timeout_ms)
+{
+	struct get_call *a = arg;
+
+	return shoal_get(a->c, a->ids, a->n, timeout_ms, a->views);
+}
 
 /*
  * Gets n objects into views in one request, waiting up to timeout_ms.
@@ -423,22 +555,11 @@ fail:
 static int waiting_get(pyconn_object *c, const shoal_id *ids, size_t n,
                        int64_t timeout_ms, shoal_view *views)
 {
-	int64_t deadline = pyshoal_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	struct get_call a = {c->client, ids, n, views};
 
-	for (;;) {
-		int64_t left = pyclient_time_left(timeout_ms, deadline);
-		PyThreadState *ts = PyEval_SaveThread();
-		int rc = shoal_get(c->client, ids, n, left, views);
-
-		PyEval_RestoreThread(ts);
-		if (rc != SHOAL_EINTR)
-			return rc;
-		/* Interrupted: nothing is held. */
-		if (PyErr_CheckSignals() < 0)
-			return PYSHOAL_PYERR;
-		if (pyclient_wait_over(timeout_ms, deadline))
-			return 0; /* every view says SHOAL_ENOTFOUND */
-	}
+	/* Interrupted, nothing is held; when the time ran out then, every
+	 * view says SHOAL_ENOTFOUND. */
+	return pyshoal_wait(get_fn, &a, timeout_ms, 0, NULL);
 }
 
 PyObject *pyops_get(PyObject *obj, PyObject *args, PyObject *kw)
@@ -512,6 +633,22 @@ out:
 	return out;
 }
 
+struct get_name_call {
+	shoal_client *c;
+	const char *name;
+	size_t len;
+	shoal_view *view;
+	uint64_t *version;
+};
+
+static int get_name_fn(void *arg, int64_t timeout_ms)
+{
+	struct get_name_call *a = arg;
+
+	return shoal_get_name(a->c, a->name, a->len, timeout_ms, a->view,
+	                      a->version);
+}
+
 PyObject *pyops_get_name(PyObject *obj, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"name", "timeout", NULL};
@@ -522,7 +659,6 @@ PyObject *pyops_get_name(PyObject *obj, PyObject *args, PyObject *kw)
 	const char *name;
 	Py_ssize_t nlen;
 	uint64_t version = 0;
-	int64_t deadline;
 	pyconn_object *c;
 	shoal_view view;
 	int rc;
@@ -535,25 +671,9 @@ PyObject *pyops_get_name(PyObject *obj, PyObject *args, PyObject *kw)
 	c = pyclient_conn_for(self, timeout_ms);
 	if (!c)
 		return NULL;
-	deadline = pyshoal_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-	for (;;) {
-		int64_t left = pyclient_time_left(timeout_ms, deadline);
-		PyThreadState *ts = PyEval_SaveThread();
-
-		rc = shoal_get_name(c->client, name, (size_t)nlen, left, &view,
-		                    &version);
-		PyEval_RestoreThread(ts);
-		if (rc != SHOAL_EINTR)
-			break;
-		if (PyErr_CheckSignals() < 0) {
-			rc = PYSHOAL_PYERR;
-			break;
-		}
-		if (pyclient_wait_over(timeout_ms, deadline)) {
-			rc = SHOAL_ENOTFOUND;
-			break;
-		}
-	}
+	struct get_name_call a = {c->client, name, (size_t)nlen, &view,
+	                          &version};
+	rc = pyshoal_wait(get_name_fn, &a, timeout_ms, SHOAL_ENOTFOUND, NULL);
 	if (rc == SHOAL_ENOTFOUND) {
 		PyErr_SetObject(st->object_not_found, nameobj);
 		pyclient_done_with(self, c, timeout_ms);
@@ -573,6 +693,31 @@ PyObject *pyops_get_name(PyObject *obj, PyObject *args, PyObject *kw)
 
 /* ---------------------------------------------------------------- names */
 
+/* The arguments of a set_name or delete_name call. */
+struct name_call {
+	const char *name;
+	Py_ssize_t len;
+	const shoal_id *id;
+	const uint64_t *ev;
+	uint64_t ttl, version;
+	unsigned flags;
+};
+
+static int set_name_fn(shoal_client *c, void *arg)
+{
+	struct name_call *a = arg;
+
+	return shoal_set_name_ttl(c, a->name, (size_t)a->len, a->id, a->ev,
+	                          a->ttl, a->flags, &a->version);
+}
+
+static int delete_name_fn(shoal_client *c, void *arg)
+{
+	struct name_call *a = arg;
+
+	return shoal_delete_name(c, a->name, (size_t)a->len, a->ev);
+}
+
 PyObject *pyops_set_name(PyObject *obj, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"name", "id",        "expected_version",
@@ -580,38 +725,26 @@ PyObject *pyops_set_name(PyObject *obj, PyObject *args, PyObject *kw)
 	pyclient_object *self = (pyclient_object *)obj;
 	pyshoal_state *st = pyclient_state(self);
 	PyObject *nameobj, *idobj, *evobj = Py_None;
-	const char *name;
-	Py_ssize_t nlen;
-	const uint64_t *ev;
 	unsigned long long ttl = 0;
 	int evictable = 0;
-	uint64_t evv, version = 0;
-	pyconn_object *c;
-	PyThreadState *ts;
+	struct name_call a = {0};
+	uint64_t evv;
 	shoal_id id;
-	int rc;
 
 	if (!st || !PyArg_ParseTupleAndKeywords(args, kw, "OO|OKp:set_name",
 	                                        kwlist, &nameobj, &idobj,
 	                                        &evobj, &ttl, &evictable))
 		return NULL;
-	if (pyclient_parse_name(nameobj, &name, &nlen) < 0 ||
+	if (pyclient_parse_name(nameobj, &a.name, &a.len) < 0 ||
 	    pyid_parse(st, idobj, &id) < 0 ||
-	    pyclient_parse_version(evobj, &evv, &ev) < 0)
+	    pyclient_parse_version(evobj, &evv, &a.ev) < 0)
 		return NULL;
-	c = pyclient_conn(self);
-	if (!c)
+	a.id = &id;
+	a.ttl = ttl;
+	a.flags = evictable ? SHOAL_NAME_EVICTABLE : 0;
+	if (pyclient_call(self, "set_name", NULL, set_name_fn, &a) < 0)
 		return NULL;
-	ts = PyEval_SaveThread();
-	rc = shoal_set_name_ttl(c->client, name, (size_t)nlen, &id, ev, ttl,
-	                        evictable ? SHOAL_NAME_EVICTABLE : 0, &version);
-	PyEval_RestoreThread(ts);
-	if (rc < 0)
-		pyclient_fail(self, c, rc, "set_name");
-	Py_DECREF(c);
-	if (rc < 0)
-		return NULL;
-	return PyLong_FromUnsignedLongLong(version);
+	return PyLong_FromUnsignedLongLong(a.version);
 }
 
 PyObject *pyops_delete_name(PyObject *obj, PyObject *args, PyObject *kw)
@@ -620,32 +753,15 @@ PyObject *pyops_delete_name(PyObject *obj, PyObject *args, PyObject *kw)
 	pyclient_object *self = (pyclient_object *)obj;
 	pyshoal_state *st = pyclient_state(self);
 	PyObject *nameobj, *evobj = Py_None;
-	const char *name;
-	Py_ssize_t nlen;
-	const uint64_t *ev;
+	struct name_call a = {0};
 	uint64_t evv;
-	pyconn_object *c;
-	PyThreadState *ts;
-	int rc;
 
 	if (!st || !PyArg_ParseTupleAndKeywords(args, kw, "O|O:delete_name",
 	                                        kwlist, &nameobj, &evobj))
 		return NULL;
-	if (pyclient_parse_name(nameobj, &name, &nlen) < 0 ||
-	    pyclient_parse_version(evobj, &evv, &ev) < 0)
-		return NULL;
-	c = pyclient_conn(self);
-	if (!c)
-		return NULL;
-	ts = PyEval_SaveThread();
-	rc = shoal_delete_name(c->client, name, (size_t)nlen, ev);
-	PyEval_RestoreThread(ts);
-	if (rc == SHOAL_ENOTFOUND)
-		PyErr_SetObject(st->object_not_found, nameobj);
-	else if (rc < 0)
-		pyclient_fail(self, c, rc, "delete_name");
-	Py_DECREF(c);
-	if (rc < 0)
+	if (pyclient_parse_name(nameobj, &a.name, &a.len) < 0 ||
+	    pyclient_parse_version(evobj, &evv, &a.ev) < 0 ||
+	    pyclient_call(self, "delete_name", nameobj, delete_name_fn, &a) < 0)
 		return NULL;
 	Py_RETURN_NONE;
 }
@@ -722,14 +838,14 @@ fail:
 PyObject *pyops_list_names(PyObject *obj, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"prefix", NULL};
-	enum { PAGE = 256 };
+	enum { PAGE = 256, NAME_BYTES = 64 * 1024 };
 	pyclient_object *self = (pyclient_object *)obj;
 	pyshoal_state *st = pyclient_state(self);
 	PyObject *prefixobj = Py_None, *out = NULL;
 	const char *prefix = "";
 	Py_ssize_t plen = 0;
 	shoal_name_info *page = NULL;
-	char *after = NULL;
+	char *after = NULL, *names = NULL;
 	size_t alen = 0;
 	pyconn_object *c = NULL;
 	int more = 1;
@@ -750,8 +866,9 @@ PyObject *pyops_list_names(PyObject *obj, PyObject *args, PyObject *kw)
 	}
 	page = PyMem_Malloc(PAGE * sizeof(*page));
 	after = PyMem_Malloc(SHOAL_NAME_MAX + 1);
+	names = PyMem_Malloc(NAME_BYTES);
 	out = PyList_New(0);
-	if (!page || !after) {
+	if (!page || !after || !names) {
 		PyErr_NoMemory();
 		goto fail;
 	}
@@ -761,8 +878,8 @@ PyObject *pyops_list_names(PyObject *obj, PyObject *args, PyObject *kw)
 		PyThreadState *ts = PyEval_SaveThread();
 		size_t count = 0;
 		int rc = shoal_list_names_after(c->client, prefix, (size_t)plen,
-		                                after, alen, page, PAGE, &count,
-		                                &more);
+		                                after, alen, page, PAGE, names,
+		                                NAME_BYTES, &count, &more);
 		PyEval_RestoreThread(ts);
 		if (rc < 0) {
 			pyclient_fail(self, c, rc, "list_names");
@@ -777,19 +894,21 @@ PyObject *pyops_list_names(PyObject *obj, PyObject *args, PyObject *kw)
 			Py_DECREF(t);
 		}
 		if (more) {
-			alen = strlen(page[count - 1].name);
+			alen = page[count - 1].name_len;
 			memcpy(after, page[count - 1].name, alen);
 		}
 	}
 	Py_DECREF(c);
 	PyMem_Free(page);
 	PyMem_Free(after);
+	PyMem_Free(names);
 	return out;
 fail:
 	Py_XDECREF(c);
 	Py_XDECREF(out);
 	PyMem_Free(page);
 	PyMem_Free(after);
+	PyMem_Free(names);
 	return NULL;
 }
 
@@ -867,54 +986,48 @@ out:
 	return out;
 }
 
+struct contains_call {
+	shoal_id id;
+	int state;
+};
+
+static int contains_fn(shoal_client *c, void *arg)
+{
+	struct contains_call *a = arg;
+
+	return shoal_contains(c, &a->id, &a->state);
+}
+
 PyObject *pyops_contains(PyObject *obj, PyObject *idobj)
 {
 	pyclient_object *self = (pyclient_object *)obj;
 	pyshoal_state *st = pyclient_state(self);
-	pyconn_object *c;
-	PyThreadState *ts;
-	shoal_id id;
-	int rc, state = 0;
+	struct contains_call a = {.state = 0};
 
-	if (!st || pyid_parse(st, idobj, &id) < 0)
+	if (!st || pyid_parse(st, idobj, &a.id) < 0 ||
+	    pyclient_call(self, "contains", NULL, contains_fn, &a) < 0)
 		return NULL;
-	c = pyclient_conn(self);
-	if (!c)
-		return NULL;
-	ts = PyEval_SaveThread();
-	rc = shoal_contains(c->client, &id, &state);
-	PyEval_RestoreThread(ts);
-	if (rc < 0)
-		pyclient_fail(self, c, rc, "contains");
-	Py_DECREF(c);
-	if (rc < 0)
-		return NULL;
-	return PyLong_FromLong(state);
+	return PyLong_FromLong(a.state);
+}
+
+/* in: the bytes to free; out: the bytes freed. */
+static int evict_fn(shoal_client *c, void *arg)
+{
+	uint64_t *bytes = arg;
+
+	return shoal_evict(c, *bytes, bytes);
 }
 
 PyObject *pyops_evict(PyObject *obj, PyObject *arg)
 {
-	pyclient_object *self = (pyclient_object *)obj;
 	unsigned long long nbytes = PyLong_AsUnsignedLongLong(arg);
-	uint64_t freed = 0;
-	pyconn_object *c;
-	PyThreadState *ts;
-	int rc;
+	uint64_t bytes = nbytes;
 
-	if (nbytes == (unsigned long long)-1 && PyErr_Occurred())
+	if ((nbytes == (unsigned long long)-1 && PyErr_Occurred()) ||
+	    pyclient_call((pyclient_object *)obj, "evict", NULL, evict_fn,
+	                  &bytes) < 0)
 		return NULL;
-	c = pyclient_conn(self);
-	if (!c)
-		return NULL;
-	ts = PyEval_SaveThread();
-	rc = shoal_evict(c->client, nbytes, &freed);
-	PyEval_RestoreThread(ts);
-	if (rc < 0)
-		pyclient_fail(self, c, rc, "evict");
-	Py_DECREF(c);
-	if (rc < 0)
-		return NULL;
-	return PyLong_FromUnsignedLongLong(freed);
+	return PyLong_FromUnsignedLongLong(bytes);
 }
 
 static int fetch_objects(shoal_client *c, const void *ctx, uint64_t *cursor,
@@ -942,24 +1055,17 @@ PyObject *pyops_list(PyObject *obj, PyObject *Py_UNUSED(unused))
 	                     fetch_objects, NULL, object_entry);
 }
 
+static int stats_fn(shoal_client *c, void *arg)
+{
+	return shoal_get_stats(c, (shoal_stats *)arg);
+}
+
 PyObject *pyops_stats(PyObject *obj, PyObject *Py_UNUSED(unused))
 {
-	pyclient_object *self = (pyclient_object *)obj;
 	shoal_stats s;
-	pyconn_object *c;
-	PyThreadState *ts;
-	int rc;
 
-	c = pyclient_conn(self);
-	if (!c)
-		return NULL;
-	ts = PyEval_SaveThread();
-	rc = shoal_get_stats(c->client, &s);
-	PyEval_RestoreThread(ts);
-	if (rc < 0)
-		pyclient_fail(self, c, rc, "stats");
-	Py_DECREF(c);
-	if (rc < 0)
+	if (pyclient_call((pyclient_object *)obj, "stats", NULL, stats_fn, &s) <
+	    0)
 		return NULL;
 #define K(f) #f, (unsigned long long)s.f
 	return Py_BuildValue(

@@ -378,12 +378,14 @@ class Store(MutableMapping):
 
     # -------------------------------------------------------- events
 
-    def subscribe(self, snapshot=False):
+    def subscribe(self, snapshot=False, ttl=False):
         """A :class:`Subscription` to the store's events: every seal,
         delete, eviction and name change from now on, in order. With
         snapshot, the current objects and names come first (as "sealed" and
-        "name_set" events), ended by a "snapshot_end" event."""
-        return Subscription(self._c.path, snapshot=snapshot)
+        "name_set" events), ended by a "snapshot_end" event. With ttl, a
+        change of a name's time to live alone (expire, persist) is a
+        "name_ttl" event too."""
+        return Subscription(self._c.path, snapshot=snapshot, ttl=ttl)
 
     # -------------------------------------------------------- the rest
 
@@ -438,9 +440,13 @@ class Store(MutableMapping):
             return self._c.put(
                 oid, enc.parts, enc.metadata, name, expected_version, tmo, ttl_ms, evictable
             )
-        buf = self._c.create(oid, enc.size, enc.metadata, tmo)
+        # The segments are copied in as the object's memory is reserved.
+        buf = self._c.create(oid, enc.size, enc.metadata, tmo, enc.segments)
         try:
-            enc.writer(buf)
+            if enc.segments is None:
+                enc.writer(buf)
+            else:
+                enc.writer(buf, filled=True)
         except BaseException:
             self._c.abort(oid)
             raise
@@ -457,7 +463,9 @@ class Subscription:
     metadata_size, name, version, seq)`` with kind one of "sealed",
     "deleted", "evicted" (objects), "name_set", "name_deleted",
     "name_expired" (its ttl ran out), "name_evicted" (evicted with its
-    object; an "evicted" event of the object follows) (names; ``id`` is the
+    object; an "evicted" event of the object follows), "name_ttl" (only
+    with ``ttl=True``: its time to live changed; ``expires_ms``, a field
+    outside the tuple, says when it now expires, 0 never) (names; ``id`` is the
     object the name points or pointed at), "snapshot_end" and "overflow". A subscriber that falls far behind gets "overflow", and the
     daemon then closes the subscription: the next call raises
     StoreUnavailable, and the subscriber subscribes again (with
@@ -471,8 +479,8 @@ class Subscription:
     that opened it: after ``os.fork()`` the child subscribes again.
     """
 
-    def __init__(self, path=None, *, snapshot=False):
-        self._s = _track(_shoal.Subscription(path, snapshot=snapshot))
+    def __init__(self, path=None, *, snapshot=False, ttl=False):
+        self._s = _track(_shoal.Subscription(path, snapshot=snapshot, ttl=ttl))
 
     def next(self, timeout=None):
         """The next Event, waiting up to timeout seconds (None: forever; 0:

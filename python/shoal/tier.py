@@ -15,7 +15,10 @@ of redis-py):
   limit), the metadata, the absolute expiry and the evictable flag. The
   name's hash is replaced by a Lua script only if its version is older, so
   the last writer in the global order wins however the writes interleave;
-  then the set is announced on a pub/sub channel. In cluster mode every key
+  then the set is announced on a pub/sub channel. A local expire/persist
+  of a synced value is a change of its own in the same global order
+  (_SET_TTL): it applies only to the value it was made on, so it never
+  gives a newer value (set on another host meanwhile) that value's TTL. In cluster mode every key
   of a name carries the hash tag {sha1(name)[:16]}, so one name's hash and
   chunks live in one slot. A replaced value's chunks are given a grace
   period (--grace) to expire in, so readers that are streaming them finish,
@@ -90,11 +93,15 @@ NAME_MAX = 4096
 # already -> {-1, 0}; else the chunks are kept (their pending TTL replaced
 # by the value's expiry), the hash replaced, and the old value's chunks
 # given the grace -> {1, old version}. Doing all of it in the script is
-# what keeps two publishers of one name from leaving chunks behind.
+# what keeps two publishers of one name from leaving chunks behind. The
+# hash's v is the version of the name's last change (a set, a delete or a
+# TTL change); cv is the version the chunks are stored under (that of the
+# set).
 _SET_META = """
-local cur = redis.call('HMGET', KEYS[1], 'v', 'nch', 'ts')
+local cur = redis.call('HMGET', KEYS[1], 'v', 'nch', 'ts', 'cv')
 local curv = tonumber(cur[1]) or 0
 local oldnch = tonumber(cur[2]) or 0
+local oldcv = tonumber(cur[4]) or curv
 local newv = tonumber(ARGV[1])
 local stale = false
 if ARGV[6] == '1' and cur[3] then
@@ -119,13 +126,37 @@ end
 redis.call('DEL', KEYS[1])
 local fields = {}
 for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('HSET', KEYS[1], 'v', ARGV[1], unpack(fields))
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'cv', ARGV[1], unpack(fields))
 if pxat > 0 then redis.call('PEXPIREAT', KEYS[1], pxat)
 elseif px > 0 then redis.call('PEXPIRE', KEYS[1], px) end
 local grace = tonumber(ARGV[5])
 for i = 0, oldnch - 1 do
-  local key = ARGV[4] .. curv .. ':' .. i
+  local key = ARGV[4] .. oldcv .. ':' .. i
   if grace > 0 then redis.call('PEXPIRE', key, grace) else redis.call('DEL', key) end
+end
+return {1, curv}
+"""
+
+# KEYS[1] = the name's hash. ARGV = the TTL change's version, the identity
+# (uid) of the value it was made on, the new absolute expiry (ms, 0 none),
+# the key prefix of the name's chunks. Applies only if the hash still holds
+# that value (not replaced, not deleted) and has no newer change: then v
+# becomes the new version and the hash and chunks expire at the new time
+# -> {1, old version}; else {0, current version or 0}.
+_SET_TTL = """
+local cur = redis.call('HMGET', KEYS[1], 'v', 'uid', 'del', 'nch', 'cv')
+if not cur[1] then return {0, 0} end
+local curv = tonumber(cur[1])
+if curv >= tonumber(ARGV[1]) or cur[2] ~= ARGV[2] or cur[3] == '1' then
+  return {0, curv}
+end
+local cv = cur[5] or cur[1]
+local pxat = tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'cv', cv, 'exp', ARGV[3])
+local keys = {KEYS[1]}
+for i = 0, (tonumber(cur[4]) or 0) - 1 do keys[#keys + 1] = ARGV[4] .. cv .. ':' .. i end
+for _, key in ipairs(keys) do
+  if pxat > 0 then redis.call('PEXPIREAT', key, pxat) else redis.call('PERSIST', key) end
 end
 return {1, curv}
 """
@@ -141,6 +172,18 @@ return 0
 
 def _now_ms():
     return int(time.time() * 1000)
+
+
+# Two absolute expiries (ms, 0 none) within this are the same: one read
+# back from the daemon as "ms left" differs from the one set by the time
+# the round trip took.
+EXP_SLACK_MS = 500
+
+
+def _same_exp(a, b):
+    if not a or not b:
+        return not a and not b
+    return abs(a - b) <= EXP_SLACK_MS
 
 
 def _size(text):
@@ -192,7 +235,8 @@ class Tier:
         self.dirty = {}
         self.busy = set()
         self.lazy_waiters = {}  # name -> threading.Event list of lazy asks
-        # What local events told: name -> ("set", oid hex, ms) / ("deleted", ms).
+        # What local events told: name -> ("set" / "ttl", oid hex, ms) or
+        # ("deleted", None, ms).
         self.local_seen = {}
         self.connected = False
         self.need_reconcile = True
@@ -238,19 +282,26 @@ class Tier:
         if a.cluster:
             from redis.cluster import ClusterNode, RedisCluster
 
+            from redis.connection import SSLConnection, parse_url
+
             nodes = []
             first = None
             for url in a.redis:
                 for part in url.split(","):
-                    u = urllib.parse.urlparse(part if "://" in part else "redis://" + part)
+                    part = part if "://" in part else "redis://" + part
+                    u = urllib.parse.urlparse(part)
                     nodes.append(ClusterNode(u.hostname or "127.0.0.1", u.port or 6379))
-                    first = first or u
-            if first.username:
-                kw["username"] = urllib.parse.unquote(first.username)
-            if first.password:
-                kw["password"] = urllib.parse.unquote(first.password)
-            if first.scheme == "rediss":
-                kw["ssl"] = True
+                    first = first or part
+            # The first URL's user, password, TLS and its query options
+            # (e.g. ?ssl_ca_certs=) apply to every node, as redis-py's own
+            # from_url does for one server.
+            opts = parse_url(first)
+            if opts.pop("connection_class", None) is SSLConnection:
+                opts["ssl"] = True
+            for k in ("host", "port", "db", "path"):
+                opts.pop(k, None)
+            kw.update(opts)
+            data_kw.update(opts)
             for d in (kw, data_kw):
                 d.pop("health_check_interval")
             self.r = RedisCluster(startup_nodes=nodes, cluster_error_retry_attempts=2, **kw)
@@ -260,6 +311,7 @@ class Tier:
             self.r = redis.Redis.from_url(a.redis[0], **kw)
             self.rd = redis.Redis.from_url(a.redis[0], **data_kw)
         self.set_meta = self.r.register_script(_SET_META)
+        self.set_ttl = self.r.register_script(_SET_TTL)
         self.raise_seq = self.r.register_script(_RAISE_SEQ)
 
     def connect_store(self):
@@ -373,15 +425,16 @@ class Tier:
 
     def remote(self, name, with_data=False):
         """The name's hash in Redis as a dict (bytes keys decoded), or None."""
-        fields = ["v", "del", "size", "nch", "csz", "ts", "uid", "exp", "evict", "meta"]
+        fields = ["v", "del", "size", "nch", "csz", "ts", "uid", "exp", "evict", "meta", "cv"]
         if with_data:
             fields.append("data")
         vals = self.r.hmget(self.meta_key(name), fields)
         if vals[0] is None:
             return None
         m = dict(zip(fields, vals))
-        for k in ("v", "del", "size", "nch", "csz", "ts", "exp", "evict"):
+        for k in ("v", "del", "size", "nch", "csz", "ts", "exp", "evict", "cv"):
             m[k] = int(m[k] or 0)
+        m["cv"] = m["cv"] or m["v"]  # written before TTL changes had versions
         m["uid"] = (m["uid"] or b"").decode()
         m["meta"] = m["meta"] or b""
         return m
@@ -427,9 +480,13 @@ class Tier:
                     self.publish(name, buf, lv, uid=s["uid"], ts=s["ts"])
                 elif r["v"] > s["tv"]:
                     if r["uid"] == s["uid"]:
-                        self._record(name, oid, r["v"], r["uid"], r["ts"], r["exp"], r["evict"])
+                        self._same_value_changed(name, buf, lv, r, seen)
                     else:
                         self.apply(name, r, lv)
+                else:
+                    lexp = self._local_exp(name, buf)
+                    if lexp is not None and not _same_exp(lexp, s.get("exp", 0)):
+                        self.publish_ttl(name, buf, lv, lexp)  # a local expire/persist
                 return True
             # A local set the tier has not published.
             ts = seen[2] if seen and seen[0] == "set" and seen[1] == oid else self._create_ms(buf)
@@ -465,6 +522,32 @@ class Tier:
         if want or self.is_eager(name):
             return self.apply(name, r, 0)
         return False
+
+    def _same_value_changed(self, name, buf, lv, r, seen):
+        """Redis has a newer change of the value this host holds: its TTL
+        changed (or it was written again). A local TTL change not yet
+        published is newer still in the tier's order: it is published;
+        else Redis's expiry is applied here."""
+        lexp = self._local_exp(name, buf)
+        oid = buf.id.hex()
+        if lexp is None or _same_exp(lexp, r["exp"]):
+            self._record(name, oid, r["v"], r["uid"], r["ts"], r["exp"], r["evict"])
+        elif seen is not None and seen[0] == "ttl" and seen[1] == oid:
+            self._record(name, oid, r["v"], r["uid"], r["ts"], r["exp"], r["evict"])
+            self.publish_ttl(name, buf, lv, lexp)
+        else:
+            self.apply_ttl(name, buf, lv, r)
+
+    def _local_exp(self, name, buf):
+        """The local name's absolute expiry (ms, 0 none), or None if it no
+        longer points at buf's object."""
+        try:
+            row = self.store.client.name_info(name)
+        except (shoal.Error, KeyError):
+            return None
+        if row[1] != buf.id:
+            return None
+        return _now_ms() + row[6] if row[6] >= 0 else 0
 
     def _create_ms(self, buf):
         """When the local object was created (wall clock, ms)."""
@@ -542,6 +625,30 @@ class Tier:
         with self.lock:
             self.counters["published"] += 1
 
+    def publish_ttl(self, name, buf, lv, exp):
+        """Writes a local expire/persist of the synced value to Redis under
+        a new global version and announces it. It applies only if Redis
+        still holds that value: a TTL change of a value since replaced (or
+        deleted) elsewhere is dropped, and the newer value applied here."""
+        with self.lock:
+            s = dict(self.synced[name])
+        v = int(self.r.incr(f"{self.kp}:seq"))
+        prefix = f"{self.kp}:{{{self._tag(name)}}}:c:"
+        won, _ = self.set_ttl(keys=[self.meta_key(name)], args=[v, s["uid"], exp, prefix])
+        if int(won):
+            self._record(name, buf.id.hex(), v, s["uid"], s["ts"], exp, s.get("evict", 0))
+            self.r.publish(self.channel, f"t {v} {name}".encode())
+            with self.lock:
+                self.counters["published"] += 1
+            return
+        r = self.remote(name)
+        if r is None:
+            self.mark(name)  # Redis lost it (or it expired there): settled next
+        elif r["uid"] == s["uid"] and not r["del"]:
+            self.apply_ttl(name, buf, lv, r)  # a later TTL change won
+        else:
+            self.apply(name, r, lv)  # replaced or deleted meanwhile
+
     def publish_delete(self, name):
         v = int(self.r.incr(f"{self.kp}:seq"))
         fields = {"del": 1, "size": 0, "nch": 0, "ts": _now_ms(), "uid": f"{self.epoch}:{v}"}
@@ -596,7 +703,7 @@ class Tier:
                 mv = memoryview(buf)
                 off = 0
                 for i in range(r["nch"]):
-                    part = self.rd.get(self.chunk_key(name, r["v"], i))
+                    part = self.rd.get(self.chunk_key(name, r["cv"], i))
                     if part is None or off + len(part) > r["size"]:
                         raise Missing(f"{name}: chunk {i} of version {r['v']} is gone")
                     mv[off : off + len(part)] = part
@@ -631,6 +738,19 @@ class Tier:
             self.counters["received"] += 1
         return newv is not None
 
+    def apply_ttl(self, name, buf, lv, r):
+        """Gives the local name Redis's expiry for the value it holds: the
+        name is set again to the same object, with a compare-and-set on the
+        local version, so a local set made meanwhile is not touched (it
+        wins, and is published next)."""
+        try:
+            self._set_local(name, buf.id, lv, r)
+        except (shoal.VersionConflict, shoal.ObjectNotFound, shoal.ObjectExists):
+            return
+        self._record(name, buf.id.hex(), r["v"], r["uid"], r["ts"], r["exp"], r["evict"])
+        with self.lock:
+            self.counters["received"] += 1
+
     def _set_local(self, name, oid, lv, r):
         """Points the local name at oid (if its version is still lv), with
         the remaining TTL and the evictable flag."""
@@ -645,7 +765,7 @@ class Tier:
         """Reads the daemon's events; never waits for Redis."""
         while not self.stop.is_set():
             try:
-                sub = self.store.subscribe()
+                sub = self.store.subscribe(ttl=True)
                 self.need_reconcile = True
                 while not self.stop.is_set():
                     ev = sub.next(0.5)
@@ -672,6 +792,16 @@ class Tier:
                     return  # the echo of our own write
                 self.local_seen[ev.name] = ("set", oid, _now_ms())
             self.mark(ev.name)
+        elif ev.kind == "name_ttl":
+            oid = ev.id.hex()
+            with self.lock:
+                s = self.synced.get(ev.name)
+                if s is not None and s["oid"] == oid and _same_exp(ev.expires_ms, s.get("exp", 0)):
+                    return  # nothing the tier does not know
+                prev = self.local_seen.get(ev.name)
+                if not (prev and prev[0] == "set" and prev[1] == oid):
+                    self.local_seen[ev.name] = ("ttl", oid, _now_ms())
+            self.mark(ev.name)
         elif ev.kind == "name_deleted":
             with self.lock:
                 s = self.synced.get(ev.name)
@@ -680,15 +810,25 @@ class Tier:
                 self.local_seen[ev.name] = ("deleted", None, _now_ms())
             self.mark(ev.name)
         elif ev.kind in ("name_expired", "name_evicted"):
-            # Not a delete: the other hosts keep theirs. Remember the
-            # version so that this host does not pull it back by itself
-            # (a get still does).
+            # At its synced expiry, or evicted: not a delete, the other
+            # hosts keep theirs (or expire it at the same time). Remember
+            # the version so that this host does not pull it back by
+            # itself (a get still does). Expired before its synced expiry
+            # (expire to 0, or a shorter TTL not yet published): gone
+            # everywhere, as a delete.
             with self.lock:
                 self.local_seen.pop(ev.name, None)
                 s = self.synced.get(ev.name)
-                if s is not None and s["oid"] == ev.id.hex():
+                if s is None or s["oid"] != ev.id.hex():
+                    return
+                due = s.get("exp") and s["exp"] <= _now_ms() + 1000
+                if ev.kind == "name_expired" and not due:
+                    self.local_seen[ev.name] = ("deleted", None, _now_ms())
+                else:
                     self.synced[ev.name] = dict(s, oid=None)
                     self.state_dirty = True
+                    return
+            self.mark(ev.name)
 
     def wait_daemon(self):
         """The daemon went away: reconnect (or stop, with --exit-with-daemon)."""
@@ -756,9 +896,11 @@ class Tier:
         """Pings Redis, reconciles after a reconnect and periodically, and
         writes the status and state files."""
         last_reconcile = 0.0
+        failing = None
         while not self.stop.is_set():
             try:
                 self.r.ping()
+                failing = None
                 if not self.connected:
                     self.check_epoch()
                     with self.lock:
@@ -770,8 +912,12 @@ class Tier:
                     last_reconcile = time.monotonic()
                     self.reconcile()
             except _redis_errors() as e:
-                if self.connected:
-                    self.error(f"redis: {e}")
+                # Said once per outage and whenever it changes (a wrong
+                # password, a certificate Redis rejects): not every ping.
+                text = f"redis: {type(e).__name__}: {e}"
+                if self.connected or text != failing:
+                    self.error(text)
+                failing = text
                 self.lost_redis()
             except shoal.StoreUnavailable:
                 self.need_reconcile = True
@@ -817,10 +963,12 @@ class Tier:
                 name = self._name_of_meta_key(key)
                 if name is not None and v is not None and self.covers(name):
                     remote[name] = (int(v), int(dl or 0))
-        local = {}
+        local, local_exp = {}, {}
+        wall = _now_ms()
         for row in self.store.client.list_names():
             if self.covers(row[0]):
                 local[row[0]] = row[1].hex()
+                local_exp[row[0]] = wall + row[6] if row[6] >= 0 else 0
         with self.lock:
             names = set(remote) | set(local) | set(self.synced)
             todo = []
@@ -831,7 +979,8 @@ class Tier:
                 if s is None:
                     if lo is not None or (rv is not None and not rv[1] and self.is_eager(name)):
                         todo.append(name)
-                elif s["oid"] != lo or rv is None or rv[0] != s["tv"]:
+                elif (s["oid"] != lo or rv is None or rv[0] != s["tv"]
+                      or (lo is not None and not _same_exp(local_exp[name], s.get("exp", 0)))):
                     if s["oid"] is None and lo is None and (rv is None or rv[1]):
                         continue  # deleted everywhere
                     if s["oid"] is None and lo is None and not self.is_eager(name):

@@ -14,7 +14,9 @@
 
 #include "cli.h"
 
-#define NAME_PAGE   256
+#define NAME_PAGE 256
+/* Bytes for the names of a page: a page of long names ends early. */
+#define NAME_BYTES  (64 * 1024)
 #define OBJECT_PAGE 1024
 
 static const char *state_name(int state)
@@ -97,18 +99,22 @@ static void print_object(const shoal_object_info *o, bool json, bool first)
 static int list_names(struct cli_ctx *ctx, const char *prefix, bool json)
 {
 	shoal_name_info *page = malloc(NAME_PAGE * sizeof(*page));
+	char *names = malloc(NAME_BYTES);
 	uint64_t cursor = 0;
 	bool first = true;
 	int rc = 0;
 
-	if (!page)
+	if (!page || !names) {
+		free(page);
+		free(names);
 		return SHOAL_ENOMEM;
+	}
 	do {
 		size_t n;
 
 		rc = shoal_list_names_prefix(ctx->client, prefix,
 		                             strlen(prefix), &cursor, page,
-		                             NAME_PAGE, &n);
+		                             NAME_PAGE, names, NAME_BYTES, &n);
 		if (rc < 0)
 			break;
 		for (size_t i = 0; i < n; i++, first = false) {
@@ -122,6 +128,7 @@ static int list_names(struct cli_ctx *ctx, const char *prefix, bool json)
 	} while (cursor != 0);
 	if (rc == 0 && first && !json)
 		printf("no names\n");
+	free(names);
 	free(page);
 	return rc;
 }

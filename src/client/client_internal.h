@@ -29,10 +29,12 @@
 #define SHOAL_CLIENT_INTERNAL_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/uio.h>
 
 #include "htab.h"
@@ -190,6 +192,9 @@ struct shoal_client {
 	 * an EINTR ends a wait too (shoal_set_interruptible). */
 	int wake_fd;
 	atomic_bool interruptible;
+	/* Signals unblocked while sleeping (shoal_set_interrupt_signals). */
+	bool has_intr_signals;
+	sigset_t intr_signals;
 
 	/* ref_lock */
 	struct client_refmap views; /* by handle: view counts */
@@ -354,6 +359,15 @@ int client_call_wait(shoal_client *c, uint16_t type, const struct iovec *iov,
 /* Creates c->wake_fd. Returns 0 or -errno. */
 int client_wake_init(shoal_client *c);
 
+/*
+ * Sleeps until c's socket is readable (or hung up) or timeout_ms runs out
+ * (-1: no limit), also watching the wake-up fd when wake is set. Sleeps in
+ * ppoll(2) with c's interrupt signals unblocked (interrupt.c). Returns 0,
+ * SHOAL_ETIMEDOUT, SHOAL_EINTR (the wake-up fd fired, and was drained, or
+ * a signal interrupted an interruptible client), or -errno.
+ */
+int client_sleep(shoal_client *c, int64_t timeout_ms, bool wake);
+
 /* Sleeps until the socket is readable, cancelling the wait on an interrupt
  * (see interrupt.c). io_lock must be held. Returns 0, or -errno /
  * SHOAL_EUNAVAILABLE when the cancel could not be sent. */
@@ -406,6 +420,16 @@ int client_read_message(shoal_client *c, struct proto_header *h,
                         const uint8_t **body);
 
 /* Bytes received and not yet read as messages. */
+/* Copies the library's struct src (src_size bytes) to the caller's dst of
+ * dst_size bytes (see SHOAL_ABI_VERSION): what fits, zeros beyond. */
+static inline void client_copy_sized(void *dst, size_t dst_size,
+                                     const void *src, size_t src_size)
+{
+	memcpy(dst, src, dst_size < src_size ? dst_size : src_size);
+	if (dst_size > src_size)
+		memset((char *)dst + src_size, 0, dst_size - src_size);
+}
+
 static inline size_t client_buffered(const shoal_client *c)
 {
 	return c->rend - c->rstart;
@@ -443,9 +467,23 @@ void client_window_close(shoal_client *c, uint64_t off, uint64_t len);
 
 /*
  * MADV_POPULATE_WRITE over [start, end) of the mapping (page-aligned), by
- * several threads when the range is large (populate.c). Returns 0 or the
- * first -errno; -EINVAL means the kernel predates the advice.
+ * several threads when the range is large (populate.c). With segments
+ * (checked by client_check_segments), also copies them into the object at
+ * mapping offset obj_off while the pages are being reserved, and sets
+ * *copied when it did (else the caller copies them after a success).
+ * Returns 0 or the first -errno; -EINVAL means the kernel predates the
+ * advice.
  */
-int client_populate(shoal_client *c, uint64_t start, uint64_t end);
+int client_populate(shoal_client *c, uint64_t start, uint64_t end,
+                    uint64_t obj_off, const shoal_segment *segs, size_t nsegs,
+                    bool *copied);
+
+/* Copies the segments into the object at mapping offset obj_off. */
+void client_copy_segments(shoal_client *c, uint64_t obj_off,
+                          const shoal_segment *segs, size_t n);
+
+/* 0 if every segment lies in an object of size bytes and has a width of 0,
+ * 4 or 8 dividing its size; else SHOAL_EINVAL. */
+int client_check_segments(uint64_t size, const shoal_segment *segs, size_t n);
 
 #endif /* SHOAL_CLIENT_INTERNAL_H */

@@ -157,17 +157,19 @@ SHOAL_API const char *shoal_socket_path(const shoal_client *c)
 	return c ? c->path : NULL;
 }
 
-SHOAL_API void shoal_arena(const shoal_client *c, shoal_arena_info *out)
+SHOAL_API void shoal_arena_sized(const shoal_client *c, shoal_arena_info *out,
+                                 size_t size)
 {
+	shoal_arena_info a = {0};
+
 	if (!out)
 		return;
-	memset(out, 0, sizeof(*out));
-	if (!c)
-		return;
-	out->base = c->base;
-	out->map_size = c->map_size;
-	out->capacity = c->capacity;
-	out->data_offset = c->data_offset;
+	if (c)
+		a = (shoal_arena_info){.base = c->base,
+		                       .map_size = c->map_size,
+		                       .capacity = c->capacity,
+		                       .data_offset = c->data_offset};
+	client_copy_sized(out, size, &a, sizeof(a));
 }
 
 /*

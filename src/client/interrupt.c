@@ -18,12 +18,18 @@
  *
  * An interrupt that arrives while nothing waits stays pending in the
  * eventfd and ends the next wait at once: no wake-up is lost to a race
- * with the start of a wait.
+ * with the start of a wait. A signal has the same race (its handler may run
+ * after the caller's last check and before poll), closed by
+ * shoal_set_interrupt_signals(): the caller blocks those signals before its
+ * check, and the client sleeps in ppoll(2) with them unblocked, so one
+ * that came in between is delivered inside the sleep and ends it.
  */
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "client_internal.h"
@@ -44,33 +50,81 @@ static int cancel_wait(shoal_client *c)
 	return client_send_raw(c, &h, sizeof(h));
 }
 
-int client_wait_readable(shoal_client *c)
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The calling thread's signal mask without c's interrupt signals: what the
+ * thread sleeps with. Returns NULL when the mask is to stay as it is. */
+static const sigset_t *sleep_mask(const shoal_client *c, sigset_t *mask)
+{
+	if (!c->has_intr_signals || !atomic_load(&c->interruptible))
+		return NULL;
+	pthread_sigmask(SIG_SETMASK, NULL, mask);
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sigismember(&c->intr_signals, sig) == 1)
+			sigdelset(mask, sig);
+	return mask;
+}
+
+int client_sleep(shoal_client *c, int64_t timeout_ms, bool wake)
 {
 	struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN},
 	                      {.fd = c->wake_fd, .events = POLLIN}};
+	int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	sigset_t buf;
+	const sigset_t *mask = sleep_mask(c, &buf);
 
 	for (;;) {
-		/* Once cancelled, the answer is on its way: only the socket. */
-		int n = poll(p, c->interrupted || c->wake_fd < 0 ? 1 : 2, -1);
-		int rc = 0;
+		struct timespec ts, *t = NULL;
+		int n;
 
+		if (timeout_ms >= 0) {
+			int64_t left = deadline - now_ms();
+
+			left = left < 0 ? 0 : left;
+			ts.tv_sec = left / 1000;
+			ts.tv_nsec = (left % 1000) * 1000000;
+			t = &ts;
+		}
+		n = ppoll(p, wake && c->wake_fd >= 0 ? 2 : 1, t, mask);
 		if (n < 0) {
 			if (errno != EINTR)
 				return -errno;
-			if (!c->interrupted && atomic_load(&c->interruptible))
-				rc = cancel_wait(c);
+			if (atomic_load(&c->interruptible))
+				return SHOAL_EINTR;
+		} else if (n == 0) {
+			return SHOAL_ETIMEDOUT;
 		} else if (p[0].revents) {
 			return 0; /* data, or a hang-up that read() reports */
-		} else if (!c->interrupted && (p[1].revents & POLLIN)) {
+		} else if (p[1].revents & POLLIN) {
 			uint64_t v;
 
 			while (read(c->wake_fd, &v, sizeof(v)) < 0 &&
 			       errno == EINTR)
 				;
-			rc = cancel_wait(c);
+			return SHOAL_EINTR;
 		}
-		if (rc < 0)
+	}
+}
+
+int client_wait_readable(shoal_client *c)
+{
+	for (;;) {
+		/* Once cancelled, the answer is on its way: only the socket. */
+		int rc = client_sleep(c, -1, !c->interrupted);
+
+		if (rc != SHOAL_EINTR)
 			return rc;
+		if (!c->interrupted) {
+			rc = cancel_wait(c);
+			if (rc < 0)
+				return rc;
+		}
 	}
 }
 
@@ -113,4 +167,20 @@ SHOAL_API void shoal_set_interruptible(shoal_client *c, int on)
 {
 	if (c)
 		atomic_store(&c->interruptible, on != 0);
+}
+
+SHOAL_API int shoal_set_interrupt_signals(shoal_client *c, const int *signals,
+                                          size_t count)
+{
+	sigset_t set;
+
+	if (!c || (!signals && count))
+		return SHOAL_EINVAL;
+	sigemptyset(&set);
+	for (size_t i = 0; i < count; i++)
+		if (sigaddset(&set, signals[i]) < 0)
+			return SHOAL_EINVAL;
+	c->intr_signals = set;
+	c->has_intr_signals = count > 0;
+	return 0;
 }

@@ -7,12 +7,53 @@
  * bad name fails without a round trip. A name travels as name_len bytes
  * after its request's fixed struct; list replies carry each name padded to
  * 8 bytes, and every entry is bounds-checked before it is copied out.
+ * Listed names are copied into the caller's names buffer (shoal_name_info
+ * points into it): a page ends early when that buffer is full, and the
+ * listing resumes after the last name given, as after any page.
  */
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include "client_internal.h"
+
+/* Checks a name argument as the daemon will (proto_check_name); a prefix
+ * may also be empty. Returns 0, SHOAL_EINVAL or SHOAL_ETOOBIG. */
+static int check_name(const char *name, size_t len, bool prefix)
+{
+	if (!name)
+		return SHOAL_EINVAL;
+	return prefix && len == 0 ? 0 : proto_check_name(name, len);
+}
+
+/*
+ * Sends a request of type: the fixed part req, then the name (checked
+ * first, as a prefix when prefix is set). Copies the reply (exactly
+ * fixed_len bytes, or a bare status when 0) to out. Returns 0, the check's
+ * error or the call's.
+ */
+static int name_call(shoal_client *c, uint16_t type, const void *req,
+                     size_t req_len, const char *name, size_t name_len,
+                     bool prefix, void *out, size_t fixed_len)
+{
+	struct iovec iov[2] = {{(void *)req, req_len},
+	                       {(void *)name, name_len}};
+	const uint8_t *body;
+	size_t len;
+	int rc = check_name(name, name_len, prefix);
+
+	if (rc == 0)
+		rc = client_begin(c);
+	if (rc < 0)
+		return rc;
+	rc = client_call(c, type, iov, 2,
+	                 fixed_len ? fixed_len : sizeof(struct proto_reply),
+	                 &body, &len);
+	if (rc == 0 && out)
+		memcpy(out, body, fixed_len);
+	client_end(c);
+	return rc;
+}
 
 SHOAL_API int shoal_set_name(shoal_client *c, const char *name, size_t name_len,
                              const shoal_id *id,
@@ -37,9 +78,9 @@ SHOAL_API int shoal_set_name_ttl(shoal_client *c, const char *name,
 	size_t len;
 	int rc;
 
-	if (!name || !id || (flags & ~SHOAL_NAME_EVICTABLE))
+	if (!id || (flags & ~SHOAL_NAME_EVICTABLE))
 		return SHOAL_EINVAL;
-	rc = proto_check_name(name, name_len);
+	rc = check_name(name, name_len, false);
 	if (rc < 0)
 		return rc;
 	if (ttl_ms > SHOAL_TTL_MAX_MS)
@@ -85,11 +126,11 @@ SHOAL_API int shoal_get_name(shoal_client *c, const char *name, size_t name_len,
 	size_t len;
 	int rc;
 
-	if (!name || !view || timeout_ms < SHOAL_WAIT_FOREVER)
+	if (!view || timeout_ms < SHOAL_WAIT_FOREVER)
 		return SHOAL_EINVAL;
 	memset(view, 0, sizeof(*view));
 	view->status = SHOAL_ENOTFOUND;
-	rc = proto_check_name(name, name_len);
+	rc = check_name(name, name_len, false);
 	if (rc < 0)
 		return rc;
 	iov[0] = (struct iovec){&req, sizeof(req)};
@@ -129,29 +170,13 @@ SHOAL_API int shoal_delete_name(shoal_client *c, const char *name,
                                 const uint64_t *expected_version)
 {
 	struct proto_delete_name req = {.name_len = (uint32_t)name_len};
-	struct iovec iov[2];
-	const uint8_t *body;
-	size_t len;
-	int rc;
 
-	if (!name)
-		return SHOAL_EINVAL;
-	rc = proto_check_name(name, name_len);
-	if (rc < 0)
-		return rc;
 	if (expected_version) {
 		req.flags = PROTO_NAME_CAS;
 		req.expected_version = *expected_version;
 	}
-	iov[0] = (struct iovec){&req, sizeof(req)};
-	iov[1] = (struct iovec){(void *)name, name_len};
-	rc = client_begin(c);
-	if (rc < 0)
-		return rc;
-	rc = client_call(c, PROTO_DELETE_NAME, iov, 2,
-	                 sizeof(struct proto_reply), &body, &len);
-	client_end(c);
-	return rc;
+	return name_call(c, PROTO_DELETE_NAME, &req, sizeof(req), name,
+	                 name_len, false, NULL, 0);
 }
 
 /* Fills the fields of out from a name entry (not the name). */
@@ -166,17 +191,26 @@ static void fill_info(const struct proto_name_entry *e, shoal_name_info *out)
 	out->ttl_ms = e->ttl_ms < 0 ? -1 : e->ttl_ms;
 }
 
+/* The caller's buffer for the names of a page. */
+struct name_buf {
+	char *p;
+	size_t size, used;
+};
+
 /*
  * Decodes the count name entries of a LIST_NAMES reply (the bytes after
- * its fixed part: len of them) into out. Returns 0 or SHOAL_EPROTO.
+ * its fixed part: len of them) into out, their names into nb, as many as
+ * nb holds. Returns 0 with *taken entries decoded, or SHOAL_EPROTO.
  */
 static int decode_names(const uint8_t *p, size_t len, uint32_t count,
-                        shoal_name_info *out)
+                        shoal_name_info *out, struct name_buf *nb,
+                        uint32_t *taken)
 {
 	struct proto_name_entry e;
 	size_t pos = 0;
+	uint32_t i;
 
-	for (uint32_t i = 0; i < count; i++) {
+	for (i = 0; i < count; i++) {
 		size_t size;
 
 		if (len - pos < sizeof(e))
@@ -187,40 +221,57 @@ static int decode_names(const uint8_t *p, size_t len, uint32_t count,
 		size = proto_name_entry_size(e.name_len);
 		if (len - pos < size)
 			return SHOAL_EPROTO;
-		memcpy(out[i].name, p + pos + sizeof(e), e.name_len);
-		out[i].name[e.name_len] = '\0';
+		if (nb->size - nb->used < (size_t)e.name_len + 1)
+			break; /* the rest comes on the next page */
+		char *name = nb->p + nb->used;
+		memcpy(name, p + pos + sizeof(e), e.name_len);
+		name[e.name_len] = '\0';
+		nb->used += (size_t)e.name_len + 1;
+		out[i].name = name;
+		out[i].name_len = e.name_len;
 		fill_info(&e, &out[i]);
 		pos += size;
 	}
-	return pos == len ? 0 : SHOAL_EPROTO;
+	*taken = i;
+	return i < count || pos == len ? 0 : SHOAL_EPROTO;
 }
 
 SHOAL_API int shoal_list_names(shoal_client *c, uint64_t *cursor,
-                               shoal_name_info *out, size_t max, size_t *count)
+                               shoal_name_info *out, size_t max, char *names,
+                               size_t names_size, size_t *count)
 {
-	return shoal_list_names_prefix(c, "", 0, cursor, out, max, count);
+	return shoal_list_names_prefix(c, "", 0, cursor, out, max, names,
+	                               names_size, count);
 }
 
-/* Checks a prefix: empty, or the bytes of a valid name. */
-static int check_prefix(const char *prefix, size_t len)
+/* Checks the arguments common to the listings and clears their results.
+ * Returns 0 or SHOAL_EINVAL. */
+static int check_page_args(const shoal_name_info *out, size_t max,
+                           const char *names, size_t names_size, size_t *count)
 {
-	if (!prefix)
+	if (!out || !count || max == 0 || !names ||
+	    names_size < SHOAL_NAME_MAX + 1)
 		return SHOAL_EINVAL;
-	return len == 0 ? 0 : proto_check_name(prefix, len);
+	*count = 0;
+	return 0;
 }
 
 /*
  * One LIST_NAMES page after `after` (alen bytes; 0: from the first), with
- * io_lock held. Returns 0 with *count names in out and *more, or an error.
+ * io_lock held. Returns 0 with *count names in out (their bytes in names)
+ * and *more, or an error.
  */
 static int list_page(shoal_client *c, const char *prefix, size_t plen,
                      const char *after, size_t alen, shoal_name_info *out,
-                     size_t max, size_t *count, int *more)
+                     size_t max, char *names, size_t names_size, size_t *count,
+                     int *more)
 {
 	struct proto_list_names req = {0};
 	struct proto_list_reply rep;
+	struct name_buf nb = {names, names_size, 0};
 	struct iovec iov[3];
 	const uint8_t *body;
+	uint32_t taken = 0;
 	size_t len;
 	int rc;
 
@@ -240,12 +291,12 @@ static int list_page(shoal_client *c, const char *prefix, size_t plen,
 	}
 	if (rc == 0)
 		rc = decode_names(body + sizeof(rep), len - sizeof(rep),
-		                  rep.count, out);
+		                  rep.count, out, &nb, &taken);
 	if (rc == 0 && rep.next_cursor && rep.count == 0)
 		rc = SHOAL_EPROTO; /* "more", but nothing to resume after */
 	if (rc == 0) {
-		*count = rep.count;
-		*more = rep.next_cursor != 0;
+		*count = taken;
+		*more = rep.next_cursor != 0 || taken < rep.count;
 	}
 	return rc;
 }
@@ -253,15 +304,16 @@ static int list_page(shoal_client *c, const char *prefix, size_t plen,
 SHOAL_API int shoal_list_names_after(shoal_client *c, const char *prefix,
                                      size_t prefix_len, const char *after,
                                      size_t after_len, shoal_name_info *out,
-                                     size_t max, size_t *count, int *more)
+                                     size_t max, char *names, size_t names_size,
+                                     size_t *count, int *more)
 {
 	int rc;
 
-	if (!out || !count || !more || max == 0 || (!after && after_len))
+	if (!more || (!after && after_len) ||
+	    check_page_args(out, max, names, names_size, count) < 0)
 		return SHOAL_EINVAL;
-	*count = 0;
 	*more = 0;
-	rc = check_prefix(prefix, prefix_len);
+	rc = check_name(prefix, prefix_len, true);
 	if (rc == 0 && after_len)
 		rc = proto_check_name(after, after_len);
 	if (rc < 0)
@@ -270,7 +322,7 @@ SHOAL_API int shoal_list_names_after(shoal_client *c, const char *prefix,
 	if (rc < 0)
 		return rc;
 	rc = list_page(c, prefix, prefix_len, after ? after : "", after_len,
-	               out, max, count, more);
+	               out, max, names, names_size, count, more);
 	client_end(c);
 	return rc;
 }
@@ -278,15 +330,15 @@ SHOAL_API int shoal_list_names_after(shoal_client *c, const char *prefix,
 SHOAL_API int shoal_list_names_prefix(shoal_client *c, const char *prefix,
                                       size_t prefix_len, uint64_t *cursor,
                                       shoal_name_info *out, size_t max,
+                                      char *names, size_t names_size,
                                       size_t *count)
 {
 	struct client_listing *pos = NULL;
 	int rc, more = 0;
 
-	if (!cursor || !out || !count || max == 0)
+	if (!cursor || check_page_args(out, max, names, names_size, count) < 0)
 		return SHOAL_EINVAL;
-	*count = 0;
-	rc = check_prefix(prefix, prefix_len);
+	rc = check_name(prefix, prefix_len, true);
 	if (rc < 0)
 		return rc;
 	rc = client_begin(c);
@@ -301,7 +353,8 @@ SHOAL_API int shoal_list_names_prefix(shoal_client *c, const char *prefix,
 		}
 	}
 	rc = list_page(c, prefix, prefix_len, pos ? pos->after : "",
-	               pos ? pos->after_len : 0, out, max, count, &more);
+	               pos ? pos->after_len : 0, out, max, names, names_size,
+	               count, &more);
 	if (rc == 0) {
 		if (pos)
 			pos->cursor = 0; /* used up */
@@ -311,34 +364,11 @@ SHOAL_API int shoal_list_names_prefix(shoal_client *c, const char *prefix,
 			if (++c->list_seq == 0)
 				c->list_seq = 1;
 			pos = &c->listings[c->list_seq % CLIENT_LISTINGS];
-			pos->after_len = (uint32_t)strlen(last->name);
+			pos->after_len = (uint32_t)last->name_len;
 			memcpy(pos->after, last->name, pos->after_len);
 			*cursor = pos->cursor = c->list_seq;
 		}
 	}
-	client_end(c);
-	return rc;
-}
-
-/* Sends a request of type with a fixed part and a name, and copies the
- * reply (exactly fixed_len bytes, or a bare status when 0) to out. */
-static int name_call(shoal_client *c, uint16_t type, const void *req,
-                     size_t req_len, const char *name, size_t name_len,
-                     void *out, size_t fixed_len)
-{
-	struct iovec iov[2] = {{(void *)req, req_len},
-	                       {(void *)name, name_len}};
-	const uint8_t *body;
-	size_t len;
-	int rc = client_begin(c);
-
-	if (rc < 0)
-		return rc;
-	rc = client_call(c, type, iov, 2,
-	                 fixed_len ? fixed_len : sizeof(struct proto_reply),
-	                 &body, &len);
-	if (rc == 0 && out)
-		memcpy(out, body, fixed_len);
 	client_end(c);
 	return rc;
 }
@@ -348,31 +378,19 @@ SHOAL_API int shoal_expire(shoal_client *c, const char *name, size_t name_len,
 {
 	struct proto_expire req = {.ttl_ms = ttl_ms,
 	                           .name_len = (uint32_t)name_len};
-	int rc;
 
-	if (!name)
-		return SHOAL_EINVAL;
-	rc = proto_check_name(name, name_len);
-	if (rc < 0)
-		return rc;
 	if (ttl_ms > SHOAL_TTL_MAX_MS)
 		return SHOAL_ETOOBIG;
 	return name_call(c, PROTO_EXPIRE, &req, sizeof(req), name, name_len,
-	                 NULL, 0);
+	                 false, NULL, 0);
 }
 
 SHOAL_API int shoal_persist(shoal_client *c, const char *name, size_t name_len)
 {
 	struct proto_name_req req = {.name_len = (uint32_t)name_len};
-	int rc;
 
-	if (!name)
-		return SHOAL_EINVAL;
-	rc = proto_check_name(name, name_len);
-	if (rc < 0)
-		return rc;
 	return name_call(c, PROTO_PERSIST, &req, sizeof(req), name, name_len,
-	                 NULL, 0);
+	                 false, NULL, 0);
 }
 
 SHOAL_API int shoal_name_stat(shoal_client *c, const char *name,
@@ -382,17 +400,15 @@ SHOAL_API int shoal_name_stat(shoal_client *c, const char *name,
 	struct proto_name_info_reply rep;
 	int rc;
 
-	if (!name || !out)
+	if (!out)
 		return SHOAL_EINVAL;
-	rc = proto_check_name(name, name_len);
-	if (rc < 0)
-		return rc;
 	rc = name_call(c, PROTO_NAME_INFO, &req, sizeof(req), name, name_len,
-	               &rep, sizeof(rep));
+	               false, &rep, sizeof(rep));
 	if (rc < 0)
 		return rc;
 	memset(out, 0, sizeof(*out));
-	memcpy(out->name, name, name_len);
+	out->name = name;
+	out->name_len = name_len;
 	fill_info(&rep.e, out);
 	return 0;
 }
@@ -416,12 +432,9 @@ SHOAL_API int shoal_delete_prefix(shoal_client *c, const char *prefix,
 {
 	struct proto_name_req req = {.name_len = (uint32_t)prefix_len};
 	struct proto_count_reply rep;
-	int rc = check_prefix(prefix, prefix_len);
+	int rc = name_call(c, PROTO_DELETE_PREFIX, &req, sizeof(req), prefix,
+	                   prefix_len, true, &rep, sizeof(rep));
 
-	if (rc < 0)
-		return rc;
-	rc = name_call(c, PROTO_DELETE_PREFIX, &req, sizeof(req), prefix,
-	               prefix_len, &rep, sizeof(rep));
 	if (rc == 0 && count)
 		*count = rep.count;
 	return rc;

@@ -74,18 +74,32 @@ static bool timeout_ok(int64_t timeout_ms)
 	return timeout_ms >= SHOAL_WAIT_FOREVER;
 }
 
+/* A copy to make into a new object while its memory is reserved. */
+struct object_copy {
+	const shoal_segment *segs;
+	size_t n;
+	bool done;
+};
+
 /* MADV_POPULATE_WRITE over [off, end) of the mapping, page-rounded, on
- * several CPUs for a large range (populate.c). Returns 0 or -errno; EINVAL
+ * several CPUs for a large range (populate.c), copying cp's segments into
+ * the object at off meanwhile if cp is given. Returns 0 or -errno; EINVAL
  * means the kernel predates the advice. */
-static int populate_range(shoal_client *c, uint64_t off, uint64_t end)
+static int populate_range(shoal_client *c, uint64_t off, uint64_t end,
+                          struct object_copy *cp)
 {
 	uint64_t mask = c->page_size - 1;
 	uint64_t start = off & ~mask;
+	bool copied = false;
 
 	end = (end + mask) & ~mask;
 	if (end > c->map_size)
 		end = c->map_size;
-	return client_populate(c, start, end);
+	int rc = client_populate(c, start, end, off, cp ? cp->segs : NULL,
+	                         cp ? cp->n : 0, &copied);
+	if (cp)
+		cp->done = copied;
+	return rc;
 }
 
 static bool chunk_populated(const shoal_client *c, size_t k)
@@ -105,8 +119,8 @@ static void mark_chunks(shoal_client *c, size_t first, size_t end)
  * that this client has not mapped yet. Returns 0 or SHOAL_EFULL when the
  * machine cannot back the object.
  */
-static int populate_object(shoal_client *c, uint64_t off, uint64_t len,
-                           bool backed)
+static int reserve_object(shoal_client *c, uint64_t off, uint64_t len,
+                          bool backed, struct object_copy *cp)
 {
 	size_t first = (size_t)((off + LAYOUT_CHUNK - 1) / LAYOUT_CHUNK);
 	size_t end = (size_t)((off + len) / LAYOUT_CHUNK);
@@ -115,7 +129,7 @@ static int populate_object(shoal_client *c, uint64_t off, uint64_t len,
 	if (len == 0)
 		return 0;
 	if (!backed) {
-		rc = populate_range(c, off, off + len);
+		rc = populate_range(c, off, off + len, cp);
 		/* Without MADV_POPULATE_WRITE (Linux < 5.14) the daemon's
 		 * own reservation is all there is. */
 		if (rc < 0 && rc != -EINVAL)
@@ -134,7 +148,7 @@ static int populate_object(shoal_client *c, uint64_t off, uint64_t len,
 		while (run < end && !chunk_populated(c, run))
 			run++;
 		rc = populate_range(c, (uint64_t)k * LAYOUT_CHUNK,
-		                    (uint64_t)run * LAYOUT_CHUNK);
+		                    (uint64_t)run * LAYOUT_CHUNK, NULL);
 		if (rc == -EINVAL)
 			return 0;
 		if (rc < 0)
@@ -143,6 +157,18 @@ static int populate_object(shoal_client *c, uint64_t off, uint64_t len,
 		k = run;
 	}
 	return 0;
+}
+
+/* reserve_object(), then the copy of segs if it was not made meanwhile. */
+static int populate_object(shoal_client *c, uint64_t off, uint64_t len,
+                           bool backed, const shoal_segment *segs, size_t n)
+{
+	struct object_copy cp = {.segs = segs, .n = n};
+	int rc = reserve_object(c, off, len, backed, n ? &cp : NULL);
+
+	if (rc == 0 && n && !cp.done)
+		client_copy_segments(c, off, segs, n);
+	return rc;
 }
 
 /*
@@ -210,6 +236,16 @@ SHOAL_API int shoal_create(shoal_client *c, const shoal_id *id,
                            int64_t timeout_ms, uint8_t **data,
                            uint8_t **metadata)
 {
+	return shoal_create_from(c, id, data_size, metadata_size, timeout_ms,
+	                         NULL, 0, data, metadata);
+}
+
+SHOAL_API int shoal_create_from(shoal_client *c, const shoal_id *id,
+                                uint64_t data_size, uint32_t metadata_size,
+                                int64_t timeout_ms, const shoal_segment *segs,
+                                size_t nsegs, uint8_t **data,
+                                uint8_t **metadata)
+{
 	uint64_t offset = 0;
 	bool backed = false;
 	int rc;
@@ -219,6 +255,8 @@ SHOAL_API int shoal_create(shoal_client *c, const shoal_id *id,
 	/* Larger than the whole store: full, whatever the timeout. */
 	if (data_size > c->capacity || metadata_size > c->capacity - data_size)
 		return SHOAL_EFULL;
+	if (client_check_segments(data_size + metadata_size, segs, nsegs) < 0)
+		return SHOAL_EINVAL;
 	rc = client_begin(c);
 	if (rc < 0)
 		return rc;
@@ -239,7 +277,8 @@ SHOAL_API int shoal_create(shoal_client *c, const shoal_id *id,
 			shoal_abort(c, id);
 		return rc;
 	}
-	rc = populate_object(c, offset, data_size + metadata_size, backed);
+	rc = populate_object(c, offset, data_size + metadata_size, backed, segs,
+	                     nsegs);
 	if (rc < 0) {
 		shoal_abort(c, id);
 		return rc;
@@ -773,9 +812,11 @@ out:
 	return rc;
 }
 
-SHOAL_API int shoal_get_stats(shoal_client *c, shoal_stats *out)
+SHOAL_API int shoal_get_stats_sized(shoal_client *c, shoal_stats *out,
+                                    size_t size)
 {
 	struct proto_stats_reply rep;
+	shoal_stats st;
 	const uint8_t *body;
 	size_t len;
 	int rc;
@@ -789,7 +830,7 @@ SHOAL_API int shoal_get_stats(shoal_client *c, shoal_stats *out)
 	                      &len);
 	if (rc == 0) {
 		memcpy(&rep, body, sizeof(rep));
-		*out = (shoal_stats){
+		st = (shoal_stats){
 		        .capacity_bytes = rep.capacity_bytes,
 		        .used_bytes = rep.used_bytes,
 		        .objects = rep.objects,
@@ -808,6 +849,7 @@ SHOAL_API int shoal_get_stats(shoal_client *c, shoal_stats *out)
 		        .evicted_names = rep.evicted_names,
 		        .requests = rep.requests,
 		};
+		client_copy_sized(out, size, &st, sizeof(st));
 	}
 	client_end(c);
 	return rc;

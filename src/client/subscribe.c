@@ -4,30 +4,30 @@
  * A subscription is an ordinary client connection (HELLO, arena mapping and
  * all) that has sent SUBSCRIBE; from then on it only reads PROTO_EVENT
  * messages through the client's buffered reader. Waiting with a timeout
- * polls the socket only when no whole event is buffered yet, together with
- * the client's wake-up eventfd (shoal_subscription_interrupt) and, when the
- * subscription is interruptible, ending on EINTR: nothing is outstanding
- * with the daemon, so an interrupted wait just returns SHOAL_EINTR.
+ * sleeps on the socket only when no whole event is buffered yet, together
+ * with the client's wake-up eventfd (shoal_subscription_interrupt) and,
+ * when the subscription is interruptible, ending on EINTR (client_sleep):
+ * nothing is outstanding with the daemon, so an interrupted wait just
+ * returns SHOAL_EINTR. The name of the last event lives in the
+ * subscription, so that shoal_event carries a pointer, not the bytes.
  */
-#include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "client_internal.h"
 #include "os.h"
 
 struct shoal_subscription {
 	shoal_client *c;
+	char name[SHOAL_NAME_MAX + 1]; /* of the last event */
 };
 
 SHOAL_API int shoal_subscribe(const char *socket_path, unsigned flags,
                               shoal_subscription **out)
 {
-	struct proto_subscribe req = {.flags =
-	                                      flags & SHOAL_SUBSCRIBE_SNAPSHOT};
+	struct proto_subscribe req = {
+	        .flags = flags &
+	                 (SHOAL_SUBSCRIBE_SNAPSHOT | SHOAL_SUBSCRIBE_TTL)};
 	struct iovec iov = {.iov_base = &req, .iov_len = sizeof(req)};
 	shoal_subscription *s;
 	const uint8_t *reply;
@@ -69,63 +69,24 @@ static bool have_message(const shoal_client *c)
 	return client_buffered(c) - sizeof(h) >= h.body_len;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Waits for the socket to be readable. Returns 0, SHOAL_ETIMEDOUT,
- * SHOAL_EINTR (interrupted) or -errno. */
-static int wait_readable(shoal_client *c, int64_t timeout_ms)
-{
-	struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN},
-	                      {.fd = c->wake_fd, .events = POLLIN}};
-	int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-
-	for (;;) {
-		int64_t left = timeout_ms < 0 ? -1 : deadline - now_ms();
-		int t = left < 0            ? (timeout_ms < 0 ? -1 : 0)
-		        : left > 0x7fffffff ? 0x7fffffff
-		                            : (int)left;
-		int n = poll(p, c->wake_fd < 0 ? 1 : 2, t);
-
-		if (n < 0) {
-			if (errno != EINTR)
-				return -errno;
-			if (atomic_load(&c->interruptible))
-				return SHOAL_EINTR;
-			continue;
-		}
-		if (n == 0)
-			return SHOAL_ETIMEDOUT;
-		if (p[0].revents)
-			return 0;
-		if (p[1].revents & POLLIN) {
-			uint64_t v;
-
-			while (read(c->wake_fd, &v, sizeof(v)) < 0 &&
-			       errno == EINTR)
-				;
-			return SHOAL_EINTR;
-		}
-	}
-}
-
+/* Decodes an event into *ev, its name into name (SHOAL_NAME_MAX + 1
+ * bytes). Returns 0 or SHOAL_EPROTO. */
 static int decode_event(const struct proto_header *h, const uint8_t *body,
-                        shoal_event *ev)
+                        char *name, shoal_event *ev)
 {
 	struct proto_event e;
+	struct proto_event_ttl t = {0};
+	size_t extra;
 
 	if (h->type != PROTO_EVENT || h->body_len < sizeof(e))
 		return SHOAL_EPROTO;
 	memcpy(&e, body, sizeof(e));
+	extra = e.kind == SHOAL_EVENT_NAME_TTL ? sizeof(t) : 0;
 	if (e.name_len > SHOAL_NAME_MAX ||
-	    h->body_len != sizeof(e) + e.name_len || e.kind < 1 ||
+	    h->body_len != sizeof(e) + extra + e.name_len || e.kind < 1 ||
 	    e.kind > SHOAL_EVENT_KIND_MAX)
 		return SHOAL_EPROTO;
+	memcpy(&t, body + sizeof(e), extra);
 	memset(ev, 0, sizeof(*ev));
 	ev->kind = (int)e.kind;
 	memcpy(ev->id.bytes, e.id, SHOAL_ID_SIZE);
@@ -133,16 +94,20 @@ static int decode_event(const struct proto_header *h, const uint8_t *body,
 	ev->metadata_size = e.metadata_size;
 	ev->version = e.version;
 	ev->seq = h->request_id;
-	memcpy(ev->name, body + sizeof(e), e.name_len);
-	ev->name[e.name_len] = '\0';
+	ev->expires_ms = t.expires_ms;
+	memcpy(name, body + sizeof(e) + extra, e.name_len);
+	name[e.name_len] = '\0';
+	ev->name = name;
+	ev->name_len = e.name_len;
 	return 0;
 }
 
-SHOAL_API int shoal_next_event(shoal_subscription *s, int64_t timeout_ms,
-                               shoal_event *ev)
+SHOAL_API int shoal_next_event_sized(shoal_subscription *s, int64_t timeout_ms,
+                                     shoal_event *ev, size_t size)
 {
 	struct proto_header h;
 	const uint8_t *body;
+	shoal_event out;
 	int rc;
 
 	if (!s || !ev)
@@ -151,11 +116,13 @@ SHOAL_API int shoal_next_event(shoal_subscription *s, int64_t timeout_ms,
 	if (rc < 0)
 		return rc;
 	if (!have_message(s->c))
-		rc = wait_readable(s->c, timeout_ms);
+		rc = client_sleep(s->c, timeout_ms, true);
 	if (rc == 0)
 		rc = client_read_message(s->c, &h, &body);
 	if (rc == 0)
-		rc = decode_event(&h, body, ev);
+		rc = decode_event(&h, body, s->name, &out);
+	if (rc == 0)
+		client_copy_sized(ev, size, &out, sizeof(out));
 	client_end(s->c);
 	return rc;
 }
@@ -170,6 +137,14 @@ SHOAL_API void shoal_subscription_set_interruptible(shoal_subscription *s,
 {
 	if (s)
 		shoal_set_interruptible(s->c, on);
+}
+
+SHOAL_API int shoal_subscription_set_interrupt_signals(shoal_subscription *s,
+                                                       const int *signals,
+                                                       size_t count)
+{
+	return s ? shoal_set_interrupt_signals(s->c, signals, count)
+	         : SHOAL_EINVAL;
 }
 
 SHOAL_API int shoal_subscription_fd(const shoal_subscription *s)

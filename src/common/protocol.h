@@ -336,12 +336,15 @@ struct proto_count_reply {
  * queue's worth of events pile up unread gets OVERFLOW and is disconnected.
  */
 #define PROTO_SUBSCRIBE_SNAPSHOT 1u
+/* Also send NAME_TTL events (never sent to a subscriber without it). */
+#define PROTO_SUBSCRIBE_TTL 2u
 struct proto_subscribe {
 	uint32_t flags;
 	uint32_t pad;
 };
 
-/* An event; followed by name_len bytes of name for the name events. */
+/* An event; followed by name_len bytes of name for the name events. A
+ * NAME_TTL event has a struct proto_event_ttl between the two. */
 struct proto_event {
 	uint32_t kind; /* enum shoal_event_kind */
 	uint32_t name_len;
@@ -349,6 +352,11 @@ struct proto_event {
 	uint32_t metadata_size;
 	uint64_t data_size;
 	uint64_t version; /* name events: the name's version */
+};
+
+struct proto_event_ttl {
+	/* when the name now expires: ms since the Unix epoch; 0: never */
+	uint64_t expires_ms;
 };
 
 /* DEBUG_CHECK reply: status 0 when every invariant holds, else an error with

@@ -506,6 +506,7 @@ static enum cmd_result cmd_subscribe(struct conn *c,
 		REPLY_ERR(c, h, SHOAL_EPROTO, "malformed subscribe");
 	if (!conn_reply(c, h->type, h->request_id, sizeof(struct proto_reply)))
 		return CMD_DONE;
+	c->sub_ttl = req.flags & PROTO_SUBSCRIBE_TTL;
 	events_subscribe(c, req.flags & PROTO_SUBSCRIBE_SNAPSHOT);
 	return CMD_DONE;
 }

@@ -1,7 +1,10 @@
 /*
  * events.c - notifications: every seal, delete, eviction and name change
  * becomes a PROTO_EVENT message queued to each subscriber, in the order the
- * store made the changes.
+ * store made the changes. A change of a name's expiry alone (EXPIRE,
+ * PERSIST) becomes a NAME_TTL event, sent only to the subscribers that
+ * asked for it (PROTO_SUBSCRIBE_TTL): older client libraries reject
+ * kinds they do not know.
  *
  * Bounded memory: a SNAPSHOT is sent a page at a time as the subscriber
  * reads it, so it never holds more than the event queue either; a
@@ -18,17 +21,21 @@
 
 static void snapshot_done(struct conn *c);
 
-static void queue(struct conn *c, uint32_t kind, const struct object *o,
-                  const char *name, size_t name_len, uint64_t version)
+/* Queues one event to c; extra (extra_len bytes, e.g. a NAME_TTL event's
+ * struct proto_event_ttl) goes between the event and the name. */
+static void queue_ext(struct conn *c, uint32_t kind, const struct object *o,
+                      const char *name, size_t name_len, uint64_t version,
+                      const void *extra, size_t extra_len)
 {
 	struct proto_event e = {0};
 	struct proto_header h;
+	size_t body = sizeof(e) + extra_len + name_len;
 
 	if (c->closing)
 		return;
 	if (c->out_len - c->out_off > c->srv->opt.event_queue &&
 	    kind != SHOAL_EVENT_OVERFLOW) {
-		queue(c, SHOAL_EVENT_OVERFLOW, NULL, NULL, 0, 0);
+		queue_ext(c, SHOAL_EVENT_OVERFLOW, NULL, NULL, 0, 0, NULL, 0);
 		c->closing = true;
 		return;
 	}
@@ -40,16 +47,40 @@ static void queue(struct conn *c, uint32_t kind, const struct object *o,
 		e.data_size = o->data_size;
 	}
 	e.version = version;
-	uint8_t *p = conn_out_reserve(c, sizeof(h) + sizeof(e) + name_len);
+	uint8_t *p = conn_out_reserve(c, sizeof(h) + body);
 	if (!p)
 		return;
-	proto_header_init(&h, PROTO_EVENT, ++c->event_seq,
-	                  (uint32_t)(sizeof(e) + name_len));
+	proto_header_init(&h, PROTO_EVENT, ++c->event_seq, (uint32_t)body);
 	memcpy(p, &h, sizeof(h));
 	memcpy(p + sizeof(h), &e, sizeof(e));
+	if (extra_len)
+		memcpy(p + sizeof(h) + sizeof(e), extra, extra_len);
 	if (name_len)
-		memcpy(p + sizeof(h) + sizeof(e), name, name_len);
+		memcpy(p + sizeof(h) + sizeof(e) + extra_len, name, name_len);
 	c->srv->subs_dirty = true;
+}
+
+static void queue(struct conn *c, uint32_t kind, const struct object *o,
+                  const char *name, size_t name_len, uint64_t version)
+{
+	queue_ext(c, kind, o, name, name_len, version, NULL, 0);
+}
+
+/* A name's expiry changed: a NAME_TTL event, with the new expiry as wall
+ * clock time, to the subscribers that asked for them. */
+static void notify_ttl(struct server *srv, const struct object *o,
+                       const char *name, size_t name_len, uint64_t version)
+{
+	uint32_t ns = names_find(&srv->store.names, name, name_len);
+	const struct name_entry *e =
+	        ns == NAME_NIL ? NULL : names_get(&srv->store.names, ns);
+	uint64_t at_ns = store_name_expiry_realtime(&srv->store, e);
+	struct proto_event_ttl t = {.expires_ms = (at_ns + 999999) / 1000000};
+
+	for (struct conn *c = srv->subs; c; c = c->sub_next)
+		if (c->sub_ttl)
+			queue_ext(c, SHOAL_EVENT_NAME_TTL, o, name, name_len,
+			          version, &t, sizeof(t));
 }
 
 void events_notify(void *ctx, enum store_note note, const struct object *o,
@@ -66,6 +97,10 @@ void events_notify(void *ctx, enum store_note note, const struct object *o,
 	        [STORE_NOTE_NAME_EVICTED] = SHOAL_EVENT_NAME_EVICTED,
 	};
 
+	if (note == STORE_NOTE_NAME_TTL) {
+		notify_ttl(srv, o, name, name_len, version);
+		return;
+	}
 	if (note >= sizeof(kinds) / sizeof(kinds[0]) || kinds[note] == 0)
 		return; /* not for subscribers */
 	for (struct conn *c = srv->subs; c; c = c->sub_next)

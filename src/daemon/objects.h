@@ -46,6 +46,12 @@ struct object {
 	uint64_t block_size;
 	uint64_t create_time_ns;
 	uint64_t seal_time_ns; /* CLOCK_REALTIME at seal; 0 while unsealed */
+	/* runs.h: a pinned (unevictable) object's node in the treap of
+	 * pinned objects by offset. */
+	bool pinned;
+	uint32_t pin_left, pin_right;
+	uint64_t pin_gap; /* free or evictable bytes up to the next pinned */
+	uint64_t pin_max; /* largest pin_gap in this subtree */
 };
 
 struct objtab {

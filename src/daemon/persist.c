@@ -197,17 +197,6 @@ static int path_in(const struct persist *p, const char *file, char *out,
 	return 0;
 }
 
-/* A name's expiry (CLOCK_MONOTONIC ns in the store) as CLOCK_REALTIME. */
-static uint64_t expiry_realtime(const struct store *st,
-                                const struct name_entry *e)
-{
-	uint64_t mono = st->clock(), real = realtime_ns();
-
-	if (!e || e->expire_ns == 0)
-		return 0;
-	return e->expire_ns > mono ? real + (e->expire_ns - mono) : real;
-}
-
 /*
  * Encodes one record into buf (REC_MAX bytes). For REC_SET, o and version
  * describe the object and e (may be NULL) the name's expiry and flags; for
@@ -225,13 +214,14 @@ static size_t encode(uint8_t *buf, uint64_t seq, enum rec_type type,
 	size_t body = 0, total;
 
 	if (type == REC_SET) {
-		struct journal_set s = {.metadata_size = o->metadata_size,
-		                        .version = version,
-		                        .offset = o->offset,
-		                        .data_size = o->data_size,
-		                        .create_time_ns = o->create_time_ns,
-		                        .expire_ns = expiry_realtime(st, e),
-		                        .flags = e ? e->flags : 0};
+		struct journal_set s = {
+		        .metadata_size = o->metadata_size,
+		        .version = version,
+		        .offset = o->offset,
+		        .data_size = o->data_size,
+		        .create_time_ns = o->create_time_ns,
+		        .expire_ns = store_name_expiry_realtime(st, e),
+		        .flags = e ? e->flags : 0};
 		memcpy(s.id, o->id, SHOAL_ID_SIZE);
 		memcpy(buf + sizeof(r), &s, sizeof(s));
 		body = sizeof(s);

@@ -136,53 +136,36 @@ static uint64_t avail_events(const struct server *srv)
 	return srv->store.objs.lru_pushes + srv->store.objs.released;
 }
 
-/* Bytes the smallest parked create could get: free plus evictable. */
-static uint64_t available(const struct server *srv)
-{
-	const struct store *st = &srv->store;
-
-	return srv->arena.capacity - alloc_used(st->alloc) + st->objs.lru_bytes;
-}
-
 /*
- * Tries parked creates, smallest first, while they may fit. Only the
+ * Tries parked creates, smallest first, while they can succeed. Only the
  * smallest can fit first (a block that fits after evicting leaves room for
- * any smaller one too), so this looks at the heap's top only. A create
- * that fits a free block is tried at once (O(1) to tell). One that would
- * fit only by evicting scans the block list when tried (store.c's
- * make_room), so it is tried only when space changed since its last try,
- * and at most as often as keeps those scans under a tenth of the loop's
- * time. Returns whether any was answered.
+ * any smaller one too), so this looks at the heap's top only. Whether it
+ * can succeed, evicting if need be, is quick to tell: a free block surely
+ * large enough (the allocator's size-class bitmaps, O(1)), or the largest
+ * stretch that evicting could free (runs.h, O(log n)). So a parked create
+ * is tried in the turn after the change that made room for it, and not
+ * before. One that was tried and still failed (out of memory) is not tried
+ * again until space changes. Returns whether any was answered.
  */
 static bool try_creates(struct server *srv)
 {
+	const struct store *st = &srv->store;
 	bool any = false;
 	struct wait *w;
 
 	while ((w = waits_smallest_create(&srv->waits))) {
-		uint64_t need = w->size.key;
+		uint64_t need = layout_align(w->size.key);
 		struct conn *c = container_of(w, struct conn, wait);
-		uint64_t seen = avail_events(srv);
-		if (!alloc_surely_fits(srv->store.alloc, need)) {
-			uint64_t now = server_now_ns();
-			if (srv->avail_seen == seen || now < srv->slow_next_ns)
+		if (!alloc_surely_fits(st->alloc, need)) {
+			uint64_t seen = avail_events(srv);
+			if (runs_largest(&st->runs, &st->objs) < need ||
+			    srv->avail_seen == seen)
 				break;
 			srv->avail_seen = seen;
-			if (need > available(srv))
-				break;
-			/* Nothing to evict: only a free block of need's own
-			 * size class can hold it (a bounded scan). */
-			if (srv->store.objs.lru_count == 0 &&
-			    !alloc_fits_now(srv->store.alloc, need))
-				break;
-			conn_retry(c, false);
-			uint64_t took = server_now_ns() - now;
-			srv->slow_next_ns = now + 10 * took;
-		} else {
-			conn_retry(c, false);
 		}
+		conn_retry(c, false);
 		if (waits_smallest_create(&srv->waits) == w)
-			break; /* still parked (out of memory): next turn */
+			break; /* still parked (out of memory) */
 		any = true;
 	}
 	return any;
@@ -334,10 +317,6 @@ static int before_sleep(struct loop *l, void *ctx)
 	if (srv->waits.ready_head || srv->store.ndropped ||
 	    srv->snapshot_more || srv->backlog_head || departing)
 		next = 0; /* more work than one turn does */
-	else if (waits_smallest_create(&srv->waits) &&
-	         srv->avail_seen != avail_events(srv) &&
-	         srv->slow_next_ns < next)
-		next = srv->slow_next_ns; /* a rate-limited create retry */
 	now = server_now_ns();
 	if (next != UINT64_MAX) {
 		uint64_t ms = next > now ? (next - now + 999999) / 1000000 : 0;

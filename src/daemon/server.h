@@ -71,6 +71,7 @@ struct conn {
 	uint32_t snap_obj, snap_name;
 	/* Subscribers: the connection only receives events. */
 	bool subscriber;
+	bool sub_ttl; /* asked for NAME_TTL events */
 	uint32_t event_seq;
 	struct conn *sub_prev, *sub_next;
 	/* Parking: the request at the front of in (waits.h). */
@@ -94,11 +95,10 @@ struct server {
 	uint64_t buffered;  /* bytes of all connections' buffers */
 	uint32_t snapshots; /* subscribers with a snapshot in progress */
 	bool snapshot_more; /* one stopped at its per-turn share */
-	/* Parked creates that may fit only by evicting are tried again when
-	 * space changed (avail_seen != the store's count of frees and LRU
-	 * pushes) and not before slow_next_ns: that try scans the blocks. */
+	/* A parked create that can fit only by evicting is tried once per
+	 * change of space (the store's count of frees and LRU pushes, when
+	 * it was last tried). */
 	uint64_t avail_seen;
-	uint64_t slow_next_ns;
 	struct conn *subs; /* subscribers */
 	/* Connections with requests left over from their turn's share, in
 	 * the order they are served. */

@@ -53,6 +53,7 @@ int store_init(struct store *st, struct arena *a)
 	expiry_init(&st->expiry);
 	st->start_ns = now_ns(CLOCK_MONOTONIC);
 	rc = alloc_create(a->data_offset, a->capacity, &st->alloc);
+	runs_init(&st->runs, a->data_offset, a->capacity);
 	if (rc)
 		return rc;
 	if (objtab_init(&st->objs) || names_init(&st->names)) {
@@ -108,29 +109,34 @@ static void destroy(struct store *st, uint32_t slot)
 		st->sealed--;
 	}
 	SHOAL_ASSERT(alloc_block_size(st->alloc, o->offset) == o->block_size);
+	if (o->pinned)
+		runs_unpin(&st->runs, &st->objs, slot);
 	alloc_free(st->alloc, o->offset);
 	u64map_del(&st->by_offset, o->offset);
 	objtab_release_slot(&st->objs, slot);
 	st->events |= STORE_EV_FREED;
 }
 
-/* Puts an object where its holders, names and deletion say it belongs. */
+/* Puts an object where its holders, names and deletion say it belongs:
+ * freed, or in the LRU (evictable), or pinned. */
 static void settle(struct store *st, uint32_t slot)
 {
 	struct object *o = objtab_get(&st->objs, slot);
 
 	SHOAL_ASSERT(o->state != OBJ_FREE);
 	SHOAL_ASSERT(!o->deleted || o->names == 0);
-	if (o->holders > 0) {
-		lru_remove(&st->objs, slot);
+	if (o->holders == 0 && o->deleted) {
+		destroy(st, slot);
 		return;
 	}
-	if (o->deleted)
-		destroy(st, slot);
-	else if (o->state == OBJ_SEALED && o->keep_names == 0)
+	if (o->holders == 0 && o->state == OBJ_SEALED && o->keep_names == 0)
 		lru_push(&st->objs, slot);
 	else
 		lru_remove(&st->objs, slot);
+	if (o->pinned && o->in_lru)
+		runs_unpin(&st->runs, &st->objs, slot);
+	else if (!o->pinned && !o->in_lru)
+		runs_pin(&st->runs, &st->objs, slot);
 }
 
 /* Takes an object out of lookups; it is freed once nobody holds it. */
@@ -174,6 +180,8 @@ static void unhold(struct store *st, uint32_t slot)
 	settle(st, slot);
 }
 
+/* Whether the block at offset is evictable (for the check: the runs index
+ * answers the same question in O(log n) otherwise). */
 static bool evictable_at(void *ctx, uint64_t offset, uint64_t size)
 {
 	struct store *st = ctx;
@@ -269,11 +277,10 @@ static int make_room(struct store *st, uint64_t block, uint64_t *offset)
 
 	if (rc != SHOAL_EFULL)
 		return rc;
-	/* O(1) refusals first: the scan below walks every block. */
+	/* Evicting everything evictable would leave no stretch this large:
+	 * evict nothing. */
 	if (st->objs.lru_count == 0 ||
-	    block > st->arena->capacity - alloc_used(st->alloc) +
-	                    st->objs.lru_bytes ||
-	    !alloc_fits_if(st->alloc, block, evictable_at, st))
+	    block > runs_largest(&st->runs, &st->objs))
 		return SHOAL_EFULL;
 	while (rc == SHOAL_EFULL && st->objs.lru_head != OBJ_NIL) {
 		evict_one(st, st->objs.lru_head);
@@ -328,6 +335,7 @@ int store_create(struct store *st, struct store_client *sc, const uint8_t *id,
 	o->block_size = alloc_block_size(st->alloc, off);
 	o->create_time_ns = now_ns(CLOCK_REALTIME);
 	o->name_head = NAME_NIL;
+	runs_pin(&st->runs, &st->objs, slot); /* held by its creator */
 	st->creates++;
 	arena_mark_touched(st->arena, off, total);
 	*offset = off;
@@ -729,6 +737,18 @@ uint64_t store_next_expiry(const struct store *st)
 	return expiry_next_ns(&st->expiry, &st->names);
 }
 
+uint64_t store_name_expiry_realtime(const struct store *st,
+                                    const struct name_entry *e)
+{
+	uint64_t mono, real;
+
+	if (!e || e->expire_ns == 0)
+		return 0;
+	mono = st->clock();
+	real = now_ns(CLOCK_REALTIME);
+	return e->expire_ns > mono ? real + (e->expire_ns - mono) : real;
+}
+
 int64_t store_name_ttl_ms(const struct store *st, const struct name_entry *e)
 {
 	uint64_t now = st->clock();
@@ -969,8 +989,19 @@ int store_check(const struct store *st, struct store_client *const *clients,
 	if (alloc_check(st->alloc, msg, size) ||
 	    objtab_check(&st->objs, msg, size) ||
 	    names_check(&st->names, msg, size) ||
-	    expiry_check(&st->expiry, &st->names, msg, size))
+	    expiry_check(&st->expiry, &st->names, msg, size) ||
+	    runs_check(&st->runs, &st->objs, msg, size))
 		return -1;
+	/* The runs index against a walk of every block. */
+	uint64_t largest = runs_largest(&st->runs, &st->objs);
+	uint64_t down = largest & ~(uint64_t)(LAYOUT_ALIGN - 1);
+	if ((down &&
+	     !alloc_fits_if(st->alloc, down, evictable_at, (void *)st)) ||
+	    alloc_fits_if(st->alloc, down + LAYOUT_ALIGN, evictable_at,
+	                  (void *)st))
+		FAIL("the largest stretch evicting could free is not %llu "
+		     "bytes",
+		     (unsigned long long)largest);
 	name_refs = os_calloc(st->objs.nslots + 1, sizeof(*name_refs));
 	if (!name_refs)
 		FAIL("out of memory");

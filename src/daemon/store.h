@@ -35,6 +35,7 @@
 #include "expiry.h"
 #include "names.h"
 #include "objects.h"
+#include "runs.h"
 #include "u64map.h"
 
 struct store_client {
@@ -84,6 +85,7 @@ struct store {
 	struct names names;
 	struct expiry expiry;    /* names with an expiry, soonest first */
 	struct u64map by_offset; /* block offset -> slot, for eviction */
+	struct runs runs;        /* the largest space evicting could free */
 	uint64_t last_version;
 	unsigned events;
 	uint64_t deleted_held; /* deleted objects waiting for holders */
@@ -222,6 +224,11 @@ uint64_t store_next_expiry(const struct store *st);
 /* Remaining time to live of a name entry in ms, rounded up (at least 1
  * while live), or -1 when it has no expiry. */
 int64_t store_name_ttl_ms(const struct store *st, const struct name_entry *e);
+
+/* A name entry's expiry as CLOCK_REALTIME ns (what other processes and
+ * hosts can compare), or 0 when e is NULL or has no expiry. */
+uint64_t store_name_expiry_realtime(const struct store *st,
+                                    const struct name_entry *e);
 
 /* Returns 0 with *slot held by sc and *version; SHOAL_ENOTFOUND;
  * SHOAL_ENOMEM. */

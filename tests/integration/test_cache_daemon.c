@@ -13,40 +13,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "raw.h"
 #include "shoal.h"
+#include "fixture.h"
 #include "testd.h"
-
-struct fx {
-	struct testd d;
-	shoal_client *c;
-};
 
 static int setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
-
-	assert_int_equal(testd_start(&f->d, "4M", NULL), 0);
-	assert_int_equal(shoal_connect(f->d.socket, &f->c), 0);
-	*state = f;
-	return 0;
+	return fx_setup(state, "4M", NULL);
 }
 
 static int teardown(void **state)
 {
-	struct fx *f = *state;
-	char msg[256] = "";
-
-	if (testd_check(f->d.socket, msg, sizeof(msg)) != 0)
-		fail_msg("daemon invariant broken: %s", msg);
-	shoal_disconnect(f->c);
-	assert_int_equal(testd_stop(&f->d), 0);
-	free(f);
-	return 0;
+	return fx_teardown(state);
 }
 
 /* Puts n bytes of value k under name (ttl_ms, flags). Returns the create's
@@ -159,6 +143,56 @@ static void test_expiry_order(void **state)
 	shoal_unsubscribe(s);
 }
 
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* EXPIRE and PERSIST are NAME_TTL events, with the new expiry as wall
+ * clock time, for the subscribers that ask for them and no one else. */
+static void test_ttl_change_events(void **state)
+{
+	struct fx *f = *state;
+	shoal_subscription *with, *without;
+	shoal_event ev;
+	shoal_name_info info;
+
+	assert_int_equal(
+	        shoal_subscribe(f->d.socket, SHOAL_SUBSCRIBE_TTL, &with), 0);
+	assert_int_equal(shoal_subscribe(f->d.socket, 0, &without), 0);
+	assert_int_equal(put_named(f->c, "cfg", 64, 1, 0, 0), 0);
+	assert_int_equal(shoal_name_stat(f->c, "cfg", 3, &info), 0);
+	uint64_t before = wall_ms();
+	assert_int_equal(shoal_expire(f->c, "cfg", 3, 60000), 0);
+	uint64_t after = wall_ms();
+	next_of(with, SHOAL_EVENT_NAME_TTL, &ev);
+	assert_string_equal(ev.name, "cfg");
+	assert_memory_equal(ev.id.bytes, info.id.bytes, SHOAL_ID_SIZE);
+	assert_int_equal(ev.version, info.version); /* unchanged */
+	assert_in_range(ev.expires_ms, before + 60000, after + 60000 + 1);
+	assert_int_equal(shoal_persist(f->c, "cfg", 3), 0);
+	assert_int_equal(shoal_next_event(with, 5000, &ev), 0);
+	assert_int_equal(ev.kind, SHOAL_EVENT_NAME_TTL);
+	assert_int_equal(ev.expires_ms, 0);
+	/* A persist of a name without a ttl changes nothing: no event. */
+	assert_int_equal(shoal_persist(f->c, "cfg", 3), 0);
+	assert_int_equal(shoal_delete_name(f->c, "cfg", 3, NULL), 0);
+	next_of(with, SHOAL_EVENT_NAME_DELETED, &ev);
+	assert_int_equal(ev.expires_ms, 0);
+	/* The other subscriber saw the set and the delete, nothing between. */
+	next_of(without, SHOAL_EVENT_NAME_SET, &ev);
+	assert_int_equal(shoal_next_event(without, 5000, &ev), 0);
+	while (ev.kind != SHOAL_EVENT_NAME_DELETED) {
+		assert_int_not_equal(ev.kind, SHOAL_EVENT_NAME_TTL);
+		assert_int_equal(shoal_next_event(without, 5000, &ev), 0);
+	}
+	shoal_unsubscribe(with);
+	shoal_unsubscribe(without);
+}
+
 static void test_reader_keeps_expired_value(void **state)
 {
 	struct fx *f = *state;
@@ -221,11 +255,14 @@ static void test_prefix_list_and_delete(void **state)
 {
 	struct fx *f = *state;
 	shoal_name_info *page = calloc(64, sizeof(*page));
+	char *bytes = malloc(SHOAL_NAMES_SIZE(64));
+	const size_t nbytes = SHOAL_NAMES_SIZE(64);
 	char name[32];
 	uint64_t cursor, count;
 	size_t n, total;
 
 	assert_non_null(page);
+	assert_non_null(bytes);
 	for (unsigned i = 0; i < 300; i++) {
 		snprintf(name, sizeof(name), "a:%u", i);
 		assert_int_equal(
@@ -239,7 +276,8 @@ static void test_prefix_list_and_delete(void **state)
 	char last[32] = "";
 	do {
 		assert_int_equal(shoal_list_names_prefix(f->c, "a:", 2, &cursor,
-		                                         page, 64, &n),
+		                                         page, 64, bytes,
+		                                         nbytes, &n),
 		                 0);
 		for (size_t i = 0; i < n; i++) {
 			assert_memory_equal(page[i].name, "a:", 2);
@@ -254,33 +292,33 @@ static void test_prefix_list_and_delete(void **state)
 	assert_int_equal(with_ttl, 150);
 	/* A cursor belongs to the client's current listing. */
 	cursor = 0;
-	assert_int_equal(
-	        shoal_list_names_prefix(f->c, "a:", 2, &cursor, page, 10, &n),
-	        0);
+	assert_int_equal(shoal_list_names_prefix(f->c, "a:", 2, &cursor, page,
+	                                         10, bytes, nbytes, &n),
+	                 0);
 	assert_int_not_equal(cursor, 0);
 	uint64_t stale = cursor;
-	assert_int_equal(
-	        shoal_list_names_prefix(f->c, "a:", 2, &cursor, page, 10, &n),
-	        0);
-	assert_int_equal(
-	        shoal_list_names_prefix(f->c, "a:", 2, &stale, page, 10, &n),
-	        SHOAL_EINVAL);
+	assert_int_equal(shoal_list_names_prefix(f->c, "a:", 2, &cursor, page,
+	                                         10, bytes, nbytes, &n),
+	                 0);
+	assert_int_equal(shoal_list_names_prefix(f->c, "a:", 2, &stale, page,
+	                                         10, bytes, nbytes, &n),
+	                 SHOAL_EINVAL);
 	/* Two listings interleaved on one client (two threads, say) each
 	 * go on from where they were. */
 	uint64_t ca = 0, cb = 0;
 	size_t na = 0, nb = 0;
 	do {
 		if (ca || na == 0) {
-			assert_int_equal(shoal_list_names_prefix(f->c, "a:", 2,
-			                                         &ca, page, 7,
-			                                         &n),
+			assert_int_equal(shoal_list_names_prefix(
+			                         f->c, "a:", 2, &ca, page, 7,
+			                         bytes, nbytes, &n),
 			                 0);
 			na += n;
 		}
 		if (cb || nb == 0) {
-			assert_int_equal(shoal_list_names_prefix(f->c, "b:", 2,
-			                                         &cb, page, 11,
-			                                         &n),
+			assert_int_equal(shoal_list_names_prefix(
+			                         f->c, "b:", 2, &cb, page, 11,
+			                         bytes, nbytes, &n),
 			                 0);
 			nb += n;
 		}
@@ -290,9 +328,9 @@ static void test_prefix_list_and_delete(void **state)
 	assert_int_equal(shoal_delete_prefix(f->c, "a:", 2, &count), 0);
 	assert_int_equal(count, 300);
 	cursor = 0;
-	assert_int_equal(
-	        shoal_list_names_prefix(f->c, "a:", 2, &cursor, page, 64, &n),
-	        0);
+	assert_int_equal(shoal_list_names_prefix(f->c, "a:", 2, &cursor, page,
+	                                         64, bytes, nbytes, &n),
+	                 0);
 	assert_int_equal(n, 0);
 	assert_int_equal(cursor, 0);
 	assert_true(has_name(f->c, "b:299"));
@@ -306,9 +344,10 @@ static void test_prefix_list_and_delete(void **state)
 	/* Bad prefixes fail without a round trip. */
 	assert_int_equal(shoal_delete_prefix(f->c, "\xff", 1, &count),
 	                 SHOAL_EINVAL);
-	assert_int_equal(
-	        shoal_list_names_prefix(f->c, NULL, 0, &cursor, page, 64, &n),
-	        SHOAL_EINVAL);
+	assert_int_equal(shoal_list_names_prefix(f->c, NULL, 0, &cursor, page,
+	                                         64, bytes, nbytes, &n),
+	                 SHOAL_EINVAL);
+	free(bytes);
 	free(page);
 }
 
@@ -372,12 +411,53 @@ static void test_malformed_name_requests(void **state)
 	close(fd);
 }
 
+static void test_bad_names_cost_no_round_trip(void **state)
+{
+	struct fx *f = *state;
+	char *longer = malloc(SHOAL_NAME_MAX + 1);
+	const char *bad[] = {NULL, "\xff", "a\0b", longer};
+	const size_t len[] = {1, 1, 3, SHOAL_NAME_MAX + 1};
+	const int want[] = {SHOAL_EINVAL, SHOAL_EINVAL, SHOAL_EINVAL,
+	                    SHOAL_ETOOBIG};
+	shoal_id id = {{0}};
+	shoal_name_info info;
+	shoal_stats before, after;
+	shoal_view v;
+	int64_t ttl;
+
+	assert_non_null(longer);
+	memset(longer, 'x', SHOAL_NAME_MAX + 1);
+	assert_int_equal(shoal_get_stats(f->c, &before), 0);
+	for (int i = 0; i < 4; i++) {
+		const char *n = bad[i];
+		size_t l = len[i];
+
+		assert_int_equal(shoal_set_name(f->c, n, l, &id, NULL, NULL),
+		                 want[i]);
+		assert_int_equal(shoal_get_name(f->c, n, l, 0, &v, NULL),
+		                 want[i]);
+		assert_int_equal(shoal_delete_name(f->c, n, l, NULL), want[i]);
+		assert_int_equal(shoal_expire(f->c, n, l, 1000), want[i]);
+		assert_int_equal(shoal_persist(f->c, n, l), want[i]);
+		assert_int_equal(shoal_name_stat(f->c, n, l, &info), want[i]);
+		assert_int_equal(shoal_ttl(f->c, n, l, &ttl), want[i]);
+		assert_int_equal(shoal_delete_prefix(f->c, n, l, NULL),
+		                 want[i]);
+	}
+	/* Nothing but the second stats request reached the daemon. */
+	assert_int_equal(shoal_get_stats(f->c, &after), 0);
+	assert_int_equal(after.requests - before.requests, 1);
+	free(longer);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_setup_teardown(test_ttl_expires_on_time, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_expiry_order, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_ttl_change_events, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_reader_keeps_expired_value,
 	                                        setup, teardown),
@@ -389,6 +469,8 @@ int main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_malformed_name_requests,
 	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_bad_names_cost_no_round_trip, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("cache", tests, NULL, NULL);
 }

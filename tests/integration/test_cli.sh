@@ -7,43 +7,9 @@
 # Usage: tests/integration/test_cli.sh [path/to/shoal]  (default: $SHOAL_BIN,
 # else build/shoal). Every command runs under a deadline. Prints one line per
 # failed check and a summary "N passed, N failed"; exits 1 on any failure.
-set -uo pipefail
-
-SHOAL=${1:-${SHOAL_BIN:-build/shoal}}
-SHOAL=$(realpath "$SHOAL")
-TMP=$(mktemp -d /tmp/shoal-cli-test.XXXXXX)
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh" cli-test "${1:-}"
 SOCK=$TMP/s.sock
-passed=0
-failed=0
-daemon=
-
-cleanup() {
-	if [ -n "$daemon" ]; then
-		kill "$daemon" 2>/dev/null
-		wait "$daemon" 2>/dev/null
-	fi
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-ok() { passed=$((passed + 1)); }
-fail() {
-	failed=$((failed + 1))
-	echo "FAIL: $*"
-}
-
-# Runs shoal with a deadline; output in $TMP/out, $TMP/err, status in $rc.
-run() {
-	timeout 20 "$SHOAL" "$@" >"$TMP/out" 2>"$TMP/err"
-	rc=$?
-}
-
-# expect STATUS DESCRIPTION: checks $rc.
-expect() {
-	if [ "$rc" -eq "$1" ]; then ok; else
-		fail "$2: exit $rc, expected $1; stderr: $(head -3 "$TMP/err")"
-	fi
-}
 
 expect_same() { # FILE1 FILE2 DESCRIPTION
 	if cmp -s "$1" "$2"; then ok; else fail "$3: contents differ"; fi
@@ -79,13 +45,7 @@ run get -s "$SOCK" ""
 expect 2 "empty name"
 
 # --- with a daemon ------------------------------------------------------
-"$SHOAL" serve -s "$SOCK" -m 16M >"$TMP/serve.log" 2>&1 &
-daemon=$!
-for _ in $(seq 100); do
-	[ -S "$SOCK" ] && break
-	sleep 0.05
-done
-[ -S "$SOCK" ] || { fail "daemon did not start: $(cat "$TMP/serve.log")"; }
+start_daemon "$SOCK" -m 16M
 export SHOAL_SOCKET=$SOCK
 
 head -c 3000000 /dev/urandom >"$TMP/blob"
@@ -184,5 +144,4 @@ run stats
 expect 1 "stats after the daemon stopped"
 grep -q "no store at" "$TMP/err" && ok || fail "message after stop: $(cat "$TMP/err")"
 
-echo "test_cli: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish test_cli

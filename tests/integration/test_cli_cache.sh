@@ -8,39 +8,10 @@
 # Usage: tests/integration/test_cli_cache.sh [path/to/shoal]. Every command
 # and wait has a deadline. Prints one line per failed check and a summary
 # "N passed, N failed"; exits 1 on any failure.
-set -uo pipefail
-
-SHOAL=${1:-${SHOAL_BIN:-build/shoal}}
-SHOAL=$(realpath "$SHOAL")
-TMP=$(mktemp -d /tmp/shoal-cli-cache.XXXXXX)
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh" cli-cache "${1:-}"
 SOCK=$TMP/s.sock
-passed=0
-failed=0
-daemon=
 
-cleanup() {
-	if [ -n "$daemon" ]; then
-		kill "$daemon" 2>/dev/null
-		wait "$daemon" 2>/dev/null
-	fi
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-ok() { passed=$((passed + 1)); }
-fail() {
-	failed=$((failed + 1))
-	echo "FAIL: $*"
-}
-run() {
-	timeout 20 "$SHOAL" "$@" >"$TMP/out" 2>"$TMP/err"
-	rc=$?
-}
-expect() {
-	if [ "$rc" -eq "$1" ]; then ok; else
-		fail "$2: exit $rc, expected $1; stderr: $(head -3 "$TMP/err")"
-	fi
-}
 # json PYTHON-EXPRESSION DESCRIPTION: evaluates it with d = the JSON output.
 json() {
 	if python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert $1, d" "$TMP/out" 2>"$TMP/pyerr"; then ok; else
@@ -64,13 +35,7 @@ expect 1 "stop without a daemon"
 grep -q "no store at $SOCK" "$TMP/err" && ok || fail "stop without a daemon: $(cat "$TMP/err")"
 
 # --- with a daemon -----------------------------------------------------
-"$SHOAL" serve -s "$SOCK" -m 8M >"$TMP/serve.log" 2>&1 &
-daemon=$!
-for _ in $(seq 200); do
-	[ -S "$SOCK" ] && break
-	sleep 0.05
-done
-[ -S "$SOCK" ] || fail "daemon did not start: $(cat "$TMP/serve.log")"
+start_daemon "$SOCK" -m 8M
 export SHOAL_SOCKET=$SOCK
 
 echo hello >"$TMP/small"
@@ -170,5 +135,4 @@ daemon=
 run stop
 expect 1 "a second stop"
 
-echo "cli cache: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish "cli cache"

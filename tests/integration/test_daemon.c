@@ -25,48 +25,12 @@
 
 #include "protocol.h"
 #include "shoal.h"
+#include "fixture.h"
 #include "testd.h"
-
-struct fx {
-	struct testd d;
-	shoal_client *c;
-};
-
-static int start(void **state, const char *memory)
-{
-	struct fx *f = calloc(1, sizeof(*f));
-
-	assert_non_null(f);
-	assert_int_equal(testd_start(&f->d, memory, NULL), 0);
-	assert_int_equal(shoal_connect(f->d.socket, &f->c), 0);
-	*state = f;
-	return 0;
-}
 
 static int setup(void **state)
 {
-	return start(state, "16M");
-}
-
-/* Fails the test unless the daemon's invariants hold. */
-static void debug_check(const char *path)
-{
-	char msg[256];
-
-	if (testd_check(path, msg, sizeof(msg)) != 0)
-		fail_msg("daemon check failed: %s", msg);
-}
-
-static int teardown(void **state)
-{
-	struct fx *f = *state;
-
-	if (f->c)
-		shoal_disconnect(f->c);
-	debug_check(f->d.socket);
-	assert_int_equal(testd_stop(&f->d), 0);
-	free(f);
-	return 0;
+	return fx_setup(state, "16M", NULL);
 }
 
 static void id_of(shoal_id *id, unsigned n)
@@ -523,8 +487,10 @@ static void test_names_cas_and_wait(void **state)
 	uint64_t cursor = 0;
 	size_t total = 0, n;
 	shoal_name_info *info = calloc(2, sizeof(*info));
+	char bytes[SHOAL_NAMES_SIZE(2)];
 	do {
-		assert_int_equal(shoal_list_names(f->c, &cursor, info, 2, &n),
+		assert_int_equal(shoal_list_names(f->c, &cursor, info, 2, bytes,
+		                                  sizeof(bytes), &n),
 		                 0);
 		total += n;
 	} while (cursor);
@@ -843,7 +809,7 @@ static void test_trim_returns_memory(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, fx_teardown)
 	        T(test_cross_process_roundtrip),
 	        T(test_get_timeouts_and_duplicates),
 	        T(test_get_waits_for_seal),

@@ -14,32 +14,17 @@
 #include <cmocka.h>
 
 #include "shoal.h"
+#include "fixture.h"
 #include "testd.h"
-
-struct fx {
-	struct testd d;
-	shoal_client *c;
-};
 
 static int setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
-
-	assert_int_equal(
-	        testd_start(&f->d, "16M", "--event-queue", "64K", NULL), 0);
-	assert_int_equal(shoal_connect(f->d.socket, &f->c), 0);
-	*state = f;
-	return 0;
+	return fx_setup(state, "16M", "--event-queue", "64K", NULL);
 }
 
 static int teardown(void **state)
 {
-	struct fx *f = *state;
-
-	shoal_disconnect(f->c);
-	assert_int_equal(testd_stop(&f->d), 0);
-	free(f);
-	return 0;
+	return fx_teardown(state);
 }
 
 static void put(shoal_client *c, unsigned k, size_t n, shoal_id *id)

@@ -8,27 +8,10 @@
 # Usage: tests/integration/test_install.sh [path/to/shoal] (only the build
 # it belongs to matters: build/san is skipped, make installs the plain
 # build). Prints a summary "N passed, N failed"; exits 1 on any failure.
-set -uo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh" install-test "${1:-}"
 cd "$(dirname "$0")/../.."
-
-passed=0
-failed=0
-TMP=$(mktemp -d /tmp/shoal-install-test.XXXXXX)
 DEST=$TMP/dest
-daemon=
-cleanup() {
-	if [ -n "$daemon" ]; then
-		kill "$daemon" 2>/dev/null
-		wait "$daemon" 2>/dev/null
-	fi
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-ok() { passed=$((passed + 1)); }
-fail() {
-	failed=$((failed + 1))
-	echo "FAIL: $*"
-}
 
 case "${1:-}" in
 */san/*)
@@ -43,14 +26,16 @@ else
 	fail "make install: $(tail -5 "$TMP/make.log")"
 fi
 version=$(sed -n 's/^#define SHOAL_VERSION_STRING "\(.*\)"/\1/p' include/shoal.h)
+abi=$(sed -n 's/^#define SHOAL_ABI_VERSION \([0-9]*\)/\1/p' include/shoal.h)
+soname=libshoal.so.$abi
 lib=$DEST/usr/lib
 for f in usr/bin/shoal usr/include/shoal.h usr/lib/libshoal.a \
-	"usr/lib/libshoal.so.$version" usr/lib/libshoal.so.0 usr/lib/libshoal.so \
+	"usr/lib/libshoal.so.$version" "usr/lib/$soname" usr/lib/libshoal.so \
 	usr/lib/pkgconfig/shoal.pc; do
 	[ -e "$DEST/$f" ] && ok || fail "not installed: $f"
 done
-soname=$(readelf -d "$lib/libshoal.so.$version" 2>/dev/null | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
-[ "$soname" = libshoal.so.0 ] && ok || fail "soname is '$soname', not libshoal.so.0"
+got=$(readelf -d "$lib/libshoal.so.$version" 2>/dev/null | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+[ "$got" = "$soname" ] && ok || fail "soname is '$got', not $soname"
 grep -qx "prefix=/usr" "$lib/pkgconfig/shoal.pc" && ok || fail "shoal.pc does not name the final prefix"
 
 # pkg-config reads the installed shoal.pc; the sysroot maps its /usr paths
@@ -98,19 +83,14 @@ else
 	fail "building against the installed library: $(cat "$TMP/cc.log")"
 fi
 ldd_out=$(LD_LIBRARY_PATH=$lib ldd "$TMP/prog" 2>&1)
-echo "$ldd_out" | grep -q "libshoal.so.0 => $lib/libshoal.so.0" && ok ||
-	fail "the program does not load the installed libshoal.so.0: $ldd_out"
+echo "$ldd_out" | grep -q "$soname => $lib/$soname" && ok ||
+	fail "the program does not load the installed $soname: $ldd_out"
 
-"$DEST/usr/bin/shoal" serve -s "$TMP/s.sock" -m 16M >"$TMP/daemon.log" 2>&1 &
-daemon=$!
-for _ in $(seq 200); do
-	[ -S "$TMP/s.sock" ] && break
-	sleep 0.05
-done
+SHOAL=$DEST/usr/bin/shoal # the installed daemon
+start_daemon "$TMP/s.sock" -m 16M
 out=$(LD_LIBRARY_PATH=$lib timeout 20 "$TMP/prog" "$TMP/s.sock" 2>&1)
 rc=$?
 [ $rc -eq 0 ] && ok || fail "the program failed ($rc): $out"
 [ "$(echo "$out" | head -1)" = "$version" ] && ok || fail "shoal_version() said '$out'"
 
-echo "test_install: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish test_install

@@ -1,9 +1,10 @@
 /*
  * test_interrupt.c - integration tests: waits that end early on
- * shoal_interrupt() or on a signal, a waiting request that costs the daemon
- * one request however long it waits, and shoal_release_id() with two
- * objects of one ID. A real `shoal serve` per test; every wait has a
- * deadline.
+ * shoal_interrupt() or on a signal (also one that arrived just before the
+ * wait slept, with shoal_set_interrupt_signals), a waiting request that
+ * costs the daemon one request however long it waits, and
+ * shoal_release_id() with two objects of one ID. A real `shoal serve` per test;
+ * every wait has a deadline.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -212,6 +213,104 @@ static void test_signal_interrupts_only_when_asked(void **state)
 	signal(SIGUSR1, SIG_DFL);
 }
 
+static volatile sig_atomic_t usr2_seen;
+
+static void on_usr2(int sig)
+{
+	(void)sig;
+	usr2_seen++;
+}
+
+/*
+ * Blocks SIGUSR2, makes it pending (as if it arrived after the caller's
+ * last check for signals and before the wait), then calls wait(f) and
+ * returns what it returned, with *ms how long it took; restores the mask.
+ */
+static int wait_with_pending_signal(struct fx *f, int (*wait)(struct fx *),
+                                    uint64_t *ms)
+{
+	sigset_t usr2, old;
+	uint64_t t0;
+	int rc;
+
+	sigemptyset(&usr2);
+	sigaddset(&usr2, SIGUSR2);
+	usr2_seen = 0;
+	assert_int_equal(pthread_sigmask(SIG_BLOCK, &usr2, &old), 0);
+	assert_int_equal(raise(SIGUSR2), 0);
+	assert_int_equal(usr2_seen, 0); /* pending, not handled */
+	t0 = testd_now_ms();
+	rc = wait(f);
+	*ms = testd_now_ms() - t0;
+	assert_int_equal(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
+	assert_int_equal(usr2_seen, 1);
+	return rc;
+}
+
+static int get_for_a_while(struct fx *f)
+{
+	shoal_view v;
+	shoal_id id;
+
+	id_of(&id, 11);
+	return shoal_get(f->c, &id, 1, 1500, &v);
+}
+
+static int next_event_for_a_while(struct fx *f)
+{
+	const int usr2 = SIGUSR2;
+	shoal_subscription *s;
+	shoal_event ev;
+	int rc;
+
+	assert_int_equal(shoal_subscribe(f->d.socket, 0, &s), 0);
+	shoal_subscription_set_interruptible(s, 1);
+	assert_int_equal(shoal_subscription_set_interrupt_signals(s, &usr2, 1),
+	                 0);
+	rc = shoal_next_event(s, 1500, &ev);
+	shoal_unsubscribe(s);
+	return rc;
+}
+
+static void test_signal_just_before_the_wait_ends_it(void **state)
+{
+	struct fx *f = *state;
+	const int usr2 = SIGUSR2, bad = 999;
+	struct sigaction sa;
+	uint64_t ms;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_usr2;
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGUSR2, &sa, NULL), 0);
+	shoal_set_interruptible(f->c, 1);
+
+	/* Without interrupt signals the wait cannot see a signal that came
+	 * before it slept: it runs to its end. */
+	assert_int_equal(wait_with_pending_signal(f, get_for_a_while, &ms), 0);
+	assert_true(ms >= 1400);
+
+	/* With them, the pending signal is delivered in the sleep and ends
+	 * it at once, for gets and for subscriptions. */
+	assert_int_equal(shoal_set_interrupt_signals(f->c, &usr2, 1), 0);
+	assert_int_equal(wait_with_pending_signal(f, get_for_a_while, &ms),
+	                 SHOAL_EINTR);
+	assert_true(ms < 1000);
+	assert_int_equal(
+	        wait_with_pending_signal(f, next_event_for_a_while, &ms),
+	        SHOAL_EINTR);
+	assert_true(ms < 1000);
+	/* The connection is still in step after the interrupted get. */
+	assert_int_equal(shoal_contains(f->c, &(shoal_id){{0}}, &(int){0}), 0);
+	assert_int_equal(shoal_set_interrupt_signals(NULL, &usr2, 1),
+	                 SHOAL_EINVAL);
+	assert_int_equal(shoal_set_interrupt_signals(f->c, &bad, 1),
+	                 SHOAL_EINVAL);
+	assert_int_equal(shoal_set_interrupt_signals(f->c, NULL, 1),
+	                 SHOAL_EINVAL);
+	signal(SIGUSR2, SIG_DFL);
+}
+
 static void test_waiting_costs_one_request(void **state)
 {
 	struct fx *f = *state;
@@ -304,6 +403,7 @@ int main(void)
 	        T(test_interrupt_before_the_wait_is_kept),
 	        T(test_complete_get_is_not_interrupted),
 	        T(test_signal_interrupts_only_when_asked),
+	        T(test_signal_just_before_the_wait_ends_it),
 	        T(test_waiting_costs_one_request),
 	        T(test_interrupt_ends_a_create_wait),
 	        T(test_release_id_with_two_objects_of_one_id),

@@ -7,31 +7,11 @@
 #
 # Usage: tests/integration/test_serve.sh [path/to/shoal]. Ends with
 # "test_serve: N passed, N failed"; exits 1 on any failure.
-set -uo pipefail
-
-SHOAL=$(realpath "${1:-${SHOAL_BIN:-build/shoal}}")
-TMP=$(mktemp -d /tmp/shoal-serve-test.XXXXXX)
-passed=0
-failed=0
-pids=()
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh" serve-test "${1:-}"
 mnt=
-
-cleanup() {
-	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-	[ -n "$mnt" ] && umount "$mnt" 2>/dev/null
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-ok() { passed=$((passed + 1)); }
-fail() {
-	failed=$((failed + 1))
-	echo "FAIL: $*"
-}
-check() { # DESCRIPTION COMMAND...
-	local d=$1
-	shift
-	if "$@" >/dev/null 2>&1; then ok; else fail "$d"; fi
+cleanup_more() {
+	if [ -n "$mnt" ]; then umount "$mnt" 2>/dev/null; fi
 }
 
 # Waits up to 10 s for a socket to accept (via `shoal stats`).
@@ -141,5 +121,4 @@ else
 	echo "note: cannot mount a tmpfs here; -d checks skipped"
 fi
 
-echo "test_serve: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish test_serve

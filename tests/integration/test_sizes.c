@@ -16,35 +16,13 @@
 #include <cmocka.h>
 
 #include "shoal.h"
+#include "fixture.h"
 #include "testd.h"
-
-struct fx {
-	struct testd d;
-	shoal_client *c;
-};
 
 static int setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
-
-	assert_non_null(f);
 	/* Not a multiple of 64: the rounding must not show. */
-	assert_int_equal(testd_start(&f->d, "10000000", NULL), 0);
-	assert_int_equal(shoal_connect(f->d.socket, &f->c), 0);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fx *f = *state;
-	char msg[256];
-
-	shoal_disconnect(f->c);
-	if (testd_finish(&f->d, msg, sizeof(msg)) != 0)
-		fail_msg("daemon check failed: %s", msg);
-	free(f);
-	return 0;
+	return fx_setup(state, "10000000", NULL);
 }
 
 static void id_of(shoal_id *id, unsigned n)
@@ -156,7 +134,7 @@ static void test_list_construct_time(void **state)
 
 int main(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, fx_teardown)
 	const struct CMUnitTest tests[] = {
 	        T(test_capacity_is_exact),
 	        T(test_evict_reports_requested_bytes),

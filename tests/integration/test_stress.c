@@ -253,16 +253,19 @@ static void test_crash_storm(void **state)
 	uint64_t freed;
 	assert_int_equal(shoal_evict(c, UINT64_MAX, &freed), 0);
 	shoal_name_info *names = calloc(64, sizeof(*names));
+	char *bytes = malloc(SHOAL_NAMES_SIZE(64));
 	cursor = 0;
 	do {
-		assert_int_equal(shoal_list_names(c, &cursor, names, 64, &n),
+		assert_int_equal(shoal_list_names(c, &cursor, names, 64, bytes,
+		                                  SHOAL_NAMES_SIZE(64), &n),
 		                 0);
 		for (size_t i = 0; i < n; i++)
-			assert_int_equal(
-			        shoal_delete_name(c, names[i].name,
-			                          strlen(names[i].name), NULL),
-			        0);
+			assert_int_equal(shoal_delete_name(c, names[i].name,
+			                                   names[i].name_len,
+			                                   NULL),
+			                 0);
 	} while (cursor);
+	free(bytes);
 	free(names);
 	assert_int_equal(shoal_get_stats(c, &st), 0);
 	assert_int_equal(st.used_bytes, 0);

@@ -82,6 +82,26 @@ def _in_child(body):
 # ---------------------------------------------------------- Store.subscribe
 
 
+def test_ttl_changes_are_events_for_who_asks(store):
+    store.set("cfg", b"v")
+    version = store.names()["cfg"]["version"]
+    with store.subscribe(ttl=True) as sub, store.subscribe() as plain:
+        before = time.time() * 1000
+        store.expire("cfg", 30)
+        after = time.time() * 1000
+        ev = next_event(sub)
+        assert (ev.kind, ev.name, ev.version) == ("name_ttl", "cfg", version)
+        assert ev.id == store.names()["cfg"]["id"]
+        assert before + 30000 <= ev.expires_ms <= after + 30000 + 1
+        store.persist("cfg")
+        ev = next_event(sub)
+        assert (ev.kind, ev.name, ev.expires_ms) == ("name_ttl", "cfg", 0)
+        assert len(ev) == 7  # expires_ms is outside the tuple
+        del store["cfg"]
+        assert next_event(sub).kind == "name_deleted"
+        assert [e.kind for e in events(plain, 2)] == ["name_deleted", "deleted"]
+
+
 def test_events_of_objects_and_names_in_order(store):
     with store.subscribe() as sub:
         no_more(sub)

@@ -19,7 +19,7 @@ import pytest
 import shoal
 from conftest import BINARY, wait_until
 from shoal._tier_client import running
-from tier_support import TIER_ARGS, Host, RedisServers, needs_redis, value, wait_value
+from tier_support import OPENSSL, TIER_ARGS, Host, RedisServers, needs_redis, value, wait_value
 
 FULL = os.environ.get("SHOAL_TIER_FULL") == "1"
 MODES = ["standalone", "cluster"] if FULL else ["standalone"]
@@ -136,6 +136,115 @@ def test_ttl_propagates(hosts):
     assert left is not None and 0 < left <= 2.0
     wait_value(b.store, "e/ttl", None, timeout=10)
     wait_value(a.store, "e/ttl", None, timeout=10)
+
+
+def _ttl_near(store, name, want, slack=3.0):
+    """Whether the local name's ttl is want seconds (None: no ttl), give or
+    take slack; False if the name is absent."""
+    try:
+        left = store.ttl(name)
+    except KeyError:
+        return False
+    if want is None:
+        return left is None
+    return left is not None and want - slack <= left <= want
+
+
+def test_ttl_change_propagates(hosts):
+    """expire and persist after the set (Python, and the CLI) reach every
+    host; expire to 0 ends the name everywhere."""
+    a, b, c = hosts
+    a.store["e/ttlchg"] = b"kept for now"
+    wait_value(b.store, "e/ttlchg", b"kept for now")
+    wait_value(c.store, "e/ttlchg", b"kept for now")
+    assert b.store.ttl("e/ttlchg") is None
+    a.store.expire("e/ttlchg", 60)
+    for h in (b, c):
+        wait_until(lambda: _ttl_near(h.store, "e/ttlchg", 60), 15, what="ttl 60 on every host")
+    b.store.persist("e/ttlchg")
+    for h in (a, c):
+        wait_until(lambda: _ttl_near(h.store, "e/ttlchg", None), 15, what="persist on every host")
+    r = subprocess.run([BINARY, "-s", c.sock, "expire", "e/ttlchg", "30"], capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    for h in (a, b):
+        wait_until(lambda: _ttl_near(h.store, "e/ttlchg", 30), 15, what="CLI expire on every host")
+    # The value itself was never sent again, and every host still has it.
+    assert [value(h.store, "e/ttlchg") for h in hosts] == [b"kept for now"] * 3
+    a.store.expire("e/ttlchg", 0)
+    wait_value(b.store, "e/ttlchg", None)
+    wait_value(c.store, "e/ttlchg", None)
+    assert b.store.get("e/ttlchg") is None  # not fetched back either
+
+
+def test_ttl_change_of_a_replaced_value_is_dropped(hosts):
+    """A TTL change made on a value that another host has since replaced
+    does not apply to the newer value, on any host."""
+    a, b, c = hosts
+    a.store["e/ttlold"] = b"old"
+    for h in (b, c):
+        wait_value(h.store, "e/ttlold", b"old")
+    a.tier.send_signal(signal.SIGSTOP)  # a's change waits until b's is in Redis
+    try:
+        a.store.expire("e/ttlold", 5)
+        b.store["e/ttlold"] = b"new"
+        wait_value(c.store, "e/ttlold", b"new")
+    finally:
+        a.tier.send_signal(signal.SIGCONT)
+    wait_value(a.store, "e/ttlold", b"new")
+    time.sleep(1.0)  # time for a wrong TTL to arrive, if it were sent
+    for h in hosts:
+        assert value(h.store, "e/ttlold") == b"new"
+        assert h.store.ttl("e/ttlold") is None
+
+
+def test_ttl_change_script_keeps_newer_changes(hosts, servers):
+    """In Redis itself: a TTL change applies only to the value it was made
+    on and only over older changes (the tier's order)."""
+    from shoal.tier import _SET_TTL
+
+    r = servers.client()
+    try:
+        script = r.register_script(_SET_TTL)
+        key = b"shoal:{0000000000000000}:n:probe"
+        r.hset(key, mapping={"v": 10, "cv": 9, "uid": "e:9", "del": 0, "nch": 0, "exp": 0})
+        far = int(time.time() * 1000) + 60_000
+        assert script(keys=[key], args=[11, "e:8", far, "p"]) == [0, 10]  # another value
+        assert script(keys=[key], args=[8, "e:9", far, "p"]) == [0, 10]  # older than v
+        assert r.pttl(key) == -1 and r.hget(key, "v") == b"10"
+        assert script(keys=[key], args=[12, "e:9", far, "p"]) == [1, 10]
+        assert r.hmget(key, ["v", "cv", "exp"]) == [b"12", b"9", str(far).encode()]
+        assert 50_000 < r.pttl(key) <= 60_000
+        assert script(keys=[key], args=[13, "e:9", 0, "p"]) == [1, 12]  # persist
+        assert r.pttl(key) == -1
+        r.hset(key, "del", 1)
+        assert script(keys=[key], args=[14, "e:9", far, "p"]) == [0, 13]  # a tombstone
+    finally:
+        r.delete(b"shoal:{0000000000000000}:n:probe")
+        r.close()
+
+
+def test_ttl_change_during_an_outage_is_reconciled(hosts, servers):
+    """A TTL change made while Redis is hung, or while the tier process is
+    down, reaches the other hosts once it is back."""
+    a, b, c = hosts
+    a.store["e/ttlout"] = b"v"
+    wait_value(b.store, "e/ttlout", b"v")
+    servers.signal(signal.SIGSTOP)
+    try:
+        a.store.expire("e/ttlout", 60)
+        time.sleep(1.0)
+    finally:
+        servers.signal(signal.SIGCONT)
+    wait_until(lambda: _ttl_near(b.store, "e/ttlout", 60, slack=10), 30, what="ttl after Redis came back")
+    # A tier saves what it synced a few times a second; one killed within
+    # that window of its last change redoes that change (docs/tier.md).
+    wait_until(lambda: a.status().get("pending") == 0, 10, what="a settled")
+    time.sleep(0.5)
+    a.stop_tier(signal.SIGKILL)
+    a.store.persist("e/ttlout")
+    a.start_tier()
+    wait_until(lambda: _ttl_near(b.store, "e/ttlout", None), 30, what="persist after the tier restarted")
+    wait_until(lambda: _ttl_near(c.store, "e/ttlout", None), 30, what="persist on c")
 
 
 def test_evictable_flag_propagates(hosts):
@@ -365,6 +474,57 @@ def test_acl_user_password_and_database(tmp_path):
         r = redis.Redis(port=servers.ports[0], username="app", password="s3cret", db=3)
         assert r.exists("shoal:seq") and r.get("shoal:epoch")
         r.close()
+        # A wrong password: said clearly in stats and the log (once, not at
+        # every retry); the host works locally, and a miss answers at once.
+        bad = Host(str(tmp_path), "acl-bad", servers,
+                   redis_args=["--redis", f"redis://app:wrong@127.0.0.1:{servers.ports[0]}/3"])
+        hs.append(bad)
+        bad.start(wait=False)
+        wait_until(lambda: "AuthenticationError" in bad.status().get("last_error", ""), 15,
+                   what="the authentication error in stats\n" + bad.log())
+        tier = _cli_stats(bad)["tier"]
+        assert tier["running"] is True and tier["connected"] is False
+        assert "invalid username-password pair" in tier["last_error"]
+        bad.store["e/acl-local"] = b"local"
+        assert value(bad.store, "e/acl-local") == b"local"
+        t = time.monotonic()
+        assert bad.store.get("lazy/acl-none") is None
+        assert time.monotonic() - t < 1.0  # a disconnected tier answers at once
+        time.sleep(1.0)  # ten more failed pings (--interval 0.1)
+        assert bad.log().count("AuthenticationError") == 1, bad.log()
+    finally:
+        for h in hs:
+            h.stop()
+        servers.stop()
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl not installed (tests/deps.sh installs it)")
+def test_tls_rediss_url(tmp_path):
+    """A TLS-only Redis with a throwaway CA: rediss:// URLs with the CA as
+    redis-py takes it (?ssl_ca_certs=) carry eager and lazy values; without
+    the CA the certificate is refused, and stats say so."""
+    servers = RedisServers(str(tmp_path), tls=True).start()
+    hs = []
+    try:
+        hs = [Host(str(tmp_path), n, servers).start() for n in ("tls-a", "tls-b")]
+        a, b = hs
+        a.store["e/tls"] = b"through TLS"
+        wait_value(b.store, "e/tls", b"through TLS")
+        a.store["lazy/tls"] = os.urandom(1 << 20) * 10  # chunks too (8 MiB each)
+        wait_until(lambda: a.status().get("pending") == 0 and a.status().get("published", 0) >= 2,
+                   15, what="a published")
+        assert bytes(b.store["lazy/tls"]) == value(a.store, "lazy/tls")
+        r = servers.client()
+        assert r.exists("shoal:seq")
+        r.close()
+        port = servers.ports[0]
+        no_ca = Host(str(tmp_path), "tls-no-ca", servers,
+                     redis_args=["--redis", f"rediss://127.0.0.1:{port}/0"])
+        hs.append(no_ca)
+        no_ca.start(wait=False)
+        wait_until(lambda: "certificate verify failed" in no_ca.status().get("last_error", ""), 15,
+                   what="the certificate error in stats\n" + no_ca.log())
+        assert _cli_stats(no_ca)["tier"]["connected"] is False
     finally:
         for h in hs:
             h.stop()

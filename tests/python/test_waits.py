@@ -54,14 +54,16 @@ def test_waiting_name_and_create_make_no_repeated_requests(daemon):
     stats.close()
 
 
-def test_sigint_ends_a_wait_forever_at_once(daemon):
+def sigint_ends_wait(setup, wait):
+    """Runs a child that does setup, says "waiting" and does wait (a wait
+    forever); sends it SIGINT once it waits. The wait must end at once with
+    KeyboardInterrupt."""
     script = textwrap.dedent(
         f"""
-        import sys
         from shoal import _shoal
-        c = _shoal.Client({daemon.path!r})
+        {setup}
         print("waiting", flush=True)
-        c.get([{MISSING!r}], -1)
+        {wait}
         print("returned", flush=True)
         """
     )
@@ -86,6 +88,10 @@ def test_sigint_ends_a_wait_forever_at_once(daemon):
     assert elapsed < 2.0, f"Ctrl-C took {elapsed:.2f} s to end the wait"
 
 
+def test_sigint_ends_a_wait_forever_at_once(daemon):
+    sigint_ends_wait(f"c = _shoal.Client({daemon.path!r})", f"c.get([{MISSING!r}], -1)")
+
+
 def test_close_wakes_a_waiting_subscription_at_once(daemon):
     sub = _shoal.Subscription(daemon.path)
     result = []
@@ -107,31 +113,7 @@ def test_close_wakes_a_waiting_subscription_at_once(daemon):
 
 
 def test_sigint_ends_a_subscription_wait_at_once(daemon):
-    script = textwrap.dedent(
-        f"""
-        from shoal import _shoal
-        sub = _shoal.Subscription({daemon.path!r})
-        print("waiting", flush=True)
-        sub.next(-1)
-        print("returned", flush=True)
-        """
-    )
-    p = subprocess.Popen(
-        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        assert p.stdout.readline().strip() == "waiting"
-        time.sleep(0.3)
-        t0 = time.monotonic()
-        p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=10)
-        elapsed = time.monotonic() - t0
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait(5)
-    assert "KeyboardInterrupt" in err and "returned" not in out
-    assert elapsed < 2.0, f"Ctrl-C took {elapsed:.2f} s to end the wait"
+    sigint_ends_wait(f"sub = _shoal.Subscription({daemon.path!r})", "sub.next(-1)")
 
 
 def test_a_signal_that_does_not_raise_resumes_the_wait(daemon):

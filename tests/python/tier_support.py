@@ -21,6 +21,7 @@ from conftest import Daemon, wait_until
 
 REDIS_SERVER = shutil.which("redis-server")
 REDIS_CLI = shutil.which("redis-cli")
+OPENSSL = shutil.which("openssl")
 
 needs_redis = pytest.mark.skipif(
     REDIS_SERVER is None or REDIS_CLI is None,
@@ -56,6 +57,26 @@ def free_port():
     raise AssertionError("no free port pair")
 
 
+def make_tls_files(d):
+    """A throwaway CA and a server certificate for 127.0.0.1 / localhost,
+    signed by it, in directory d (openssl, EC keys: fast). Returns
+    {"ca": ..., "cert": ..., "key": ...} paths."""
+    out = {k: os.path.join(d, f"{k}.pem") for k in ("ca", "ca_key", "cert", "key", "csr", "ext")}
+    with open(out["ext"], "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for cmd in (
+        ["req", "-x509", *ec, "-keyout", out["ca_key"], "-out", out["ca"], "-days", "2",
+         "-subj", "/CN=shoal test CA"],
+        ["req", *ec, "-keyout", out["key"], "-out", out["csr"], "-subj", "/CN=localhost"],
+        ["x509", "-req", "-in", out["csr"], "-CA", out["ca"], "-CAkey", out["ca_key"],
+         "-CAcreateserial", "-out", out["cert"], "-days", "2", "-extfile", out["ext"]],
+    ):
+        r = subprocess.run([OPENSSL, *cmd], capture_output=True, timeout=60)
+        assert r.returncode == 0, r.stderr.decode()
+    return out
+
+
 def _stop(proc, sig=signal.SIGTERM):
     if proc is None or proc.poll() is not None:
         return
@@ -74,9 +95,11 @@ def _stop(proc, sig=signal.SIGTERM):
 class RedisServers:
     """One standalone redis-server, or three cluster masters."""
 
-    def __init__(self, tmp, cluster=False, extra=(), url_auth="", db=0):
+    def __init__(self, tmp, cluster=False, extra=(), url_auth="", db=0, tls=False):
         self.tmp = tmp
         self.cluster = cluster
+        # TLS only (no plain port): the files of make_tls_files().
+        self.tls = make_tls_files(tmp) if tls else None
         self.extra = tuple(extra)  # more redis-server options
         self.url_auth = url_auth  # "user:password@" in the tier's URLs
         self.db = db
@@ -87,7 +110,13 @@ class RedisServers:
         port = self.ports[i]
         d = os.path.join(self.tmp, f"redis-{port}")
         os.makedirs(d, exist_ok=True)
-        args = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+        if self.tls:
+            listen = ["--port", "0", "--tls-port", str(port), "--tls-cert-file", self.tls["cert"],
+                      "--tls-key-file", self.tls["key"], "--tls-ca-cert-file", self.tls["ca"],
+                      "--tls-auth-clients", "no"]
+        else:
+            listen = ["--port", str(port)]
+        args = [REDIS_SERVER, *listen, "--bind", "127.0.0.1", "--save", "",
                 "--appendonly", "no", "--dir", d, "--protected-mode", "no",
                 "--proto-max-bulk-len", "536870912", *self.extra]
         if self.cluster:
@@ -98,7 +127,8 @@ class RedisServers:
         wait_until(lambda: self._ping(port), 10, what=f"redis-server on {port}")
 
     def _ping(self, port):
-        r = subprocess.run([REDIS_CLI, "-p", str(port), "ping"], capture_output=True, timeout=5)
+        tls = ["--tls", "--cacert", self.tls["ca"]] if self.tls else []
+        r = subprocess.run([REDIS_CLI, "-p", str(port), *tls, "ping"], capture_output=True, timeout=5)
         return r.stdout.strip() in (b"PONG", b"NOAUTH Authentication required.")
 
     def start(self):
@@ -126,6 +156,10 @@ class RedisServers:
         wait_until(ok, 30, interval=0.1, what="cluster_state:ok")
 
     def urls(self):
+        if self.tls:
+            # How redis-py takes a CA in a URL: a query option.
+            return [f"rediss://{self.url_auth}127.0.0.1:{p}/{self.db}?ssl_ca_certs={self.tls['ca']}"
+                    for p in self.ports]
         return [f"redis://{self.url_auth}127.0.0.1:{p}/{self.db}" for p in self.ports]
 
     def tier_args(self):
@@ -141,6 +175,9 @@ class RedisServers:
         if self.cluster:
             return RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", p) for p in self.ports],
                                 socket_timeout=5)
+        if self.tls:
+            return redis.Redis(port=self.ports[0], socket_timeout=5, ssl=True,
+                               ssl_ca_certs=self.tls["ca"])
         return redis.Redis(port=self.ports[0], socket_timeout=5)
 
     def keys(self):
@@ -172,7 +209,7 @@ class RedisServers:
 class Host:
     """A daemon and its tier process, standing in for one machine."""
 
-    def __init__(self, tmp, name, servers, memory="256M", eager=("e/*",), extra=()):
+    def __init__(self, tmp, name, servers, memory="256M", eager=("e/*",), extra=(), redis_args=None):
         self.dir = os.path.join(tmp, name)
         os.makedirs(self.dir, exist_ok=True)
         self.sock = os.path.join(self.dir, "s.sock")
@@ -180,23 +217,27 @@ class Host:
         self.servers = servers
         self.eager = eager
         self.extra = tuple(extra)
+        self.redis_args = redis_args  # instead of servers.tier_args()
         self.tier = None
         self.store = None
 
-    def start(self):
+    def start(self, wait=True):
         self.daemon.start()
         self.store = shoal.connect(self.sock, start=False, tier_timeout=5.0)
-        self.start_tier()
+        self.start_tier(wait)
         return self
 
-    def start_tier(self):
-        args = [sys.executable, "-m", "shoal.tier", "-s", self.sock, *self.servers.tier_args(),
+    def start_tier(self, wait=True):
+        """Starts the tier process; wait: until it is connected to Redis."""
+        redis_args = self.redis_args or self.servers.tier_args()
+        args = [sys.executable, "-m", "shoal.tier", "-s", self.sock, *redis_args,
                 *TIER_ARGS, *self.extra]
         for g in self.eager:
             args += ["--eager", g]
         self.tier = subprocess.Popen(args, stdout=open(self.sock + ".tier.log", "ab"),
                                      stderr=subprocess.STDOUT)
-        wait_until(lambda: self.status().get("connected"), 15, what="tier connected")
+        if wait:
+            wait_until(lambda: self.status().get("connected"), 15, what="tier connected")
 
     def status(self):
         try:

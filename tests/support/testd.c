@@ -130,14 +130,19 @@ int testd_start(struct testd *d, const char *memory, ...)
 	va_list ap;
 	int rc;
 
+	va_start(ap, memory);
+	rc = testd_vstart(d, memory, ap);
+	va_end(ap);
+	return rc;
+}
+
+int testd_vstart(struct testd *d, const char *memory, va_list ap)
+{
 	memset(d, 0, sizeof(*d));
 	snprintf(d->dir, sizeof(d->dir), "/tmp/shoal-test-XXXXXX");
 	if (!mkdtemp(d->dir))
 		return -1;
-	va_start(ap, memory);
-	rc = start_in_dir(d, memory, ap);
-	va_end(ap);
-	return rc;
+	return start_in_dir(d, memory, ap);
 }
 
 int testd_restart(struct testd *d, const char *memory, ...)

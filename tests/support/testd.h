@@ -5,6 +5,7 @@
 #ifndef SHOAL_TESTD_H
 #define SHOAL_TESTD_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,6 +25,9 @@ struct testd {
  * The binary is $SHOAL_BIN, else build/shoal; $SHOAL_WRAP (e.g. "valgrind
  * -q") is put in front of it. Returns 0 or -1. */
 int testd_start(struct testd *d, const char *memory, ...);
+
+/* testd_start() with the extra arguments in ap. */
+int testd_vstart(struct testd *d, const char *memory, va_list ap);
 
 /* Starts a daemon again in the directory of d (same socket, same log,
  * appended), after testd_kill() or a daemon that exited. Returns 0 or -1. */

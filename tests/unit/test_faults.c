@@ -349,7 +349,10 @@ static void workload(unsigned seed)
 	assert_int_equal(shoal_list(d, &cursor, info, 4, &count), 0);
 	assert_int_equal(count, 1);
 	cursor = 0;
-	assert_int_equal(shoal_list_names(d, &cursor, names, 4, &count), 0);
+	char bytes[SHOAL_NAMES_SIZE(4)];
+	assert_int_equal(shoal_list_names(d, &cursor, names, 4, bytes,
+	                                  sizeof(bytes), &count),
+	                 0);
 	assert_int_equal(count, 1);
 	assert_string_equal(names[0].name, "work");
 	assert_int_equal(shoal_delete_name(c, "work", 4, NULL), 0);
@@ -625,13 +628,15 @@ static int run_list(struct op_ctx *x)
 static int run_list_names(struct op_ctx *x)
 {
 	shoal_name_info *info = calloc(2, sizeof(*info));
+	char bytes[SHOAL_NAMES_SIZE(2)];
 	uint64_t cursor = 0;
 	size_t count = 0;
 	int rc;
 
 	if (!info)
 		return SHOAL_ENOMEM;
-	rc = shoal_list_names(x->c, &cursor, info, 2, &count);
+	rc = shoal_list_names(x->c, &cursor, info, 2, bytes, sizeof(bytes),
+	                      &count);
 	if (rc == 0 && (count != 1 || strcmp(info[0].name, "nm") != 0))
 		rc = SHOAL_EPROTO;
 	free(info);
@@ -1037,6 +1042,139 @@ static void raw_hello(int fd)
 	}
 }
 
+/* Object n made by shoal_create_from() from segs; returns its status. The
+ * segments are handed over in reverse order: any order is correct. */
+static int create_from(shoal_client *c, unsigned n, uint64_t size,
+                       shoal_segment *segs, size_t nsegs)
+{
+	shoal_id id = make_id(n);
+	uint8_t *data;
+
+	for (size_t i = 0; i < nsegs / 2; i++) {
+		shoal_segment t = segs[i];
+		segs[i] = segs[nsegs - 1 - i];
+		segs[nsegs - 1 - i] = t;
+	}
+	int rc =
+	        shoal_create_from(c, &id, size, 0, 0, segs, nsegs, &data, NULL);
+	if (rc == 0)
+		assert_int_equal(shoal_seal(c, &id), 0);
+	return rc;
+}
+
+/* Whether object n holds exactly want (size bytes). */
+static bool object_is(shoal_client *c, unsigned n, const uint8_t *want,
+                      uint64_t size)
+{
+	shoal_id id = make_id(n);
+	shoal_view v;
+
+	assert_int_equal(shoal_get(c, &id, 1, 0, &v), 0);
+	bool same = v.data_size == size && memcmp(v.data, want, size) == 0;
+	shoal_release(c, &v);
+	assert_int_equal(shoal_release_id(c, &id), 0);
+	return same;
+}
+
+/*
+ * shoal_create_from(): the bytes of plain and rebased (4- and 8-byte
+ * integer) segments land exactly, for an object copied after its
+ * reservation (small) and one copied behind it by several threads
+ * (40 MiB); a failed reservation in any thread is a clean "store full";
+ * a segment outside the object is refused before anything is created.
+ */
+static void test_create_from(void **state)
+{
+	const uint64_t big = 40u << 20;
+	uint8_t *src = malloc(big), *want = malloc(big);
+	shoal_segment segs[64];
+	int state_of;
+
+	(void)state;
+	assert_non_null(src);
+	assert_non_null(want);
+	fill_pattern(src, big, 7);
+	daemon_start(96u << 20);
+	shoal_client *c = must_connect();
+	assert_int_equal(shoal_set_populate_threads(c, 4), 0);
+	for (int round = 0; round < 2; round++) {
+		uint64_t size = round ? big : (1u << 20) + 24;
+		uint64_t part = size / 32 / 8 * 8;
+		size_t n = 0;
+		/* 32 pieces: plain, 4-byte +5, 8-byte -3 in turn, then the
+		 * tail plain. */
+		for (uint64_t off = 0; off < size; off += part, n++) {
+			uint64_t len = size - off < part || n == 31 ? size - off
+			                                            : part;
+			uint32_t width = len % 8 ? 0 : (uint32_t)(n % 3) * 4;
+			int64_t add = width == 4 ? 5 : width == 8 ? -3 : 0;
+			segs[n] = (shoal_segment){off, src + off, len, width,
+			                          add};
+			for (uint64_t i = 0; i < len;
+			     i += width ? width : len) {
+				if (width == 4) {
+					uint32_t v;
+					memcpy(&v, src + off + i, 4);
+					v += 5;
+					memcpy(want + off + i, &v, 4);
+				} else if (width == 8) {
+					uint64_t v;
+					memcpy(&v, src + off + i, 8);
+					v -= 3;
+					memcpy(want + off + i, &v, 8);
+				} else {
+					memcpy(want + off, src + off, len);
+				}
+			}
+			if (off + len == size)
+				break;
+		}
+		n++;
+		assert_int_equal(
+		        create_from(c, 1 + (unsigned)round, size, segs, n), 0);
+		assert_true(object_is(c, 1 + (unsigned)round, want, size));
+	}
+
+	/* The reservation fails in a helper, or in the caller part-way (the
+	 * objects above are kept, so these land in fresh memory). */
+	shoal_segment whole = {0, src, big, 0, 0};
+	static const struct {
+		enum who who;
+		long nth;
+	} fails[] = {{OTHER_THREADS, 0}, {ONLY_THREAD, 2}};
+	for (int i = 0; i < 2; i++) {
+		shoal_id id = make_id(3);
+		inject(CALL(OS_MADVISE), fails[i].who, pthread_self(), -ENOMEM,
+		       fails[i].nth, 1);
+		assert_int_equal(create_from(c, 3, big, &whole, 1),
+		                 SHOAL_EFULL);
+		assert_true(stop_faults() > 0);
+		assert_int_equal(shoal_contains(c, &id, &state_of), 0);
+		assert_int_equal(state_of, SHOAL_STATE_ABSENT);
+	}
+
+	static const shoal_segment bad[] = {
+	        {1, "x", 1u << 20, 0, 0}, /* ends past the object */
+	        {0, "xyz", 3, 3, 0},      /* width 3 */
+	        {0, "xyzzy", 6, 4, 0},    /* 6 bytes of 4-byte integers */
+	        {0, NULL, 8, 0, 0},       /* no source */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		shoal_segment b = bad[i];
+		assert_int_equal(create_from(c, 4, 1u << 20, &b, 1),
+		                 SHOAL_EINVAL);
+	}
+	shoal_id ids[2] = {make_id(1), make_id(2)};
+	assert_int_equal(shoal_delete(c, ids, 2, NULL), 0);
+	shoal_stats stats;
+	assert_int_equal(shoal_get_stats(c, &stats), 0);
+	assert_int_equal(stats.used_bytes, 0);
+	shoal_disconnect(c);
+	daemon_stop();
+	free(src);
+	free(want);
+}
+
 /*
  * A client parks a get (waiting forever), sends more than the daemon's
  * input buffer holds behind it, and dies. The daemon must drop it (epoll
@@ -1139,6 +1277,7 @@ int main(void)
 	        cmocka_unit_test(test_trim_refused),
 	        cmocka_unit_test(test_prefault_refused),
 	        cmocka_unit_test(test_populate_refused),
+	        cmocka_unit_test(test_create_from),
 	        cmocka_unit_test(test_hangup_with_full_input),
 	        cmocka_unit_test(test_accept_out_of_fds),
 	};

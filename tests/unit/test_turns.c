@@ -40,6 +40,10 @@ struct cl {
 	uint8_t *buf;
 	size_t len, cap;
 	size_t replies, errors;
+	/* With keep set, the handles of successful create replies. */
+	bool keep;
+	uint64_t *handles;
+	size_t nhandles, hcap;
 };
 
 struct fx {
@@ -64,6 +68,19 @@ static void cl_connect(struct fx *f, struct cl *c)
 	c->fd = sv[1];
 	proto_header_init(&m.h, PROTO_HELLO, 1, sizeof(m.b));
 	assert_int_equal(send(c->fd, &m, sizeof(m), 0), (ssize_t)sizeof(m));
+}
+
+static void keep_handle(struct cl *c, const uint8_t *body)
+{
+	struct proto_create_reply r;
+
+	memcpy(&r, body, sizeof(r));
+	if (c->nhandles == c->hcap) {
+		c->hcap = c->hcap ? c->hcap * 2 : 1024;
+		c->handles = realloc(c->handles, c->hcap * sizeof(r.handle));
+		assert_non_null(c->handles);
+	}
+	c->handles[c->nhandles++] = r.handle;
 }
 
 /* Reads what the daemon sent (closing any fds passed) and counts the whole
@@ -112,6 +129,9 @@ static void cl_drain(struct cl *c)
 		memcpy(&r, c->buf + pos + sizeof(h), sizeof(r));
 		c->replies++;
 		c->errors += r.status != 0;
+		if (c->keep && r.status == 0 &&
+		    h.type == (PROTO_CREATE | PROTO_REPLY))
+			keep_handle(c, c->buf + pos + sizeof(h));
 		pos += sizeof(h) + h.body_len;
 	}
 	memmove(c->buf, c->buf + pos, c->len - pos);
@@ -149,6 +169,7 @@ static int setup(void **state)
 	        .capacity = 64u << 20,
 	        .stall_ms = 3600 * 1000,
 	        .event_queue = 4u << 20,
+	        .limits = {.max_objects = 1u << 20},
 	};
 	char err[256];
 
@@ -176,6 +197,7 @@ static int teardown(void **state)
 	server_free(&f->srv);
 	free(f->a.buf);
 	free(f->b.buf);
+	free(f->a.handles);
 	free(f);
 	return 0;
 }
@@ -349,6 +371,103 @@ static void test_small_departure_is_immediate(void **state)
 	check(f);
 }
 
+/* Sends m from A and turns until A has `more` further replies (B's
+ * replies are counted meanwhile). */
+static void a_exchange(struct fx *f, const struct raw_msgs *m, size_t more)
+{
+	size_t off = 0, replies = f->a.replies + more;
+
+	for (int t = 0; t < 100000 && (off < m->len || f->a.replies < replies);
+	     t++) {
+		if (off < m->len) {
+			ssize_t k = send(f->a.fd, m->p + off, m->len - off,
+			                 MSG_NOSIGNAL);
+			if (k > 0)
+				off += (size_t)k;
+		}
+		turn(f);
+	}
+	assert_int_equal(f->a.replies, replies);
+}
+
+/* A releases the objects of every step-th handle, n of them (batches of
+ * at most SHOAL_BATCH_MAX); a CONTAINS behind the releases (which have no
+ * reply) says when the daemon has them. */
+static void a_releases(struct fx *f, const uint64_t *handles, uint32_t n,
+                       uint32_t step)
+{
+	struct raw_msgs m = {0};
+	uint8_t id[SHOAL_ID_SIZE];
+
+	for (uint32_t done = 0; done < n;) {
+		uint32_t k =
+		        n - done < SHOAL_BATCH_MAX ? n - done : SHOAL_BATCH_MAX;
+		struct proto_release rel = {.count = k};
+		uint8_t *p =
+		        raw_add(&m, PROTO_RELEASE, sizeof(rel) + (size_t)k * 8);
+		memcpy(p, &rel, sizeof(rel));
+		for (uint32_t i = 0; i < k; i++, done++)
+			memcpy(p + sizeof(rel) + (size_t)i * 8,
+			       &handles[(size_t)done * step], 8);
+	}
+	raw_id(id, 0x77, 1);
+	raw_add_id_req(&m, PROTO_CONTAINS, id, 0);
+	a_exchange(f, &m, 1);
+	assert_int_equal(f->a.errors, 0);
+	raw_free(&m);
+}
+
+/*
+ * A parked create that can fit only by evicting is answered in the turn
+ * after the change that made room for it. A holds 262,144 small objects
+ * (16 MiB) and a 20 MiB one; 28 MiB are free; B waits to create 30 MiB.
+ * A releases every other small object: their bytes would be enough, but
+ * each lies between two held ones, so nothing can fit and B waits on. A
+ * releases the 20 MiB object: evicting it makes room, and B has its
+ * object after the next turn. (Before, whether a create could fit by
+ * evicting took a walk of every block, so such a create was tried at most
+ * as often as kept those walks under a tenth of the loop's time: B waited
+ * on a timer after the walk the first release caused.)
+ */
+static void test_parked_create_woken_by_room_to_evict(void **state)
+{
+	struct fx *f = *state;
+	const uint32_t n = 262144;
+	struct raw_msgs m = {0};
+	uint8_t id[SHOAL_ID_SIZE];
+
+	f->a.keep = true;
+	a_creates(f, 0xe0, n);
+	raw_id(id, 0xe1, 0);
+	raw_add_create(&m, id, 20u << 20, 0);
+	raw_add_id_req(&m, PROTO_SEAL, id, PROTO_SEAL_NOREPLY);
+	a_exchange(f, &m, 1);
+	assert_int_equal(f->a.nhandles, n + 1);
+	assert_int_equal(f->a.errors, 0);
+
+	raw_reset(&m);
+	raw_id(id, 0xe2, 0);
+	raw_add_create(&m, id, 30u << 20, -1);
+	assert_int_equal(send(f->b.fd, m.p, m.len, 0), (ssize_t)m.len);
+	for (int t = 0; t < 3; t++)
+		turn(f);
+	assert_int_equal(f->b.replies, 0);
+
+	a_releases(f, f->a.handles, n / 2, 2);
+	for (int t = 0; t < 3; t++)
+		turn(f);
+	assert_int_equal(f->b.replies, 0); /* no stretch large enough */
+	check(f);
+
+	a_releases(f, &f->a.handles[n], 1, 1);
+	turn(f);
+	assert_int_equal(f->b.replies, 1);
+	assert_int_equal(f->b.errors, 0);
+	assert_true(f->srv.store.evictions >= 1);
+	check(f);
+	raw_free(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -358,6 +477,9 @@ int main(void)
 	                test_departure_is_released_in_slices, setup, teardown),
 	        cmocka_unit_test_setup_teardown(
 	                test_small_departure_is_immediate, setup, teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_parked_create_woken_by_room_to_evict, setup,
+	                teardown),
 	};
 
 	return cmocka_run_group_tests_name("turns", tests, NULL, NULL);

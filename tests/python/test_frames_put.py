@@ -1,0 +1,96 @@
+"""Large puts on fresh memory: the object's bytes are copied in while its
+pages are reserved (Client.create's segments, shoal_create_from), by
+several threads (SHOAL_POPULATE_THREADS). What a user checks: every value
+comes back exactly, the columns are still views of shared memory, and a
+store without room says so cleanly."""
+
+import pytest
+
+np = pytest.importorskip("numpy")
+pd = pytest.importorskip("pandas")
+pa = pytest.importorskip("pyarrow")
+
+import shoal  # noqa: E402
+from conftest import Daemon, in_arena  # noqa: E402
+from shoal import _frames  # noqa: E402
+
+ROWS = 600_000
+
+
+def _chunked_frame(seed=3):
+    """~42 MB: float, int and string columns in 6 chunks each (as read from
+    a Parquet file with 6 row groups), one float column with nulls (NaN in
+    pandas)."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for k in range(6):
+        n = ROWS // 6
+        parts.append(
+            pa.table(
+                {
+                    "f0": rng.standard_normal(n),
+                    "f1": rng.standard_normal(n),
+                    "i0": rng.integers(-(10**12), 10**12, n),
+                    "i32": rng.integers(-(10**6), 10**6, n).astype(np.int32),
+                    "nulls": pa.array(rng.random(n), mask=rng.random(n) < 0.1),
+                    "s": pa.array([f"row-{k}-{i}-{'x' * (i % 13)}" for i in range(n)], pa.large_string()),
+                    "s32": pa.array([f"v{i % 977}" for i in range(n)], pa.string()),
+                }
+            )
+        )
+    return pa.concat_tables(parts)
+
+
+@pytest.fixture
+def fresh(tmp_path, monkeypatch):
+    """A store on a new daemon (fresh memory), its puts' memory reserved by
+    four threads."""
+    monkeypatch.setenv("SHOAL_POPULATE_THREADS", "4")
+    d = Daemon(tmp_path / "s.sock", "256M").start()
+    s = d.connect()
+    yield s
+    s.close()
+    d.stop()
+
+
+def test_large_frame_on_fresh_memory(fresh):
+    table = _chunked_frame()
+    assert table.nbytes > 36 << 20 and table["s"].num_chunks == 6
+    plan = _frames.plan(pa, table)
+    segments = plan.segments()
+    # Every column is copied in by the create, in address order.
+    assert segments and [s[0] for s in segments] == sorted(s[0] for s in segments)
+    fresh["t"] = table
+    df = table.to_pandas()
+    fresh["df"] = df
+    for s in (fresh, shoal.connect(fresh.socket_path, start=False)):
+        got = s["t"]
+        assert got.equals(table.combine_chunks())
+        for name in ("f0", "i0", "s"):
+            buf = got[name].chunks[0].buffers()[-1]
+            assert in_arena(s, buf.address, buf.size), name
+        back = s["df"]
+        pd.testing.assert_frame_equal(back, df)
+        values = back["f0"].to_numpy()
+        assert in_arena(s, values.ctypes.data, values.nbytes)
+        del got, back, values
+
+
+def test_large_array_on_fresh_memory(fresh):
+    arr = np.arange(6 << 20, dtype=np.int64) * 7 - 3  # 48 MiB
+    fresh["a"] = arr
+    got = fresh["a"]
+    assert np.array_equal(got, arr)
+    assert in_arena(fresh, got.ctypes.data, got.nbytes)
+
+
+def test_large_put_that_does_not_fit(fresh):
+    table = _chunked_frame()
+    fresh["t"] = table
+    used = fresh.stats()["used_bytes"]
+    # The store holds 256 MB: a seventh copy does not fit; nothing changes.
+    with pytest.raises(shoal.StoreFull):
+        for i in range(10):
+            fresh[f"t{i}"] = table
+    assert fresh["t"].equals(table.combine_chunks())
+    assert fresh.stats()["used_bytes"] >= used
