@@ -53,8 +53,10 @@ struct client_ref *client_refmap_find(const struct client_refmap *m,
 
 	if (m->t.count == 0)
 		return NULL;
-	return htab_find(&m->t, key_hash(m, handle, id),
-	                 m->by_id ? id_eq : handle_eq, &k);
+	/* Two calls, so that each inlines its comparison. */
+	if (m->by_id)
+		return htab_find(&m->t, key_hash(m, handle, id), id_eq, &k);
+	return htab_find(&m->t, key_hash(m, handle, id), handle_eq, &k);
 }
 
 struct client_ref *client_refmap_insert(struct client_refmap *m,

@@ -29,69 +29,65 @@
 #include "shoal.h"
 
 /* 0 until seeded; the client may hash from several threads at once. */
-static _Atomic uint64_t hash_seed;
+_Atomic uint64_t htab__seed;
 
-static uint64_t seed(void)
+uint64_t htab__seed_init(void)
 {
-	uint64_t s = atomic_load_explicit(&hash_seed, memory_order_relaxed);
+	uint64_t fresh = 0, expected = 0;
 
-	if (__builtin_expect(s == 0, 0)) {
-		uint64_t fresh = 0, expected = 0;
-		if (getrandom(&fresh, sizeof(fresh), GRND_NONBLOCK) !=
-		    sizeof(fresh))
-			fresh = (uint64_t)(uintptr_t)&hash_seed ^
-			        0x9e3779b97f4a7c15ull;
-		fresh |= 1; /* never 0 */
-		/* The first thread's seed wins, so every table agrees. */
-		if (!atomic_compare_exchange_strong(&hash_seed, &expected,
-		                                    fresh))
-			fresh = expected;
-		s = fresh;
-	}
-	return s;
+	if (getrandom(&fresh, sizeof(fresh), GRND_NONBLOCK) != sizeof(fresh))
+		fresh = (uint64_t)(uintptr_t)&htab__seed ^
+		        0x9e3779b97f4a7c15ull;
+	fresh |= 1; /* never 0 */
+	/* The first thread's seed wins, so every table agrees. */
+	if (!atomic_compare_exchange_strong(&htab__seed, &expected, fresh))
+		fresh = expected;
+	return fresh;
 }
 
-/* A strong 64-bit finaliser (in the style of splitmix64). */
-static uint64_t mix(uint64_t x)
+static uint64_t load64(const uint8_t *p)
 {
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ull;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebull;
-	x ^= x >> 31;
-	return x;
+	uint64_t w;
+
+	memcpy(&w, p, sizeof(w));
+	return w;
 }
 
-uint64_t htab_hash_u64(uint64_t key)
+static uint64_t load32(const uint8_t *p)
 {
-	return mix(key ^ seed());
+	uint32_t w;
+
+	memcpy(&w, p, sizeof(w));
+	return w;
 }
 
+/*
+ * One multiply and one shift per 8 bytes, then the strong finaliser: IDs
+ * (20 bytes) and names are hashed on every request, so this is on the
+ * path of every small operation. The 1-7 trailing bytes are read with
+ * fixed-size (overlapping) loads, never a variable-length copy.
+ */
 uint64_t htab_hash_bytes(const void *data, size_t len)
 {
 	const uint8_t *p = data;
-	uint64_t h = mix(seed() ^ (len * 0x9e3779b97f4a7c15ull));
+	uint64_t h = htab__seed_get() ^ (len * 0x9e3779b97f4a7c15ull);
+	size_t n = len;
 
-	while (len >= 8) {
+	for (; n >= 8; p += 8, n -= 8) {
+		h = (h ^ load64(p)) * 0xd6e8feb86659fd93ull;
+		h ^= h >> 32;
+	}
+	if (n) {
 		uint64_t w;
-		memcpy(&w, p, 8);
-		h = mix(h ^ w) + 0x632be59bd9b4e019ull;
-		p += 8;
-		len -= 8;
+		if (n >= 4)
+			w = load32(p) | load32(p + n - 4) << 32;
+		else
+			w = (uint64_t)p[0] | (uint64_t)p[n / 2] << 8 |
+			    (uint64_t)p[n - 1] << 16;
+		h = (h ^ w ^ ((uint64_t)n << 56)) * 0xd6e8feb86659fd93ull;
+		h ^= h >> 32;
 	}
-	if (len) {
-		uint64_t w = 0;
-		memcpy(&w, p, len);
-		h = mix(h ^ w ^ ((uint64_t)len << 56));
-	}
-	return mix(h);
-}
-
-static uint32_t fingerprint(uint64_t hash)
-{
-	uint32_t f = (uint32_t)(hash ^ (hash >> 32));
-
-	return f ? f : 1;
+	return htab__mix(h);
 }
 
 static size_t capacity(const struct htab_slots *a)
@@ -257,29 +253,6 @@ int htab_reserve(struct htab *t, size_t extra)
 	return grow(t, t->count + extra);
 }
 
-/* Looks key up in one array. */
-static void *find_in(const struct htab *t, const struct htab_slots *a,
-                     uint32_t f, htab_eq_fn *eq, const void *key)
-{
-	if (!a->fp)
-		return NULL;
-	for (size_t i = f & a->mask; a->fp[i]; i = (i + 1) & a->mask)
-		if (a->fp[i] == f && eq(slot(t, a, i), key))
-			return slot(t, a, i);
-	return NULL;
-}
-
-void *htab_find(const struct htab *t, uint64_t hash, htab_eq_fn *eq,
-                const void *key)
-{
-	uint32_t f = fingerprint(hash);
-	void *e = find_in(t, &t->cur, f, eq, key);
-
-	if (!e && t->old.fp)
-		e = find_in(t, &t->old, f, eq, key);
-	return e;
-}
-
 int htab_insert(struct htab *t, uint64_t hash, const void *entry, void **out)
 {
 	if (t->count + 1 > htab_room(t)) {
@@ -289,7 +262,7 @@ int htab_insert(struct htab *t, uint64_t hash, const void *entry, void **out)
 	}
 	if (htab_moving(t))
 		move_some(t, HTAB_MOVE_STEP);
-	uint8_t *p = slot(t, &t->cur, place(&t->cur, fingerprint(hash)));
+	uint8_t *p = slot(t, &t->cur, place(&t->cur, htab__fingerprint(hash)));
 	copy_entry(p, entry, t->esize);
 	t->count++;
 	if (out)

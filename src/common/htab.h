@@ -28,6 +28,7 @@
 #ifndef SHOAL_HTAB_H
 #define SHOAL_HTAB_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -64,13 +65,70 @@ void htab_free(struct htab *t);
 /* Removes every entry and keeps the room of the current array. */
 void htab_clear(struct htab *t);
 
+/* The process's hash seed: 0 until htab__seed_init() sets it. */
+extern _Atomic uint64_t htab__seed;
+uint64_t htab__seed_init(void);
+
+/* A strong 64-bit finaliser (in the style of splitmix64). */
+static inline uint64_t htab__mix(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	x ^= x >> 31;
+	return x;
+}
+
+static inline uint64_t htab__seed_get(void)
+{
+	uint64_t s = atomic_load_explicit(&htab__seed, memory_order_relaxed);
+
+	return __builtin_expect(s != 0, 1) ? s : htab__seed_init();
+}
+
 /* Keyed hashes (seeded once per process; thread-safe). */
-uint64_t htab_hash_u64(uint64_t key);
+static inline uint64_t htab_hash_u64(uint64_t key)
+{
+	return htab__mix(key ^ htab__seed_get());
+}
+
 uint64_t htab_hash_bytes(const void *data, size_t len);
 
-/* The entry for key with this hash, or NULL. Changes nothing. */
-void *htab_find(const struct htab *t, uint64_t hash, htab_eq_fn *eq,
-                const void *key);
+static inline uint32_t htab__fingerprint(uint64_t hash)
+{
+	uint32_t f = (uint32_t)(hash ^ (hash >> 32));
+
+	return f ? f : 1;
+}
+
+/* Looks key up in one array. */
+static inline void *htab__find_in(const struct htab *t,
+                                  const struct htab_slots *a, uint32_t f,
+                                  htab_eq_fn *eq, const void *key)
+{
+	if (!a->fp)
+		return NULL;
+	for (size_t i = f & a->mask; a->fp[i]; i = (i + 1) & a->mask)
+		if (a->fp[i] == f && eq(a->entries + i * t->esize, key))
+			return a->entries + i * t->esize;
+	return NULL;
+}
+
+/*
+ * The entry for key with this hash, or NULL. Changes nothing. Inline, so
+ * that the comparison a caller passes is inlined too.
+ */
+static inline void *htab_find(const struct htab *t, uint64_t hash,
+                              htab_eq_fn *eq, const void *key)
+{
+	uint32_t f = htab__fingerprint(hash);
+	void *e = htab__find_in(t, &t->cur, f, eq, key);
+
+	if (!e && t->old.fp)
+		e = htab__find_in(t, &t->old, f, eq, key);
+	return e;
+}
 
 /*
  * Makes room so that `extra` more inserts cannot fail (nor allocate).

@@ -101,7 +101,7 @@ struct alloc {
 	uint32_t spare; /* released nodes, linked by fnext */
 	uint32_t head;  /* the block at base */
 
-	struct htab used_blocks; /* entries: nodes (uint32_t) of used blocks */
+	struct htab used_blocks; /* entries: struct used_block */
 
 	uint64_t fl_map;
 	uint32_t sl_map[FL_COUNT];
@@ -264,19 +264,17 @@ static void node_unlink(struct alloc *a, uint32_t i)
 		a->nodes[n->next].prev = n->prev;
 }
 
-/* A used block looked up by offset: entries are nodes. */
-struct off_key {
-	const struct alloc *a;
+/* An entry of the hash table of used blocks: the offset is kept beside the
+ * node, so that a lookup reads no node but the one it finds. */
+struct used_block {
 	uint64_t off;
+	uint32_t node;
 };
 
-static bool node_has_off(const void *entry, const void *key)
+static bool block_at(const void *entry, const void *key)
 {
-	const struct off_key *k = key;
-	uint32_t i;
-
-	memcpy(&i, entry, sizeof(i));
-	return k->a->nodes[i].off == k->off;
+	return ((const struct used_block *)entry)->off ==
+	       *(const uint64_t *)key;
 }
 
 static uint64_t off_hash(uint64_t off)
@@ -285,32 +283,26 @@ static uint64_t off_hash(uint64_t off)
 }
 
 /* The hash entry of the used block at off, or NULL. */
-static uint32_t *used_entry(const struct alloc *a, uint64_t off)
+static struct used_block *used_entry(const struct alloc *a, uint64_t off)
 {
-	struct off_key k = {a, off};
-
 	if (off & (LAYOUT_ALIGN - 1))
 		return NULL;
-	return htab_find(&a->used_blocks, off_hash(off), node_has_off, &k);
+	return htab_find(&a->used_blocks, off_hash(off), block_at, &off);
 }
 
 /* The node of the used block at off, or NIL. */
 static uint32_t used_node(const struct alloc *a, uint64_t off)
 {
-	const uint32_t *e = used_entry(a, off);
-	uint32_t i;
+	const struct used_block *e = used_entry(a, off);
 
-	if (!e)
-		return NIL;
-	memcpy(&i, e, sizeof(i));
-	return i;
+	return e ? e->node : NIL;
 }
 
 /* Indexes node i, a used block; htab_reserve() has made room. */
 static void used_add(struct alloc *a, uint32_t i)
 {
-	int rc = htab_insert(&a->used_blocks, off_hash(a->nodes[i].off), &i,
-	                     NULL);
+	struct used_block e = {a->nodes[i].off, i};
+	int rc = htab_insert(&a->used_blocks, off_hash(e.off), &e, NULL);
 
 	SHOAL_ASSERT(rc == 0);
 	(void)rc;
@@ -335,7 +327,7 @@ int alloc_create(uint64_t base, uint64_t size, struct alloc **out)
 	a->size = size;
 	a->ncap = NODES_MIN;
 	a->spare = NIL;
-	htab_init(&a->used_blocks, sizeof(uint32_t));
+	htab_init(&a->used_blocks, sizeof(struct used_block));
 	if (htab_reserve(&a->used_blocks, NODES_MIN / 2))
 		goto fail;
 
@@ -552,12 +544,13 @@ int alloc_claim(struct alloc *a, uint64_t offset, uint64_t size)
  */
 uint64_t alloc_free(struct alloc *a, uint64_t offset)
 {
-	uint32_t *e = used_entry(a, offset), i, p, n;
+	struct used_block *e = used_entry(a, offset);
+	uint32_t i, p, n;
 	uint64_t size;
 
 	if (!e)
 		return 0;
-	memcpy(&i, e, sizeof(i));
+	i = e->node;
 	SHOAL_ASSERT(a->nodes[i].state == NODE_USED &&
 	             a->nodes[i].off == offset);
 	htab_remove(&a->used_blocks, e);
@@ -801,15 +794,15 @@ static int check_index(const struct alloc *a, char *msg, size_t size)
  * each used block through it), each once. */
 static int check_used_blocks(const struct alloc *a, char *msg, size_t size)
 {
-	const uint32_t *e;
+	const struct used_block *e;
 	char hmsg[128];
 
 	CHECK(htab_check(&a->used_blocks, hmsg, sizeof(hmsg)) == 0, "%s", hmsg);
 	for (size_t pos = 0; (e = htab_next(&a->used_blocks, &pos));) {
-		uint32_t i;
-		memcpy(&i, e, sizeof(i));
+		uint32_t i = e->node;
 		CHECK(i < a->nlen && a->nodes[i].state == NODE_USED &&
-		              used_entry(a, a->nodes[i].off) == e,
+		              a->nodes[i].off == e->off &&
+		              used_entry(a, e->off) == e,
 		      "hash entry of node %" PRIu32 " names no used block", i);
 	}
 	CHECK(a->used_blocks.count == a->nused,
