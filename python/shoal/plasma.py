@@ -241,28 +241,31 @@ class PlasmaClient:
         oid = object_id if object_id is not None else ObjectID.from_random()
         serialized = _arrow_serialize(value)
         if serialized is not None:
-            buf = self._c.create(oid, serialized.total_bytes, _ARROW_SERIALIZED)
-            try:
-                serialized.write_to(_pa.FixedSizeBufferWriter(_pa.py_buffer(buf)))
-            except BaseException:
-                self._c.abort(oid)
-                raise
-            self._c.seal(oid)
-            buf.release()
+            self._write(
+                oid,
+                serialized.total_bytes,
+                _ARROW_SERIALIZED,
+                lambda buf: serialized.write_to(_pa.FixedSizeBufferWriter(_pa.py_buffer(buf))),
+            )
             return oid
         enc = encode(value)
         if enc.parts is not None:
             self._c.put(oid, enc.parts, enc.metadata)
-            return oid
-        buf = self._c.create(oid, enc.size, enc.metadata)
+        else:
+            self._write(oid, enc.size, enc.metadata, enc.writer)
+        return oid
+
+    def _write(self, oid, size, metadata, writer):
+        """Creates oid, has writer fill its buffer and seals it; a writer
+        that raises leaves nothing behind."""
+        buf = self._c.create(oid, size, metadata)
         try:
-            enc.writer(buf)
+            writer(buf)
         except BaseException:
             self._c.abort(oid)
             raise
         self._c.seal(oid)
         buf.release()
-        return oid
 
     @_plasma_errors
     def get(self, object_ids, timeout_ms=-1, serialization_context=None):

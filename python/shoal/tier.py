@@ -1,6 +1,6 @@
 """shoal-tier: one host's bridge between its shoal daemon and a shared
-Redis / Valkey tier (standalone or cluster), so that names flow between
-hosts while every read stays a local, zero-copy read.
+Redis / Valkey tier (standalone, cluster or Sentinel), so that names flow
+between hosts while every read stays a local, zero-copy read.
 
     shoal-tier --redis redis://redis.internal:6379/0 -s /run/app/shoal.sock \\
                --prefix shared/ --eager 'shared/frames/*'
@@ -279,10 +279,10 @@ class Tier:
             "health_check_interval": 0,
         }
         data_kw = dict(kw, socket_timeout=max(a.transfer_timeout, a.redis_timeout))
-        if a.cluster:
+        if a.sentinel:
+            self.r, self.rd = _sentinel_clients(a, kw, data_kw)
+        elif a.cluster:
             from redis.cluster import ClusterNode, RedisCluster
-
-            from redis.connection import SSLConnection, parse_url
 
             nodes = []
             first = None
@@ -295,11 +295,8 @@ class Tier:
             # The first URL's user, password, TLS and its query options
             # (e.g. ?ssl_ca_certs=) apply to every node, as redis-py's own
             # from_url does for one server.
-            opts = parse_url(first)
-            if opts.pop("connection_class", None) is SSLConnection:
-                opts["ssl"] = True
-            for k in ("host", "port", "db", "path"):
-                opts.pop(k, None)
+            opts = _url_options(first)
+            opts.pop("db", None)  # a cluster has database 0 only
             kw.update(opts)
             data_kw.update(opts)
             for d in (kw, data_kw):
@@ -1101,6 +1098,39 @@ class Tier:
                 pass
 
 
+def _url_options(url):
+    """redis-py's connection options from a URL (user, password, TLS, its
+    query options such as ssl_ca_certs), without the address."""
+    from redis.connection import SSLConnection, parse_url
+
+    opts = parse_url(url)
+    if opts.pop("connection_class", None) is SSLConnection:
+        opts["ssl"] = True
+    for k in ("host", "port", "path"):
+        opts.pop(k, None)
+    return opts
+
+
+def _sentinel_clients(a, kw, data_kw):
+    """Clients of the master that Sentinel names: --redis's host is the
+    master's name, the rest of the URL (user, password, db, TLS) is for the
+    master; --sentinel gives the sentinels (host:port, repeatable or
+    comma-separated). After a failover the clients find the new master."""
+    from redis.sentinel import Sentinel
+
+    master = urllib.parse.urlparse(a.redis[0]).hostname
+    opts = _url_options(a.redis[0])
+    nodes = []
+    for spec in a.sentinel:
+        for part in spec.split(","):
+            host, _, port = part.strip().rpartition(":")
+            nodes.append((host or "127.0.0.1", int(port or 26379)))
+    timeouts = {k: v for k, v in kw.items() if k.startswith("socket_")}
+    sentinel = Sentinel(nodes, sentinel_kwargs=timeouts)
+    return (sentinel.master_for(master, **kw, **opts),
+            sentinel.master_for(master, **data_kw, **opts))
+
+
 def _recv_exact(conn, n):
     out = b""
     while len(out) < n:
@@ -1137,6 +1167,9 @@ def parse_args(argv):
                    help="redis:// or rediss:// URL (user, password, /db); with --cluster, "
                         "seed nodes (repeat or comma-separate)")
     p.add_argument("--cluster", action="store_true", help="Redis Cluster mode")
+    p.add_argument("--sentinel", action="append", default=[], metavar="HOST:PORT",
+                   help="Sentinel mode: a sentinel (repeat or comma-separate); the --redis "
+                        "URL's host is then the master's name")
     p.add_argument("-s", "--socket", default=None, help="the daemon's socket")
     p.add_argument("--prefix", default="", help="only names starting with this go to the tier")
     p.add_argument("--eager", action="append", default=[], metavar="GLOB",
@@ -1162,6 +1195,8 @@ def parse_args(argv):
         a.socket = _shoal.default_socket()
     if not a.cluster and len(a.redis) > 1:
         p.error("several --redis URLs need --cluster")
+    if a.cluster and a.sentinel:
+        p.error("--cluster and --sentinel exclude each other")
     if "{" in a.key_prefix or "}" in a.key_prefix:
         p.error("--key-prefix must not contain braces")
     return a

@@ -74,6 +74,7 @@ void store_free(struct store *st)
 	while (st->departed) {
 		struct store_departed *d = st->departed;
 		st->departed = d->next;
+		u64map_free(&d->creating);
 		u64map_free(&d->holds);
 		free(d);
 	}
@@ -843,33 +844,47 @@ static void record_dropped(struct store *st, const uint8_t *id)
 	st->events |= STORE_EV_DROPPED;
 }
 
+/* Drops a departed client's unsealed object (its waiters are told). */
+static void drop_unsealed(struct store *st, uint64_t h)
+{
+	uint32_t slot = objtab_from_handle(&st->objs, h);
+
+	if (slot == OBJ_NIL)
+		return;
+	record_dropped(st, objtab_get(&st->objs, slot)->id);
+	delete_object(st, slot, STORE_NOTE_DELETED);
+}
+
+static void release_hold(struct store *st, uint64_t h)
+{
+	uint32_t slot = objtab_from_handle(&st->objs, h);
+
+	if (slot != OBJ_NIL)
+		unhold(st, slot);
+}
+
 void store_client_gone(struct store *st, struct store_client *sc)
 {
+	struct store_departed *d = NULL;
 	uint64_t h;
 
-	/* Unsealed objects go first; the holds pass below frees them. */
-	for (size_t i = 0; u64map_next(&sc->creating, &i, &h, NULL);) {
-		uint32_t slot = objtab_from_handle(&st->objs, h);
-		if (slot == OBJ_NIL)
-			continue;
-		record_dropped(st, objtab_get(&st->objs, slot)->id);
-		delete_object(st, slot, STORE_NOTE_DELETED);
-	}
-	u64map_free(&sc->creating);
-	struct store_departed *d = NULL;
-	if (u64map_count(&sc->holds) > STORE_DEPART_SLICE)
+	if (u64map_count(&sc->creating) + u64map_count(&sc->holds) >
+	    STORE_DEPART_SLICE)
 		d = os_calloc(1, sizeof(*d));
 	if (!d) {
-		/* Few holds (or no memory to defer them): all at once. */
-		for (size_t i = 0; u64map_next(&sc->holds, &i, &h, NULL);) {
-			uint32_t slot = objtab_from_handle(&st->objs, h);
-			if (slot != OBJ_NIL)
-				unhold(st, slot);
-		}
+		/* Few objects (or no memory to defer them): all at once,
+		 * unsealed objects first (the holds pass frees them). */
+		for (size_t i = 0; u64map_next(&sc->creating, &i, &h, NULL);)
+			drop_unsealed(st, h);
+		u64map_free(&sc->creating);
+		for (size_t i = 0; u64map_next(&sc->holds, &i, &h, NULL);)
+			release_hold(st, h);
 		u64map_free(&sc->holds);
 		return;
 	}
+	d->creating = sc->creating;
 	d->holds = sc->holds;
+	memset(&sc->creating, 0, sizeof(sc->creating));
 	memset(&sc->holds, 0, sizeof(sc->holds));
 	if (st->departed_tail)
 		st->departed_tail->next = d;
@@ -885,10 +900,13 @@ bool store_release_departed(struct store *st, size_t budget)
 
 	while (budget && st->departed) {
 		struct store_departed *d = st->departed;
+		while (budget &&
+		       u64map_next(&d->creating, &d->creating_pos, &h, NULL)) {
+			drop_unsealed(st, h);
+			budget--;
+		}
 		while (budget && u64map_next(&d->holds, &d->pos, &h, NULL)) {
-			uint32_t slot = objtab_from_handle(&st->objs, h);
-			if (slot != OBJ_NIL)
-				unhold(st, slot);
+			release_hold(st, h);
 			budget--;
 		}
 		if (budget == 0)
@@ -896,6 +914,7 @@ bool store_release_departed(struct store *st, size_t budget)
 		st->departed = d->next;
 		if (!st->departed)
 			st->departed_tail = NULL;
+		u64map_free(&d->creating);
 		u64map_free(&d->holds);
 		free(d);
 	}

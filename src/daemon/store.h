@@ -48,12 +48,16 @@ struct store_client {
  * turn (store_release_departed). */
 struct store_departed {
 	struct store_departed *next;
-	struct u64map holds; /* not changed while released */
-	size_t pos;          /* u64map_next cursor: released before it */
+	/* Its unsealed objects, dropped first (their waiters are answered
+	 * slice by slice); neither map changes while it is worked through. */
+	struct u64map creating;
+	size_t creating_pos; /* u64map_next cursor: dropped before it */
+	struct u64map holds;
+	size_t pos; /* u64map_next cursor: released before it */
 };
 
-/* Holds of a departed client released at once; more wait for later
- * slices of this size. */
+/* Objects of a departed client dropped or released at once; more wait for
+ * later slices of this size. */
 #define STORE_DEPART_SLICE 1024
 
 /* Bits of store.events: what happened since the caller last cleared it. */
@@ -119,13 +123,14 @@ void store_client_init(struct store_client *sc, uint32_t id);
 
 /* The client is gone: its unsealed objects are dropped (and their IDs
  * listed in st->dropped) and everything it held is released: at once up to
- * STORE_DEPART_SLICE holds, the rest by store_release_departed() (a client
- * that held a million objects must not stall the others while they are
- * released). sc is empty afterwards. */
+ * STORE_DEPART_SLICE of them, the rest by store_release_departed() (a
+ * client that held or was creating a million objects must not stall the
+ * others while they go). Until then its unsealed objects are still there,
+ * unsealed. sc is empty afterwards. */
 void store_client_gone(struct store *st, struct store_client *sc);
 
-/* Releases up to `budget` holds of departed clients. Returns whether some
- * remain. */
+/* Drops up to `budget` unsealed objects or holds of departed clients.
+ * Returns whether some remain. */
 bool store_release_departed(struct store *st, size_t budget);
 
 /*

@@ -37,30 +37,9 @@
 #include "shoal.h"
 #include "testd.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SAN_DIVISOR 5
-#else
-#define SAN_DIVISOR 1
-#endif
-
 #define MEMORY   "64M"
 #define NNAMES   24
 #define NWRITERS 3
-
-static double scale(void)
-{
-	const char *s = getenv("SHOAL_STRESS_SCALE");
-	double v = s ? atof(s) : 1.0;
-
-	return (v > 0 ? v : 1.0) / SAN_DIVISOR;
-}
-
-static unsigned seed(void)
-{
-	const char *s = getenv("SHOAL_STRESS_SEED");
-
-	return s ? (unsigned)strtoul(s, NULL, 10) : 20261129u;
-}
 
 static uint64_t mix(uint64_t x)
 {
@@ -464,7 +443,7 @@ static void test_ttl_and_flags_survive(void **state)
  * are dropped). */
 static void test_corrupt_journal(void **state)
 {
-	unsigned rounds = (unsigned)(20 * scale());
+	unsigned rounds = (unsigned)(20 * testd_stress_scale());
 	unsigned restored = 0, dropped = 0;
 	struct pd p;
 	shoal_client *c;
@@ -473,7 +452,7 @@ static void test_corrupt_journal(void **state)
 	(void)state;
 	if (rounds < 5)
 		rounds = 5;
-	srand(seed() + 1);
+	srand(testd_stress_seed(20261129u) + 1);
 	pd_start(&p);
 	snprintf(path, sizeof(path), "%s/names.log", p.pdir);
 	for (unsigned r = 0; r < rounds; r++) {
@@ -634,7 +613,7 @@ static void storm_writer(const char *socket, struct storm_state *ss, unsigned w,
  * every name holds its acknowledged value or the one in flight, whole. */
 static void test_kill_storm(void **state)
 {
-	unsigned rounds = (unsigned)(12 * scale());
+	unsigned rounds = (unsigned)(12 * testd_stress_scale());
 	unsigned old_kept = 0, new_won = 0, in_flight = 0, torn = 0;
 	unsigned lost_acked = 0, checked = 0, ops = 0;
 	struct storm_state *ss;
@@ -643,7 +622,7 @@ static void test_kill_storm(void **state)
 	(void)state;
 	if (rounds < 3)
 		rounds = 3;
-	srand(seed());
+	srand(testd_stress_seed(20261129u));
 	ss = mmap(NULL, sizeof(*ss), PROT_READ | PROT_WRITE,
 	          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	assert_true(ss != MAP_FAILED);

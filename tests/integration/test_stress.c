@@ -36,27 +36,6 @@
 #include "shoal.h"
 #include "testd.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SAN_DIVISOR 5
-#else
-#define SAN_DIVISOR 1
-#endif
-
-static double scale(void)
-{
-	const char *s = getenv("SHOAL_STRESS_SCALE");
-	double v = s ? atof(s) : 1.0;
-
-	return (v > 0 ? v : 1.0) / SAN_DIVISOR;
-}
-
-static unsigned seed(void)
-{
-	const char *s = getenv("SHOAL_STRESS_SEED");
-
-	return s ? (unsigned)strtoul(s, NULL, 10) : 20261125u;
-}
-
 /* Open fds of a process. */
 static int count_fds(pid_t pid)
 {
@@ -182,9 +161,9 @@ static void test_crash_storm(void **state)
 {
 	struct testd d;
 	shoal_client *c;
-	unsigned s = seed();
+	unsigned s = testd_stress_seed(20261125u);
 	int procs = 6;
-	int rounds = (int)(150 * scale()) + 4;
+	int rounds = (int)(150 * testd_stress_scale()) + 4;
 	pid_t pids[6];
 
 	(void)state;
@@ -337,7 +316,7 @@ static void test_load_64_clients(void **state)
 	struct testd d;
 	enum { CLIENTS = 64 };
 	pid_t pids[CLIENTS];
-	int ops = (int)(10000 * scale());
+	int ops = (int)(10000 * testd_stress_scale());
 
 	(void)state;
 	assert_int_equal(testd_start(&d, "64M", NULL), 0);

@@ -16,9 +16,25 @@ import time
 import pytest
 
 import shoal
+import shoal.plasma
 from shoal._daemon import find_binary
 
 BINARY = find_binary()
+
+
+def wait_child(pid, timeout):
+    """Waits for the forked child pid; returns its exit code. A child still
+    running at the deadline is killed and fails the test."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise AssertionError("forked child did not finish in time")
+        time.sleep(0.01)
 
 
 def wait_until(predicate, timeout=5.0, interval=0.01, what="condition"):
@@ -98,6 +114,17 @@ def daemon(request, tmp_path_factory):
     d = Daemon(tmp_path_factory.mktemp("shoal") / "s.sock", memory).start()
     yield d
     d.stop()
+
+
+@pytest.fixture
+def client(daemon):
+    """A shoal.plasma client of the module's daemon; every object is
+    deleted afterwards."""
+    c = shoal.plasma.connect(daemon.path)
+    yield c
+    gc.collect()
+    c.delete(list(c.list()))
+    c.disconnect()
 
 
 @pytest.fixture

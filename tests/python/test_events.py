@@ -16,7 +16,7 @@ import pytest
 
 import shoal
 import shoal.plasma as plasma
-from conftest import Daemon, wait_until
+from conftest import Daemon, wait_child, wait_until
 from shoal import _shoal
 
 WAIT = 5.0  # seconds any single event may take to arrive
@@ -49,19 +49,6 @@ def private_daemon(tmp_path):
     d.stop()
 
 
-def _wait_child(pid, timeout=DEADLINE):
-    deadline = time.monotonic() + timeout
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            raise AssertionError("forked child did not finish in time")
-        time.sleep(0.01)
-
-
 def _in_child(body):
     """Runs body() in a forked child; returns its exit code (0: passed)."""
     pid = os.fork()
@@ -76,7 +63,7 @@ def _in_child(body):
             traceback.print_exc()
         finally:
             os._exit(code)
-    return _wait_child(pid)
+    return wait_child(pid, DEADLINE)
 
 
 # ---------------------------------------------------------- Store.subscribe
@@ -356,15 +343,6 @@ def test_fork_child_must_subscribe_again(store):
 
 
 # ------------------------------------------------------------ shoal.plasma
-
-
-@pytest.fixture
-def client(daemon):
-    c = plasma.connect(daemon.path)
-    yield c
-    gc.collect()
-    c.delete(list(c.list()))
-    c.disconnect()
 
 
 def random_id():

@@ -21,15 +21,6 @@ from conftest import wait_until
 DAEMON_MEMORY = str(64 << 20)  # Plasma's plain-bytes -m form
 
 
-@pytest.fixture
-def client(daemon):
-    c = plasma.connect(daemon.path)
-    yield c
-    gc.collect()
-    c.delete(list(c.list()))
-    c.disconnect()
-
-
 def random_id():
     return plasma.ObjectID(np.random.bytes(20))
 

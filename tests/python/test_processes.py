@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 import shoal
-from conftest import wait_until
+from conftest import wait_child, wait_until
 
 DEADLINE = 120  # s, for any group of worker processes
 
@@ -90,19 +90,6 @@ def test_store_passed_to_spawned_process(store):
 # ------------------------------------------------------------------ fork
 
 
-def _wait_child(pid, timeout=DEADLINE):
-    deadline = time.monotonic() + timeout
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            raise AssertionError("forked child did not finish in time")
-        time.sleep(0.01)
-
-
 def test_fork_child_reconnects(store):
     store["parent"] = np.arange(1000, dtype=np.int64)
     held = store["parent"]  # pinned by the parent's connection
@@ -122,7 +109,7 @@ def test_fork_child_reconnects(store):
             traceback.print_exc()
         finally:
             os._exit(code)
-    assert _wait_child(pid) == 0
+    assert wait_child(pid, DEADLINE) == 0
     # the parent's connection was not touched by the child
     assert store["from-child"] == b"hi"
     assert held[999] == 999
@@ -154,7 +141,7 @@ def test_fork_after_connect_module_global(daemon):
             finally:
                 os._exit(code)
         pids.append(pid)
-    assert [_wait_child(p) for p in pids] == [0] * 4
+    assert [wait_child(p, DEADLINE) for p in pids] == [0] * 4
     assert sorted(k for k in s.keys() if k.startswith("worker-")) == [f"worker-{i}" for i in range(4)]
     for k in s.keys():
         del s[k]
@@ -179,7 +166,7 @@ def test_fork_with_pending_create(store):
 
             traceback.print_exc()
         os._exit(code)
-    assert _wait_child(pid) == 0
+    assert wait_child(pid, DEADLINE) == 0
     store.seal(oid)
     del buf
     assert store.get(oid) == b"abc"

@@ -19,7 +19,8 @@ import pytest
 import shoal
 from conftest import BINARY, wait_until
 from shoal._tier_client import running
-from tier_support import OPENSSL, TIER_ARGS, Host, RedisServers, needs_redis, value, wait_value
+from tier_support import (OPENSSL, TIER_ARGS, Host, RedisServers, SentinelSet, needs_redis, value,
+                          wait_value)
 
 FULL = os.environ.get("SHOAL_TIER_FULL") == "1"
 MODES = ["standalone", "cluster"] if FULL else ["standalone"]
@@ -117,6 +118,7 @@ def test_large_value_in_chunks(hosts):
 def test_delete_propagates(hosts):
     a, b, c = hosts
     a.store["e/gone"] = b"x"
+    wait_value(b.store, "e/gone", b"x")  # b deletes its own copy
     wait_value(c.store, "e/gone", b"x")
     del b.store["e/gone"]
     wait_value(a.store, "e/gone", None)
@@ -445,6 +447,9 @@ def test_connect_starts_one_tier(servers, tmp_path):
         wait_until(lambda: store.get("lazy/auto") is not None, 15, what="lazy/auto")
         assert bytes(store["lazy/auto"]) == b"across"
         del other["lazy/auto"]
+        # The delete reaches the host that fetched it before the processes
+        # are stopped (a tier stopped with work pending leaves it undone).
+        wait_value(store, "lazy/auto", None)
         store.close()
         other.close()
     finally:
@@ -529,6 +534,34 @@ def test_tls_rediss_url(tmp_path):
         for h in hs:
             h.stop()
         servers.stop()
+
+
+def test_sentinel_failover(tmp_path):
+    """--sentinel: hosts find the master through a sentinel, and after the
+    master dies and the sentinel promotes its replica, names flow again
+    (the local stores work throughout)."""
+    sen = SentinelSet(str(tmp_path)).start()
+    hs = []
+    try:
+        hs = [Host(str(tmp_path), n, sen, redis_args=sen.tier_args()).start()
+              for n in ("sen-a", "sen-b")]
+        a, b = hs
+        a.store["e/sen"] = b"before"
+        wait_value(b.store, "e/sen", b"before")
+        old = sen.master_port()
+        sen.master.procs[0].kill()
+        sen.master.procs[0].wait(5)
+        a.store["e/sen-local"] = b"during"  # local work goes on
+        assert value(a.store, "e/sen-local") == b"during"
+        wait_until(lambda: sen.master_port() not in (None, old), 30, interval=0.2,
+                   what="the sentinel promoted the replica")
+        a.store["e/sen"] = b"after"
+        wait_value(b.store, "e/sen", b"after", timeout=30)
+        wait_value(b.store, "e/sen-local", b"during", timeout=30)
+    finally:
+        for h in hs:
+            h.stop()
+        sen.stop()
 
 
 @pytest.mark.skipif(not FULL, reason="600 MB: make test-tier")

@@ -206,6 +206,60 @@ class RedisServers:
             _stop(p)
 
 
+class SentinelSet:
+    """A master, a replica of it and one sentinel (redis-server --sentinel)
+    watching them as `name`, on loopback ports."""
+
+    def __init__(self, tmp, name="shoal-master"):
+        self.tmp = tmp
+        self.name = name
+        self.master = RedisServers(os.path.join(tmp, "master"))
+        self.replica = None
+        self.port = free_port()
+        self.proc = None
+
+    def start(self):
+        os.makedirs(self.master.tmp, exist_ok=True)
+        self.master.start()
+        mport = self.master.ports[0]
+        d = os.path.join(self.tmp, "replica")
+        os.makedirs(d, exist_ok=True)
+        self.replica = RedisServers(d, extra=("--replicaof", "127.0.0.1", str(mport))).start()
+        wait_until(lambda: b"master_link_status:up" in self._cli(self.replica.ports[0], "info",
+                                                                  "replication"),
+                   15, what="replica in sync")
+        conf = os.path.join(self.tmp, "sentinel.conf")
+        with open(conf, "w") as f:
+            f.write(f"port {self.port}\nbind 127.0.0.1\nprotected-mode no\ndir {self.tmp}\n"
+                    f"sentinel monitor {self.name} 127.0.0.1 {mport} 1\n"
+                    f"sentinel down-after-milliseconds {self.name} 1000\n"
+                    f"sentinel failover-timeout {self.name} 5000\n")
+        self.proc = subprocess.Popen([REDIS_SERVER, conf, "--sentinel"],
+                                     stdout=open(os.path.join(self.tmp, "sentinel.log"), "ab"),
+                                     stderr=subprocess.STDOUT)
+        wait_until(lambda: str(self.replica.ports[0]).encode()
+                   in self._cli(self.port, "sentinel", "replicas", self.name),
+                   20, interval=0.1, what="the sentinel knows the replica")
+        return self
+
+    def _cli(self, port, *args):
+        r = subprocess.run([REDIS_CLI, "-p", str(port), *args], capture_output=True, timeout=5)
+        return r.stdout
+
+    def master_port(self):
+        out = self._cli(self.port, "sentinel", "get-master-addr-by-name", self.name).split()
+        return int(out[1]) if len(out) == 2 else None
+
+    def tier_args(self):
+        return ["--redis", f"redis://{self.name}/0", "--sentinel", f"127.0.0.1:{self.port}"]
+
+    def stop(self):
+        _stop(self.proc)
+        if self.replica is not None:
+            self.replica.stop()
+        self.master.stop()
+
+
 class Host:
     """A daemon and its tier process, standing in for one machine."""
 

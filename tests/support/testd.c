@@ -251,3 +251,23 @@ void testd_id(shoal_id *id, uint8_t fill, unsigned n)
 	memset(id, fill, sizeof(*id));
 	memcpy(id->bytes, &n, sizeof(n));
 }
+
+double testd_stress_scale(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+	const double divisor = 5;
+#else
+	const double divisor = 1;
+#endif
+	const char *s = getenv("SHOAL_STRESS_SCALE");
+	double v = s ? atof(s) : 1.0;
+
+	return (v > 0 ? v : 1.0) / divisor;
+}
+
+unsigned testd_stress_seed(unsigned fallback)
+{
+	const char *s = getenv("SHOAL_STRESS_SEED");
+
+	return s ? (unsigned)strtoul(s, NULL, 10) : fallback;
+}

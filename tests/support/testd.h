@@ -61,6 +61,13 @@ int testd_finish(struct testd *d, char *msg, size_t size);
  * of one file (one fill) never collide with another file's IDs. */
 void testd_id(shoal_id *id, uint8_t fill, unsigned n);
 
+/* How much work a stress test does, as a factor: $SHOAL_STRESS_SCALE
+ * (default 1; `make stress` sets 10), a fifth of it in sanitizer builds. */
+double testd_stress_scale(void);
+
+/* A stress test's random seed: $SHOAL_STRESS_SEED, else fallback. */
+unsigned testd_stress_seed(unsigned fallback);
+
 /* The path of the shoal binary. */
 const char *testd_bin(void);
 
