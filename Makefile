@@ -10,6 +10,7 @@
 #   make bench           build and run the C benchmark suite
 #   make bench-python    shoal next to Parquet, Feather, Redis, pickle, Ray
 #   make bench-dash      the example Dash app with shoal, FileSystemCache, Redis
+#   make bench-refresh   100 refreshes of a 409 MiB frame read by a 4-worker app
 #   make SANITIZE=address,undefined   the same in build/san/
 #   make WERROR=1 OPT=-O0              variants as variables
 #
@@ -216,6 +217,16 @@ bench-cache: $(BUILD)/shoal-bench-cache
 bench-dash: deps all
 	.venv/bin/pip install -q --disable-pip-version-check --no-build-isolation .
 	SHOAL_BIN=$(CURDIR)/$(BUILD)/shoal .venv/bin/python bench/python/bench_dash.py $(BENCH_DASH_ARGS)
+
+# 100 refreshes of one ~409 MiB frame under one name in the daemon that
+# shoal.connect() starts, read by the example app under gunicorn -w 4:
+# put time against recycled memory, backed/used bytes, the workers' RSS and
+# PSS (docs/benchmarks.md). BENCH_REFRESH_ARGS="--readers workers --mib 100".
+.PHONY: bench-refresh
+bench-refresh: deps all
+	.venv/bin/pip install -q --disable-pip-version-check --no-build-isolation .
+	SHOAL_BIN=$(CURDIR)/$(BUILD)/shoal .venv/bin/python bench/python/bench_refresh.py \
+		--json $(BUILD)/bench-refresh.json $(BENCH_REFRESH_ARGS)
 
 # shoal-tier (python/shoal/tier.py): `make test` runs its standalone-Redis
 # tests; test-tier adds the 3-master cluster and the 600 MB object;

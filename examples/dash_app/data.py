@@ -134,7 +134,11 @@ def open_backend():
             "CACHE_SHOAL_SOCKET": socket,
             "CACHE_KEY_PREFIX": "dash_app/",
         }
-        return ShoalFrames(socket), config, ShoalBackend(socket)
+        # Serverside entries live $DASH_APP_SERVERSIDE_TTL seconds (default:
+        # the backend's 24 h); they are evictable either way.
+        ttl = os.environ.get("DASH_APP_SERVERSIDE_TTL")
+        backend = ShoalBackend(socket) if ttl is None else ShoalBackend(socket, default_timeout=int(ttl))
+        return ShoalFrames(socket), config, backend
     if kind == "filesystem":
         from cachelib import FileSystemCache
         from dash_extensions.enrich import FileSystemBackend

@@ -5,6 +5,7 @@ connect() passes daemon options to a daemon it starts.
 """
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -99,6 +100,8 @@ def test_refreshes_reuse_warm_memory_and_give_the_rest_back(tmp_path):
             del df
             worker.stdin.write("go\n")
             worker.stdin.flush()
+            ready, _, _ = select.select([worker.stdout], [], [], 60)
+            assert ready, "the worker did not answer within 60 s"
             kb, total = worker.stdout.readline().split()
             assert float(total) == pytest.approx(expected)
             rss.append(int(kb) * 1024)
