@@ -8,11 +8,12 @@ column Index - and gives one block per column. Here that work is done once
 per schema and kept in a *recipe*; a get then only reads where each
 column's buffers are and wraps them:
 
-* numeric columns without nulls become numpy views of shared memory, and
-  columns of one dtype whose buffers lie at even spacing in the object (as
-  the IPC writer lays out adjacent columns of one type) share ONE 2D block:
-  a strided view, as a consolidated pandas frame has. Fewer blocks are
-  cheaper to build, and pandas has nothing left to consolidate (copy);
+* numeric columns (and tz-naive datetimes and timedeltas) without nulls
+  become numpy views of shared memory, and columns of one dtype whose
+  buffers lie at even spacing in the object (as the IPC writer lays out
+  adjacent columns of one type) share ONE 2D block: a strided view, as a
+  consolidated pandas frame has. Fewer blocks are cheaper to build, and
+  pandas has nothing left to consolidate (copy);
 * Arrow-backed columns (pandas 3's ``str``, ``ArrowDtype``) are wrapped
   with the dtype's own ``__from_arrow__``, as pyarrow does;
 * the frame is assembled with ``pandas.api.internals
@@ -135,13 +136,12 @@ def _make_recipe(pa, pd, np, schema, header, columns, dtype_backend, to_pandas, 
     if tmpl.shape[1] != len(fields) or not isinstance(tmpl.index, pd.RangeIndex):
         return None
     nan = set(header.get("nan", ())) if dtype_backend is None else set()
-    by_dtype = {}
+    by_dtype, dtypes = {}, tmpl.dtypes.tolist()
     for j, fi in enumerate(fields):
-        field, dtype = schema.field(fi), tmpl.dtypes.iloc[j]
+        field, dtype = schema.field(fi), dtypes[j]
         typ = field.type
         if isinstance(dtype, np.dtype):
-            numeric = pa.types.is_integer(typ) or pa.types.is_floating(typ)
-            if not numeric or dtype.kind not in "iuf" or dtype.itemsize * 8 != typ.bit_width:
+            if not _viewable(pa, np, dtype, typ):
                 return None
             rec.kinds.append((dtype, field.name in nan))
             by_dtype.setdefault(dtype, []).append(j)
@@ -156,6 +156,16 @@ def _make_recipe(pa, pd, np, schema, header, columns, dtype_backend, to_pandas, 
     rec.columns = tmpl.columns
     rec.attrs = tmpl.attrs
     return rec
+
+
+def _viewable(pa, np, dtype, typ):
+    """Whether to_pandas gives a column of Arrow type typ without nulls as
+    numpy dtype with the same bytes: numbers, and datetimes and timedeltas
+    without a time zone."""
+    plain = pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_duration(typ)
+    if not plain and not (pa.types.is_timestamp(typ) and typ.tz is None):
+        return False
+    return dtype.kind in "iufmM" and dtype == np.dtype(typ.to_pandas_dtype())
 
 
 def _wraps_arrow(pa, pd, dtype, typ):

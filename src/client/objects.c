@@ -859,19 +859,19 @@ SHOAL_API int shoal_put(shoal_client *c, const shoal_id *id, const void *data,
                         uint64_t data_size, const void *metadata,
                         uint32_t metadata_size)
 {
-	uint8_t *d, *m;
+	/* Copied in as the memory is reserved (shoal_create_from). */
+	shoal_segment segs[2] = {
+	        {.offset = 0, .src = data, .size = data_size},
+	        {.offset = data_size, .src = metadata, .size = metadata_size}};
+	uint8_t *d;
 	int rc;
 
 	if ((data_size && !data) || (metadata_size && !metadata))
 		return SHOAL_EINVAL;
-	rc = shoal_create(c, id, data_size, metadata_size, SHOAL_NO_WAIT, &d,
-	                  &m);
+	rc = shoal_create_from(c, id, data_size, metadata_size, SHOAL_NO_WAIT,
+	                       segs, 2, &d, NULL);
 	if (rc < 0)
 		return rc;
-	if (data_size)
-		memcpy(d, data, data_size);
-	if (metadata_size)
-		memcpy(m, metadata, metadata_size);
 	rc = shoal_seal(c, id);
 	if (rc < 0) {
 		shoal_abort(c, id);

@@ -37,6 +37,10 @@ def _mixed(n=N, seed=5):
             "nan": np.where(rng.random(n) < 0.1, np.nan, rng.random(n)),
             "s": pd.array([f"k{i % 13}" for i in range(n)], dtype="str"),
             "f3": rng.random(n),  # float64 again, after other columns
+            "t0": pd.date_range("2026-01-01", periods=n, freq="s"),
+            "t1": pd.date_range("2025-06-01", periods=n, freq="min").as_unit("us"),
+            "t2": pd.date_range("2024-03-01", periods=n, freq="h").as_unit("us"),
+            "td": pd.to_timedelta(np.arange(n), unit="s"),
             "s2": pd.array([None if i % 9 == 0 else f"v{i}" for i in range(n)], dtype="str"),
         },
         index=pd.RangeIndex(10, 10 + 3 * n, 3, name="row"),
@@ -57,7 +61,8 @@ def _general_path_frames(n=1000):
     base = {"x": rng.random(n), "s": pd.array([f"a{i % 3}" for i in range(n)], dtype="str")}
     return {
         "bool": pd.DataFrame({**base, "b": rng.random(n) > 0.5}),
-        "datetime": pd.DataFrame({**base, "t": pd.date_range("2026-01-01", periods=n, freq="s")}),
+        "datetime_tz": pd.DataFrame({**base, "t": pd.date_range("2026-01-01", periods=n, freq="s", tz="UTC")}),
+        "datetime_nat": pd.DataFrame({**base, "t": pd.to_datetime([None] + ["2026-01-01"] * (n - 1))}),
         "categorical": pd.DataFrame({**base, "c": pd.Categorical([f"c{i % 4}" for i in range(n)])}),
         "nullable_int": pd.DataFrame({**base, "i": pd.array([None if i % 5 else i for i in range(n)], dtype="Int64")}),
         "string_index": pd.DataFrame(base, index=[f"r{i}" for i in range(n)]),
@@ -101,13 +106,13 @@ def test_numeric_columns_of_one_dtype_are_one_shared_block(store):
     got = store["m"]
     # A 2D array of the three adjacent float64 columns, and one of the two
     # int32 ones, without a copy: pandas holds each as one block.
-    for cols in (["f0", "f1", "f2"], ["i32a", "i32b"]):
+    for cols in (["f0", "f1", "f2"], ["i32a", "i32b"], ["t1", "t2"]):
         arr = got[cols].to_numpy()
         assert in_arena(store, arr.ctypes.data, arr.nbytes), cols
         np.testing.assert_array_equal(arr, df[cols].to_numpy())
     # Every numeric column is a view; NaN columns too.
     for col in df.columns:
-        if df[col].dtype.kind in "fiu":
+        if df[col].dtype.kind in "fiumM":
             arr = got[col].to_numpy()
             assert in_arena(store, arr.ctypes.data, arr.nbytes), col
     # Writes still copy only the column written.
@@ -117,6 +122,10 @@ def test_numeric_columns_of_one_dtype_are_one_shared_block(store):
         arr = got[col].to_numpy()
         assert in_arena(store, arr.ctypes.data, arr.nbytes), col
     assert not in_arena(store, got["f1"].to_numpy().ctypes.data)
+    got.loc[got.index[1], "t2"] = pd.Timestamp("2000-01-01")
+    assert got["t2"].iloc[1] == pd.Timestamp("2000-01-01") and store["m"]["t2"].iloc[1] == df["t2"].iloc[1]
+    arr = got["t1"].to_numpy()
+    assert in_arena(store, arr.ctypes.data, arr.nbytes)
 
 
 def test_refreshes_read_the_new_value_and_pin_nothing(store):
