@@ -170,7 +170,10 @@ def _viewable(pa, np, dtype, typ):
 
 def _wraps_arrow(pa, pd, dtype, typ):
     """Whether to_pandas makes dtype.__from_arrow__(column) of an Arrow
-    column of type typ, keeping it in shared memory."""
+    column of type typ, keeping it in shared memory. Not for the null
+    type, which has no buffers to wrap."""
+    if pa.types.is_null(typ):
+        return False
     if isinstance(dtype, pd.ArrowDtype):
         return dtype.pyarrow_dtype == typ
     if isinstance(dtype, pd.StringDtype):

@@ -72,6 +72,8 @@ def _general_path_frames(n=1000):
         "object_strings": pd.DataFrame({**base, "o": pd.Series([f"o{i}" for i in range(n)], dtype=object)}),
         "int_labels": pd.DataFrame({0: rng.random(n), 1: rng.random(n), 2: np.arange(n)}),
         "empty": pd.DataFrame({"x": np.array([], dtype=np.float64), "s": pd.array([], dtype="str")}),
+        "arrow_nulls": pd.DataFrame({**base, "n": pd.array([None] * n, dtype=pd.ArrowDtype(pa.null()))}),
+        "arrow_nulls_empty": pd.DataFrame({"n": pd.array([], dtype=pd.ArrowDtype(pa.null()))}),
     }
 
 
