@@ -211,7 +211,7 @@ class _Flat:
                 src, soff = c.buffers()[1], c.offset * 16
                 if first and nbufs:
                     views = np.frombuffer(src, dtype=np.int32)[soff // 4 : soff // 4 + n // 4].reshape(-1, 4).copy()
-                    views[views[:, 0] > 12, 2] += first
+                    views[:, 2] += (views[:, 0] > 12).astype(np.int32) * first
                     src, soff = views, 0
                 out.append((pos, src, soff, n, 0, 0))
                 pos += n
