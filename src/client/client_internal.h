@@ -518,7 +518,7 @@ int client_check_segments(uint64_t size, const shoal_segment *segs, size_t n);
  * the mapping (after client_hold). If the name last gave this client
  * another large object, its pages leave this process's page tables: now
  * when no view of it is held, else when the last goes
- * (client_named_released). Takes ref_lock; io_lock may be held.
+ * (client_named_released). Takes ref_lock; io_lock is not held.
  */
 void client_named_seen(shoal_client *c, const char *name, size_t name_len,
                        uint64_t handle, uint64_t offset, uint64_t size);
