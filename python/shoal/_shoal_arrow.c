@@ -176,9 +176,8 @@ static PyObject *pairs_tuple(const struct fbuf *fb, size_t v, size_t n,
 		int64_t a, b;
 		PyObject *x, *y;
 
-		fb_i64(fb, v + 4 + 16 * i, &a);
-		fb_i64(fb, v + 4 + 16 * i + 8, &b);
-		if (a < 0 || b < 0 ||
+		if (fb_i64(fb, v + 4 + 16 * i, &a) < 0 ||
+		    fb_i64(fb, v + 4 + 16 * i + 8, &b) < 0 || a < 0 || b < 0 ||
 		    (span >= 0 && (a > span || b > span - a))) {
 			Py_DECREF(t);
 			Py_RETURN_NONE;

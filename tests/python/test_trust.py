@@ -6,6 +6,7 @@ The tests that need a second uid run only as root (they skip otherwise).
 """
 
 import os
+import socket
 import shutil
 import subprocess
 import tempfile
@@ -31,6 +32,15 @@ def open_dir():
     shutil.rmtree(d, ignore_errors=True)
 
 
+def accepts(path):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        try:
+            s.connect(path)
+        except OSError:
+            return False
+    return True
+
+
 @needs_root
 def test_stranger_daemon_refused(open_dir):
     sock = os.path.join(open_dir, "s.sock")
@@ -42,7 +52,8 @@ def test_stranger_daemon_refused(open_dir):
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_until(lambda: os.path.exists(sock), timeout=10, what="the stranger's socket")
+        # The file appears at bind(), before listen(): wait for a connect.
+        wait_until(lambda: accepts(sock), timeout=10, what="the stranger's daemon")
         for start in (False, True):
             with pytest.raises(PermissionError, match="another user"):
                 shoal.connect(sock, start=start)
