@@ -597,7 +597,8 @@ SHOAL_API int shoal_set_name(shoal_client *c, const char *name, size_t name_len,
  * name, the range of the old one, except what the new one covers, is
  * dropped from this process's mapping (MADV_DONTNEED) once the process
  * holds no view of the old object: at once, or when its last view is
- * released. Nothing else changes: the pages and their data stay in the
+ * released (by that release, or, when another thread's request is in
+ * flight, at the end of that request). Nothing else changes: the pages and their data stay in the
  * store (another object placed there since is faulted in again on its
  * next access), and other processes' mappings are untouched. A process
  * that follows a name refreshed many times then maps about one value of

@@ -150,6 +150,7 @@ struct client_named {
 struct client_superseded {
 	uint64_t handle, offset, size;
 	uint64_t keep_offset, keep_size;
+	uint8_t ready; /* the last view went: drop at the next client_end */
 };
 
 /* Name listings that may be in progress at once on one client. */
@@ -244,6 +245,7 @@ struct shoal_client {
 	struct client_named named[CLIENT_NAMED_MAX];
 	uint64_t named_seq;
 	struct client_superseded superseded[CLIENT_NAMED_MAX];
+	atomic_size_t named_ready; /* entries of superseded with ready set */
 
 	/* Threads that populate a large new object (populate.c); 0: as many
 	 * as the process has CPUs, up to a few. */
@@ -517,15 +519,21 @@ int client_check_segments(uint64_t size, const shoal_segment *segs, size_t n);
  * A get of name returned the object handle at [offset, offset + size) of
  * the mapping (after client_hold). If the name last gave this client
  * another large object, its pages leave this process's page tables: now
- * when no view of it is held, else when the last goes
- * (client_named_released). Takes ref_lock; io_lock is not held.
+ * when no view of it is held, else once the last goes. io_lock must be
+ * held (the mapping must not change); takes ref_lock.
  */
 void client_named_seen(shoal_client *c, const char *name, size_t name_len,
                        uint64_t handle, uint64_t offset, uint64_t size);
 
-/* The last view of handle was given back: drops its range if a get by
- * name superseded it meanwhile. Takes ref_lock (not held by the caller). */
-void client_named_released(shoal_client *c, uint64_t handle);
+/* The last view of handle was given back: if a get by name superseded it,
+ * its range is dropped at the next client_named_flush(). ref_lock must be
+ * held; the caller's release of handle is queued in pending (so that
+ * client_end() runs after this). */
+void client_named_last_view(shoal_client *c, uint64_t handle);
+
+/* Drops the ranges client_named_last_view() made ready. io_lock must be
+ * held; takes ref_lock. */
+void client_named_flush(shoal_client *c);
 
 /* Forgets every name and deferred drop. ref_lock must be held. */
 void client_named_forget(shoal_client *c);

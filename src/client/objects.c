@@ -484,8 +484,8 @@ static int drop_view(shoal_client *c, uint64_t handle, const shoal_id *id,
 {
 	struct client_retired *gone = NULL;
 	struct client_ref *r = NULL;
-	uint64_t repin = 0, last = 0;
-	bool defer = false, large_last = false;
+	uint64_t repin = 0;
+	bool defer = false;
 	int rc = 0, got;
 
 	pthread_mutex_lock(&c->ref_lock);
@@ -528,10 +528,8 @@ retired:
 		goto unlock;
 	r->repins--;
 drop:
-	if (r->count == 1 && r->size >= CLIENT_NAMED_LARGE) {
-		large_last = true;
-		last = r->handle;
-	}
+	if (r->count == 1 && r->size >= CLIENT_NAMED_LARGE)
+		client_named_last_view(c, r->handle);
 	if (--r->count == 0 && !r->pending) {
 		r->pending = 1;
 		c->pending[atomic_load(&c->npending)] = r->handle;
@@ -549,8 +547,6 @@ unlock:
 	client_retired_destroy(gone);
 	if (rc)
 		return rc;
-	if (large_last)
-		client_named_released(c, last);
 	if (!defer && atomic_load(&c->npending) > 0 &&
 	    pthread_mutex_trylock(&c->io_lock) == 0)
 		client_end(c);

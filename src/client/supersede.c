@@ -21,6 +21,11 @@
  * the protection of the mapping (read-only, or a writer's open window) is
  * that of the mapping, which re-faults keep. The part of the old range that
  * the new object covers, and pages shared with neighbours, are kept.
+ *
+ * Every drop is made with io_lock held, so that the mapping cannot be
+ * replaced or unmapped meanwhile (a reconnect needs io_lock): at the get,
+ * or, when the last view goes, by whoever holds io_lock next in
+ * client_end() (drop_view() takes it when it is free).
  */
 #include <errno.h>
 #include <string.h>
@@ -39,6 +44,9 @@ static void zap_range(shoal_client *c, uint64_t off, uint64_t len,
 	uint64_t g = c->window_page ? c->window_page : c->page_size;
 	uint64_t end = off + len, keep_end = keep_off + keep_len;
 	uint64_t part[2][2] = {{off, end}, {0, 0}};
+
+	if (!c->base)
+		return;
 
 	if (keep_len && keep_off < end && keep_end > off) {
 		part[0][1] = keep_off > off ? keep_off : off;
@@ -64,23 +72,6 @@ static void zap_range(shoal_client *c, uint64_t off, uint64_t len,
 	}
 }
 
-/* The deferred drop of handle, if any, taken out of the list into *out.
- * ref_lock must be held. */
-static bool take_deferred(shoal_client *c, uint64_t handle,
-                          struct client_superseded *out)
-{
-	for (size_t i = 0; i < CLIENT_NAMED_MAX; i++) {
-		struct client_superseded *d = &c->superseded[i];
-
-		if (d->size && d->handle == handle) {
-			*out = *d;
-			memset(d, 0, sizeof(*d));
-			return true;
-		}
-	}
-	return false;
-}
-
 /* Keeps old to be dropped when the last view of its handle goes; the
  * first deferred drop makes room (its pages then stay mapped). ref_lock
  * must be held. */
@@ -89,10 +80,13 @@ static void defer_drop(shoal_client *c, const struct client_superseded *old)
 	struct client_superseded *d = c->superseded;
 
 	for (size_t i = 0; i < CLIENT_NAMED_MAX; i++)
-		if (d[i].size == 0 || d[i].handle == old->handle) {
+		if (d[i].size == 0 ||
+		    (d[i].handle == old->handle && !d[i].ready)) {
 			d[i] = *old;
 			return;
 		}
+	if (d[0].ready)
+		atomic_fetch_sub(&c->named_ready, 1);
 	memmove(&d[0], &d[1], (CLIENT_NAMED_MAX - 1) * sizeof(*d));
 	d[CLIENT_NAMED_MAX - 1] = *old;
 }
@@ -143,20 +137,39 @@ unlock:
 		          old.keep_size);
 }
 
-void client_named_released(shoal_client *c, uint64_t handle)
+void client_named_last_view(shoal_client *c, uint64_t handle)
 {
-	struct client_superseded d;
-	bool found;
+	for (size_t i = 0; i < CLIENT_NAMED_MAX; i++) {
+		struct client_superseded *d = &c->superseded[i];
+
+		if (d->size && d->handle == handle && !d->ready) {
+			d->ready = 1;
+			atomic_fetch_add(&c->named_ready, 1);
+		}
+	}
+}
+
+void client_named_flush(shoal_client *c)
+{
+	struct client_superseded d[CLIENT_NAMED_MAX];
+	size_t n = 0;
 
 	pthread_mutex_lock(&c->ref_lock);
-	found = take_deferred(c, handle, &d);
+	for (size_t i = 0; i < CLIENT_NAMED_MAX; i++)
+		if (c->superseded[i].ready) {
+			d[n++] = c->superseded[i];
+			memset(&c->superseded[i], 0, sizeof(d[0]));
+		}
+	atomic_store(&c->named_ready, 0);
 	pthread_mutex_unlock(&c->ref_lock);
-	if (found)
-		zap_range(c, d.offset, d.size, d.keep_offset, d.keep_size);
+	for (size_t i = 0; i < n; i++)
+		zap_range(c, d[i].offset, d[i].size, d[i].keep_offset,
+		          d[i].keep_size);
 }
 
 void client_named_forget(shoal_client *c)
 {
 	memset(c->named, 0, sizeof(c->named));
 	memset(c->superseded, 0, sizeof(c->superseded));
+	atomic_store(&c->named_ready, 0);
 }
