@@ -590,6 +590,20 @@ SHOAL_API int shoal_set_name(shoal_client *c, const char *name, size_t name_len,
  * exist within the timeout; SHOAL_EINTR when the wait was interrupted;
  * SHOAL_EINVAL; SHOAL_ETOOBIG; SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or
  * -errno.
+ *
+ * Superseded values leave this process's page tables: for objects of
+ * 32 MiB or more, the client remembers which object each name last gave it
+ * (the 64 names last read). When a get returns another object for the
+ * name, the range of the old one, except what the new one covers, is
+ * dropped from this process's mapping (MADV_DONTNEED) once the process
+ * holds no view of the old object: at once, or when its last view is
+ * released (by that release, or, when another thread's request is in
+ * flight, at the end of that request). Nothing else changes: the pages and their data stay in the
+ * store (another object placed there since is faulted in again on its
+ * next access), and other processes' mappings are untouched. A process
+ * that follows a name refreshed many times then maps about one value of
+ * it, not every place in the daemon's warm reserve where a value has been
+ * (its RSS stays flat).
  */
 SHOAL_API int shoal_get_name(shoal_client *c, const char *name, size_t name_len,
                              int64_t timeout_ms, shoal_view *view,

@@ -432,10 +432,11 @@ def run(args, tmp):
                 base_s.append(timed_put(base, df))
                 put_s.append(timed_put(store, df))
             version[0] = store.version(data.FRAME_NAME)
-            readers.wait_round(time.monotonic())
+            since = time.monotonic()
+            readers.wait_round(since)
             r = record(store, readers, daemon_pid)
             r.update(sampler.take(), refresh=k + 1, put_s=put_s[-1], baseline_put_s=base_s[-1],
-                     offset=frame_offset(store))
+                     offset=frame_offset(store), since=since)
             per.append(r)
             if args.verbose or (k + 1) in (1, 10, 50, 100) or (k + 1) % 10 == 0:
                 print(f"  refresh {k + 1}: put {put_s[-1]:.3f} s (recycled {base_s[-1]:.3f} s), "
@@ -450,6 +451,8 @@ def run(args, tmp):
         after = record(store, readers, daemon_pid)
         errors = list(readers.reads.errors)
         reads = sum(len(d) for d in readers.reads.done)
+        with readers.reads.lock:
+            read_times = [list(d) for d in readers.reads.done]
         if args.verbose:  # what the store holds at the end
             from shoal._daemon import find_binary
 
@@ -477,6 +480,7 @@ def run(args, tmp):
         "readers": args.readers,
         "serverside_ttl_s": args.serverside_ttl if args.readers == "dash" else None,
         "reads": reads,
+        "read_times": read_times,
         "reader_errors": errors,
         "refreshes": per,
         "after": after,
@@ -503,11 +507,33 @@ def summary(res):
         "backed_bound_bytes": None if reserve is None else 2 * f + reserve,
         "reader_rss_growth_after_10_kib": rss_growth,
     }
+    out.update(read_latency(res))
     # What the app stores besides the frame (its caches) comes on top.
     others = max(max(r["used_bytes"] - f, 0) for r in per)
     out["others_peak_bytes"] = others
     out["backed_within_bound"] = None if reserve is None else peak <= 2 * f + reserve + others
     return out
+
+
+def read_latency(res):
+    """Medians of the reads (callbacks) each reader started first after a
+    refresh, which meet the new frame's pages, and of all its other reads:
+    the cost of a refresh to a reader, against the same run's warm reads."""
+    marks = [r["since"] for r in res["refreshes"][1:] if "since" in r]
+    first, other = [], []
+    for reads in res.get("read_times", []):
+        firsts = set()
+        for m in marks:
+            after = [j for j, (t0, _) in enumerate(reads) if t0 > m]
+            if after:
+                firsts.add(after[0])
+        for j, (t0, t1) in enumerate(reads):
+            (first if j in firsts else other).append(t1 - t0)
+    if not first or not other:
+        return {}
+    return {"first_read_after_refresh_median_s": statistics.median(first),
+            "other_reads_median_s": statistics.median(other),
+            "first_over_other": statistics.median(first) / statistics.median(other)}
 
 
 def table(res):
@@ -573,6 +599,10 @@ def main(argv=None):
           + f"; reader RSS growth after refresh 10: {s['reader_rss_growth_after_10_kib'] / 1024:.0f} MiB; "
           f"{res['reads']} reads, {len(res['reader_errors'])} failed; the frame was put in "
           f"{s['frame_places']} different places")
+    if "first_over_other" in s:
+        print(f"read (callback) medians: first of each reader after a refresh "
+              f"{s['first_read_after_refresh_median_s'] * 1000:.1f} ms, other reads "
+              f"{s['other_reads_median_s'] * 1000:.1f} ms ({s['first_over_other']:.2f}x)")
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, "w") as fh:
         json.dump(res, fh, indent=1)

@@ -131,6 +131,28 @@ struct client_retired {
 	struct client_refmap unsealed; /* by id: creates never sealed */
 };
 
+/*
+ * Superseded named objects (supersede.c): objects of at least
+ * CLIENT_NAMED_LARGE bytes got by name; for CLIENT_NAMED_MAX names, the one
+ * each last gave (by a hash of the name: a collision only costs re-faults).
+ */
+#define CLIENT_NAMED_LARGE (32ull << 20)
+#define CLIENT_NAMED_MAX   64
+
+struct client_named {
+	uint64_t hash; /* of the name */
+	uint64_t seq;  /* when last seen; the smallest makes room */
+	uint64_t handle, offset, size;
+};
+
+/* A range to drop from the mapping when the last view of handle goes,
+ * except the part the name's new object covers. */
+struct client_superseded {
+	uint64_t handle, offset, size;
+	uint64_t keep_offset, keep_size;
+	uint8_t ready; /* the last view went: drop at the next client_end */
+};
+
 /* Name listings that may be in progress at once on one client. */
 #define CLIENT_LISTINGS 8
 
@@ -217,6 +239,13 @@ struct shoal_client {
 		uint32_t after_len;
 		char after[SHOAL_NAME_MAX];
 	} listings[CLIENT_LISTINGS];
+
+	/* ref_lock: superseded named objects (supersede.c). Emptied at
+	 * reconnect (the handles and the mapping were the old connection's). */
+	struct client_named named[CLIENT_NAMED_MAX];
+	uint64_t named_seq;
+	struct client_superseded superseded[CLIENT_NAMED_MAX];
+	atomic_size_t named_ready; /* entries of superseded with ready set */
 
 	/* Threads that populate a large new object (populate.c); 0: as many
 	 * as the process has CPUs, up to a few. */
@@ -485,5 +514,28 @@ void client_copy_segments(shoal_client *c, uint64_t obj_off,
 /* 0 if every segment lies in an object of size bytes and has a width of 0,
  * 4 or 8 dividing its size; else SHOAL_EINVAL. */
 int client_check_segments(uint64_t size, const shoal_segment *segs, size_t n);
+
+/*
+ * A get of name returned the object handle at [offset, offset + size) of
+ * the mapping (after client_hold). If the name last gave this client
+ * another large object, its pages leave this process's page tables: now
+ * when no view of it is held, else once the last goes. io_lock must be
+ * held (the mapping must not change); takes ref_lock.
+ */
+void client_named_seen(shoal_client *c, const char *name, size_t name_len,
+                       uint64_t handle, uint64_t offset, uint64_t size);
+
+/* The last view of handle was given back: if a get by name superseded it,
+ * its range is dropped at the next client_named_flush(). ref_lock must be
+ * held; the caller's release of handle is queued in pending (so that
+ * client_end() runs after this). */
+void client_named_last_view(shoal_client *c, uint64_t handle);
+
+/* Drops the ranges client_named_last_view() made ready. io_lock must be
+ * held; takes ref_lock. */
+void client_named_flush(shoal_client *c);
+
+/* Forgets every name and deferred drop. ref_lock must be held. */
+void client_named_forget(shoal_client *c);
 
 #endif /* SHOAL_CLIENT_INTERNAL_H */

@@ -495,6 +495,7 @@ static int retire_session(shoal_client *c)
 	client_refmap_clear(&c->views);
 	client_refmap_clear(&c->view_ids);
 	client_refmap_clear(&c->unsealed);
+	client_named_forget(c);
 	/* Windows of the old creates stay open in the old mapping. */
 	client_refmap_clear(&c->edges);
 	atomic_store(&c->npending, 0);

@@ -158,6 +158,9 @@ SHOAL_API int shoal_get_name(shoal_client *c, const char *name, size_t name_len,
 	client_hold(c, rep.object.handle, &view->id,
 	            rep.object.data_size + rep.object.metadata_size);
 	pthread_mutex_unlock(&c->ref_lock);
+	client_named_seen(c, name, name_len, rep.object.handle,
+	                  rep.object.offset,
+	                  rep.object.data_size + rep.object.metadata_size);
 	if (version)
 		*version = rep.version;
 out:

@@ -528,6 +528,8 @@ retired:
 		goto unlock;
 	r->repins--;
 drop:
+	if (r->count == 1 && r->size >= CLIENT_NAMED_LARGE)
+		client_named_last_view(c, r->handle);
 	if (--r->count == 0 && !r->pending) {
 		r->pending = 1;
 		c->pending[atomic_load(&c->npending)] = r->handle;

@@ -204,6 +204,10 @@ void client_end(shoal_client *c)
 	for (;;) {
 		if (atomic_load(&c->npending) > 0)
 			send_request(c, 0, NULL, 0, NULL);
+		/* Superseded named objects whose last view went (their
+		 * releases were queued with them). */
+		if (atomic_load(&c->named_ready) > 0)
+			client_named_flush(c);
 		pthread_mutex_unlock(&c->io_lock);
 		/* A release queued after the flush above found the lock
 		 * taken and left its handle to us. */

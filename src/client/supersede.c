@@ -1,0 +1,175 @@
+/*
+ * supersede.c - a reader drops the pages of a superseded named object from
+ * its own mapping.
+ *
+ * When a name is set to a new object, the old one's memory is freed once
+ * nobody holds it; the daemon keeps a warm reserve of freed memory backed,
+ * and only memory beyond it is hole-punched (which also drops it from every
+ * reader's page tables). A reader that got the old object keeps page-table
+ * entries for it as long as the range stays backed, so a process that
+ * follows a name refreshed many times, each new value placed elsewhere in
+ * the reserve, ends up mapping all of the reserve (its RSS counts it).
+ *
+ * So the client remembers, for each name that gave it a large object, the
+ * object it last gave (a small table, the oldest entry making room). When a
+ * get by name returns another object and this client holds no view of the
+ * old one any more, MADV_DONTNEED drops the old range from this process's
+ * mapping; while views are held, it is dropped when the last goes. On a
+ * MAP_SHARED mapping this only zaps page-table entries: the pages and their
+ * data stay in the arena file, so it is safe even when the range holds
+ * another object meanwhile (its pages are faulted in again on access), and
+ * the protection of the mapping (read-only, or a writer's open window) is
+ * that of the mapping, which re-faults keep. The part of the old range that
+ * the new object covers, and pages shared with neighbours, are kept.
+ *
+ * Every drop is made with io_lock held, so that the mapping cannot be
+ * replaced or unmapped meanwhile (a reconnect needs io_lock): at the get,
+ * or, when the last view goes, by whoever holds io_lock next in
+ * client_end() (drop_view() takes it when it is free).
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "client_internal.h"
+#include "layout.h"
+#include "os.h"
+
+/* Drops [off, off + len) of c's mapping from this process's page tables,
+ * except [keep_off, keep_off + keep_len); rounded inwards to the granule
+ * of the mapping. */
+static void zap_range(shoal_client *c, uint64_t off, uint64_t len,
+                      uint64_t keep_off, uint64_t keep_len)
+{
+	uint64_t g = c->window_page ? c->window_page : c->page_size;
+	uint64_t end = off + len, keep_end = keep_off + keep_len;
+	uint64_t part[2][2] = {{off, end}, {0, 0}};
+
+	if (!c->base)
+		return;
+
+	if (keep_len && keep_off < end && keep_end > off) {
+		part[0][1] = keep_off > off ? keep_off : off;
+		part[1][0] = keep_end < end ? keep_end : end;
+		part[1][1] = end;
+	}
+	for (int i = 0; i < 2; i++) {
+		uint64_t s = (part[i][0] + g - 1) / g * g;
+		uint64_t e = part[i][1] / g * g;
+
+		if (e > c->map_size)
+			e = c->map_size;
+		if (s >= e)
+			continue;
+		if (os_madvise(c->base + s, (size_t)(e - s), MADV_DONTNEED) < 0)
+			continue;
+		/* Whole chunks zapped are no longer in the page tables: a
+		 * create there populates them again (objects.c). */
+		for (uint64_t k = (s + LAYOUT_CHUNK - 1) / LAYOUT_CHUNK;
+		     (k + 1) * LAYOUT_CHUNK <= e; k++)
+			atomic_fetch_and(&c->populated[k / 64],
+			                 ~(1ull << (k % 64)));
+	}
+}
+
+/* Keeps old to be dropped when the last view of its handle goes; the
+ * first deferred drop makes room (its pages then stay mapped). ref_lock
+ * must be held. */
+static void defer_drop(shoal_client *c, const struct client_superseded *old)
+{
+	struct client_superseded *d = c->superseded;
+
+	for (size_t i = 0; i < CLIENT_NAMED_MAX; i++)
+		if (d[i].size == 0 ||
+		    (d[i].handle == old->handle && !d[i].ready)) {
+			d[i] = *old;
+			return;
+		}
+	if (d[0].ready)
+		atomic_fetch_sub(&c->named_ready, 1);
+	memmove(&d[0], &d[1], (CLIENT_NAMED_MAX - 1) * sizeof(*d));
+	d[CLIENT_NAMED_MAX - 1] = *old;
+}
+
+void client_named_seen(shoal_client *c, const char *name, size_t name_len,
+                       uint64_t handle, uint64_t offset, uint64_t size)
+{
+	struct client_named *e = NULL, *oldest = &c->named[0];
+	struct client_superseded old;
+	struct client_ref *r;
+	uint64_t hash;
+	bool zap = false;
+
+	if (size < CLIENT_NAMED_LARGE)
+		return;
+	hash = htab_hash_bytes(name, name_len);
+	pthread_mutex_lock(&c->ref_lock);
+	for (size_t i = 0; i < CLIENT_NAMED_MAX; i++) {
+		struct client_named *n = &c->named[i];
+
+		if (n->size && n->hash == hash) {
+			e = n;
+			break;
+		}
+		if (n->seq < oldest->seq)
+			oldest = n;
+	}
+	c->named_seq++;
+	if (!e || e->handle == handle) {
+		if (!e)
+			e = oldest;
+		*e = (struct client_named){hash, c->named_seq, handle, offset,
+		                           size};
+		goto unlock;
+	}
+	old = (struct client_superseded){e->handle, e->offset, e->size, offset,
+	                                 size};
+	*e = (struct client_named){hash, c->named_seq, handle, offset, size};
+	r = client_refmap_find(&c->views, old.handle, NULL);
+	if (!r || r->count == 0)
+		zap = true;
+	else
+		defer_drop(c, &old);
+unlock:
+	pthread_mutex_unlock(&c->ref_lock);
+	if (zap)
+		zap_range(c, old.offset, old.size, old.keep_offset,
+		          old.keep_size);
+}
+
+void client_named_last_view(shoal_client *c, uint64_t handle)
+{
+	for (size_t i = 0; i < CLIENT_NAMED_MAX; i++) {
+		struct client_superseded *d = &c->superseded[i];
+
+		if (d->size && d->handle == handle && !d->ready) {
+			d->ready = 1;
+			atomic_fetch_add(&c->named_ready, 1);
+		}
+	}
+}
+
+void client_named_flush(shoal_client *c)
+{
+	struct client_superseded d[CLIENT_NAMED_MAX];
+	size_t n = 0;
+
+	pthread_mutex_lock(&c->ref_lock);
+	for (size_t i = 0; i < CLIENT_NAMED_MAX; i++)
+		if (c->superseded[i].ready) {
+			d[n++] = c->superseded[i];
+			memset(&c->superseded[i], 0, sizeof(d[0]));
+		}
+	atomic_store(&c->named_ready, 0);
+	pthread_mutex_unlock(&c->ref_lock);
+	for (size_t i = 0; i < n; i++)
+		zap_range(c, d[i].offset, d[i].size, d[i].keep_offset,
+		          d[i].keep_size);
+}
+
+void client_named_forget(shoal_client *c)
+{
+	memset(c->named, 0, sizeof(c->named));
+	memset(c->superseded, 0, sizeof(c->superseded));
+	atomic_store(&c->named_ready, 0);
+}
