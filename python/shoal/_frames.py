@@ -137,6 +137,7 @@ class _Flat:
         if self.kind == "view":
             for pos, src, soff, n, _, _ in self.segments(np, opos, dpos):
                 dst[pos : pos + n] = np.frombuffer(src, dtype=np.uint8)[soff : soff + n]
+            self.rebase(np, dst, opos)
             return
         if self.kind == "fixed":
             pos = dpos
@@ -195,27 +196,42 @@ class _Flat:
         out.append((opos + self.length * k, last, 0, k, 0, 0))
         return out
 
-    def _view_segments(self, np, opos, dpos):
-        """Segments of a view column: each chunk's views (opos: where the
-        views go), then each data buffer at its place in dpos (a tuple).
-        The views of a chunk whose long values name data buffers after the
-        first chunk's are rebased in a private copy of that chunk's views
-        (16 bytes a value: length, prefix, buffer index, offset; values of
-        up to 12 bytes are inline and name no buffer)."""
+    def _rebases(self):
+        """(first view, views, buffers before) of each chunk whose long
+        values name data buffers after the first chunk's: their buffer
+        indices must grow by that count."""
         out = []
-        pos, first = opos, 0
+        row = first = 0
+        for c in self.chunks:
+            nbufs = len(c.buffers()) - 2
+            if len(c) and first and nbufs:
+                out.append((row, len(c), first))
+            row += len(c)
+            first += nbufs
+        return out
+
+    def rebase(self, np, dst, opos):
+        """Rebases, in place in dst, the buffer indices of the views copied
+        to opos as they were (16 bytes a value: length, prefix, buffer
+        index, offset; a value of up to 12 bytes is inline and names no
+        buffer). Done after the create's copy, in the object's already
+        reserved pages: a private rebased copy would fault in fresh pages."""
+        for row, n, first in self._rebases():
+            at = opos + row * 16
+            views = dst[at : at + n * 16].view(np.int32).reshape(-1, 4)
+            np.add(views[:, 2], first, out=views[:, 2], where=views[:, 0] > 12)
+
+    def _view_segments(self, np, opos, dpos):
+        """Segments of a view column: each chunk's views as they are
+        (opos: where the views go; see rebase()), then each data buffer at
+        its place in dpos (a tuple)."""
+        out = []
+        pos = opos
         for c in self.chunks:
             n = len(c) * 16
-            nbufs = len(c.buffers()) - 2
             if n:
-                src, soff = c.buffers()[1], c.offset * 16
-                if first and nbufs:
-                    views = np.frombuffer(src, dtype=np.int32)[soff // 4 : soff // 4 + n // 4].reshape(-1, 4).copy()
-                    views[:, 2] += (views[:, 0] > 12).astype(np.int32) * first
-                    src, soff = views, 0
-                out.append((pos, src, soff, n, 0, 0))
+                out.append((pos, c.buffers()[1], c.offset * 16, n, 0, 0))
                 pos += n
-            first += nbufs
         for b, at in zip(self.vbufs, dpos):
             if b.size:
                 out.append((at, b, 0, b.size, 0, 0))
@@ -388,6 +404,8 @@ class ArrowPlan:
                 opos, dpos = self._layout[f.index]
                 if not filled:
                     f.fill(np, dst, opos, dpos)
+                elif f.kind == "view":
+                    f.rebase(np, dst, opos)
                 arrays[f.index] = f.in_place(pa, buf, target.address, opos, dpos)
             for i, pos in self._fixed.items():
                 arrays[i] = self._fixed_in_place(buf, target.address, i, pos, not filled, dst)
