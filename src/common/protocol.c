@@ -96,50 +96,25 @@ static int decode_named(const void *body, size_t len, size_t fixed_size,
 	return proto_check_name(*name, name_len);
 }
 
-int proto_decode_set_name(const void *body, size_t len,
-                          struct proto_set_name *out, const char **name)
-{
-	if (len < sizeof(*out))
-		return SHOAL_EPROTO;
-	memcpy(out, body, sizeof(*out));
-	return decode_named(body, len, sizeof(*out), out->name_len, name);
-}
+/* Each request that is a fixed struct with a name_len field, then the
+ * name: checks the length, copies the struct, points *name at the name. */
+#define DECODE_NAMED(fn, type)                                              \
+	int fn(const void *body, size_t len, type *out, const char **name)  \
+	{                                                                   \
+		if (len < sizeof(*out))                                     \
+			return SHOAL_EPROTO;                                \
+		memcpy(out, body, sizeof(*out));                            \
+		return decode_named(body, len, sizeof(*out), out->name_len, \
+		                    name);                                  \
+	}
 
-int proto_decode_get_name(const void *body, size_t len,
-                          struct proto_get_name *out, const char **name)
-{
-	if (len < sizeof(*out))
-		return SHOAL_EPROTO;
-	memcpy(out, body, sizeof(*out));
-	return decode_named(body, len, sizeof(*out), out->name_len, name);
-}
+DECODE_NAMED(proto_decode_set_name, struct proto_set_name)
+DECODE_NAMED(proto_decode_get_name, struct proto_get_name)
+DECODE_NAMED(proto_decode_delete_name, struct proto_delete_name)
+DECODE_NAMED(proto_decode_expire, struct proto_expire)
+DECODE_NAMED(proto_decode_name_req, struct proto_name_req)
 
-int proto_decode_delete_name(const void *body, size_t len,
-                             struct proto_delete_name *out, const char **name)
-{
-	if (len < sizeof(*out))
-		return SHOAL_EPROTO;
-	memcpy(out, body, sizeof(*out));
-	return decode_named(body, len, sizeof(*out), out->name_len, name);
-}
-
-int proto_decode_expire(const void *body, size_t len, struct proto_expire *out,
-                        const char **name)
-{
-	if (len < sizeof(*out))
-		return SHOAL_EPROTO;
-	memcpy(out, body, sizeof(*out));
-	return decode_named(body, len, sizeof(*out), out->name_len, name);
-}
-
-int proto_decode_name_req(const void *body, size_t len,
-                          struct proto_name_req *out, const char **name)
-{
-	if (len < sizeof(*out))
-		return SHOAL_EPROTO;
-	memcpy(out, body, sizeof(*out));
-	return decode_named(body, len, sizeof(*out), out->name_len, name);
-}
+#undef DECODE_NAMED
 
 /* Decodes a fixed struct followed by a prefix of prefix_len bytes, which
  * may be empty. */
