@@ -45,6 +45,8 @@ def _flat_kind(pa, typ):
         return "binary32", 4
     if pa.types.is_large_string(typ) or pa.types.is_large_binary(typ):
         return "binary64", 8
+    if pa.types.is_string_view(typ) or pa.types.is_binary_view(typ):
+        return "view", 16
     if pa.types.is_boolean(typ) or typ.num_fields:
         return None, 0
     try:
@@ -59,7 +61,7 @@ def _flat_kind(pa, typ):
 class _Flat:
     """A multi-chunk column to concatenate into the object."""
 
-    __slots__ = ("index", "kind", "width", "chunks", "length", "data_bytes")
+    __slots__ = ("index", "kind", "width", "chunks", "length", "data_bytes", "vbufs")
 
     def __init__(self, index, kind, width, chunks):
         self.index = index
@@ -67,7 +69,10 @@ class _Flat:
         self.width = width
         self.chunks = chunks
         self.length = sum(len(c) for c in chunks)
-        if kind == "fixed":
+        # A view column's data buffers: every chunk's, in order; a view of
+        # a long value names its buffer by index, rebased per chunk.
+        self.vbufs = [b for c in chunks for b in c.buffers()[2:]] if kind == "view" else []
+        if kind in ("fixed", "view"):
             self.data_bytes = self.length * width
         else:
             self.data_bytes = sum(self._span(c)[1] - self._span(c)[0] for c in chunks)
@@ -92,6 +97,10 @@ class _Flat:
             return pa.Array.from_buffers(
                 typ, self.length, [None, zeros.slice(0, self.data_bytes)], null_count=0
             )
+        if self.kind == "view":
+            # Zero views are empty inline values: valid whatever the buffers.
+            bufs = [zeros.slice(0, self.data_bytes)] + [zeros.slice(0, b.size) for b in self.vbufs]
+            return pa.Array.from_buffers(typ, self.length, [None] + bufs, null_count=0)
         offs = np.zeros(self.length + 1, dtype=np.int32 if self.kind == "binary32" else np.int64)
         offs[-1] = self.data_bytes
         return pa.Array.from_buffers(
@@ -108,18 +117,27 @@ class _Flat:
         bufs = written.buffers()
         if self.kind == "fixed":
             return None, bufs[1].address - base
+        if self.kind == "view":
+            data = tuple(b.address - base if b.size else 0 for b in bufs[2:])
+            return bufs[1].address - base, data
         return bufs[1].address - base, (bufs[2].address - base if self.data_bytes else 0)
 
     def buffer_sizes(self):
         """The sizes of the buffers the IPC writer gives this column."""
         if self.kind == "fixed":
             return [0, self.data_bytes]
+        if self.kind == "view":
+            return [0, self.data_bytes] + [b.size for b in self.vbufs]
         k = 4 if self.kind == "binary32" else 8
         return [0, (self.length + 1) * k, self.data_bytes]
 
     def fill(self, np, dst, opos, dpos):
         """Copies the chunks into dst: the values at dpos, the rebased
         offsets (binary kinds) at opos."""
+        if self.kind == "view":
+            for pos, src, soff, n, _, _ in self.segments(np, opos, dpos):
+                dst[pos : pos + n] = np.frombuffer(src, dtype=np.uint8)[soff : soff + n]
+            return
         if self.kind == "fixed":
             pos = dpos
             w = self.width
@@ -151,6 +169,8 @@ class _Flat:
         """The copies fill() makes, as segments for Client.create: (offset,
         source, source offset, size, width, add)."""
         out = []
+        if self.kind == "view":
+            return self._view_segments(np, opos, dpos)
         if self.kind == "fixed":
             pos, w = dpos, self.width
             for c in self.chunks:
@@ -175,6 +195,32 @@ class _Flat:
         out.append((opos + self.length * k, last, 0, k, 0, 0))
         return out
 
+    def _view_segments(self, np, opos, dpos):
+        """Segments of a view column: each chunk's views (opos: where the
+        views go), then each data buffer at its place in dpos (a tuple).
+        The views of a chunk whose long values name data buffers after the
+        first chunk's are rebased in a private copy of that chunk's views
+        (16 bytes a value: length, prefix, buffer index, offset; values of
+        up to 12 bytes are inline and name no buffer)."""
+        out = []
+        pos, first = opos, 0
+        for c in self.chunks:
+            n = len(c) * 16
+            nbufs = len(c.buffers()) - 2
+            if n:
+                src, soff = c.buffers()[1], c.offset * 16
+                if first and nbufs:
+                    views = np.frombuffer(src, dtype=np.int32)[soff // 4 : soff // 4 + n // 4].reshape(-1, 4).copy()
+                    views[:, 2] += (views[:, 0] > 12).astype(np.int32) * first
+                    src, soff = views, 0
+                out.append((pos, src, soff, n, 0, 0))
+                pos += n
+            first += nbufs
+        for b, at in zip(self.vbufs, dpos):
+            if b.size:
+                out.append((at, b, 0, b.size, 0, 0))
+        return out
+
     def in_place(self, pa, buf, base, opos, dpos):
         """This column as an array over its final place in buf (at base)."""
         typ = self.chunks[0].type
@@ -184,6 +230,9 @@ class _Flat:
 
         if self.kind == "fixed":
             return pa.Array.from_buffers(typ, self.length, [None, part(dpos, self.data_bytes)], null_count=0)
+        if self.kind == "view":
+            data = [part(at, b.size) for b, at in zip(self.vbufs, dpos)]
+            return pa.Array.from_buffers(typ, self.length, [None, part(opos, self.data_bytes)] + data, null_count=0)
         sizes = self.buffer_sizes()
         return pa.Array.from_buffers(
             typ, self.length, [None, part(opos, sizes[1]), part(dpos, self.data_bytes)], null_count=0
@@ -208,6 +257,8 @@ def _writer_sizes(pa, np, arr):
     kind, width = _flat_kind(pa, typ)
     if kind == "fixed":
         return sizes + [n * width]
+    if kind == "view":
+        return sizes + [n * width] + [b.size for b in arr.buffers()[2:]]
     if kind in ("binary32", "binary64"):
         if n == 0:
             return None
@@ -271,6 +322,9 @@ class ArrowPlan:
             k = where[f.index]
             if f.kind == "fixed":
                 layout[f.index] = (None, body + starts[k + 1])
+            elif f.kind == "view":
+                data = tuple(body + starts[k + 2 + j] if b.size else 0 for j, b in enumerate(f.vbufs))
+                layout[f.index] = (body + starts[k + 1], data)
             else:
                 layout[f.index] = (body + starts[k + 1], body + starts[k + 2])
         fixed = {}
@@ -391,7 +445,8 @@ def plan(pa, data):
 
         # One zero-filled allocation serves every placeholder: calloc maps
         # it lazily, and the IPC writer only reads it.
-        zeros = pa.py_buffer(np.zeros(max(f.data_bytes for f in flats) or 1, dtype=np.uint8))
+        size = max(max([f.data_bytes] + [b.size for b in f.vbufs]) for f in flats)
+        zeros = pa.py_buffer(np.zeros(size or 1, dtype=np.uint8))
         for f in flats:
             arrays[f.index] = f.placeholder(pa, np, zeros)
     batch = pa.RecordBatch.from_arrays(arrays, schema=data.schema)

@@ -94,3 +94,40 @@ def test_large_put_that_does_not_fit(fresh):
             fresh[f"t{i}"] = table
     assert fresh["t"].equals(table.combine_chunks())
     assert fresh.stats()["used_bytes"] >= used
+
+
+def test_chunked_string_view_columns_on_fresh_memory(fresh):
+    # polars hands over string_view columns, one chunk per row group; a
+    # long value (over 12 bytes) names its chunk's data buffer by index,
+    # which must be rebased when the chunks become one column.
+    rng = np.random.default_rng(5)
+    n = ROWS // 6
+    parts = [
+        pa.table(
+            {
+                "f": rng.standard_normal(n),
+                "sv": pa.array([f"k{k}-{i}-{'y' * (i % 17)}" for i in range(n)], pa.string_view()),
+                "short": pa.array([f"s{i % 97}" for i in range(n)], pa.string_view()),
+            }
+        )
+        for k in range(6)
+    ]
+    table = pa.concat_tables(parts)
+    assert table["sv"].num_chunks == 6
+    assert all(len(c.buffers()) > 2 for c in table["sv"].chunks)  # long values
+    plan = _frames.plan(pa, table)
+    segments = plan.segments()
+    assert segments and [s[0] for s in segments] == sorted(s[0] for s in segments)
+    fresh["t"] = table
+    for s in (fresh, shoal.connect(fresh.socket_path, start=False)):
+        got = s["t"]
+        assert got.column_names == table.column_names
+        assert got.schema.field("sv").type == pa.string_view()
+        assert got["sv"].to_pylist() == table["sv"].to_pylist()
+        assert got["short"].to_pylist() == table["short"].to_pylist()
+        assert got["f"].to_pylist() == table["f"].to_pylist()
+        for name in ("f", "sv", "short"):
+            for buf in got[name].chunks[0].buffers()[1:]:
+                if buf.size:  # an empty buffer has no bytes to share
+                    assert in_arena(s, buf.address, buf.size), name
+        del got
