@@ -94,17 +94,15 @@ static void note(struct store *st, enum store_note n, const struct object *o,
 		st->notify(st->notify_ctx, n, o, name, len, version);
 }
 
-/* Frees an object's memory and slot. It must be unheld. */
+/* Frees an object's memory and slot. It must be deleted and unheld. */
 static void destroy(struct store *st, uint32_t slot)
 {
 	struct object *o = objtab_get(&st->objs, slot);
 
 	SHOAL_ASSERT(o->state != OBJ_FREE && o->holders == 0);
 	SHOAL_ASSERT(o->deleted && o->names == 0);
-	if (o->deleted) {
-		SHOAL_ASSERT(st->deleted_held > 0);
-		st->deleted_held--;
-	}
+	SHOAL_ASSERT(st->deleted_held > 0);
+	st->deleted_held--;
 	if (o->state == OBJ_SEALED) {
 		SHOAL_ASSERT(st->sealed > 0);
 		st->sealed--;
