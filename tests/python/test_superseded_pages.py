@@ -38,7 +38,7 @@ WRITER = textwrap.dedent(
 
 
 def arena_rss(store):
-    """kB of this process's mapping of the arena that are in its page
+    """Bytes of this process's mapping of the arena that are in its page
     tables (the Rss: line of that mapping in /proc/self/smaps)."""
     base = store.client.arena["base"]
     with open("/proc/self/smaps") as f:
