@@ -11,6 +11,12 @@
 #   make bench-python    shoal next to Parquet, Feather, Redis, pickle, Ray
 #   make bench-dash      the example Dash app with shoal, FileSystemCache, Redis
 #   make bench-refresh   100 refreshes of a 409 MiB frame read by a 4-worker app
+#   make bench-cache     what TTLs, evictable names and prefixes cost
+#   make bench-tier      the Redis tier against redis-py's own SET and GET
+#   make test-tier       the tier's tests on a 3-master Redis cluster, 600 MB
+#   make attack          the hostile-client attacks, timed (build/attack)
+#   make stress          test_stress at a larger scale (SCALE=10)
+#   make fuzz            the libFuzzer targets (their corpora run in make test)
 #   make SANITIZE=address,undefined   the same in build/san/
 #   make WERROR=1 OPT=-O0              variants as variables
 #
