@@ -10,6 +10,8 @@
  * Listed names are copied into the caller's names buffer (shoal_name_info
  * points into it): a page ends early when that buffer is full, and the
  * listing resumes after the last name given, as after any page.
+ * A get by name also tells supersede.c which object the name gave, so the
+ * pages of the one it replaced can leave this process's mapping.
  */
 #include <errno.h>
 #include <string.h>

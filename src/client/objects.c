@@ -1,6 +1,7 @@
 /*
- * objects.c - the object calls of the client library: create, seal, abort,
- * get, release, delete, contains, evict, list, stats and put.
+ * objects.c - the object calls of the client library: create (and
+ * create_from), seal, abort, get, release (by view or by ID), delete,
+ * contains, evict, list, stats and put.
  *
  * Each call is one request on the connection (seal sends one and waits for
  * nothing; release sends at most one, see drop_view()). Every offset a reply
@@ -19,7 +20,9 @@
  * them with MADV_POPULATE_WRITE before handing out the pointer, so a machine
  * that cannot back the object gives SHOAL_EFULL instead of a later SIGBUS.
  * With the flag, the client still populates the whole chunks it has never
- * mapped, which is cheaper than taking one page fault per page.
+ * mapped, which is cheaper than taking one page fault per page. populate.c
+ * does the populating, on several CPUs for a large object; create_from
+ * copies the caller's segments into the object meanwhile.
  */
 #include <errno.h>
 #include <string.h>

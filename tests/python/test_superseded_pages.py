@@ -38,7 +38,7 @@ WRITER = textwrap.dedent(
 
 
 def arena_rss(store):
-    """kB of this process's mapping of the arena that are in its page
+    """Bytes of this process's mapping of the arena that are in its page
     tables (the Rss: line of that mapping in /proc/self/smaps)."""
     base = store.client.arena["base"]
     with open("/proc/self/smaps") as f:
@@ -59,6 +59,18 @@ def offset(store, buf):
 def read_all(buf):
     """Touches every page; returns the set of byte values found."""
     return set(np.unique(np.frombuffer(buf, dtype=np.uint8)).tolist())
+
+
+def put_a_then_b(store, put):
+    """Puts A (0x11) under "big", reads it and lets its view go, then puts
+    B (0x22) over the name; returns A's offset in the arena."""
+    put("big", 0x11)
+    a, _ = store.client.get_name("big")
+    a_off = offset(store, a)
+    assert read_all(a) == {0x11}
+    a.release()
+    put("big", 0x22)
+    return a_off
 
 
 @pytest.fixture
@@ -88,12 +100,7 @@ def setup(tmp_path):
 
 def test_reader_drops_a_superseded_object_it_no_longer_views(setup):
     store, put = setup
-    put("big", 0x11)
-    a, _ = store.client.get_name("big")
-    a_off = offset(store, a)
-    assert read_all(a) == {0x11}
-    a.release()
-    put("big", 0x22)  # A is freed and stays backed in the reserve
+    a_off = put_a_then_b(store, put)  # A is freed and stays backed in the reserve
     b, _ = store.client.get_name("big")
     b_off = offset(store, b)
     assert abs(b_off - a_off) >= SIZE, "B was placed over A: nothing to test"
@@ -130,12 +137,7 @@ def test_views_still_held_keep_their_pages_until_released(setup):
 
 def test_open_window_in_the_dropped_range_stays_writable(setup):
     store, put = setup
-    put("big", 0x11)
-    a, _ = store.client.get_name("big")
-    a_off = offset(store, a)
-    assert read_all(a) == {0x11}
-    a.release()
-    put("big", 0x22)  # A's range is free (and backed)
+    a_off = put_a_then_b(store, put)  # A's range is free (and backed)
     # This client writes a new object, which the store places in A's range.
     oid = shoal.ObjectID.from_random()
     w = store.client.create(oid, SIZE)
