@@ -27,49 +27,17 @@
  * or, when the last view goes, by whoever holds io_lock next in
  * client_end() (drop_view() takes it when it is free).
  */
-#include <errno.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "client_internal.h"
-#include "layout.h"
-#include "os.h"
 
-/* Drops [off, off + len) of c's mapping from this process's page tables,
- * except [keep_off, keep_off + keep_len); rounded inwards to the granule
- * of the mapping. */
+/* Drops the old range except what the name's new object covers. */
 static void zap_range(shoal_client *c, uint64_t off, uint64_t len,
                       uint64_t keep_off, uint64_t keep_len)
 {
-	uint64_t g = c->window_page ? c->window_page : c->page_size;
-	uint64_t end = off + len, keep_end = keep_off + keep_len;
-	uint64_t part[2][2] = {{off, end}, {0, 0}};
+	struct client_range keep = {keep_off, keep_len};
 
-	if (!c->base)
-		return;
-
-	if (keep_len && keep_off < end && keep_end > off) {
-		part[0][1] = keep_off > off ? keep_off : off;
-		part[1][0] = keep_end < end ? keep_end : end;
-		part[1][1] = end;
-	}
-	for (int i = 0; i < 2; i++) {
-		uint64_t s = (part[i][0] + g - 1) / g * g;
-		uint64_t e = part[i][1] / g * g;
-
-		if (e > c->map_size)
-			e = c->map_size;
-		if (s >= e)
-			continue;
-		if (os_madvise(c->base + s, (size_t)(e - s), MADV_DONTNEED) < 0)
-			continue;
-		/* Whole chunks zapped are no longer in the page tables: a
-		 * create there populates them again (objects.c). */
-		for (uint64_t k = (s + LAYOUT_CHUNK - 1) / LAYOUT_CHUNK;
-		     (k + 1) * LAYOUT_CHUNK <= e; k++)
-			atomic_fetch_and(&c->populated[k / 64],
-			                 ~(1ull << (k % 64)));
-	}
+	client_zap(c, off, len, &keep, 1);
 }
 
 /* Keeps old to be dropped when the last view of its handle goes; the
