@@ -1015,7 +1015,7 @@ static void raw_hello(int fd)
 		struct proto_hello b;
 	} m = {.b = {.proto_version = PROTO_VERSION, .pid = 1}};
 	union {
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[CMSG_SPACE(2 * sizeof(int))];
 		struct cmsghdr align;
 	} ctl;
 	uint8_t reply[sizeof(struct proto_header) +
@@ -1033,9 +1033,15 @@ static void raw_hello(int fd)
 		ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
 		assert_true(n > 0);
 		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-		if (cm && cm->cmsg_type == SCM_RIGHTS) {
+		/* The arena's fd and the published region's. */
+		size_t nfds =
+		        cm && cm->cmsg_type == SCM_RIGHTS
+		                ? (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int)
+		                : 0;
+		for (size_t i = 0; i < nfds; i++) {
 			int passed;
-			memcpy(&passed, CMSG_DATA(cm), sizeof(passed));
+			memcpy(&passed, CMSG_DATA(cm) + i * sizeof(int),
+			       sizeof(passed));
 			close(passed);
 		}
 		got += (size_t)n;
