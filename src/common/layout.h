@@ -13,6 +13,7 @@
 #define SHOAL_LAYOUT_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define LAYOUT_MAGIC       0x414e524c414f4853ull /* "SHOALRNA" */
@@ -85,6 +86,10 @@ struct layout_published {
 	/* alone on its cache line: the one word that changes */
 	_Alignas(64) _Atomic uint64_t freelog_head;
 };
+
+_Static_assert(sizeof(struct layout_freed) == 16, "freed entry layout");
+_Static_assert(offsetof(struct layout_published, freelog_head) == 128,
+               "published header layout");
 
 /* Rounds n up to the object alignment. */
 static inline uint64_t layout_align(uint64_t n)
