@@ -142,14 +142,15 @@ static uint64_t avail_events(const struct server *srv)
  * any smaller one too), so this looks at the heap's top only. Whether it
  * can succeed, evicting if need be, is quick to tell: a free block surely
  * large enough (the allocator's size-class bitmaps, O(1)), or the largest
- * stretch that evicting could free (runs.h, O(log n)). So a parked create
+ * stretch that evicting could free (runs.h: O(log n) once the changes it
+ * queued are applied, which they would have been anyway). So a parked create
  * is tried in the turn after the change that made room for it, and not
  * before. One that was tried and still failed (out of memory) is not tried
  * again until space changes. Returns whether any was answered.
  */
 static bool try_creates(struct server *srv)
 {
-	const struct store *st = &srv->store;
+	struct store *st = &srv->store;
 	bool any = false;
 	struct wait *w;
 

@@ -273,9 +273,11 @@ void store_stats(const struct store *st, uint64_t clients, shoal_stats *out);
 /*
  * Checks every invariant of the store, against the given live clients:
  * allocator, object table, names, block accounting, LRU membership, holder
- * counts. Returns 0, or -1 with the first broken one in msg.
+ * counts. It applies the runs index's queued changes (after checking the
+ * queue) to compare the largest stretch with the blocks. Returns 0, or -1
+ * with the first broken one in msg.
  */
-int store_check(const struct store *st, struct store_client *const *clients,
+int store_check(struct store *st, struct store_client *const *clients,
                 size_t nclients, char *msg, size_t size);
 
 #endif /* SHOAL_STORE_H */
