@@ -16,7 +16,12 @@
  *
  * When: at the start of every call that goes to the daemon (client_begin,
  * with io_lock held, so the mapping cannot be replaced meanwhile). When
- * nothing was freed that costs one load of the log's head.
+ * nothing was freed that costs one load of the log's head. New entries are
+ * counted, and dropped once CLIENT_FREELOG_BYTES or CLIENT_FREELOG_ENTRIES
+ * of them wait (overlapping and touching ranges merged into one madvise):
+ * a store where small objects come and go would otherwise cost every
+ * client an madvise per free (a fifth of a small put and delete). What
+ * waits stays mapped meanwhile: at most a megabyte, or 63 small ranges.
  *
  * Trust: the region is mapped read-only from a read-only fd; still, every
  * entry is clipped to the data area of the mapping, and a ring that wrapped
@@ -130,29 +135,18 @@ static void drop_all(shoal_client *c, struct client_range *keep, size_t nkeep)
 	c->freelog_overflows++;
 }
 
-void client_freelog_apply(shoal_client *c)
+/* Drops the entries [pos, head): returns false when some were overwritten
+ * before they were read (the caller then drops everything). */
+static bool drop_entries(shoal_client *c, uint64_t pos, uint64_t head,
+                         const struct client_range *keep, size_t nkeep)
 {
-	const struct layout_published *p = c->pub;
 	const uint64_t slots = c->freelog_mask + 1;
-	struct client_range keep[CLIENT_KEPT];
 	struct client_range got[READ_BATCH];
-	size_t nkeep = kept_ranges(c, keep);
-	uint64_t head =
-	        atomic_load_explicit(&p->freelog_head, memory_order_acquire);
 
-	while (c->freelog_pos != head) {
-		uint64_t pos = c->freelog_pos, n = head - pos;
+	while (pos != head) {
+		uint64_t n = head - pos < READ_BATCH ? head - pos : READ_BATCH;
 		size_t k = 0;
 
-		/* More than a ring behind, or a head that went backwards
-		 * (nothing the daemon writes): what was missed is unknown. */
-		if (n >= slots) {
-			drop_all(c, keep, nkeep);
-			c->freelog_pos = head;
-			break;
-		}
-		if (n > READ_BATCH)
-			n = READ_BATCH;
 		for (uint64_t i = 0; i < n; i++) {
 			const struct layout_freed *e =
 			        &c->freelog[(pos + i) & c->freelog_mask];
@@ -160,22 +154,31 @@ void client_freelog_apply(shoal_client *c)
 			        &e->offset, memory_order_relaxed);
 			uint64_t len = atomic_load_explicit(
 			        &e->length, memory_order_relaxed);
+			struct client_range *last = k ? &got[k - 1] : NULL;
 
-			/* Neighbours merge into one madvise. */
-			if (k && got[k - 1].offset + got[k - 1].size == off)
-				got[k - 1].size += len;
-			else
+			if (len > UINT64_MAX - off)
+				len = UINT64_MAX - off;
+			/* Overlapping or touching ranges: one madvise. */
+			if (last && off <= last->offset + last->size &&
+			    off + len >= last->offset) {
+				uint64_t end = off + len;
+				if (end < last->offset + last->size)
+					end = last->offset + last->size;
+				if (off < last->offset)
+					last->offset = off;
+				last->size = end - last->offset;
+			} else {
 				got[k++] = (struct client_range){off, len};
+			}
 		}
 		/* Were they overwritten while being read? Then the ring
 		 * wrapped past pos: as if more than a ring behind. */
 		atomic_thread_fence(memory_order_acquire);
-		uint64_t now = atomic_load_explicit(&p->freelog_head,
-		                                    memory_order_relaxed);
-		if (now - pos >= slots) {
-			head = now;
-			continue;
-		}
+		if (atomic_load_explicit(&c->pub->freelog_head,
+		                         memory_order_relaxed) -
+		            pos >=
+		    slots)
+			return false;
 		for (size_t i = 0; i < k; i++) {
 			uint64_t off = got[i].offset, len = got[i].size;
 
@@ -187,8 +190,48 @@ void client_freelog_apply(shoal_client *c)
 			}
 			client_zap(c, off, len, keep, nkeep);
 		}
-		c->freelog_pos = pos + n;
+		pos += n;
 	}
+	return true;
+}
+
+void client_freelog_apply(shoal_client *c)
+{
+	const uint64_t slots = c->freelog_mask + 1;
+	struct client_range keep[CLIENT_KEPT];
+	uint64_t head = atomic_load_explicit(&c->pub->freelog_head,
+	                                     memory_order_acquire);
+	uint64_t pos = c->freelog_pos;
+	size_t nkeep;
+
+	/* More than a ring behind, or a head that went backwards (nothing
+	 * the daemon writes): what was missed is unknown. */
+	if (head - pos >= slots || c->freelog_seen - pos > head - pos)
+		goto overflow;
+	/* Count what waits; a torn read here only moves the batch. */
+	for (uint64_t i = c->freelog_seen; i != head; i++) {
+		uint64_t len = atomic_load_explicit(
+		        &c->freelog[i & c->freelog_mask].length,
+		        memory_order_relaxed);
+
+		c->freelog_bytes +=
+		        len < CLIENT_FREELOG_BYTES ? len : CLIENT_FREELOG_BYTES;
+	}
+	c->freelog_seen = head;
+	if (c->freelog_bytes < CLIENT_FREELOG_BYTES &&
+	    head - pos < CLIENT_FREELOG_ENTRIES)
+		return;
+	nkeep = kept_ranges(c, keep);
+	if (!drop_entries(c, pos, head, keep, nkeep))
+		goto overflow;
+	c->freelog_pos = head;
+	c->freelog_bytes = 0;
+	return;
+overflow:
+	nkeep = kept_ranges(c, keep);
+	drop_all(c, keep, nkeep);
+	c->freelog_pos = c->freelog_seen = head;
+	c->freelog_bytes = 0;
 }
 
 void client_freelog_created(shoal_client *c, uint64_t offset, uint64_t size)
@@ -242,6 +285,8 @@ void client_freelog_map(shoal_client *c, int fd)
 	/* What was freed before this mapping existed is not in it. */
 	c->freelog_pos =
 	        atomic_load_explicit(&p->freelog_head, memory_order_acquire);
+	c->freelog_seen = c->freelog_pos;
+	c->freelog_bytes = 0;
 }
 
 void client_freelog_unmap(shoal_client *c)
@@ -252,7 +297,7 @@ void client_freelog_unmap(shoal_client *c)
 	c->pub_size = 0;
 	c->freelog = NULL;
 	c->freelog_mask = 0;
-	c->freelog_pos = 0;
+	c->freelog_pos = c->freelog_seen = c->freelog_bytes = 0;
 	memset(c->kept, 0, sizeof(c->kept));
 	c->kept_next = 0;
 }
