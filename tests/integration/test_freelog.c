@@ -303,6 +303,36 @@ static void test_the_creator_keeps_its_recent_large_ranges(void **state)
 	shoal_disconnect(w);
 }
 
+/* A client that reconnects to a restarted daemon follows the new
+ * daemon's log (its own region, from its current head). */
+static void test_reconnect_follows_the_new_daemon(void **state)
+{
+	const size_t size = 1600 * KiB;
+	shoal_client *w, *r;
+	shoal_id a;
+	int res;
+
+	(void)state;
+	assert_int_equal(shoal_connect(d.socket, &r), 0);
+	any_call(r);
+	testd_kill(&d);
+	assert_int_equal(testd_restart(&d, "128M", "--reserve", "120M", NULL),
+	                 0);
+	any_call(r); /* reconnects */
+	assert_int_equal(shoal_epoch(r), 2);
+	assert_int_equal(shoal_connect(d.socket, &w), 0);
+	testd_id(&a, 0xf5, 1);
+	put_fill(w, &a, size, 0x77);
+	const uint8_t *p = read_once(r, &a, size, 0x77);
+	assert_true(present_pages(p, size) >= pages_in(size) - 1);
+	assert_int_equal(shoal_delete(w, &a, 1, &res), 0);
+	assert_int_equal(res, 0);
+	any_call(r);
+	assert_int_equal(present_pages(p, size), 0);
+	shoal_disconnect(r);
+	shoal_disconnect(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -318,6 +348,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(
 	                test_the_creator_keeps_its_recent_large_ranges, setup,
 	                teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_reconnect_follows_the_new_daemon, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
