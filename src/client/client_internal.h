@@ -159,9 +159,16 @@ struct client_range {
 	uint64_t offset, size;
 };
 
-/* Large creates (CLIENT_NAMED_LARGE and up) whose ranges the freed-range
- * log never drops from this client's mapping (freelog.c): its last few. */
-#define CLIENT_KEPT 4
+/* Where this client wrote large objects (CLIENT_NAMED_LARGE and up): the
+ * freed-range log never drops those ranges from its mapping (freelog.c).
+ * Overlapping and touching ones are merged; the least recently written
+ * makes room. */
+#define CLIENT_KEPT 16
+
+struct client_kept {
+	uint64_t offset, size;
+	uint64_t seq; /* when last written; 0: unused */
+};
 
 /* Name listings that may be in progress at once on one client. */
 #define CLIENT_LISTINGS 8
@@ -272,8 +279,8 @@ struct shoal_client {
 	uint64_t freelog_seen;      /* entries before it were counted in ... */
 	uint64_t freelog_bytes;     /* ... the bytes waiting since pos */
 	uint64_t freelog_overflows; /* times it fell a ring behind */
-	struct client_range kept[CLIENT_KEPT];
-	unsigned kept_next;
+	struct client_kept kept[CLIENT_KEPT];
+	uint64_t kept_seq;
 };
 
 /*
@@ -578,7 +585,8 @@ static inline void client_freelog_check(shoal_client *c)
 }
 
 /* This client created an object at [offset, offset + size): a large one
- * joins the ranges the log leaves mapped. io_lock must be held. */
+ * joins the ranges the log leaves mapped (merged with those it overlaps or
+ * touches). io_lock must be held. */
 void client_freelog_created(shoal_client *c, uint64_t offset, uint64_t size);
 
 /*

@@ -36,9 +36,14 @@
  *
  * Kept: a process that creates large objects (a loader refreshing a frame)
  * puts each into warm memory that it mapped when it wrote an earlier
- * value; dropping those pages would make every put fault them in again.
- * So the ranges of this client's last CLIENT_KEPT large creates are never
- * dropped by the log.
+ * value; dropping those pages would make every put map them again (~0.3
+ * us a page: a fifth of a put into recycled memory). So the places where
+ * this client wrote large objects are never dropped by the log: up to
+ * CLIENT_KEPT ranges, overlapping ones merged, the least recently written
+ * making room. A refreshed frame that wanders among a few places of the
+ * warm reserve (the app's other values take the place the old one left)
+ * then finds each of them mapped, as before the log existed. Only large
+ * creates count: readers and small writers keep nothing.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -112,8 +117,9 @@ static size_t kept_ranges(const shoal_client *c, struct client_range *out)
 	size_t n = 0;
 
 	for (size_t i = 0; i < CLIENT_KEPT; i++)
-		if (c->kept[i].size)
-			out[n++] = c->kept[i];
+		if (c->kept[i].seq)
+			out[n++] = (struct client_range){c->kept[i].offset,
+			                                 c->kept[i].size};
 	sort_ranges(out, n);
 	return n;
 }
@@ -236,10 +242,26 @@ overflow:
 
 void client_freelog_created(shoal_client *c, uint64_t offset, uint64_t size)
 {
+	uint64_t end = offset + size;
+	struct client_kept *slot = NULL;
+
 	if (size < CLIENT_NAMED_LARGE)
 		return;
-	c->kept[c->kept_next] = (struct client_range){offset, size};
-	c->kept_next = (c->kept_next + 1) % CLIENT_KEPT;
+	for (size_t i = 0; i < CLIENT_KEPT; i++) {
+		struct client_kept *k = &c->kept[i];
+
+		if (k->seq && k->offset <= end &&
+		    offset <= k->offset + k->size) {
+			if (k->offset < offset)
+				offset = k->offset;
+			if (k->offset + k->size > end)
+				end = k->offset + k->size;
+			k->seq = 0; /* merged into the new one */
+		}
+		if (!slot || (slot->seq && k->seq < slot->seq))
+			slot = k;
+	}
+	*slot = (struct client_kept){offset, end - offset, ++c->kept_seq};
 }
 
 /* Whether p, a mapping of size bytes, is a published region of the
@@ -299,5 +321,5 @@ void client_freelog_unmap(shoal_client *c)
 	c->freelog_mask = 0;
 	c->freelog_pos = c->freelog_seen = c->freelog_bytes = 0;
 	memset(c->kept, 0, sizeof(c->kept));
-	c->kept_next = 0;
+	c->kept_seq = 0;
 }
