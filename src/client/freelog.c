@@ -31,8 +31,9 @@
  *
  * Falling behind: a client more than a ring behind (idle while the store
  * freed many ranges) cannot know which ranges it missed; it drops its whole
- * mapping instead, except what it keeps (below). Objects it still views
- * are faulted in again when read: correct, and bounded to once per ring.
+ * mapping instead, except what it keeps (below) and the objects it is
+ * writing. Objects it still views are faulted in again when read: correct,
+ * and bounded to once per ring.
  *
  * Kept: a process that creates large objects (a loader refreshing a frame)
  * puts each into warm memory that it mapped when it wrote an earlier
@@ -45,12 +46,9 @@
  * then finds each of them mapped, as before the log existed. Only large
  * creates count: readers and small writers keep nothing.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "client_internal.h"
 #include "layout.h"
