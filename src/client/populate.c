@@ -150,28 +150,43 @@ static int job_wait(struct populate_job *j, uint64_t upto)
 	}
 }
 
+/* The rebasing copies: restrict and a local addend let the compiler keep
+ * it in a register (a store through dst could otherwise change s->add, so
+ * it was loaded again for every integer: a third of a frame put's CPU time
+ * for its string offsets). */
+static void add32(uint8_t *restrict dst, const uint8_t *restrict src,
+                  uint64_t len, uint32_t add)
+{
+	for (uint64_t i = 0; i < len; i += 4) {
+		uint32_t v;
+		memcpy(&v, src + i, 4);
+		v += add;
+		memcpy(dst + i, &v, 4);
+	}
+}
+
+static void add64(uint8_t *restrict dst, const uint8_t *restrict src,
+                  uint64_t len, uint64_t add)
+{
+	for (uint64_t i = 0; i < len; i += 8) {
+		uint64_t v;
+		memcpy(&v, src + i, 8);
+		v += add;
+		memcpy(dst + i, &v, 8);
+	}
+}
+
 void client_copy_piece(uint8_t *dst, const shoal_segment *s, uint64_t from,
                        uint64_t len)
 {
 	const uint8_t *src = (const uint8_t *)s->src + from;
 
-	if (s->width == 4) {
-		for (uint64_t i = 0; i < len; i += 4) {
-			uint32_t v;
-			memcpy(&v, src + i, 4);
-			v += (uint32_t)s->add;
-			memcpy(dst + i, &v, 4);
-		}
-	} else if (s->width == 8) {
-		for (uint64_t i = 0; i < len; i += 8) {
-			uint64_t v;
-			memcpy(&v, src + i, 8);
-			v += (uint64_t)s->add;
-			memcpy(dst + i, &v, 8);
-		}
-	} else {
+	if (s->width == 4)
+		add32(dst, src, len, (uint32_t)s->add);
+	else if (s->width == 8)
+		add64(dst, src, len, (uint64_t)s->add);
+	else
 		memcpy(dst, src, len);
-	}
 }
 
 /* Copies the segments into the object that starts at mapping offset
