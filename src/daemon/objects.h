@@ -47,8 +47,12 @@ struct object {
 	uint64_t create_time_ns;
 	uint64_t seal_time_ns; /* CLOCK_REALTIME at seal; 0 while unsealed */
 	/* runs.h: a pinned (unevictable) object's node in the treap of
-	 * pinned objects by offset. */
+	 * pinned objects by offset; pinned says whether it is in the
+	 * treap, pin_want whether it should be, pin_queued (1 + index) where
+	 * it waits in the queue of changes (0: not queued). */
 	bool pinned;
+	bool pin_want;
+	uint32_t pin_queued;
 	uint32_t pin_left, pin_right;
 	uint64_t pin_gap; /* free or evictable bytes up to the next pinned */
 	uint64_t pin_max; /* largest pin_gap in this subtree */

@@ -5,7 +5,9 @@
  * overlap; a parent's priority is at least its children's; a node's
  * pin_gap is the space from its block's end to its successor's offset (or
  * the range's end); its pin_max is the largest pin_gap in its subtree;
- * the nodes are exactly the slots with pinned set.
+ * the nodes are exactly the slots with pinned set; the queue holds
+ * exactly the slots whose pin_want differs from pinned, each once, and
+ * each such slot's pin_queued is 1 + its index.
  */
 #include "runs.h"
 
@@ -167,9 +169,10 @@ void runs_init(struct runs *r, uint64_t base, uint64_t size)
 	r->end = base + size;
 	r->root = OBJ_NIL;
 	r->count = 0;
+	r->nqueue = 0;
 }
 
-void runs_pin(struct runs *r, struct objtab *t, uint32_t slot)
+static void pin(struct runs *r, struct objtab *t, uint32_t slot)
 {
 	struct object *o = node(t, slot);
 	uint32_t pred, succ;
@@ -188,7 +191,7 @@ void runs_pin(struct runs *r, struct objtab *t, uint32_t slot)
 	r->count++;
 }
 
-void runs_unpin(struct runs *r, struct objtab *t, uint32_t slot)
+static void unpin(struct runs *r, struct objtab *t, uint32_t slot)
 {
 	struct object *o = node(t, slot);
 	uint32_t pred, succ;
@@ -204,10 +207,67 @@ void runs_unpin(struct runs *r, struct objtab *t, uint32_t slot)
 	r->count--;
 }
 
-uint64_t runs_largest(const struct runs *r, const struct objtab *t)
+static void dequeue(struct runs *r, struct objtab *t, struct object *o)
 {
-	uint32_t s = r->root;
+	uint32_t i = o->pin_queued - 1, last = r->queue[--r->nqueue];
 
+	r->queue[i] = last;
+	node(t, last)->pin_queued = i + 1;
+	o->pin_queued = 0;
+}
+
+void runs_flush(struct runs *r, struct objtab *t)
+{
+	for (uint32_t i = 0; i < r->nqueue; i++) {
+		uint32_t s = r->queue[i];
+		struct object *o = node(t, s);
+
+		SHOAL_ASSERT(o->pin_queued == i + 1 &&
+		             o->pin_want != o->pinned);
+		o->pin_queued = 0;
+		if (o->pin_want)
+			pin(r, t, s);
+		else
+			unpin(r, t, s);
+	}
+	r->nqueue = 0;
+}
+
+void runs_want(struct runs *r, struct objtab *t, uint32_t slot, bool want)
+{
+	struct object *o = node(t, slot);
+
+	o->pin_want = want;
+	if (want == o->pinned) {
+		if (o->pin_queued)
+			dequeue(r, t, o); /* undone before anyone looked */
+		return;
+	}
+	if (o->pin_queued)
+		return;
+	if (r->nqueue == RUNS_QUEUE_MAX)
+		runs_flush(r, t);
+	r->queue[r->nqueue++] = slot;
+	o->pin_queued = r->nqueue;
+}
+
+void runs_drop(struct runs *r, struct objtab *t, uint32_t slot)
+{
+	struct object *o = node(t, slot);
+
+	if (o->pin_queued)
+		dequeue(r, t, o);
+	if (o->pinned)
+		unpin(r, t, slot);
+	o->pin_want = false;
+}
+
+uint64_t runs_largest(struct runs *r, struct objtab *t)
+{
+	uint32_t s;
+
+	runs_flush(r, t);
+	s = r->root;
 	if (s == OBJ_NIL)
 		return r->end - r->base;
 	while (node(t, s)->pin_left != OBJ_NIL)
@@ -288,10 +348,27 @@ int runs_check(const struct runs *r, const struct objtab *t, char *msg,
 		    p->pin_gap != r->end - (p->offset + p->block_size))
 			FAIL("the last pinned object's gap is wrong");
 	}
-	for (uint32_t s = 0; s < t->nslots; s++)
-		pinned += node(t, s)->state != OBJ_FREE && node(t, s)->pinned;
+	uint32_t lagging = 0;
+	for (uint32_t s = 0; s < t->nslots; s++) {
+		const struct object *o = node(t, s);
+		if (o->state == OBJ_FREE) {
+			if (o->pin_queued || o->pinned)
+				FAIL("free slot %u is pinned or queued", s);
+			continue;
+		}
+		pinned += o->pinned;
+		lagging += o->pin_want != o->pinned;
+		if ((o->pin_want != o->pinned) != (o->pin_queued != 0))
+			FAIL("slot %u is %squeued", s,
+			     o->pin_queued ? "" : "not ");
+		if (o->pin_queued && (o->pin_queued > r->nqueue ||
+		                      r->queue[o->pin_queued - 1] != s))
+			FAIL("slot %u's queue place is wrong", s);
+	}
 	if (pinned != w->seen || w->seen != r->count)
 		FAIL("%u objects pinned, %u in the treap, count %u", pinned,
 		     w->seen, r->count);
+	if (lagging != r->nqueue)
+		FAIL("%u objects queued, %u lag behind", r->nqueue, lagging);
 	return 0;
 }

@@ -20,33 +20,59 @@
  * O(log n) (the walk to the first node). The nodes are the object table's
  * slots (struct object's pin_* fields); links are slot indices, so the
  * table may move.
+ *
+ * Changes are applied lazily. The treap is only read when a create must
+ * evict or waits for room, but objects are pinned and unpinned on every
+ * get and release (a reader's hold pins an evictable object), usually in
+ * pairs: a get of an unheld object pins it, its release unpins it. So
+ * runs_want() records the state an object should have and queues it if
+ * the treap differs; a change undone before the treap is read leaves the
+ * queue again and costs O(1). runs_largest() applies the queue first, and
+ * a full queue (RUNS_QUEUE_MAX) is applied at once, so the treap work is
+ * never more than if every change were applied as it happens, and one
+ * call never does more than RUNS_QUEUE_MAX of it.
  */
 #ifndef SHOAL_RUNS_H
 #define SHOAL_RUNS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "objects.h"
 
+/* Objects whose treap state may lag behind what runs_want() said. */
+#define RUNS_QUEUE_MAX 1024
+
 struct runs {
 	uint64_t base, end; /* the allocator's range */
 	uint32_t root;      /* slot, or OBJ_NIL */
-	uint32_t count;     /* pinned objects */
+	uint32_t count;     /* objects in the treap */
+	/* Slots whose pin_want differs from pinned (each slot's pin_queued
+	 * is 1 + its index here). */
+	uint32_t nqueue;
+	uint32_t queue[RUNS_QUEUE_MAX];
 };
 
 void runs_init(struct runs *r, uint64_t base, uint64_t size);
 
-/* Pins or unpins an object (its offset and block_size set, its pinned
- * flag saying where it is now). */
-void runs_pin(struct runs *r, struct objtab *t, uint32_t slot);
-void runs_unpin(struct runs *r, struct objtab *t, uint32_t slot);
+/* Says whether an object (its offset and block_size set) is pinned from
+ * now on. O(1), unless the queue is full and is applied. */
+void runs_want(struct runs *r, struct objtab *t, uint32_t slot, bool pin);
 
-/* The largest block that evicting every evictable object would leave. */
-uint64_t runs_largest(const struct runs *r, const struct objtab *t);
+/* Takes an object whose slot is about to be freed out of the index. */
+void runs_drop(struct runs *r, struct objtab *t, uint32_t slot);
+
+/* Applies the queued changes to the treap. */
+void runs_flush(struct runs *r, struct objtab *t);
+
+/* The largest block that evicting every evictable object would leave
+ * (applies the queue first). */
+uint64_t runs_largest(struct runs *r, struct objtab *t);
 
 /* Checks the treap: order, priorities, gaps, subtree maxima, and that it
- * holds exactly the objects flagged pinned. Returns 0 or -1 with a
+ * holds exactly the objects flagged pinned; and the queue: exactly the
+ * objects whose pin_want differs from pinned. Returns 0 or -1 with a
  * message. */
 int runs_check(const struct runs *r, const struct objtab *t, char *msg,
                size_t size);

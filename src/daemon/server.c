@@ -142,14 +142,15 @@ static uint64_t avail_events(const struct server *srv)
  * any smaller one too), so this looks at the heap's top only. Whether it
  * can succeed, evicting if need be, is quick to tell: a free block surely
  * large enough (the allocator's size-class bitmaps, O(1)), or the largest
- * stretch that evicting could free (runs.h, O(log n)). So a parked create
+ * stretch that evicting could free (runs.h: O(log n) once the changes it
+ * queued are applied, which they would have been anyway). So a parked create
  * is tried in the turn after the change that made room for it, and not
  * before. One that was tried and still failed (out of memory) is not tried
  * again until space changes. Returns whether any was answered.
  */
 static bool try_creates(struct server *srv)
 {
-	const struct store *st = &srv->store;
+	struct store *st = &srv->store;
 	bool any = false;
 	struct wait *w;
 
@@ -373,6 +374,7 @@ int server_init_state(struct server *srv, const struct server_options *opt,
 	srv->listen_fd = srv->signal_fd = -1;
 	srv->persist.lock_fd = srv->persist.log_fd = -1;
 	waits_init(&srv->waits);
+	srv->freelog.fd = srv->freelog.ro_fd = -1;
 	rc = open_arena(srv, &reused, err, size);
 	if (rc)
 		return rc;
@@ -380,6 +382,15 @@ int server_init_state(struct server *srv, const struct server_options *opt,
 	if (rc) {
 		snprintf(err, size, "out of memory");
 		goto fail;
+	}
+	if (!opt->no_freelog) {
+		rc = freelog_open(&srv->freelog,
+		                  opt->freelog_entries ? opt->freelog_entries
+		                                       : FREELOG_ENTRIES,
+		                  &srv->arena.header, err, size);
+		if (rc)
+			goto fail;
+		srv->store.freelog = &srv->freelog;
 	}
 	if (opt->persist_dir) {
 		rc = persist_recover(&srv->persist, &srv->store, reused, err,
@@ -472,6 +483,8 @@ void server_free(struct server *srv)
 	if (srv->store.alloc)
 		store_free(&srv->store);
 	arena_close(&srv->arena);
+	freelog_close(&srv->freelog);
 	memset(srv, 0, sizeof(*srv));
 	srv->listen_fd = srv->signal_fd = -1;
+	srv->freelog.fd = srv->freelog.ro_fd = -1;
 }

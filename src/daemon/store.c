@@ -108,9 +108,10 @@ static void destroy(struct store *st, uint32_t slot)
 		st->sealed--;
 	}
 	SHOAL_ASSERT(alloc_block_size(st->alloc, o->offset) == o->block_size);
-	if (o->pinned)
-		runs_unpin(&st->runs, &st->objs, slot);
-	alloc_free(st->alloc, o->offset);
+	runs_drop(&st->runs, &st->objs, slot);
+	uint64_t span_off = 0, span_len = 0;
+	alloc_free_span(st->alloc, o->offset, &span_off, &span_len);
+	freelog_note(st->freelog, o->offset, o->block_size, span_off, span_len);
 	u64map_del(&st->by_offset, o->offset);
 	objtab_release_slot(&st->objs, slot);
 	st->events |= STORE_EV_FREED;
@@ -132,10 +133,7 @@ static void settle(struct store *st, uint32_t slot)
 		lru_push(&st->objs, slot);
 	else
 		lru_remove(&st->objs, slot);
-	if (o->pinned && o->in_lru)
-		runs_unpin(&st->runs, &st->objs, slot);
-	else if (!o->pinned && !o->in_lru)
-		runs_pin(&st->runs, &st->objs, slot);
+	runs_want(&st->runs, &st->objs, slot, !o->in_lru);
 }
 
 /* Takes an object out of lookups; it is freed once nobody holds it. */
@@ -334,7 +332,7 @@ int store_create(struct store *st, struct store_client *sc, const uint8_t *id,
 	o->block_size = alloc_block_size(st->alloc, off);
 	o->create_time_ns = now_ns(CLOCK_REALTIME);
 	o->name_head = NAME_NIL;
-	runs_pin(&st->runs, &st->objs, slot); /* held by its creator */
+	runs_want(&st->runs, &st->objs, slot, true); /* held by its creator */
 	st->creates++;
 	arena_mark_touched(st->arena, off, total);
 	*offset = off;
@@ -991,12 +989,15 @@ static int check_object(const struct store *st, uint32_t s,
 	                 o->keep_names == 0 && o->holders == 0;
 	if (evictable != o->in_lru)
 		FAIL("object %u is %sin the LRU", s, o->in_lru ? "" : "not ");
+	if (o->pin_want == o->in_lru)
+		FAIL("object %u is %swanted pinned", s,
+		     o->pin_want ? "" : "not ");
 	if (o->deleted && o->holders == 0)
 		FAIL("object %u is deleted and unheld but not freed", s);
 	return 0;
 }
 
-int store_check(const struct store *st, struct store_client *const *clients,
+int store_check(struct store *st, struct store_client *const *clients,
                 size_t nclients, char *msg, size_t size)
 {
 	uint64_t used = 0, deleted = 0, sealed = 0, inuse = 0;

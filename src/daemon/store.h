@@ -33,6 +33,7 @@
 #include "alloc.h"
 #include "arena.h"
 #include "expiry.h"
+#include "freelog.h"
 #include "names.h"
 #include "objects.h"
 #include "runs.h"
@@ -113,6 +114,9 @@ struct store {
 	/* Limits (limit.h); 0: none. Over one: SHOAL_ELIMIT. At the object
 	 * limit a create first evicts the least recently released object. */
 	uint64_t max_objects, max_names, name_memory;
+	/* Where frees that leave whole pages free are published for
+	 * clients (freelog.h); NULL: nowhere. */
+	struct freelog *freelog;
 };
 
 /* Creates the store over an open arena. Returns 0 or SHOAL_ENOMEM. */
@@ -269,9 +273,11 @@ void store_stats(const struct store *st, uint64_t clients, shoal_stats *out);
 /*
  * Checks every invariant of the store, against the given live clients:
  * allocator, object table, names, block accounting, LRU membership, holder
- * counts. Returns 0, or -1 with the first broken one in msg.
+ * counts. It applies the runs index's queued changes (after checking the
+ * queue) to compare the largest stretch with the blocks. Returns 0, or -1
+ * with the first broken one in msg.
  */
-int store_check(const struct store *st, struct store_client *const *clients,
+int store_check(struct store *st, struct store_client *const *clients,
                 size_t nclients, char *msg, size_t size);
 
 #endif /* SHOAL_STORE_H */
