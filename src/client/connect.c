@@ -710,7 +710,7 @@ int client_writer_fd(shoal_client *c, int *fd_out)
 		goto out;
 	}
 	*fd_out = fd;
-	fd = -1;
+	fds[0] = -1; /* the caller's now; the other fds are closed */
 out:
 	for (int i = 0; i < HELLO_FDS; i++)
 		if (fds[i] >= 0)
