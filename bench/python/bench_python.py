@@ -474,21 +474,17 @@ def measure_floor(nbytes, tmp, repeat):
     out = {"populate_s": [], "memcpy_s": [], "file_write_s": [], "memfd_pwrite_s": [], "memfd_fallocate_s": []}
     step = 8 << 20
     view = memoryview(src)
+    def on_new_memfd(key, fn):
+        fd = os.memfd_create("shoal-bench-floor")
+        try:
+            os.ftruncate(fd, n)
+            out[key].append(timed(lambda: fn(fd))[0])
+        finally:
+            os.close(fd)
+
     for _ in range(repeat):
-        fd = os.memfd_create("shoal-bench-floor")
-        try:
-            os.ftruncate(fd, n)
-            t, _ = timed(lambda: [os.pwrite(fd, view[o : o + step], o) for o in range(0, n, step)])
-            out["memfd_pwrite_s"].append(t)
-        finally:
-            os.close(fd)
-        fd = os.memfd_create("shoal-bench-floor")
-        try:
-            os.ftruncate(fd, n)
-            t, _ = timed(lambda: os.posix_fallocate(fd, 0, n))
-            out["memfd_fallocate_s"].append(t)
-        finally:
-            os.close(fd)
+        on_new_memfd("memfd_pwrite_s", lambda fd: [os.pwrite(fd, view[o : o + step], o) for o in range(0, n, step)])
+        on_new_memfd("memfd_fallocate_s", lambda fd: os.posix_fallocate(fd, 0, n))
         fd = os.memfd_create("shoal-bench-floor")
         try:
             os.ftruncate(fd, n)

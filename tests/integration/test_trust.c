@@ -331,6 +331,23 @@ static uint8_t pattern_byte(size_t i, unsigned k)
 	return (uint8_t)((i >> 12) * 7 + i * 31 + k);
 }
 
+/* Checks that object k holds n bytes of pattern_byte(i, k). */
+static void expect_pattern(const char *socket, unsigned k, size_t n)
+{
+	shoal_client *c;
+	shoal_view v;
+
+	assert_int_equal(shoal_connect(socket, &c), 0);
+	get_one(c, k, &v);
+	assert_int_equal(v.data_size, n);
+	size_t bad = 0;
+	for (size_t i = 0; i < n; i++)
+		bad += v.data[i] != pattern_byte(i, k);
+	assert_int_equal(bad, 0);
+	shoal_release(c, &v);
+	shoal_disconnect(c);
+}
+
 /* Whether every page of [p, p + n) is in memory (reserved). */
 static bool all_resident(const uint8_t *p, size_t n)
 {
@@ -392,8 +409,6 @@ static void test_no_sigbus_threaded_populate(void **state)
 	struct testd *d = &g_d;
 	char filler[300];
 	struct stat st;
-	shoal_client *c;
-	shoal_view v;
 	size_t n = 64u << 20;
 	(void)state;
 
@@ -406,15 +421,7 @@ static void test_no_sigbus_threaded_populate(void **state)
 	expect_exit(spawn_threaded_put(d->socket, 1, n, SHOAL_EFULL), 0);
 	assert_int_equal(unlink(filler), 0);
 	expect_exit(spawn_threaded_put(d->socket, 2, n, 0), 0);
-	assert_int_equal(shoal_connect(d->socket, &c), 0);
-	get_one(c, 2, &v);
-	assert_int_equal(v.data_size, n);
-	size_t bad = 0;
-	for (size_t i = 0; i < n; i++)
-		bad += v.data[i] != pattern_byte(i, 2);
-	assert_int_equal(bad, 0);
-	shoal_release(c, &v);
-	shoal_disconnect(c);
+	expect_pattern(d->socket, 2, n);
 	debug_check(d->socket);
 	assert_int_equal(stop_daemon(), 0);
 }
@@ -463,23 +470,6 @@ static pid_t spawn_fill_put(const char *socket, unsigned k, size_t n,
 		_exit(rc == want ? 0 : 1);
 	}
 	return pid;
-}
-
-/* Whether object k (n bytes) holds the pattern of spawn_fill_put. */
-static void expect_pattern(const char *socket, unsigned k, size_t n)
-{
-	shoal_client *c;
-	shoal_view v;
-
-	assert_int_equal(shoal_connect(socket, &c), 0);
-	get_one(c, k, &v);
-	assert_int_equal(v.data_size, n);
-	size_t bad = 0;
-	for (size_t i = 0; i < n; i++)
-		bad += v.data[i] != pattern_byte(i, k);
-	assert_int_equal(bad, 0);
-	shoal_release(c, &v);
-	shoal_disconnect(c);
 }
 
 /*
