@@ -5,7 +5,7 @@
  * random order, with htab_check() along the way; probe runs of one shared
  * hash; growth that moves a bounded number of entries per call; a failed
  * allocation that changes nothing; the keyed hashes; entries of every
- * size copied byte for byte.
+ * size copied byte for byte; the daemon's u64map on top of it.
  *
  * SHOAL_TEST_SCALE scales the random test (see test_alloc.c);
  * SHOAL_TEST_SEED picks its seed, which a failure prints.
@@ -24,6 +24,7 @@
 #include "htab.h"
 #include "os.h"
 #include "shoal.h"
+#include "u64map.h"
 
 struct kv {
 	uint64_t key, val;
@@ -412,6 +413,45 @@ static void test_entry_sizes(void **state)
 	}
 }
 
+/* u64map against a model: put overwrites, add does not, del removes. */
+static void test_u64map(void **state)
+{
+	enum { KEYS = 512 };
+	uint64_t value[KEYS];
+	bool present[KEYS] = {0};
+	struct u64map m = {0};
+
+	(void)state;
+	rng = 7;
+	for (int op = 0; op < 20000; op++) {
+		uint64_t k = rnd() % KEYS, v = rnd(), got;
+		int r = (int)(rnd() % 3);
+		if (r == 0) {
+			assert_int_equal(u64map_put(&m, k, v), 0);
+			present[k] = true;
+			value[k] = v;
+		} else if (r == 1) {
+			assert_int_equal(u64map_add(&m, k, v), !present[k]);
+			if (!present[k])
+				value[k] = v;
+			present[k] = true;
+		} else {
+			assert_int_equal(u64map_del(&m, k), present[k]);
+			present[k] = false;
+		}
+		assert_int_equal(u64map_get(&m, k, &got), present[k]);
+		if (present[k])
+			assert_true(got == value[k]);
+	}
+	size_t n = 0;
+	for (uint64_t k = 0; k < KEYS; k++)
+		n += present[k];
+	assert_int_equal(u64map_count(&m), n);
+	assert_int_equal(u64map_add(&m, UINT64_MAX, 1), SHOAL_EINVAL);
+	assert_int_equal(u64map_put(&m, UINT64_MAX, 1), SHOAL_EINVAL);
+	u64map_free(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -423,6 +463,7 @@ int main(void)
 	                                  stop_failing),
 	        cmocka_unit_test(test_hashes),
 	        cmocka_unit_test(test_entry_sizes),
+	        cmocka_unit_test(test_u64map),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
