@@ -38,6 +38,7 @@
 #include <sys/uio.h>
 
 #include "htab.h"
+#include "layout.h"
 #include "protocol.h"
 #include "shoal.h"
 
@@ -160,6 +161,15 @@ struct client_superseded {
 	uint8_t ready; /* the last view went: drop at the next client_end */
 };
 
+/* A range of the mapping. */
+struct client_range {
+	uint64_t offset, size;
+};
+
+/* Large creates (CLIENT_NAMED_LARGE and up) whose ranges the freed-range
+ * log never drops from this client's mapping (freelog.c): its last few. */
+#define CLIENT_KEPT 4
+
 /* Name listings that may be in progress at once on one client. */
 #define CLIENT_LISTINGS 8
 
@@ -257,6 +267,18 @@ struct shoal_client {
 	/* Threads that populate a large new object (populate.c); 0: as many
 	 * as the process has CPUs, up to a few. */
 	unsigned populate_threads;
+
+	/* io_lock: the published region of the current connection's daemon
+	 * (freelog.c; NULL if it sent none), how far this client has acted
+	 * on its log of freed ranges, and the ranges the log leaves mapped. */
+	const struct layout_published *pub;
+	uint64_t pub_size;
+	const struct layout_freed *freelog;
+	uint64_t freelog_mask;
+	uint64_t freelog_pos;
+	uint64_t freelog_overflows; /* times it fell a ring behind */
+	struct client_range kept[CLIENT_KEPT];
+	unsigned kept_next;
 };
 
 /*
@@ -521,6 +543,42 @@ void client_copy_segments(shoal_client *c, uint64_t obj_off,
 /* 0 if every segment lies in an object of size bytes and has a width of 0,
  * 4 or 8 dividing its size; else SHOAL_EINVAL. */
 int client_check_segments(uint64_t size, const shoal_segment *segs, size_t n);
+
+/*
+ * Drops [off, off + len) of the mapping from this process's page tables,
+ * except the keep ranges (nkeep of them, sorted by offset), rounded inwards
+ * to the mapping's granule; clears the populated bits of the whole chunks
+ * dropped. The data stays in the arena (see freelog.c). io_lock must be
+ * held (the mapping must not change).
+ */
+void client_zap(shoal_client *c, uint64_t off, uint64_t len,
+                const struct client_range *keep, size_t nkeep);
+
+/* Maps the published region of fd (from the HELLO reply) after the arena
+ * and starts following its log at its current head. A region that does
+ * not check out is ignored: the client then follows no log. */
+void client_freelog_map(shoal_client *c, int fd);
+
+/* Unmaps the published region and forgets the kept ranges. */
+void client_freelog_unmap(shoal_client *c);
+
+/* Drops the ranges freed since this client last looked (freelog.c).
+ * io_lock must be held. */
+void client_freelog_apply(shoal_client *c);
+
+/* Called at every call's start, io_lock held: one load when nothing was
+ * freed. */
+static inline void client_freelog_check(shoal_client *c)
+{
+	if (c->pub &&
+	    atomic_load_explicit(&c->pub->freelog_head, memory_order_acquire) !=
+	            c->freelog_pos)
+		client_freelog_apply(c);
+}
+
+/* This client created an object at [offset, offset + size): a large one
+ * joins the ranges the log leaves mapped. io_lock must be held. */
+void client_freelog_created(shoal_client *c, uint64_t offset, uint64_t size);
 
 /*
  * A get of name returned the object handle at [offset, offset + size) of

@@ -45,6 +45,8 @@
 #define HELLO_REPLY_MAX 65536
 /* File descriptors accepted in one control message (extras are closed). */
 #define MAX_FDS 4
+/* Kept from a HELLO reply: the arena's, then the published region's. */
+#define HELLO_FDS 2
 
 static atomic_uint fork_generation;
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
@@ -202,8 +204,9 @@ static int connect_path(int fd, const char *path)
 	return -err;
 }
 
-/* Keeps the first fd of an SCM_RIGHTS message in *fd, closes the others. */
-static void take_fds(struct msghdr *mh, int *fd)
+/* Keeps the first HELLO_FDS fds of SCM_RIGHTS messages in fds (slots
+ * still -1, in order), closes the others. */
+static void take_fds(struct msghdr *mh, int *fds)
 {
 	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm;
 	     cm = CMSG_NXTHDR(mh, cm)) {
@@ -217,8 +220,11 @@ static void take_fds(struct msghdr *mh, int *fd)
 
 			memcpy(&got, CMSG_DATA(cm) + i * sizeof(int),
 			       sizeof(int));
-			if (*fd < 0)
-				*fd = got;
+			int k = 0;
+			while (k < HELLO_FDS && fds[k] >= 0)
+				k++;
+			if (k < HELLO_FDS)
+				fds[k] = got;
 			else
 				close(got);
 		}
@@ -227,11 +233,11 @@ static void take_fds(struct msghdr *mh, int *fd)
 
 /*
  * Receives exactly len bytes (the HELLO reply reads exactly what it needs,
- * so no later bytes are consumed here), collecting a passed fd in *fd.
- * Returns 0, SHOAL_EUNAVAILABLE on EOF, SHOAL_EPROTO if control data was
- * truncated, or -errno.
+ * so no later bytes are consumed here), collecting passed fds in fds
+ * (HELLO_FDS of them). Returns 0, SHOAL_EUNAVAILABLE on EOF, SHOAL_EPROTO
+ * if control data was truncated, or -errno.
  */
-static int recv_exact(int sock, void *buf, size_t len, int *fd)
+static int recv_exact(int sock, void *buf, size_t len, int *fds)
 {
 	union {
 		char buf[CMSG_SPACE(MAX_FDS * sizeof(int))];
@@ -253,7 +259,7 @@ static int recv_exact(int sock, void *buf, size_t len, int *fd)
 			return errno == ECONNRESET ? SHOAL_EUNAVAILABLE
 			                           : -errno;
 		}
-		take_fds(&mh, fd);
+		take_fds(&mh, fds);
 		if (mh.msg_flags & MSG_CTRUNC)
 			return SHOAL_EPROTO;
 		if (n == 0)
@@ -286,13 +292,14 @@ static int send_exact(int sock, const void *buf, size_t len)
 
 /*
  * The HELLO exchange on socket sock with the given flags (0, or
- * PROTO_HELLO_WRITER). On 0, *rep is the checked reply and *arena_fd the
- * arena's fd. On failure *arena_fd may still hold an fd for the caller to
- * close. Returns 0, the daemon's negative status, SHOAL_EPROTO,
- * SHOAL_EUNAVAILABLE, SHOAL_ENOMEM or -errno.
+ * PROTO_HELLO_WRITER). On 0, *rep is the checked reply, fds[0] the arena's
+ * fd and fds[1] the published region's (-1 when the daemon sent none). On
+ * failure fds may still hold fds for the caller to close. Returns 0, the
+ * daemon's negative status, SHOAL_EPROTO, SHOAL_EUNAVAILABLE, SHOAL_ENOMEM
+ * or -errno.
  */
 static int hello(shoal_client *c, int sock, uint32_t flags,
-                 struct proto_hello_reply *rep, int *arena_fd)
+                 struct proto_hello_reply *rep, int fds[HELLO_FDS])
 {
 	struct {
 		struct proto_header h;
@@ -310,7 +317,7 @@ static int hello(shoal_client *c, int sock, uint32_t flags,
 	rc = send_exact(sock, &req, sizeof(req));
 	if (rc < 0)
 		return rc;
-	rc = recv_exact(sock, &h, sizeof(h), arena_fd);
+	rc = recv_exact(sock, &h, sizeof(h), fds);
 	if (rc < 0)
 		return rc;
 	if (proto_check_header(&h, HELLO_REPLY_MAX) != 0 ||
@@ -320,7 +327,7 @@ static int hello(shoal_client *c, int sock, uint32_t flags,
 	body = os_malloc(h.body_len);
 	if (!body)
 		return SHOAL_ENOMEM;
-	rc = recv_exact(sock, body, h.body_len, arena_fd);
+	rc = recv_exact(sock, body, h.body_len, fds);
 	if (rc < 0)
 		goto out;
 	memcpy(&r, body, sizeof(r));
@@ -328,7 +335,7 @@ static int hello(shoal_client *c, int sock, uint32_t flags,
 		rc = r.status;
 		goto out;
 	}
-	if (r.status > 0 || h.body_len != sizeof(*rep) || *arena_fd < 0) {
+	if (r.status > 0 || h.body_len != sizeof(*rep) || fds[0] < 0) {
 		rc = SHOAL_EPROTO;
 		goto out;
 	}
@@ -399,7 +406,7 @@ static int map_arena(shoal_client *c, const struct proto_hello_reply *rep,
 static int open_session(shoal_client *c)
 {
 	struct proto_hello_reply rep;
-	int arena_fd = -1;
+	int fds[HELLO_FDS] = {-1, -1};
 	int rc;
 
 	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -409,11 +416,14 @@ static int open_session(shoal_client *c)
 	if (rc == 0)
 		rc = check_peer(c->fd);
 	if (rc == 0)
-		rc = hello(c, c->fd, 0, &rep, &arena_fd);
+		rc = hello(c, c->fd, 0, &rep, fds);
 	if (rc == 0)
-		rc = map_arena(c, &rep, arena_fd);
-	if (arena_fd >= 0)
-		close(arena_fd);
+		rc = map_arena(c, &rep, fds[0]);
+	if (rc == 0)
+		client_freelog_map(c, fds[1]);
+	for (int i = 0; i < HELLO_FDS; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
 	return rc;
 }
 
@@ -424,6 +434,7 @@ static void close_session(shoal_client *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
+	client_freelog_unmap(c);
 	free((void *)c->populated);
 	c->populated = NULL;
 	c->nchunks = 0;
@@ -674,7 +685,7 @@ int client_write_access(shoal_client *c)
 {
 	struct proto_hello_reply rep;
 	struct stat st;
-	int sock, fd = -1, rc;
+	int sock, fds[HELLO_FDS] = {-1, -1}, rc;
 
 	if (c->writable)
 		return 0;
@@ -685,7 +696,8 @@ int client_write_access(shoal_client *c)
 	if (rc == 0)
 		rc = check_peer(sock);
 	if (rc == 0)
-		rc = hello(c, sock, PROTO_HELLO_WRITER, &rep, &fd);
+		rc = hello(c, sock, PROTO_HELLO_WRITER, &rep, fds);
+	int fd = fds[0];
 	if (rc < 0)
 		goto out;
 	/* A daemon restarted since connect has another arena: the mapping
@@ -710,8 +722,9 @@ int client_write_access(shoal_client *c)
 		atomic_store(&c->populated[i], 0);
 	c->writable = true;
 out:
-	if (fd >= 0)
-		close(fd);
+	for (int i = 0; i < HELLO_FDS; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
 	close(sock);
 	return rc;
 }
@@ -725,6 +738,7 @@ static void client_free(shoal_client *c, bool forked)
 		close(c->wake_fd);
 	if (c->base)
 		munmap(c->base, c->map_size);
+	client_freelog_unmap(c);
 	client_retired_free(c);
 	free((void *)c->populated);
 	free(c->rbuf);

@@ -211,6 +211,7 @@ static int create_locked(shoal_client *c, const shoal_id *id,
 		return SHOAL_ENOMEM;
 	u->size = data_size + metadata_size;
 	u->offset = rep.offset;
+	client_freelog_created(c, rep.offset, u->size);
 	*offset = rep.offset;
 	*backed = rep.flags & PROTO_CREATE_BACKED;
 	/* A reconnect during the call brought a new, read-only mapping. */

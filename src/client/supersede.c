@@ -1,75 +1,38 @@
 /*
  * supersede.c - a reader drops the pages of a superseded named object from
- * its own mapping.
+ * its own mapping, at the get that sees the name's new value.
  *
- * When a name is set to a new object, the old one's memory is freed once
- * nobody holds it; the daemon keeps a warm reserve of freed memory backed,
- * and only memory beyond it is hole-punched (which also drops it from every
- * reader's page tables). A reader that got the old object keeps page-table
- * entries for it as long as the range stays backed, so a process that
- * follows a name refreshed many times, each new value placed elsewhere in
- * the reserve, ends up mapping all of the reserve (its RSS counts it).
- *
- * So the client remembers, for each name that gave it a large object, the
+ * Every range the daemon frees leaves each client's mapping at the
+ * client's next call anyway (freelog.c). But a named object is freed only
+ * when no reader holds it any more: a worker that got the old frame and let
+ * it go keeps its pages mapped until the slowest other worker lets go too
+ * and then makes a call. For large values this client drops them earlier,
+ * itself: it remembers, for each name that gave it a large object, the
  * object it last gave (a small table, the oldest entry making room). When a
  * get by name returns another object and this client holds no view of the
- * old one any more, MADV_DONTNEED drops the old range from this process's
- * mapping; while views are held, it is dropped when the last goes. On a
- * MAP_SHARED mapping this only zaps page-table entries: the pages and their
- * data stay in the arena file, so it is safe even when the range holds
- * another object meanwhile (its pages are faulted in again on access), and
- * the protection of the mapping (read-only, or a writer's open window) is
- * that of the mapping, which re-faults keep. The part of the old range that
- * the new object covers, and pages shared with neighbours, are kept.
+ * old one any more, the old range leaves this process's page tables
+ * (client_zap: MADV_DONTNEED, which on a MAP_SHARED mapping only drops
+ * page-table entries; see freelog.c for why that is always safe); while
+ * views are held, it is dropped when the last goes. The part of the old
+ * range that the new object covers, and pages shared with neighbours, are
+ * kept.
  *
  * Every drop is made with io_lock held, so that the mapping cannot be
  * replaced or unmapped meanwhile (a reconnect needs io_lock): at the get,
  * or, when the last view goes, by whoever holds io_lock next in
  * client_end() (drop_view() takes it when it is free).
  */
-#include <errno.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "client_internal.h"
-#include "layout.h"
-#include "os.h"
 
-/* Drops [off, off + len) of c's mapping from this process's page tables,
- * except [keep_off, keep_off + keep_len); rounded inwards to the granule
- * of the mapping. */
+/* Drops the old range except what the name's new object covers. */
 static void zap_range(shoal_client *c, uint64_t off, uint64_t len,
                       uint64_t keep_off, uint64_t keep_len)
 {
-	uint64_t g = c->window_page ? c->window_page : c->page_size;
-	uint64_t end = off + len, keep_end = keep_off + keep_len;
-	uint64_t part[2][2] = {{off, end}, {0, 0}};
+	struct client_range keep = {keep_off, keep_len};
 
-	if (!c->base)
-		return;
-
-	if (keep_len && keep_off < end && keep_end > off) {
-		part[0][1] = keep_off > off ? keep_off : off;
-		part[1][0] = keep_end < end ? keep_end : end;
-		part[1][1] = end;
-	}
-	for (int i = 0; i < 2; i++) {
-		uint64_t s = (part[i][0] + g - 1) / g * g;
-		uint64_t e = part[i][1] / g * g;
-
-		if (e > c->map_size)
-			e = c->map_size;
-		if (s >= e)
-			continue;
-		if (os_madvise(c->base + s, (size_t)(e - s), MADV_DONTNEED) < 0)
-			continue;
-		/* Whole chunks zapped are no longer in the page tables: a
-		 * create there populates them again (objects.c). */
-		for (uint64_t k = (s + LAYOUT_CHUNK - 1) / LAYOUT_CHUNK;
-		     (k + 1) * LAYOUT_CHUNK <= e; k++)
-			atomic_fetch_and(&c->populated[k / 64],
-			                 ~(1ull << (k % 64)));
-	}
+	client_zap(c, off, len, &keep, 1);
 }
 
 /* Keeps old to be dropped when the last view of its handle goes; the

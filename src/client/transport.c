@@ -196,6 +196,7 @@ int client_begin(shoal_client *c)
 		client_end(c);
 		return SHOAL_EUNAVAILABLE;
 	}
+	client_freelog_check(c);
 	return 0;
 }
 

@@ -536,13 +536,21 @@ int alloc_claim(struct alloc *a, uint64_t offset, uint64_t size)
 	return 0;
 }
 
+uint64_t alloc_free(struct alloc *a, uint64_t offset)
+{
+	uint64_t span_off, span_size;
+
+	return alloc_free_span(a, offset, &span_off, &span_size);
+}
+
 /*
  * Frees the used block at offset and merges it with a free neighbour on
  * either side; the merged block keeps the lowest node, the others become
  * spare. Returns the freed size, or 0 (nothing changed) when no used block
  * starts at offset.
  */
-uint64_t alloc_free(struct alloc *a, uint64_t offset)
+uint64_t alloc_free_span(struct alloc *a, uint64_t offset, uint64_t *span_off,
+                         uint64_t *span_size)
 {
 	struct used_block *e = used_entry(a, offset);
 	uint32_t i, p, n;
@@ -578,6 +586,8 @@ uint64_t alloc_free(struct alloc *a, uint64_t offset)
 		a->nfree--;
 	}
 	index_insert(a, i);
+	*span_off = a->nodes[i].off;
+	*span_size = a->nodes[i].size;
 	return size;
 }
 

@@ -80,6 +80,12 @@ int alloc_claim(struct alloc *a, uint64_t offset, uint64_t size);
  */
 uint64_t alloc_free(struct alloc *a, uint64_t offset);
 
+/* alloc_free(), also giving the free block that the freed one became part
+ * of, merged with its free neighbours: [*span_off, *span_off + *span_size)
+ * (left unset when it returns 0). */
+uint64_t alloc_free_span(struct alloc *a, uint64_t offset, uint64_t *span_off,
+                         uint64_t *span_size);
+
 /* Size of the allocated block at offset, or 0 if none starts there. */
 uint64_t alloc_block_size(const struct alloc *a, uint64_t offset);
 

@@ -90,9 +90,15 @@ static enum cmd_result cmd_hello(struct conn *c, const struct proto_header *h,
 	if (arena_repair_header(&srv->arena))
 		fprintf(stderr, "shoal: the arena header had been overwritten "
 		                "by a client; restored it\n");
-	int fd = req.flags & PROTO_HELLO_WRITER ? srv->arena.fd
-	                                        : srv->arena.ro_fd;
-	long n = net_send_with_fd(c->fd, &msg, sizeof(msg), fd);
+	/* A reader's HELLO also brings the published region (freelog.h),
+	 * second; a writer's short connection needs only the arena. */
+	int fds[2] = {srv->arena.ro_fd, srv->freelog.ro_fd};
+	int nfds = srv->freelog.ro_fd >= 0 ? 2 : 1;
+	if (req.flags & PROTO_HELLO_WRITER) {
+		fds[0] = srv->arena.fd;
+		nfds = 1;
+	}
+	long n = net_send_with_fds(c->fd, &msg, sizeof(msg), fds, nfds);
 	if (n <= 0)
 		return CMD_CLOSE; /* a fresh socket always takes 56 bytes */
 	if ((size_t)n < sizeof(msg)) {

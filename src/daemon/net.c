@@ -105,22 +105,30 @@ int net_accept(int listen_fd)
 
 long net_send_with_fd(int sock, const void *buf, size_t len, int fd)
 {
+	return net_send_with_fds(sock, buf, len, &fd, 1);
+}
+
+long net_send_with_fds(int sock, const void *buf, size_t len, const int *fds,
+                       int nfds)
+{
 	union {
 		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[CMSG_SPACE(NET_MAX_FDS * sizeof(int))];
 	} ctl;
 	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
 	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
 	ssize_t n;
 
+	if (nfds < 1 || nfds > NET_MAX_FDS)
+		return -EINVAL;
 	memset(&ctl, 0, sizeof(ctl));
 	msg.msg_control = ctl.buf;
-	msg.msg_controllen = sizeof(ctl.buf);
+	msg.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
 	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+	memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
 	do
 		n = os_sendmsg(sock, &msg, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);

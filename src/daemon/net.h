@@ -23,4 +23,12 @@ int net_accept(int listen_fd);
  * or -errno. */
 long net_send_with_fd(int sock, const void *buf, size_t len, int fd);
 
+/* Most fds net_send_with_fds() attaches. */
+#define NET_MAX_FDS 2
+
+/* Sends len bytes with nfds fds (1 to NET_MAX_FDS) attached as one
+ * SCM_RIGHTS message, in order. Returns the bytes sent or -errno. */
+long net_send_with_fds(int sock, const void *buf, size_t len, const int *fds,
+                       int nfds);
+
 #endif /* SHOAL_NET_H */

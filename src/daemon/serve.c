@@ -64,6 +64,11 @@ static void usage(FILE *f)
 	        "      --event-queue SIZE  unread events a subscriber may have "
 	        "before\n"
 	        "                        it is dropped (default 4M)\n"
+	        "      --freelog-entries N  slots of the log of freed ranges "
+	        "that clients\n"
+	        "                        follow to drop freed pages (a power "
+	        "of two;\n"
+	        "                        default 65536; 0: no log)\n"
 	        "  -v, --verbose         log clients coming and going\n"
 	        "  -h, --help            this text\n"
 	        "  -V, --version         print the version\n");
@@ -138,6 +143,7 @@ int daemon_main(int argc, char **argv)
 	        {"stall-timeout", required_argument, NULL, 'S'},
 	        {"debug-checks", no_argument, NULL, 'D'},
 	        {"event-queue", required_argument, NULL, 'E'},
+	        {"freelog-entries", required_argument, NULL, 'F'},
 	        {"verbose", no_argument, NULL, 'v'},
 	        {"help", no_argument, NULL, 'h'},
 	        {"version", no_argument, NULL, 'V'},
@@ -230,6 +236,24 @@ int daemon_main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'F': {
+			char *end;
+			unsigned long long n = strtoull(optarg, &end, 10);
+			if (*optarg < '0' || *optarg > '9' || *end ||
+			    (n && n < 16) || n > (1ull << 24) ||
+			    (n & (n - 1))) {
+				fprintf(stderr,
+				        "shoal serve: bad --freelog-entries "
+				        "'%s' "
+				        "(0, or a power of two from 16 to "
+				        "16777216)\n",
+				        optarg);
+				return 2;
+			}
+			opt.freelog_entries = n;
+			opt.no_freelog = n == 0;
+			break;
+		}
 		case 'v':
 			opt.verbose = true;
 			break;

@@ -374,6 +374,7 @@ int server_init_state(struct server *srv, const struct server_options *opt,
 	srv->listen_fd = srv->signal_fd = -1;
 	srv->persist.lock_fd = srv->persist.log_fd = -1;
 	waits_init(&srv->waits);
+	srv->freelog.fd = srv->freelog.ro_fd = -1;
 	rc = open_arena(srv, &reused, err, size);
 	if (rc)
 		return rc;
@@ -381,6 +382,15 @@ int server_init_state(struct server *srv, const struct server_options *opt,
 	if (rc) {
 		snprintf(err, size, "out of memory");
 		goto fail;
+	}
+	if (!opt->no_freelog) {
+		rc = freelog_open(&srv->freelog,
+		                  opt->freelog_entries ? opt->freelog_entries
+		                                       : FREELOG_ENTRIES,
+		                  &srv->arena.header, err, size);
+		if (rc)
+			goto fail;
+		srv->store.freelog = &srv->freelog;
 	}
 	if (opt->persist_dir) {
 		rc = persist_recover(&srv->persist, &srv->store, reused, err,
@@ -473,6 +483,8 @@ void server_free(struct server *srv)
 	if (srv->store.alloc)
 		store_free(&srv->store);
 	arena_close(&srv->arena);
+	freelog_close(&srv->freelog);
 	memset(srv, 0, sizeof(*srv));
 	srv->listen_fd = srv->signal_fd = -1;
+	srv->freelog.fd = srv->freelog.ro_fd = -1;
 }

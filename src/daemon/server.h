@@ -45,6 +45,9 @@ struct server_options {
 	/* unread event bytes before a subscriber overflows */
 	uint64_t event_queue;
 	struct limits limits; /* 0s: defaults for the capacity */
+	/* slots of the freed-range log (freelog.h); 0: FREELOG_ENTRIES */
+	uint64_t freelog_entries;
+	bool no_freelog; /* publish no region at all */
 };
 
 struct conn {
@@ -112,6 +115,8 @@ struct server {
 	bool persisting;       /* opt.persist_dir is in use */
 	bool stopped;          /* the loop ended on a signal: a clean stop */
 	struct persist persist;
+	/* The published region (freed-range log) clients map read-only. */
+	struct freelog freelog;
 };
 
 /* Sets up arena, store, socket and loop. Returns 0, or a negative code with

@@ -109,7 +109,9 @@ static void destroy(struct store *st, uint32_t slot)
 	}
 	SHOAL_ASSERT(alloc_block_size(st->alloc, o->offset) == o->block_size);
 	runs_drop(&st->runs, &st->objs, slot);
-	alloc_free(st->alloc, o->offset);
+	uint64_t span_off = 0, span_len = 0;
+	alloc_free_span(st->alloc, o->offset, &span_off, &span_len);
+	freelog_note(st->freelog, o->offset, o->block_size, span_off, span_len);
 	u64map_del(&st->by_offset, o->offset);
 	objtab_release_slot(&st->objs, slot);
 	st->events |= STORE_EV_FREED;

@@ -33,6 +33,7 @@
 #include "alloc.h"
 #include "arena.h"
 #include "expiry.h"
+#include "freelog.h"
 #include "names.h"
 #include "objects.h"
 #include "runs.h"
@@ -113,6 +114,9 @@ struct store {
 	/* Limits (limit.h); 0: none. Over one: SHOAL_ELIMIT. At the object
 	 * limit a create first evicts the least recently released object. */
 	uint64_t max_objects, max_names, name_memory;
+	/* Where frees that leave whole pages free are published for
+	 * clients (freelog.h); NULL: nowhere. */
+	struct freelog *freelog;
 };
 
 /* Creates the store over an open arena. Returns 0 or SHOAL_ENOMEM. */

@@ -440,7 +440,7 @@ static int raw_hello(const char *path, uint32_t flags, int *sock,
 		struct proto_hello_reply r;
 	} rep;
 	union {
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[CMSG_SPACE(2 * sizeof(int))];
 		struct cmsghdr align;
 	} ctl;
 	struct iovec iov = {&rep, sizeof(rep)};
@@ -458,8 +458,17 @@ static int raw_hello(const char *path, uint32_t flags, int *sock,
 	assert_int_equal(write(s, &req, sizeof(req)), (ssize_t)sizeof(req));
 	assert_int_equal(recvmsg(s, &mh, MSG_WAITALL), (ssize_t)sizeof(rep));
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-	if (cm && cm->cmsg_type == SCM_RIGHTS)
+	if (cm && cm->cmsg_type == SCM_RIGHTS) {
 		memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+		/* A reader's HELLO also brings the published region. */
+		for (size_t i = 1;
+		     i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+			int more;
+			memcpy(&more, CMSG_DATA(cm) + i * sizeof(int),
+			       sizeof(int));
+			close(more);
+		}
+	}
 	assert_int_equal(rep.r.r.status, 0);
 	if (out)
 		*out = rep.r;

@@ -1015,7 +1015,7 @@ static void raw_hello(int fd)
 		struct proto_hello b;
 	} m = {.b = {.proto_version = PROTO_VERSION, .pid = 1}};
 	union {
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[CMSG_SPACE(2 * sizeof(int))];
 		struct cmsghdr align;
 	} ctl;
 	uint8_t reply[sizeof(struct proto_header) +
@@ -1033,9 +1033,15 @@ static void raw_hello(int fd)
 		ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
 		assert_true(n > 0);
 		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-		if (cm && cm->cmsg_type == SCM_RIGHTS) {
+		/* The arena's fd and the published region's. */
+		size_t nfds =
+		        cm && cm->cmsg_type == SCM_RIGHTS
+		                ? (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int)
+		                : 0;
+		for (size_t i = 0; i < nfds; i++) {
 			int passed;
-			memcpy(&passed, CMSG_DATA(cm), sizeof(passed));
+			memcpy(&passed, CMSG_DATA(cm) + i * sizeof(int),
+			       sizeof(passed));
 			close(passed);
 		}
 		got += (size_t)n;
@@ -1266,6 +1272,72 @@ static void test_accept_out_of_fds(void **state)
 	daemon_stop();
 }
 
+/* Publishes n entries in the daemon's freed-range log (paused), as a
+ * broken daemon might, then sets its head to head. */
+static void publish_raw(const uint64_t (*e)[2], size_t n, uint64_t head)
+{
+	struct freelog *f = &D.srv.freelog;
+
+	daemon_pause();
+	for (size_t i = 0; i < n; i++) {
+		struct layout_freed *slot = &f->ring[(f->head + i) & f->mask];
+		atomic_store(&slot->offset, e[i][0]);
+		atomic_store(&slot->length, e[i][1]);
+	}
+	f->head = head;
+	atomic_store(&f->hdr->freelog_head, head);
+	daemon_resume();
+}
+
+/* A client trusts no entry of the freed-range log: entries over the
+ * header, past the mapping, of any length, wrapping around, and a head
+ * that goes back or far ahead cost it at most an madvise of its own
+ * mapping; what it views reads the same. */
+static void test_hostile_freelog(void **state)
+{
+	const uint64_t u = UINT64_MAX;
+	(void)state;
+	daemon_start(4u << 20);
+	shoal_client *c = must_connect();
+	shoal_view v;
+	shoal_id id = make_id(1);
+	must_put(c, 1, 300000);
+	assert_int_equal(shoal_get(c, &id, 1, 0, &v), 0);
+	assert_true(has_pattern(v.data, v.data_size, 1));
+	uint64_t map = D.srv.arena.map_size, h = D.srv.freelog.head;
+	const uint64_t bad[][2] = {
+	        {0, 4096},       {0, u},           {u - 4095, 8192},
+	        {map, 4096},     {map - 4096, u},  {4096, u},
+	        {123, 77},       {8192, 0},        {u, u},
+	        {4096, map * 2}, {map + 8192, 64}, {4096, 4096},
+	};
+	size_t n = sizeof(bad) / sizeof(bad[0]);
+	int st = -1;
+
+	publish_raw(bad, n, h + n);
+	assert_int_equal(shoal_contains(c, &id, &st), 0);
+	assert_true(has_pattern(v.data, v.data_size, 1));
+	publish_raw(bad, 0, 1); /* back */
+	assert_int_equal(shoal_contains(c, &id, &st), 0);
+	assert_true(has_pattern(v.data, v.data_size, 1));
+	publish_raw(bad, 0, u - 2); /* far ahead, wrapping next */
+	assert_int_equal(shoal_contains(c, &id, &st), 0);
+	publish_raw(bad, n, u - 2 + n);
+	assert_int_equal(shoal_contains(c, &id, &st), 0);
+	assert_true(has_pattern(v.data, v.data_size, 1));
+	/* Still a working store. */
+	must_put(c, 2, 70000);
+	assert_int_equal(shoal_release(c, &v), 0);
+	shoal_id two = make_id(2);
+	assert_int_equal(shoal_get(c, &two, 1, 0, &v), 0);
+	assert_true(has_pattern(v.data, v.data_size, 2));
+	assert_int_equal(shoal_release(c, &v), 0);
+	shoal_id both[2] = {id, two};
+	assert_int_equal(shoal_delete(c, both, 2, NULL), 0);
+	shoal_disconnect(c);
+	daemon_stop();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1280,6 +1352,7 @@ int main(void)
 	        cmocka_unit_test(test_create_from),
 	        cmocka_unit_test(test_hangup_with_full_input),
 	        cmocka_unit_test(test_accept_out_of_fds),
+	        cmocka_unit_test(test_hostile_freelog),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

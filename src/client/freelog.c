@@ -1,0 +1,258 @@
+/*
+ * freelog.c - a client drops from its own mapping the pages that the store
+ * freed: it follows the daemon's log of freed ranges (layout.h, the
+ * published region) and MADV_DONTNEEDs each range.
+ *
+ * Why: the daemon keeps a warm reserve of freed memory backed and punches
+ * holes only beyond it. A process keeps every page it ever read or wrote
+ * in its page tables (and its RSS) as long as the page stays backed, so a
+ * worker of an app whose objects come and go all over the reserve (cache
+ * entries, callback outputs, a refreshed frame) would end up mapping most
+ * of the reserve. On a MAP_SHARED mapping of the arena file, MADV_DONTNEED
+ * only drops page-table entries: the pages and their data stay in the file,
+ * so dropping a range is safe even when it holds a new object by then (its
+ * pages are faulted in again on access), and the mapping's protection
+ * (read-only, or a writer's open window) is kept.
+ *
+ * When: at the start of every call that goes to the daemon (client_begin,
+ * with io_lock held, so the mapping cannot be replaced meanwhile). When
+ * nothing was freed that costs one load of the log's head.
+ *
+ * Trust: the region is mapped read-only from a read-only fd; still, every
+ * entry is clipped to the data area of the mapping, and a ring that wrapped
+ * while it was being read is detected from the head (re-read after the
+ * entries): nothing read from it can do more than an madvise of part of
+ * this client's own mapping, which never changes data.
+ *
+ * Falling behind: a client more than a ring behind (idle while the store
+ * freed many ranges) cannot know which ranges it missed; it drops its whole
+ * mapping instead, except what it keeps (below). Objects it still views
+ * are faulted in again when read: correct, and bounded to once per ring.
+ *
+ * Kept: a process that creates large objects (a loader refreshing a frame)
+ * puts each into warm memory that it mapped when it wrote an earlier
+ * value; dropping those pages would make every put fault them in again.
+ * So the ranges of this client's last CLIENT_KEPT large creates are never
+ * dropped by the log.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "client_internal.h"
+#include "layout.h"
+#include "os.h"
+
+/* Entries read from the ring before checking that they were not
+ * overwritten meanwhile and acting on them. */
+#define READ_BATCH 128
+
+/* Drops [s, e) of the mapping (granule-aligned) and clears the populated
+ * bits of the whole chunks in it. */
+static void zap_aligned(shoal_client *c, uint64_t s, uint64_t e)
+{
+	if (s >= e)
+		return;
+	if (os_madvise(c->base + s, (size_t)(e - s), MADV_DONTNEED) < 0)
+		return;
+	/* Whole chunks zapped are no longer in the page tables: a create
+	 * there populates them again (objects.c). */
+	for (uint64_t k = (s + LAYOUT_CHUNK - 1) / LAYOUT_CHUNK;
+	     (k + 1) * LAYOUT_CHUNK <= e; k++)
+		atomic_fetch_and(&c->populated[k / 64], ~(1ull << (k % 64)));
+}
+
+void client_zap(shoal_client *c, uint64_t off, uint64_t len,
+                const struct client_range *keep, size_t nkeep)
+{
+	uint64_t g = c->window_page ? c->window_page : c->page_size;
+	uint64_t end, cur;
+
+	if (!c->base || off >= c->map_size)
+		return;
+	end = len > c->map_size - off ? c->map_size : off + len;
+	cur = off;
+	for (size_t i = 0; i < nkeep && cur < end; i++) {
+		uint64_t ks = keep[i].offset, ke = ks + keep[i].size;
+
+		if (keep[i].size == 0 || ke <= cur || ks >= end)
+			continue;
+		if (ks > cur)
+			zap_aligned(c, (cur + g - 1) / g * g, ks / g * g);
+		cur = ke;
+	}
+	if (cur < end)
+		zap_aligned(c, (cur + g - 1) / g * g, end / g * g);
+}
+
+/* Sorts a few ranges by offset (insertion sort: n is small). */
+static void sort_ranges(struct client_range *r, size_t n)
+{
+	for (size_t i = 1; i < n; i++) {
+		struct client_range x = r[i];
+		size_t j = i;
+
+		for (; j > 0 && r[j - 1].offset > x.offset; j--)
+			r[j] = r[j - 1];
+		r[j] = x;
+	}
+}
+
+/* The ranges the log never drops, sorted; returns their number. */
+static size_t kept_ranges(const shoal_client *c, struct client_range *out)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < CLIENT_KEPT; i++)
+		if (c->kept[i].size)
+			out[n++] = c->kept[i];
+	sort_ranges(out, n);
+	return n;
+}
+
+/* Fell behind: drops the whole data area except the kept ranges and the
+ * objects this client is writing. */
+static void drop_all(shoal_client *c, struct client_range *keep, size_t nkeep)
+{
+	struct client_range all[CLIENT_KEPT + 64];
+	struct client_ref *r;
+	size_t n = nkeep;
+
+	memcpy(all, keep, nkeep * sizeof(*keep));
+	for (size_t i = 0; n < sizeof(all) / sizeof(all[0]) &&
+	                   (r = client_refmap_next(&c->unsealed, &i));)
+		all[n++] = (struct client_range){r->offset, r->size};
+	sort_ranges(all, n);
+	client_zap(c, c->data_offset, c->map_size - c->data_offset, all, n);
+	c->freelog_overflows++;
+}
+
+void client_freelog_apply(shoal_client *c)
+{
+	const struct layout_published *p = c->pub;
+	const uint64_t slots = c->freelog_mask + 1;
+	struct client_range keep[CLIENT_KEPT];
+	struct client_range got[READ_BATCH];
+	size_t nkeep = kept_ranges(c, keep);
+	uint64_t head =
+	        atomic_load_explicit(&p->freelog_head, memory_order_acquire);
+
+	while (c->freelog_pos != head) {
+		uint64_t pos = c->freelog_pos, n = head - pos;
+		size_t k = 0;
+
+		/* More than a ring behind, or a head that went backwards
+		 * (nothing the daemon writes): what was missed is unknown. */
+		if (n >= slots) {
+			drop_all(c, keep, nkeep);
+			c->freelog_pos = head;
+			break;
+		}
+		if (n > READ_BATCH)
+			n = READ_BATCH;
+		for (uint64_t i = 0; i < n; i++) {
+			const struct layout_freed *e =
+			        &c->freelog[(pos + i) & c->freelog_mask];
+			uint64_t off = atomic_load_explicit(
+			        &e->offset, memory_order_relaxed);
+			uint64_t len = atomic_load_explicit(
+			        &e->length, memory_order_relaxed);
+
+			/* Neighbours merge into one madvise. */
+			if (k && got[k - 1].offset + got[k - 1].size == off)
+				got[k - 1].size += len;
+			else
+				got[k++] = (struct client_range){off, len};
+		}
+		/* Were they overwritten while being read? Then the ring
+		 * wrapped past pos: as if more than a ring behind. */
+		atomic_thread_fence(memory_order_acquire);
+		uint64_t now = atomic_load_explicit(&p->freelog_head,
+		                                    memory_order_relaxed);
+		if (now - pos >= slots) {
+			head = now;
+			continue;
+		}
+		for (size_t i = 0; i < k; i++) {
+			uint64_t off = got[i].offset, len = got[i].size;
+
+			if (off < c->data_offset) { /* never the header */
+				if (len <= c->data_offset - off)
+					continue;
+				len -= c->data_offset - off;
+				off = c->data_offset;
+			}
+			client_zap(c, off, len, keep, nkeep);
+		}
+		c->freelog_pos = pos + n;
+	}
+}
+
+void client_freelog_created(shoal_client *c, uint64_t offset, uint64_t size)
+{
+	if (size < CLIENT_NAMED_LARGE)
+		return;
+	c->kept[c->kept_next] = (struct client_range){offset, size};
+	c->kept_next = (c->kept_next + 1) % CLIENT_KEPT;
+}
+
+/* Whether p, a mapping of size bytes, is a published region of the
+ * daemon whose arena header is h, with its ring inside it. */
+static bool region_ok(const struct layout_published *p, uint64_t size,
+                      const struct layout_header *h)
+{
+	return size >= sizeof(*p) && p->magic == LAYOUT_PUB_MAGIC &&
+	       p->version == LAYOUT_PUB_VERSION && p->region_size == size &&
+	       p->daemon_pid == h->daemon_pid &&
+	       p->start_time_ns == h->start_time_ns && p->freelog_entries > 0 &&
+	       (p->freelog_entries & (p->freelog_entries - 1)) == 0 &&
+	       p->freelog_offset % _Alignof(struct layout_freed) == 0 &&
+	       p->freelog_offset >= sizeof(*p) && p->freelog_offset <= size &&
+	       p->freelog_entries <=
+	               (size - p->freelog_offset) / sizeof(struct layout_freed);
+}
+
+void client_freelog_map(shoal_client *c, int fd)
+{
+	struct layout_header h;
+	struct stat st;
+	void *m;
+
+	if (fd < 0 || !c->base || fstat(fd, &st) != 0 ||
+	    (uint64_t)st.st_size < sizeof(struct layout_published) ||
+	    (uint64_t)st.st_size > SIZE_MAX)
+		return;
+	m = os_mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED)
+		return;
+	memcpy(&h, c->base, sizeof(h));
+	const struct layout_published *p = m;
+	if (!region_ok(p, (uint64_t)st.st_size, &h)) {
+		munmap(m, (size_t)st.st_size);
+		return;
+	}
+	c->pub = p;
+	c->pub_size = (uint64_t)st.st_size;
+	c->freelog = (const struct layout_freed *)((const uint8_t *)m +
+	                                           p->freelog_offset);
+	c->freelog_mask = p->freelog_entries - 1;
+	/* What was freed before this mapping existed is not in it. */
+	c->freelog_pos =
+	        atomic_load_explicit(&p->freelog_head, memory_order_acquire);
+}
+
+void client_freelog_unmap(shoal_client *c)
+{
+	if (c->pub)
+		munmap((void *)c->pub, (size_t)c->pub_size);
+	c->pub = NULL;
+	c->pub_size = 0;
+	c->freelog = NULL;
+	c->freelog_mask = 0;
+	c->freelog_pos = 0;
+	memset(c->kept, 0, sizeof(c->kept));
+	c->kept_next = 0;
+}
