@@ -97,8 +97,15 @@ struct client_ref *client_refmap_find(const struct client_refmap *m,
 struct client_ref *client_refmap_insert(struct client_refmap *m,
                                         uint64_t handle, const shoal_id *id);
 
-/* Removes an entry returned by find or insert (other pointers into the map
- * are invalid afterwards, as they are after an insert). */
+/* Finds the entry of the key, or inserts it with count 0 (*added says
+ * which), hashing the key once. NULL only when it must insert and the map
+ * has no room. */
+struct client_ref *client_refmap_upsert(struct client_refmap *m,
+                                        uint64_t handle, const shoal_id *id,
+                                        bool *added);
+
+/* Removes an entry returned by find, insert or upsert (other pointers into the
+ * map are invalid afterwards, as they are after an insert). */
 void client_refmap_remove(struct client_refmap *m, struct client_ref *r);
 
 /* Iteration: for (size_t i = 0; (r = client_refmap_next(m, &i));) ... */
