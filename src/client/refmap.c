@@ -59,8 +59,9 @@ struct client_ref *client_refmap_find(const struct client_refmap *m,
 	return htab_find(&m->t, key_hash(m, handle, id), handle_eq, &k);
 }
 
-struct client_ref *client_refmap_insert(struct client_refmap *m,
-                                        uint64_t handle, const shoal_id *id)
+/* Inserts an absent key under its hash h; NULL without room. */
+static struct client_ref *insert(struct client_refmap *m, uint64_t h,
+                                 uint64_t handle, const shoal_id *id)
 {
 	struct client_ref src = {.handle = handle};
 	void *at;
@@ -69,9 +70,28 @@ struct client_ref *client_refmap_insert(struct client_refmap *m,
 		return NULL; /* not reserved: inserting would allocate */
 	if (id)
 		src.id = *id;
-	if (htab_insert(&m->t, key_hash(m, handle, id), &src, &at))
+	if (htab_insert(&m->t, h, &src, &at))
 		return NULL;
 	return at;
+}
+
+struct client_ref *client_refmap_insert(struct client_refmap *m,
+                                        uint64_t handle, const shoal_id *id)
+{
+	return insert(m, key_hash(m, handle, id), handle, id);
+}
+
+struct client_ref *client_refmap_upsert(struct client_refmap *m,
+                                        uint64_t handle, const shoal_id *id,
+                                        bool *added)
+{
+	struct ref_key k = {handle, id};
+	uint64_t h = key_hash(m, handle, id);
+	struct client_ref *r = m->by_id ? htab_find(&m->t, h, id_eq, &k)
+	                                : htab_find(&m->t, h, handle_eq, &k);
+
+	*added = r == NULL;
+	return r ? r : insert(m, h, handle, id);
 }
 
 void client_refmap_remove(struct client_refmap *m, struct client_ref *r)

@@ -470,20 +470,19 @@ int client_reserve_views(shoal_client *c, size_t extra)
 void client_hold(shoal_client *c, uint64_t handle, const shoal_id *id,
                  uint64_t size)
 {
-	struct client_ref *r = client_refmap_find(&c->views, handle, NULL);
+	bool added;
+	struct client_ref *r =
+	        client_refmap_upsert(&c->views, handle, id, &added);
 
-	if (!r) {
-		struct client_ref *byid =
-		        client_refmap_find(&c->view_ids, 0, id);
-
-		r = client_refmap_insert(&c->views, handle, id);
-		if (r)
-			r->size = size;
+	if (!r || added) {
 		/* The same ID may name a deleted object still held and a new
 		 * one: the index keeps the latest, drop_view() scans for the
 		 * rare others. */
-		if (!byid)
-			byid = client_refmap_insert(&c->view_ids, handle, id);
+		struct client_ref *byid =
+		        client_refmap_upsert(&c->view_ids, handle, id, &added);
+
+		if (r)
+			r->size = size;
 		if (byid)
 			byid->handle = handle;
 	}

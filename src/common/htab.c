@@ -100,22 +100,34 @@ static uint8_t *slot(const struct htab *t, const struct htab_slots *a, size_t i)
 	return a->entries + i * t->esize;
 }
 
-/* Copies one entry: the tables' usual sizes without a call to memcpy
- * (this is most of what an insert, a removal and a move step do). */
+/*
+ * Copies one entry without a call to memcpy (this is most of what an
+ * insert, a removal and a move step do): 4 bytes (the object table's
+ * slots) at once, and an entry of 8 to 128 bytes as two
+ * fixed-size copies that overlap in the middle, which the compiler turns
+ * into a few register moves. Entries never overlap each other.
+ */
 static inline void copy_entry(void *dst, const void *src, size_t esize)
 {
-	switch (esize) {
-	case 4:
-		memcpy(dst, src, 4);
-		break;
-	case 8:
-		memcpy(dst, src, 8);
-		break;
-	case 16:
-		memcpy(dst, src, 16);
-		break;
-	default:
-		memcpy(dst, src, esize);
+	uint8_t *d = dst;
+	const uint8_t *s = src;
+
+	if (esize == 4) {
+		memcpy(d, s, 4);
+	} else if (esize > 128 || esize < 8) {
+		memcpy(d, s, esize);
+	} else if (esize > 64) {
+		memcpy(d, s, 64);
+		memcpy(d + esize - 64, s + esize - 64, 64);
+	} else if (esize > 32) {
+		memcpy(d, s, 32);
+		memcpy(d + esize - 32, s + esize - 32, 32);
+	} else if (esize > 16) {
+		memcpy(d, s, 16);
+		memcpy(d + esize - 16, s + esize - 16, 16);
+	} else {
+		memcpy(d, s, 8);
+		memcpy(d + esize - 8, s + esize - 8, 8);
 	}
 }
 
@@ -149,11 +161,6 @@ void htab_clear(struct htab *t)
 	t->cur.count = 0;
 	t->count = 0;
 	t->moved = t->move_start = 0;
-}
-
-size_t htab_room(const struct htab *t)
-{
-	return capacity(&t->cur) / 4 * 3;
 }
 
 /* Takes the first empty slot of a's run from f's home; returns it. */

@@ -154,7 +154,10 @@ void *htab_next(const struct htab *t, size_t *pos);
 
 /* Entries the current array holds before it must grow (after a reserve:
  * at least count + extra). */
-size_t htab_room(const struct htab *t);
+static inline size_t htab_room(const struct htab *t)
+{
+	return t->cur.fp ? (t->cur.mask + 1) / 4 * 3 : 0;
+}
 
 /* Whether a growth is being moved. */
 static inline bool htab_moving(const struct htab *t)

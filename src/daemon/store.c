@@ -156,11 +156,9 @@ static int hold(struct store *st, struct store_client *sc, uint32_t slot)
 	struct object *o = objtab_get(&st->objs, slot);
 	int rc;
 
-	if (u64map_get(&sc->holds, h, NULL))
-		return 0;
-	rc = u64map_put(&sc->holds, h, 0);
-	if (rc)
-		return rc;
+	rc = u64map_add(&sc->holds, h, 0);
+	if (rc <= 0)
+		return rc; /* held already, or out of memory */
 	SHOAL_ASSERT(o->state == OBJ_SEALED || o->holders == 0);
 	o->holders++;
 	settle(st, slot);

@@ -21,9 +21,14 @@ static bool key_eq(const void *entry, const void *key)
 	return k == *(const uint64_t *)key;
 }
 
+static struct pair *find_h(const struct u64map *m, uint64_t key, uint64_t h)
+{
+	return htab_find(&m->t, h, key_eq, &key);
+}
+
 static struct pair *find(const struct u64map *m, uint64_t key)
 {
-	return htab_find(&m->t, htab_hash_u64(key), key_eq, &key);
+	return find_h(m, key, htab_hash_u64(key));
 }
 
 void u64map_free(struct u64map *m)
@@ -31,20 +36,39 @@ void u64map_free(struct u64map *m)
 	htab_free(&m->t);
 }
 
-int u64map_put(struct u64map *m, uint64_t key, uint64_t val)
+/* Finds key, or inserts it with val: 1 (inserted), 0 (found: *at is its
+ * pair), SHOAL_EINVAL or SHOAL_ENOMEM. The key is hashed once. */
+static int find_or_add(struct u64map *m, uint64_t key, uint64_t val,
+                       struct pair **at)
 {
-	struct pair *p;
+	uint64_t h = htab_hash_u64(key);
 
 	if (key == UINT64_MAX)
 		return SHOAL_EINVAL;
-	if ((p = find(m, key)) != NULL) {
-		p->val = val;
+	if ((*at = find_h(m, key, h)) != NULL)
 		return 0;
-	}
 	if (m->t.esize == 0)
 		htab_init(&m->t, sizeof(struct pair));
 	struct pair n = {key, val};
-	return htab_insert(&m->t, htab_hash_u64(key), &n, NULL);
+	int rc = htab_insert(&m->t, h, &n, NULL);
+	return rc ? rc : 1;
+}
+
+int u64map_put(struct u64map *m, uint64_t key, uint64_t val)
+{
+	struct pair *p;
+	int rc = find_or_add(m, key, val, &p);
+
+	if (rc == 0)
+		p->val = val;
+	return rc < 0 ? rc : 0;
+}
+
+int u64map_add(struct u64map *m, uint64_t key, uint64_t val)
+{
+	struct pair *p;
+
+	return find_or_add(m, key, val, &p);
 }
 
 bool u64map_get(const struct u64map *m, uint64_t key, uint64_t *val)

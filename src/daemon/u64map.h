@@ -24,6 +24,11 @@ void u64map_free(struct u64map *m);
  * SHOAL_ENOMEM (map unchanged). */
 int u64map_put(struct u64map *m, uint64_t key, uint64_t val);
 
+/* Inserts key with val if it is absent. Returns 1 (inserted), 0 (present,
+ * its value unchanged), SHOAL_EINVAL (key UINT64_MAX) or SHOAL_ENOMEM (map
+ * unchanged). */
+int u64map_add(struct u64map *m, uint64_t key, uint64_t val);
+
 /* Looks key up; on a hit stores its value in *val (if not NULL). */
 bool u64map_get(const struct u64map *m, uint64_t key, uint64_t *val);
 

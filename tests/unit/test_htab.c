@@ -4,7 +4,8 @@
  * inserts, removals, lookups, reserves, clears and iteration in a seeded
  * random order, with htab_check() along the way; probe runs of one shared
  * hash; growth that moves a bounded number of entries per call; a failed
- * allocation that changes nothing; the keyed hashes.
+ * allocation that changes nothing; the keyed hashes; entries of every
+ * size copied byte for byte; the daemon's u64map on top of it.
  *
  * SHOAL_TEST_SCALE scales the random test (see test_alloc.c);
  * SHOAL_TEST_SEED picks its seed, which a failure prints.
@@ -23,6 +24,7 @@
 #include "htab.h"
 #include "os.h"
 #include "shoal.h"
+#include "u64map.h"
 
 struct kv {
 	uint64_t key, val;
@@ -349,6 +351,107 @@ static void test_hashes(void **state)
 	}
 }
 
+/* Entries of test_entry_sizes: the key in the first min(esize, 8) bytes
+ * (keys under 2^16), then bytes that depend on key and position. */
+static size_t entry_size;
+
+static void make_entry(uint8_t *e, uint64_t key)
+{
+	memcpy(e, &key, entry_size < 8 ? entry_size : 8);
+	for (size_t i = 8; i < entry_size; i++)
+		e[i] = (uint8_t)(key * 131 + i * 7 + 1);
+}
+
+static bool entry_eq(const void *e, const void *key)
+{
+	return memcmp(e, key, entry_size < 8 ? entry_size : 8) == 0;
+}
+
+/*
+ * Entries of every size the table copies differently (4 bytes, under 8,
+ * 8 to 128 in two overlapping halves, over 128) keep every byte through
+ * inserts, growths (moves) and removals mid-move (backward shifts).
+ */
+static void test_entry_sizes(void **state)
+{
+	static const size_t sizes[] = {4,  5,  8,  9,  16, 17,  24,  32,
+	                               33, 40, 64, 65, 72, 100, 128, 129};
+	enum { N = 3000 };
+	uint8_t want[256];
+
+	(void)state;
+	for (size_t z = 0; z < sizeof(sizes) / sizeof(sizes[0]); z++) {
+		struct htab t;
+
+		entry_size = sizes[z];
+		htab_init(&t, entry_size);
+		for (uint64_t k = 0; k < N; k++) {
+			make_entry(want, k);
+			assert_int_equal(
+			        htab_insert(&t, htab_hash_u64(k), want, NULL),
+			        0);
+			uint64_t d = k / 2; /* inserted before */
+			if (k % 2 == 0 && d % 3 == 1) {
+				void *e = htab_find(&t, htab_hash_u64(d),
+				                    entry_eq, &d);
+				assert_non_null(e);
+				htab_remove(&t, e);
+			}
+		}
+		check_ok(&t);
+		for (uint64_t k = 0; k < N; k++) {
+			uint8_t *e =
+			        htab_find(&t, htab_hash_u64(k), entry_eq, &k);
+			bool removed = k % 3 == 1 && k * 2 < N;
+			assert_int_equal(e == NULL, removed);
+			make_entry(want, k);
+			if (e && memcmp(e, want, entry_size) != 0)
+				fail_msg("entry of %zu bytes, key %llu changed",
+				         entry_size, (unsigned long long)k);
+		}
+		htab_free(&t);
+	}
+}
+
+/* u64map against a model: put overwrites, add does not, del removes. */
+static void test_u64map(void **state)
+{
+	enum { KEYS = 512 };
+	uint64_t value[KEYS];
+	bool present[KEYS] = {0};
+	struct u64map m = {0};
+
+	(void)state;
+	rng = 7;
+	for (int op = 0; op < 20000; op++) {
+		uint64_t k = rnd() % KEYS, v = rnd(), got;
+		int r = (int)(rnd() % 3);
+		if (r == 0) {
+			assert_int_equal(u64map_put(&m, k, v), 0);
+			present[k] = true;
+			value[k] = v;
+		} else if (r == 1) {
+			assert_int_equal(u64map_add(&m, k, v), !present[k]);
+			if (!present[k])
+				value[k] = v;
+			present[k] = true;
+		} else {
+			assert_int_equal(u64map_del(&m, k), present[k]);
+			present[k] = false;
+		}
+		assert_int_equal(u64map_get(&m, k, &got), present[k]);
+		if (present[k])
+			assert_true(got == value[k]);
+	}
+	size_t n = 0;
+	for (uint64_t k = 0; k < KEYS; k++)
+		n += present[k];
+	assert_int_equal(u64map_count(&m), n);
+	assert_int_equal(u64map_add(&m, UINT64_MAX, 1), SHOAL_EINVAL);
+	assert_int_equal(u64map_put(&m, UINT64_MAX, 1), SHOAL_EINVAL);
+	u64map_free(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -359,6 +462,8 @@ int main(void)
 	        cmocka_unit_test_teardown(test_enomem_changes_nothing,
 	                                  stop_failing),
 	        cmocka_unit_test(test_hashes),
+	        cmocka_unit_test(test_entry_sizes),
+	        cmocka_unit_test(test_u64map),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
