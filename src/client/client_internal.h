@@ -610,6 +610,11 @@ int client_check_segments(uint64_t size, const shoal_segment *segs, size_t n);
 void client_zap(shoal_client *c, uint64_t off, uint64_t len,
                 const struct client_range *keep, size_t nkeep);
 
+/* client_zap() of [off, off + len) except the places where this client
+ * wrote large objects (freelog.c) and also (if not NULL). */
+void client_zap_unkept(shoal_client *c, uint64_t off, uint64_t len,
+                       const struct client_range *also);
+
 /* Maps the published region of fd (from the HELLO reply) after the arena
  * and starts following its log at its current head. A region that does
  * not check out is ignored: the client then follows no log. */

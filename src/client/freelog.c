@@ -238,6 +238,18 @@ overflow:
 	c->freelog_bytes = 0;
 }
 
+void client_zap_unkept(shoal_client *c, uint64_t off, uint64_t len,
+                       const struct client_range *also)
+{
+	struct client_range keep[CLIENT_KEPT + 1];
+	size_t n = kept_ranges(c, keep);
+
+	if (also && also->size)
+		keep[n++] = *also;
+	sort_ranges(keep, n);
+	client_zap(c, off, len, keep, n);
+}
+
 void client_freelog_created(shoal_client *c, uint64_t offset, uint64_t size)
 {
 	uint64_t end = offset + size;

@@ -26,13 +26,15 @@
 
 #include "client_internal.h"
 
-/* Drops the old range except what the name's new object covers. */
+/* Drops the old range except what the name's new object covers and the
+ * places where this client wrote large objects itself (a loader that reads
+ * back what it put: its next put lands there, see freelog.c). */
 static void zap_range(shoal_client *c, uint64_t off, uint64_t len,
                       uint64_t keep_off, uint64_t keep_len)
 {
 	struct client_range keep = {keep_off, keep_len};
 
-	client_zap(c, off, len, &keep, 1);
+	client_zap_unkept(c, off, len, &keep);
 }
 
 /* Keeps old to be dropped when the last view of its handle goes; the

@@ -286,14 +286,19 @@ static void test_the_creator_keeps_its_recent_large_ranges(void **state)
 	testd_id(&b, 0xf3, 2);
 	put_fill(w, &a, size, 0x44);
 	assert_int_equal(shoal_set_name(w, "frame", 5, &a, NULL, NULL), 0);
-	shoal_view va;
-	assert_int_equal(shoal_get(w, &a, 1, 0, &va), 0);
+	/* The loader reads its value back by name, as a reader would. */
+	shoal_view va, vb;
+	assert_int_equal(shoal_get_name(w, "frame", 5, 0, &va, NULL), 0);
 	const uint8_t *pw = va.data;
 	assert_int_equal(shoal_release(w, &va), 0);
 	const uint8_t *pr = read_once(r, &a, size, 0x44);
 
 	put_fill(w, &b, size, 0x55); /* a is named: b lands elsewhere */
 	assert_int_equal(shoal_set_name(w, "frame", 5, &b, NULL, NULL), 0);
+	/* Superseding a by name drops it from a reader, not from where the
+	 * loader wrote it. */
+	assert_int_equal(shoal_get_name(w, "frame", 5, 0, &vb, NULL), 0);
+	assert_int_equal(shoal_release(w, &vb), 0);
 	any_call(w);
 	any_call(r);
 	/* a was freed: gone from the reader, kept by its creator. */
