@@ -1,7 +1,8 @@
 /*
  * os.h - the thin seam between shoal and the system: every system call that
  * can fail for reasons outside shoal's control (reads and writes on
- * sockets, accept, mmap, madvise, fallocate) and every private allocation
+ * sockets, accept, mmap, madvise, fallocate, arming the loop's timer) and
+ * every private allocation
  * of the daemon and the client go through an os_ wrapper, so that tests can
  * make them fail (SQLite's fault injection, in miniature).
  *
@@ -26,6 +27,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -40,6 +42,7 @@ enum os_call {
 	OS_MADVISE,
 	OS_FALLOCATE,
 	OS_ALLOC, /* malloc, calloc, realloc, strdup */
+	OS_TIMER, /* timerfd_settime */
 	OS_CALL_END
 };
 
@@ -134,6 +137,16 @@ static inline int os_fallocate(int fd, int mode, off_t off, off_t len)
 	if (OS__FAULT(OS_FALLOCATE, &n))
 		return -1;
 	return fallocate(fd, mode, off, len);
+}
+
+static inline int os_timerfd_settime(int fd, int flags,
+                                     const struct itimerspec *its)
+{
+	size_t n = 0;
+
+	if (OS__FAULT(OS_TIMER, &n))
+		return -1;
+	return timerfd_settime(fd, flags, its, NULL);
 }
 
 static inline void *os_malloc(size_t size)
