@@ -372,8 +372,12 @@ typedef struct shoal_segment {
  * right behind the reservation (each piece of a segment is copied once
  * its pages are reserved, and the calling thread reserves pages too when
  * it would wait) instead of after it, so the copy's memory traffic
- * overlaps the kernel's work per page. Segments in ascending offset order
- * overlap best; any order gives the same bytes. Bytes that no segment
+ * overlaps the kernel's work per page. An object of 32 MiB or more whose
+ * segments do not overlap is written through the arena file instead where
+ * the memory is fresh: the calling thread pwrites it from the front while
+ * the helpers populate and copy from the back (those pages are then not in
+ * this process's page tables until it touches them). Segments in
+ * ascending offset order overlap best; any order gives the same bytes. Bytes that no segment
  * covers are left as shoal_create() leaves them, for the caller to write
  * through *data before sealing. segs must stay valid during the call.
  * Returns what shoal_create() returns; SHOAL_EINVAL (nothing is created)

@@ -462,14 +462,29 @@ def measure_floor(nbytes, tmp, repeat):
     shared-memory pages a put into fresh memory must get (a new memfd,
     MADV_POPULATE_WRITE, then a memcpy into it) next to writing the same
     bytes to a new file in the temporary directory (page cache), which is
-    what a Feather write does. Medians in seconds."""
+    what a Feather write does; and the two kernel paths a put can take
+    instead of populating: pwrite into a new memfd (one thread, 8 MiB at a
+    time, as the client's writer does) and fallocate of a new memfd's
+    range. Medians in seconds."""
     import mmap
 
     block = os.urandom(1 << 20)
     src = bytearray(block * (nbytes >> 20))
     n = len(src)
-    out = {"populate_s": [], "memcpy_s": [], "file_write_s": []}
+    out = {"populate_s": [], "memcpy_s": [], "file_write_s": [], "memfd_pwrite_s": [], "memfd_fallocate_s": []}
+    step = 8 << 20
+    view = memoryview(src)
+    def on_new_memfd(key, fn):
+        fd = os.memfd_create("shoal-bench-floor")
+        try:
+            os.ftruncate(fd, n)
+            out[key].append(timed(lambda: fn(fd))[0])
+        finally:
+            os.close(fd)
+
     for _ in range(repeat):
+        on_new_memfd("memfd_pwrite_s", lambda fd: [os.pwrite(fd, view[o : o + step], o) for o in range(0, n, step)])
+        on_new_memfd("memfd_fallocate_s", lambda fd: os.posix_fallocate(fd, 0, n))
         fd = os.memfd_create("shoal-bench-floor")
         try:
             os.ftruncate(fd, n)
@@ -613,7 +628,9 @@ def main():
             floor = measure_floor(frame_bytes, tmp, args.repeat)
             print(f"  fresh memory for {frame_bytes / 2**20:.0f} MiB: memfd populate "
                   f"{floor['populate_s']:.3f} s + memcpy {floor['memcpy_s']:.3f} s; "
-                  f"file write {floor['file_write_s']:.3f} s", flush=True)
+                  f"file write {floor['file_write_s']:.3f} s; memfd pwrite "
+                  f"{floor['memfd_pwrite_s']:.3f} s; memfd fallocate {floor['memfd_fallocate_s']:.3f} s",
+                  flush=True)
             for key in args.only.split(","):
                 try:
                     SYSTEMS[key](ctx, results)

@@ -536,6 +536,53 @@ int client_populate(shoal_client *c, uint64_t start, uint64_t end,
                     uint64_t obj_off, const shoal_segment *segs, size_t nsegs,
                     bool *copied);
 
+/* MADV_POPULATE_WRITE over [p, p + len). Returns 0 or -errno. */
+int client_populate_span(uint8_t *p, size_t len);
+
+/* Threads to reserve or fill len bytes with: 1 under 32 MiB, else as
+ * shoal_set_populate_threads() says, at most one per 16 MiB. */
+unsigned client_populate_threads_for(const shoal_client *c, uint64_t len);
+
+/* Starts a helper thread with a small stack and every signal blocked.
+ * Returns 0 or pthread_create's error. */
+int client_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
+
+/* Copies bytes [from, from + len) of segment s to dst (rebased for a width;
+ * from and len are multiples of it). */
+void client_copy_piece(uint8_t *dst, const shoal_segment *s, uint64_t from,
+                       uint64_t len);
+
+/* Objects from this size on are filled by client_fill(). */
+#define CLIENT_FILL_MIN (32u << 20)
+
+/* Whether client_fill() would take an object of len bytes and nsegs
+ * segments (so that a writable fd is worth asking for). */
+bool client_fill_wants(uint64_t len, size_t nsegs);
+
+/* client_fill() did nothing: the caller reserves and copies as before. */
+#define CLIENT_FILL_DECLINED 1
+
+/*
+ * Writes the segments (checked by client_check_segments) into the new
+ * object at mapping offset off (len bytes) and makes sure every page of it
+ * is allocated (backed: the daemon vouches for it already), on several
+ * threads (fill.c). With fd (a writable arena fd, or -1), fresh memory is
+ * written with pwrite and its gaps reserved with fallocate. Returns 0,
+ * SHOAL_EFULL (the machine cannot back the object: the caller aborts it),
+ * or CLIENT_FILL_DECLINED (overlapping segments, a rebased segment that
+ * does not start on its integers, no memory: nothing was done).
+ */
+int client_fill(shoal_client *c, uint64_t off, uint64_t len, bool backed,
+                int fd, const shoal_segment *segs, size_t nsegs);
+
+/*
+ * Asks the daemon, on a second short connection, for the arena's writable
+ * description and checks it is the file this client maps. On 0, *fd is it,
+ * for the caller to close. io_lock must be held. Returns 0, SHOAL_EARENA,
+ * SHOAL_EFOREIGN, SHOAL_EUNAVAILABLE, SHOAL_EPROTO, SHOAL_ENOMEM or -errno.
+ */
+int client_writer_fd(shoal_client *c, int *fd);
+
 /* Copies the segments into the object at mapping offset obj_off. */
 void client_copy_segments(shoal_client *c, uint64_t obj_off,
                           const shoal_segment *segs, size_t n);

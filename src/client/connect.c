@@ -681,14 +681,13 @@ SHOAL_API uint32_t shoal_epoch(const shoal_client *c)
 	return c ? c->epoch : 0;
 }
 
-int client_write_access(shoal_client *c)
+int client_writer_fd(shoal_client *c, int *fd_out)
 {
 	struct proto_hello_reply rep;
 	struct stat st;
 	int sock, fds[HELLO_FDS] = {-1, -1}, rc;
 
-	if (c->writable)
-		return 0;
+	*fd_out = -1;
 	sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (sock < 0)
 		return -errno;
@@ -710,23 +709,39 @@ int client_write_access(shoal_client *c)
 		rc = SHOAL_EARENA;
 		goto out;
 	}
-	/* In place: views other threads hold stay valid (the kernel swaps
-	 * the mapping under its lock; the pages are the same). */
-	if (os_mmap(c->base, c->map_size, PROT_READ, MAP_SHARED | MAP_FIXED, fd,
-	            0) == MAP_FAILED) {
-		rc = errno == ENOMEM ? SHOAL_ENOMEM : -errno;
-		goto out;
-	}
-	/* The new mapping has no page tables yet. */
-	for (size_t i = 0; i < (c->nchunks + 63) / 64; i++)
-		atomic_store(&c->populated[i], 0);
-	c->writable = true;
+	*fd_out = fd;
+	fds[0] = -1; /* the caller's now; the other fds are closed */
 out:
 	for (int i = 0; i < HELLO_FDS; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
 	close(sock);
 	return rc;
+}
+
+int client_write_access(shoal_client *c)
+{
+	int fd, rc;
+
+	if (c->writable)
+		return 0;
+	rc = client_writer_fd(c, &fd);
+	if (rc < 0)
+		return rc;
+	/* In place: views other threads hold stay valid (the kernel swaps
+	 * the mapping under its lock; the pages are the same). */
+	if (os_mmap(c->base, c->map_size, PROT_READ, MAP_SHARED | MAP_FIXED, fd,
+	            0) == MAP_FAILED) {
+		rc = errno == ENOMEM ? SHOAL_ENOMEM : -errno;
+		close(fd);
+		return rc;
+	}
+	close(fd);
+	/* The new mapping has no page tables yet. */
+	for (size_t i = 0; i < (c->nchunks + 63) / 64; i++)
+		atomic_store(&c->populated[i], 0);
+	c->writable = true;
+	return 0;
 }
 
 /* Frees whatever part of a client exists. Sends nothing. */

@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "client_internal.h"
 #include "layout.h"
@@ -162,12 +163,21 @@ static int reserve_object(shoal_client *c, uint64_t off, uint64_t len,
 	return 0;
 }
 
-/* reserve_object(), then the copy of segs if it was not made meanwhile. */
+/* reserve_object(), then the copy of segs if it was not made meanwhile;
+ * a large object from segments is filled by fill.c instead (with fd, a
+ * writable arena fd or -1). */
 static int populate_object(shoal_client *c, uint64_t off, uint64_t len,
-                           bool backed, const shoal_segment *segs, size_t n)
+                           bool backed, int fd, const shoal_segment *segs,
+                           size_t n)
 {
 	struct object_copy cp = {.segs = segs, .n = n};
-	int rc = reserve_object(c, off, len, backed, n ? &cp : NULL);
+	int rc = client_fill_wants(len, n)
+	                 ? client_fill(c, off, len, backed, fd, segs, n)
+	                 : CLIENT_FILL_DECLINED;
+
+	if (rc != CLIENT_FILL_DECLINED)
+		return rc;
+	rc = reserve_object(c, off, len, backed, n ? &cp : NULL);
 
 	if (rc == 0 && n && !cp.done)
 		client_copy_segments(c, off, segs, n);
@@ -252,7 +262,7 @@ SHOAL_API int shoal_create_from(shoal_client *c, const shoal_id *id,
 {
 	uint64_t offset = 0;
 	bool backed = false;
-	int rc;
+	int rc, fd = -1;
 
 	if (!c || !id || !data || !timeout_ok(timeout_ms))
 		return SHOAL_EINVAL;
@@ -274,6 +284,12 @@ SHOAL_API int shoal_create_from(shoal_client *c, const shoal_id *id,
 	if (rc == 0)
 		rc = create_locked(c, id, data_size, metadata_size, timeout_ms,
 		                   &offset, &backed);
+	/* Fresh memory for a large object is written through the file
+	 * (fill.c), with a writable fd held for this call only; without it
+	 * the pages are populated and copied. */
+	if (rc == 0 && !backed &&
+	    client_fill_wants(data_size + metadata_size, nsegs))
+		(void)client_writer_fd(c, &fd);
 	bool made = !had && client_refmap_find(&c->unsealed, 0, id);
 	client_end(c);
 	if (rc < 0) {
@@ -281,8 +297,10 @@ SHOAL_API int shoal_create_from(shoal_client *c, const shoal_id *id,
 			shoal_abort(c, id);
 		return rc;
 	}
-	rc = populate_object(c, offset, data_size + metadata_size, backed, segs,
-	                     nsegs);
+	rc = populate_object(c, offset, data_size + metadata_size, backed, fd,
+	                     segs, nsegs);
+	if (fd >= 0)
+		close(fd);
 	if (rc < 0) {
 		shoal_abort(c, id);
 		return rc;

@@ -56,7 +56,7 @@
  * as with 1, so 2 take half the time). */
 #define CLIENT_POPULATE_THREADS_MAX 4
 
-/* Stack of a helper: it calls madvise and nothing else. */
+/* Stack of a helper: it calls madvise, memcpy and pwrite, nothing more. */
 #define CLIENT_POPULATE_STACK (64u << 10)
 
 struct populate_job {
@@ -80,8 +80,7 @@ struct populate_helper {
 	uint64_t first;
 };
 
-/* MADV_POPULATE_WRITE over [p, p + len). Returns 0 or -errno. */
-static int populate_span(uint8_t *p, size_t len)
+int client_populate_span(uint8_t *p, size_t len)
 {
 	while (os_madvise(p, len, MADV_POPULATE_WRITE) < 0)
 		if (errno != EINTR && errno != EAGAIN)
@@ -96,7 +95,7 @@ static void job_step(struct populate_job *j, uint64_t off)
 	if (off >= j->end || atomic_load(&j->error) != 0)
 		return;
 	uint64_t len = j->end - off < j->step ? j->end - off : j->step;
-	int rc = populate_span(j->base + off, (size_t)len);
+	int rc = client_populate_span(j->base + off, (size_t)len);
 	if (rc < 0) {
 		int none = 0;
 		atomic_compare_exchange_strong(&j->error, &none, rc);
@@ -151,29 +150,43 @@ static int job_wait(struct populate_job *j, uint64_t upto)
 	}
 }
 
-/* Copies bytes [from, from + len) of segment s to dst. */
-static void copy_piece(uint8_t *dst, const shoal_segment *s, uint64_t from,
+/* The rebasing copies: restrict and a local addend let the compiler keep
+ * it in a register (a store through dst could otherwise change s->add, so
+ * it was loaded again for every integer: a third of a frame put's CPU time
+ * for its string offsets). */
+static void add32(uint8_t *restrict dst, const uint8_t *restrict src,
+                  uint64_t len, uint32_t add)
+{
+	for (uint64_t i = 0; i < len; i += 4) {
+		uint32_t v;
+		memcpy(&v, src + i, 4);
+		v += add;
+		memcpy(dst + i, &v, 4);
+	}
+}
+
+static void add64(uint8_t *restrict dst, const uint8_t *restrict src,
+                  uint64_t len, uint64_t add)
+{
+	for (uint64_t i = 0; i < len; i += 8) {
+		uint64_t v;
+		memcpy(&v, src + i, 8);
+		v += add;
+		memcpy(dst + i, &v, 8);
+	}
+}
+
+void client_copy_piece(uint8_t *dst, const shoal_segment *s, uint64_t from,
                        uint64_t len)
 {
 	const uint8_t *src = (const uint8_t *)s->src + from;
 
-	if (s->width == 4) {
-		for (uint64_t i = 0; i < len; i += 4) {
-			uint32_t v;
-			memcpy(&v, src + i, 4);
-			v += (uint32_t)s->add;
-			memcpy(dst + i, &v, 4);
-		}
-	} else if (s->width == 8) {
-		for (uint64_t i = 0; i < len; i += 8) {
-			uint64_t v;
-			memcpy(&v, src + i, 8);
-			v += (uint64_t)s->add;
-			memcpy(dst + i, &v, 8);
-		}
-	} else {
+	if (s->width == 4)
+		add32(dst, src, len, (uint32_t)s->add);
+	else if (s->width == 8)
+		add64(dst, src, len, (uint64_t)s->add);
+	else
 		memcpy(dst, src, len);
-	}
 }
 
 /* Copies the segments into the object that starts at mapping offset
@@ -193,7 +206,7 @@ static int copy_segments(shoal_client *c, uint64_t obj_off,
 			int rc = j ? job_wait(j, at + len) : 0;
 			if (rc < 0)
 				return rc;
-			copy_piece(c->base + at, s, from, len);
+			client_copy_piece(c->base + at, s, from, len);
 		}
 	}
 	return 0;
@@ -218,6 +231,23 @@ int client_check_segments(uint64_t size, const shoal_segment *segs, size_t n)
 			return SHOAL_EINVAL;
 	}
 	return 0;
+}
+
+int client_thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	pthread_attr_t attr;
+	sigset_t all, old;
+	bool attr_ok = pthread_attr_init(&attr) == 0;
+
+	if (attr_ok)
+		pthread_attr_setstacksize(&attr, CLIENT_POPULATE_STACK);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int rc = pthread_create(t, attr_ok ? &attr : NULL, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (attr_ok)
+		pthread_attr_destroy(&attr);
+	return rc;
 }
 
 /* A helper's first step is its own, so that every helper started does its
@@ -261,7 +291,7 @@ static unsigned default_threads(void)
 	                                       : CLIENT_POPULATE_THREADS_MAX;
 }
 
-static unsigned threads_for(const shoal_client *c, uint64_t len)
+unsigned client_populate_threads_for(const shoal_client *c, uint64_t len)
 {
 	if (len < 2ull * CLIENT_POPULATE_SLICE)
 		return 1; /* small: no system call to count CPUs either */
@@ -278,13 +308,15 @@ int client_populate(shoal_client *c, uint64_t start, uint64_t end,
 	uint64_t wp = c->window_page;
 	struct populate_job j = {.base = c->base, .start = start, .end = end};
 	struct populate_helper helper[CLIENT_POPULATE_THREADS_LIMIT];
-	unsigned threads = threads_for(c, end - start), started = 0;
+	unsigned threads = client_populate_threads_for(c, end - start),
+	         started = 0;
 
 	*copied = false;
 	if (end <= start)
 		return 0;
 	if (threads < 2 && nsegs == 0)
-		return populate_span(c->base + start, (size_t)(end - start));
+		return client_populate_span(c->base + start,
+		                            (size_t)(end - start));
 	/* Step k (k < threads) is the first of thread k, the caller's 0. */
 	j.step = (CLIENT_POPULATE_STEP + wp - 1) / wp * wp;
 	atomic_init(&j.next, start + threads * j.step);
@@ -292,7 +324,8 @@ int client_populate(shoal_client *c, uint64_t start, uint64_t end,
 	if (end - start <= j.step)
 		nsegs = 0; /* one step: nothing to overlap */
 	if (threads < 2 && nsegs == 0)
-		return populate_span(c->base + start, (size_t)(end - start));
+		return client_populate_span(c->base + start,
+		                            (size_t)(end - start));
 	if (nsegs) {
 		uint64_t nsteps = (end - start + j.step - 1) / j.step;
 		j.done = os_calloc((size_t)nsteps, 1);
@@ -310,25 +343,14 @@ int client_populate(shoal_client *c, uint64_t start, uint64_t end,
 			nsegs = 0;
 	}
 
-	pthread_attr_t attr;
-	sigset_t all, old;
-	bool attr_ok = pthread_attr_init(&attr) == 0;
-	if (attr_ok)
-		pthread_attr_setstacksize(&attr, CLIENT_POPULATE_STACK);
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
 	while (started + 1 < threads) {
 		struct populate_helper *h = &helper[started];
 		h->job = &j;
 		h->first = start + (started + 1) * j.step;
-		if (pthread_create(&h->thread, attr_ok ? &attr : NULL,
-		                   helper_run, h) != 0)
+		if (client_thread_start(&h->thread, helper_run, h) != 0)
 			break; /* the caller takes its first step */
 		started++;
 	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (attr_ok)
-		pthread_attr_destroy(&attr);
 	job_step(&j, start);
 	for (unsigned k = started + 1; k < threads; k++)
 		job_step(&j, start + k * j.step);

@@ -1,10 +1,10 @@
 /*
  * os.h - the thin seam between shoal and the system: every system call that
  * can fail for reasons outside shoal's control (reads and writes on
- * sockets, accept, mmap, madvise, fallocate, arming the loop's timer) and
- * every private allocation
- * of the daemon and the client go through an os_ wrapper, so that tests can
- * make them fail (SQLite's fault injection, in miniature).
+ * sockets, accept, mmap, madvise, fallocate, pwrite into the arena, arming
+ * the loop's timer) and every private allocation of the daemon and the
+ * client go through an os_ wrapper, so that tests can make them fail
+ * (SQLite's fault injection, in miniature).
  *
  * In a normal run the wrappers are the plain calls plus one test of a
  * pointer that stays NULL: os_fault_hook. A test sets the hook; it is then
@@ -42,6 +42,7 @@ enum os_call {
 	OS_MADVISE,
 	OS_FALLOCATE,
 	OS_ALLOC, /* malloc, calloc, realloc, strdup */
+	OS_PWRITE,
 	OS_TIMER, /* timerfd_settime */
 	OS_CALL_END
 };
@@ -137,6 +138,13 @@ static inline int os_fallocate(int fd, int mode, off_t off, off_t len)
 	if (OS__FAULT(OS_FALLOCATE, &n))
 		return -1;
 	return fallocate(fd, mode, off, len);
+}
+
+static inline ssize_t os_pwrite(int fd, const void *buf, size_t len, off_t off)
+{
+	if (OS__FAULT(OS_PWRITE, &len))
+		return -1;
+	return pwrite(fd, buf, len, off);
 }
 
 static inline int os_timerfd_settime(int fd, int flags,

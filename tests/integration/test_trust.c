@@ -331,6 +331,23 @@ static uint8_t pattern_byte(size_t i, unsigned k)
 	return (uint8_t)((i >> 12) * 7 + i * 31 + k);
 }
 
+/* Checks that object k holds n bytes of pattern_byte(i, k). */
+static void expect_pattern(const char *socket, unsigned k, size_t n)
+{
+	shoal_client *c;
+	shoal_view v;
+
+	assert_int_equal(shoal_connect(socket, &c), 0);
+	get_one(c, k, &v);
+	assert_int_equal(v.data_size, n);
+	size_t bad = 0;
+	for (size_t i = 0; i < n; i++)
+		bad += v.data[i] != pattern_byte(i, k);
+	assert_int_equal(bad, 0);
+	shoal_release(c, &v);
+	shoal_disconnect(c);
+}
+
 /* Whether every page of [p, p + n) is in memory (reserved). */
 static bool all_resident(const uint8_t *p, size_t n)
 {
@@ -392,8 +409,6 @@ static void test_no_sigbus_threaded_populate(void **state)
 	struct testd *d = &g_d;
 	char filler[300];
 	struct stat st;
-	shoal_client *c;
-	shoal_view v;
 	size_t n = 64u << 20;
 	(void)state;
 
@@ -406,16 +421,141 @@ static void test_no_sigbus_threaded_populate(void **state)
 	expect_exit(spawn_threaded_put(d->socket, 1, n, SHOAL_EFULL), 0);
 	assert_int_equal(unlink(filler), 0);
 	expect_exit(spawn_threaded_put(d->socket, 2, n, 0), 0);
-	assert_int_equal(shoal_connect(d->socket, &c), 0);
-	get_one(c, 2, &v);
-	assert_int_equal(v.data_size, n);
-	size_t bad = 0;
-	for (size_t i = 0; i < n; i++)
-		bad += v.data[i] != pattern_byte(i, 2);
-	assert_int_equal(bad, 0);
-	shoal_release(c, &v);
-	shoal_disconnect(c);
+	expect_pattern(d->socket, 2, n);
 	debug_check(d->socket);
+	assert_int_equal(stop_daemon(), 0);
+}
+
+/* In a child: creates object k of n bytes from two segments of the
+ * pattern with gaps around them (fill.c writes fresh memory with pwrite
+ * and reserves the gaps); with fill_dir, then fills that filesystem to
+ * the brim (so that a gap page not reserved at create would SIGBUS);
+ * writes the gaps and seals. Exits 0 when the create gave `want`, 1
+ * otherwise (a SIGBUS shows as a signal). */
+static pid_t spawn_fill_put(const char *socket, unsigned k, size_t n,
+                            unsigned threads, int want, const char *fill_dir)
+{
+	pid_t pid = fork_child();
+
+	if (pid == 0) {
+		shoal_client *c;
+		shoal_id id;
+		uint8_t *data, *src = malloc(n);
+		if (!src || shoal_connect(socket, &c) != 0 ||
+		    shoal_set_populate_threads(c, threads) != 0)
+			_exit(100);
+		for (size_t i = 0; i < n; i++)
+			src[i] = pattern_byte(i, k);
+		size_t a0 = 4096 + 64, a1 = n / 2 - 8192, b0 = n / 2,
+		       b1 = n - 100;
+		shoal_segment segs[2] = {{a0, src + a0, a1 - a0, 0, 0},
+		                         {b0, src + b0, b1 - b0, 0, 0}};
+		id_of(&id, k);
+		int rc = shoal_create_from(c, &id, n, 0, 0, segs, 2, &data,
+		                           NULL);
+		char filler[300];
+		if (rc == 0 && fill_dir)
+			fill_fs(fill_dir, filler, sizeof(filler));
+		if (rc == 0) {
+			memcpy(data, src, a0);
+			memcpy(data + a1, src + a1, b0 - a1);
+			memcpy(data + b1, src + b1, n - b1);
+			rc = shoal_seal(c, &id);
+		}
+		shoal_disconnect(c);
+		if (rc != want)
+			fprintf(stderr,
+			        "put of %zu bytes from segments: %s (%d)\n", n,
+			        shoal_strerror(rc), rc);
+		_exit(rc == want ? 0 : 1);
+	}
+	return pid;
+}
+
+/*
+ * A put of 32 MiB or more from segments into fresh memory is written with
+ * pwrite by one thread while the others populate and copy (fill.c). On a
+ * `-d` tmpfs that runs out part-way, pwrite, fallocate or the populate
+ * fails in some thread: the put must be a clean SHOAL_EFULL (never a
+ * SIGBUS, never an object left behind), with one thread or several. With
+ * room, every byte lands, and the gaps the caller writes after the create
+ * were reserved by it: filling the filesystem meanwhile changes nothing.
+ */
+static void test_no_sigbus_fill_runs_out(void **state)
+{
+	struct testd *d = &g_d;
+	char filler[300];
+	struct stat st;
+	shoal_stats stats;
+	shoal_client *c;
+	size_t n = 64u << 20;
+	(void)state;
+
+	mount_tmpfs(&g_mnt, "112m");
+	assert_int_equal(start_daemon("100M", "-d", g_mnt.dir), 0);
+	fill_fs(g_mnt.dir, filler, sizeof(filler));
+	assert_int_equal(stat(filler, &st), 0);
+	assert_int_equal(truncate(filler, st.st_size - (24 << 20)), 0);
+	expect_exit(spawn_fill_put(d->socket, 1, n, 1, SHOAL_EFULL, NULL), 0);
+	expect_exit(spawn_fill_put(d->socket, 2, n, 4, SHOAL_EFULL, NULL), 0);
+	assert_int_equal(shoal_connect(d->socket, &c), 0);
+	assert_int_equal(shoal_get_stats(c, &stats), 0);
+	assert_int_equal(stats.objects, 0);
+	shoal_disconnect(c);
+	assert_int_equal(unlink(filler), 0);
+	expect_exit(spawn_fill_put(d->socket, 3, n, 1, 0, g_mnt.dir), 0);
+	expect_pattern(d->socket, 3, n);
+	debug_check(d->socket);
+	assert_int_equal(stop_daemon(), 0);
+}
+
+/* Bytes of shared memory mapped in this process (RssShmem), from
+ * /proc/self/status. */
+static uint64_t rss_shmem(void)
+{
+	char line[256];
+	unsigned long long kb = 0;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "RssShmem: %llu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return (uint64_t)kb << 10;
+}
+
+/*
+ * A large put into fresh memory with one thread writes the object through
+ * the file: the creator's own page tables (and RSS) do not grow by the
+ * object, and the seal has no pages to make read-only. Readers get every
+ * byte.
+ */
+static void test_fresh_put_keeps_creator_rss(void **state)
+{
+	size_t n = 64u << 20;
+	uint8_t *src = malloc(n);
+	shoal_client *c;
+	shoal_id id;
+	(void)state;
+
+	assert_non_null(src);
+	for (size_t i = 0; i < n; i++)
+		src[i] = pattern_byte(i, 4);
+	assert_int_equal(start_daemon("100M", NULL, NULL), 0);
+	assert_int_equal(shoal_connect(g_d.socket, &c), 0);
+	assert_int_equal(shoal_set_populate_threads(c, 1), 0);
+	uint64_t before = rss_shmem();
+	id_of(&id, 4);
+	assert_int_equal(shoal_put(c, &id, src, n, NULL, 0), 0);
+	int64_t grew = (int64_t)(rss_shmem() - before);
+	if (grew >= (int64_t)n / 8)
+		fail_msg(
+		        "the creator's RSS grew by %lld bytes for a put of %zu",
+		        (long long)grew, n);
+	shoal_disconnect(c);
+	free(src);
+	expect_pattern(g_d.socket, 4, n);
 	assert_int_equal(stop_daemon(), 0);
 }
 
@@ -1015,6 +1155,8 @@ int main(void)
 	        T(test_no_sigbus_when_backing_runs_out),
 	        T(test_no_sigbus_after_trim),
 	        T(test_no_sigbus_threaded_populate),
+	        T(test_no_sigbus_fill_runs_out),
+	        T(test_fresh_put_keeps_creator_rss),
 	        T(test_client_fd_is_read_only),
 	        T(test_dir_arena_cannot_be_truncated),
 	        T(test_sealed_data_is_read_only),

@@ -131,3 +131,54 @@ def test_chunked_string_view_columns_on_fresh_memory(fresh):
                 if buf.size:  # an empty buffer has no bytes to share
                     assert in_arena(s, buf.address, buf.size), name
         del got
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_pandas_frame_written_through_the_file_is_bit_exact(tmp_path, monkeypatch, threads):
+    # A fresh large put is written with pwrite by the calling thread (all
+    # of it with one thread; the front of it beside a populating helper
+    # with two): a frame from a multi-row-group Parquet file, with NaN
+    # (one with a payload of its own) in float64 and float32 columns, comes
+    # back with the very same bits, and its strings and ints exactly.
+    pq = pytest.importorskip("pyarrow.parquet")
+    monkeypatch.setenv("SHOAL_POPULATE_THREADS", threads)
+    rng = np.random.default_rng(11)
+    n = 1_000_000
+    f64 = rng.standard_normal(n)
+    f64[rng.random(n) < 0.05] = np.nan
+    f64[7] = np.array([0x7FF8_0000_DEAD_BEEF], dtype=np.int64).view(np.float64)[0]
+    f32 = rng.standard_normal(n).astype(np.float32)
+    f32[::1000] = np.nan
+    src = pd.DataFrame(
+        {
+            "f64": f64,
+            "f32": f32,
+            "plain": rng.standard_normal(n),
+            "i64": rng.integers(-(10**12), 10**12, n),
+            "i32": rng.integers(-(10**6), 10**6, n).astype(np.int32),
+            "s": [f"k{i % 5003}-{'z' * (i % 11)}" for i in range(n)],
+        }
+    )
+    path = tmp_path / "f.parquet"
+    src.to_parquet(path, row_group_size=n // 7)
+    df = pd.read_parquet(path)
+    assert _frames.plan(pa, pa.Table.from_pandas(df)).size > 32 << 20
+    d = Daemon(tmp_path / "s.sock", "256M").start()
+    try:
+        s = d.connect()
+        s["df"] = df
+        other = shoal.connect(s.socket_path, start=False)
+        back = other["df"]
+        pd.testing.assert_frame_equal(back, df)
+        for name in ("f64", "f32", "plain", "i64", "i32"):
+            a, b = df[name].to_numpy(), back[name].to_numpy()
+            bits = np.int64 if a.itemsize == 8 else np.int32
+            assert np.array_equal(a.view(bits), b.view(bits)), name
+        assert in_arena(other, back["plain"].to_numpy().ctypes.data, 8 * n)
+        arrow = other.get("df", dtype_backend="pyarrow")
+        assert arrow["f64"].isna().sum() == np.isnan(f64).sum()
+        del back, arrow
+        other.close()
+        s.close()
+    finally:
+        d.stop()

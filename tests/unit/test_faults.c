@@ -1142,15 +1142,18 @@ static void test_create_from(void **state)
 	}
 
 	/* The reservation fails in a helper, or in the caller part-way (the
-	 * objects above are kept, so these land in fresh memory). */
+	 * objects above are kept, so these land in fresh memory; the caller
+	 * writes fresh memory of a large object with pwrite, fill.c). */
 	shoal_segment whole = {0, src, big, 0, 0};
 	static const struct {
+		unsigned calls;
 		enum who who;
 		long nth;
-	} fails[] = {{OTHER_THREADS, 0}, {ONLY_THREAD, 2}};
+	} fails[] = {{CALL(OS_MADVISE), OTHER_THREADS, 0},
+	             {CALL(OS_PWRITE), ONLY_THREAD, 2}};
 	for (int i = 0; i < 2; i++) {
 		shoal_id id = make_id(3);
-		inject(CALL(OS_MADVISE), fails[i].who, pthread_self(), -ENOMEM,
+		inject(fails[i].calls, fails[i].who, pthread_self(), -ENOMEM,
 		       fails[i].nth, 1);
 		assert_int_equal(create_from(c, 3, big, &whole, 1),
 		                 SHOAL_EFULL);
@@ -1177,6 +1180,99 @@ static void test_create_from(void **state)
 	assert_int_equal(stats.used_bytes, 0);
 	shoal_disconnect(c);
 	daemon_stop();
+	free(src);
+	free(want);
+}
+
+/*
+ * fill.c: a large object from segments on fresh memory is written with
+ * pwrite by the calling thread (and populated and copied by helpers), the
+ * bytes no segment covers reserved with fallocate. Every failure of those
+ * calls that means "no memory" is a clean SHOAL_EFULL with the object
+ * gone; EINTR and short writes are carried on; a file that refuses them
+ * (EOPNOTSUPP, EINVAL: hugetlbfs, a sealed file) is populated and copied
+ * instead, and the object is right either way.
+ */
+static void test_fill_faults(void **state)
+{
+	const uint64_t size = 40u << 20;
+	uint8_t *src = malloc(size), *want = malloc(size);
+	shoal_stats stats;
+	int state_of;
+
+	(void)state;
+	assert_non_null(src);
+	assert_non_null(want);
+	fill_pattern(src, size, 5);
+	/* Two segments with gaps before, between and after them; the second
+	 * is 8-byte integers rebased by +9. What the caller writes through
+	 * the pointer fills the gaps. */
+	const uint64_t a0 = 12288 + 64, a1 = 17u << 20, b0 = 21u << 20,
+	               b1 = size - 4096;
+	shoal_segment segs[2] = {{a0, src + a0, a1 - a0, 0, 0},
+	                         {b0, src + b0, b1 - b0, 8, 9}};
+	memcpy(want, src, size);
+	for (uint64_t i = b0; i < b1; i += 8) {
+		uint64_t v;
+		memcpy(&v, src + i, 8);
+		v += 9;
+		memcpy(want + i, &v, 8);
+	}
+	static const struct {
+		unsigned calls;
+		long action, nth;
+		unsigned threads;
+		int rc;
+		const char *what;
+	} cases[] = {
+	        {CALL(OS_PWRITE), -ENOSPC, 1, 1, SHOAL_EFULL, "first pwrite"},
+	        {CALL(OS_PWRITE), -ENOSPC, 3, 1, SHOAL_EFULL, "3rd pwrite"},
+	        {CALL(OS_PWRITE), -ENOMEM, 2, 4, SHOAL_EFULL, "with helpers"},
+	        {CALL(OS_FALLOCATE), -ENOSPC, 1, 1, SHOAL_EFULL, "fallocate"},
+	        {CALL(OS_PWRITE), -EINTR, 1, 1, 0, "EINTR"},
+	        {CALL(OS_FALLOCATE), -EINTR, 2, 1, 0, "fallocate EINTR"},
+	        {CALL(OS_PWRITE), 4000, 0, 1, 0, "short pwrites"},
+	        {CALL(OS_PWRITE), -EOPNOTSUPP, 0, 1, 0, "pwrite refused"},
+	        {CALL(OS_PWRITE), -EINVAL, 2, 2, 0, "refused part-way"},
+	        {CALL(OS_FALLOCATE), -EOPNOTSUPP, 0, 1, 0, "gap refused"},
+	        {0, 0, 0, 1, 0, "no fault, one thread"},
+	        {0, 0, 0, 4, 0, "no fault, four threads"},
+	};
+	/* A daemon per case: memory once sealed is vouched for, and a put
+	 * there copies without pwrite. */
+	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		shoal_id id = make_id(50 + i);
+		uint8_t *data;
+		print_message("%s\n", cases[i].what);
+		daemon_start(48u << 20);
+		shoal_client *c = must_connect();
+		assert_int_equal(
+		        shoal_set_populate_threads(c, cases[i].threads), 0);
+		inject(cases[i].calls, ONLY_THREAD, pthread_self(),
+		       cases[i].action, cases[i].nth, 1);
+		int rc = shoal_create_from(c, &id, size, 0, 0, segs, 2, &data,
+		                           NULL);
+		long hits = stop_faults();
+		assert_int_equal(rc, cases[i].rc);
+		if (cases[i].calls)
+			assert_true(hits > 0);
+		if (rc < 0) {
+			assert_int_equal(shoal_contains(c, &id, &state_of), 0);
+			assert_int_equal(state_of, SHOAL_STATE_ABSENT);
+		} else {
+			/* The gaps are reserved: writing them cannot fault. */
+			memcpy(data, want, a0);
+			memcpy(data + a1, want + a1, b0 - a1);
+			memcpy(data + b1, want + b1, size - b1);
+			assert_int_equal(shoal_seal(c, &id), 0);
+			assert_true(object_is(c, 50 + i, want, size));
+			assert_int_equal(shoal_delete(c, &id, 1, NULL), 0);
+		}
+		assert_int_equal(shoal_get_stats(c, &stats), 0);
+		assert_int_equal(stats.used_bytes, 0);
+		shoal_disconnect(c);
+		daemon_stop();
+	}
 	free(src);
 	free(want);
 }
@@ -1350,6 +1446,7 @@ int main(void)
 	        cmocka_unit_test(test_prefault_refused),
 	        cmocka_unit_test(test_populate_refused),
 	        cmocka_unit_test(test_create_from),
+	        cmocka_unit_test(test_fill_faults),
 	        cmocka_unit_test(test_hangup_with_full_input),
 	        cmocka_unit_test(test_accept_out_of_fds),
 	        cmocka_unit_test(test_hostile_freelog),
