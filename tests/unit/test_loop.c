@@ -165,80 +165,96 @@ static void check_deadline_ends_wait(struct loop *l, struct deadline *d)
 	assert_true(took < 540000000ull);
 }
 
-static void test_deadline_ends_wait(void **state)
-{
-	struct deadline d = {0};
+/* A loop whose hook asks for d's deadline, and perhaps a watched socket
+ * with a byte to read that is never read (ready at every turn). */
+struct timed {
+	struct deadline d;
 	struct loop *l;
 	int sp[2];
+};
+
+static void timed_start(struct timed *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->sp[0] = t->sp[1] = -1;
+	assert_int_equal(loop_create(&t->l), 0);
+	loop_before_sleep(t->l, until_deadline, &t->d);
+}
+
+static void timed_ready(struct timed *t)
+{
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, t->sp), 0);
+	assert_int_equal(loop_watch(t->l, t->sp[0], LOOP_READ, on_ready, &t->d),
+	                 0);
+	assert_int_equal(write(t->sp[1], "x", 1), 1);
+}
+
+static void timed_end(struct timed *t)
+{
+	loop_destroy(t->l);
+	for (int i = 0; i < 2; i++)
+		if (t->sp[i] >= 0)
+			close(t->sp[i]);
+}
+
+static void test_deadline_ends_wait(void **state)
+{
+	struct timed t;
 
 	(void)state;
-	assert_int_equal(loop_create(&l), 0);
-	loop_before_sleep(l, until_deadline, &d);
-	check_deadline_ends_wait(l, &d);
+	timed_start(&t);
+	check_deadline_ends_wait(t.l, &t.d);
 	/* A far deadline while an fd is ready, then an earlier one: the
 	 * earlier one ends the wait, not the far one. */
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
-	assert_int_equal(loop_watch(l, sp[0], LOOP_READ, on_ready, &d), 0);
-	assert_int_equal(write(sp[1], "x", 1), 1);
-	d.at_ns = mono_ns() + 5000000000ull;
-	assert_int_equal(loop_run_once(l, -1), 1);
-	loop_unwatch(l, sp[0]);
-	check_deadline_ends_wait(l, &d);
-	loop_destroy(l);
-	close(sp[0]);
-	close(sp[1]);
+	timed_ready(&t);
+	t.d.at_ns = mono_ns() + 5000000000ull;
+	assert_int_equal(loop_run_once(t.l, -1), 1);
+	loop_unwatch(t.l, t.sp[0]);
+	check_deadline_ends_wait(t.l, &t.d);
+	timed_end(&t);
 }
 
 /* While the deadline stays the same, the timer is armed once, not at
  * every wait; the timer's own expiry is never reported as an event. */
 static void test_same_deadline_arms_once(void **state)
 {
-	struct deadline d = {0};
-	struct loop *l;
-	int sp[2];
+	struct timed t;
 
 	(void)state;
-	assert_int_equal(loop_create(&l), 0);
-	loop_before_sleep(l, until_deadline, &d);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
-	assert_int_equal(loop_watch(l, sp[0], LOOP_READ, on_ready, &d), 0);
-	assert_int_equal(write(sp[1], "x", 1), 1);
-	d.at_ns = mono_ns() + 60000000000ull;
+	timed_start(&t);
+	timed_ready(&t);
+	t.d.at_ns = mono_ns() + 60000000000ull;
 	timer_calls = 0;
 	timer_result = 0;
 	os_fault_hook = count_timer;
 	for (int i = 0; i < 200; i++)
-		assert_int_equal(loop_run_once(l, -1), 1);
+		assert_int_equal(loop_run_once(t.l, -1), 1);
 	os_fault_hook = NULL;
-	assert_int_equal(d.reads, 200);
+	assert_int_equal(t.d.reads, 200);
 	assert_int_equal(timer_calls, 1);
-	loop_unwatch(l, sp[0]);
+	loop_unwatch(t.l, t.sp[0]);
 	/* Expired: the turn it ends reports nothing, and the next deadline
 	 * is armed anew. */
-	check_deadline_ends_wait(l, &d);
-	check_deadline_ends_wait(l, &d);
-	loop_destroy(l);
-	close(sp[0]);
-	close(sp[1]);
+	check_deadline_ends_wait(t.l, &t.d);
+	check_deadline_ends_wait(t.l, &t.d);
+	timed_end(&t);
 }
 
 /* When the timer cannot be armed, the deadline goes to the wait itself. */
 static void test_deadline_without_timer(void **state)
 {
-	struct deadline d = {0};
-	struct loop *l;
+	struct timed t;
 
 	(void)state;
-	assert_int_equal(loop_create(&l), 0);
-	loop_before_sleep(l, until_deadline, &d);
+	timed_start(&t);
 	timer_calls = 0;
 	timer_result = -ENODEV;
 	os_fault_hook = count_timer;
-	check_deadline_ends_wait(l, &d);
-	check_deadline_ends_wait(l, &d);
+	check_deadline_ends_wait(t.l, &t.d);
+	check_deadline_ends_wait(t.l, &t.d);
 	os_fault_hook = NULL;
 	assert_true(timer_calls >= 2);
-	loop_destroy(l);
+	timed_end(&t);
 }
 
 int main(void)
