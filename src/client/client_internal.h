@@ -166,9 +166,16 @@ struct client_range {
 	uint64_t offset, size;
 };
 
-/* Large creates (CLIENT_NAMED_LARGE and up) whose ranges the freed-range
- * log never drops from this client's mapping (freelog.c): its last few. */
-#define CLIENT_KEPT 4
+/* Where this client wrote large objects (CLIENT_NAMED_LARGE and up): the
+ * freed-range log never drops those ranges from its mapping (freelog.c).
+ * Overlapping and touching ones are merged; the least recently written
+ * makes room. */
+#define CLIENT_KEPT 16
+
+struct client_kept {
+	uint64_t offset, size;
+	uint64_t seq; /* when last written; 0: unused */
+};
 
 /* Name listings that may be in progress at once on one client. */
 #define CLIENT_LISTINGS 8
@@ -275,10 +282,12 @@ struct shoal_client {
 	uint64_t pub_size;
 	const struct layout_freed *freelog;
 	uint64_t freelog_mask;
-	uint64_t freelog_pos;
+	uint64_t freelog_pos;       /* entries before it were acted on */
+	uint64_t freelog_seen;      /* entries before it were counted in ... */
+	uint64_t freelog_bytes;     /* ... the bytes waiting since pos */
 	uint64_t freelog_overflows; /* times it fell a ring behind */
-	struct client_range kept[CLIENT_KEPT];
-	unsigned kept_next;
+	struct client_kept kept[CLIENT_KEPT];
+	uint64_t kept_seq;
 };
 
 /*
@@ -609,8 +618,14 @@ void client_freelog_map(shoal_client *c, int fd);
 /* Unmaps the published region and forgets the kept ranges. */
 void client_freelog_unmap(shoal_client *c);
 
-/* Drops the ranges freed since this client last looked (freelog.c).
- * io_lock must be held. */
+/* Ranges of the log are dropped in batches, once this many bytes or
+ * entries wait, so that small objects coming and going do not cost every
+ * client a system call per free (freelog.c). */
+#define CLIENT_FREELOG_BYTES   (1u << 20)
+#define CLIENT_FREELOG_ENTRIES 64
+
+/* Counts the ranges freed since this client last looked, and drops the
+ * waiting ones once they make a batch (freelog.c). io_lock must be held. */
 void client_freelog_apply(shoal_client *c);
 
 /* Called at every call's start, io_lock held: one load when nothing was
@@ -619,12 +634,13 @@ static inline void client_freelog_check(shoal_client *c)
 {
 	if (c->pub &&
 	    atomic_load_explicit(&c->pub->freelog_head, memory_order_acquire) !=
-	            c->freelog_pos)
+	            c->freelog_seen)
 		client_freelog_apply(c);
 }
 
 /* This client created an object at [offset, offset + size): a large one
- * joins the ranges the log leaves mapped. io_lock must be held. */
+ * joins the ranges the log leaves mapped (merged with those it overlaps or
+ * touches). io_lock must be held. */
 void client_freelog_created(shoal_client *c, uint64_t offset, uint64_t size);
 
 /*

@@ -16,7 +16,12 @@
  *
  * When: at the start of every call that goes to the daemon (client_begin,
  * with io_lock held, so the mapping cannot be replaced meanwhile). When
- * nothing was freed that costs one load of the log's head.
+ * nothing was freed that costs one load of the log's head. New entries are
+ * counted, and dropped once CLIENT_FREELOG_BYTES or CLIENT_FREELOG_ENTRIES
+ * of them wait (overlapping and touching ranges merged into one madvise):
+ * a store where small objects come and go would otherwise cost every
+ * client an madvise per free (a fifth of a small put and delete). What
+ * waits stays mapped meanwhile: at most a megabyte, or 63 small ranges.
  *
  * Trust: the region is mapped read-only from a read-only fd; still, every
  * entry is clipped to the data area of the mapping, and a ring that wrapped
@@ -26,21 +31,24 @@
  *
  * Falling behind: a client more than a ring behind (idle while the store
  * freed many ranges) cannot know which ranges it missed; it drops its whole
- * mapping instead, except what it keeps (below). Objects it still views
- * are faulted in again when read: correct, and bounded to once per ring.
+ * mapping instead, except what it keeps (below) and the objects it is
+ * writing. Objects it still views are faulted in again when read: correct,
+ * and bounded to once per ring.
  *
  * Kept: a process that creates large objects (a loader refreshing a frame)
  * puts each into warm memory that it mapped when it wrote an earlier
- * value; dropping those pages would make every put fault them in again.
- * So the ranges of this client's last CLIENT_KEPT large creates are never
- * dropped by the log.
+ * value; dropping those pages would make every put map them again (~0.3
+ * us a page: a fifth of a put into recycled memory). So the places where
+ * this client wrote large objects are never dropped by the log: up to
+ * CLIENT_KEPT ranges, overlapping ones merged, the least recently written
+ * making room. A refreshed frame that wanders among a few places of the
+ * warm reserve (the app's other values take the place the old one left)
+ * then finds each of them mapped, as before the log existed. Only large
+ * creates count: readers and small writers keep nothing.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "client_internal.h"
 #include "layout.h"
@@ -107,8 +115,9 @@ static size_t kept_ranges(const shoal_client *c, struct client_range *out)
 	size_t n = 0;
 
 	for (size_t i = 0; i < CLIENT_KEPT; i++)
-		if (c->kept[i].size)
-			out[n++] = c->kept[i];
+		if (c->kept[i].seq)
+			out[n++] = (struct client_range){c->kept[i].offset,
+			                                 c->kept[i].size};
 	sort_ranges(out, n);
 	return n;
 }
@@ -130,29 +139,18 @@ static void drop_all(shoal_client *c, struct client_range *keep, size_t nkeep)
 	c->freelog_overflows++;
 }
 
-void client_freelog_apply(shoal_client *c)
+/* Drops the entries [pos, head): returns false when some were overwritten
+ * before they were read (the caller then drops everything). */
+static bool drop_entries(shoal_client *c, uint64_t pos, uint64_t head,
+                         const struct client_range *keep, size_t nkeep)
 {
-	const struct layout_published *p = c->pub;
 	const uint64_t slots = c->freelog_mask + 1;
-	struct client_range keep[CLIENT_KEPT];
 	struct client_range got[READ_BATCH];
-	size_t nkeep = kept_ranges(c, keep);
-	uint64_t head =
-	        atomic_load_explicit(&p->freelog_head, memory_order_acquire);
 
-	while (c->freelog_pos != head) {
-		uint64_t pos = c->freelog_pos, n = head - pos;
+	while (pos != head) {
+		uint64_t n = head - pos < READ_BATCH ? head - pos : READ_BATCH;
 		size_t k = 0;
 
-		/* More than a ring behind, or a head that went backwards
-		 * (nothing the daemon writes): what was missed is unknown. */
-		if (n >= slots) {
-			drop_all(c, keep, nkeep);
-			c->freelog_pos = head;
-			break;
-		}
-		if (n > READ_BATCH)
-			n = READ_BATCH;
 		for (uint64_t i = 0; i < n; i++) {
 			const struct layout_freed *e =
 			        &c->freelog[(pos + i) & c->freelog_mask];
@@ -160,22 +158,31 @@ void client_freelog_apply(shoal_client *c)
 			        &e->offset, memory_order_relaxed);
 			uint64_t len = atomic_load_explicit(
 			        &e->length, memory_order_relaxed);
+			struct client_range *last = k ? &got[k - 1] : NULL;
 
-			/* Neighbours merge into one madvise. */
-			if (k && got[k - 1].offset + got[k - 1].size == off)
-				got[k - 1].size += len;
-			else
+			if (len > UINT64_MAX - off)
+				len = UINT64_MAX - off;
+			/* Overlapping or touching ranges: one madvise. */
+			if (last && off <= last->offset + last->size &&
+			    off + len >= last->offset) {
+				uint64_t end = off + len;
+				if (end < last->offset + last->size)
+					end = last->offset + last->size;
+				if (off < last->offset)
+					last->offset = off;
+				last->size = end - last->offset;
+			} else {
 				got[k++] = (struct client_range){off, len};
+			}
 		}
 		/* Were they overwritten while being read? Then the ring
 		 * wrapped past pos: as if more than a ring behind. */
 		atomic_thread_fence(memory_order_acquire);
-		uint64_t now = atomic_load_explicit(&p->freelog_head,
-		                                    memory_order_relaxed);
-		if (now - pos >= slots) {
-			head = now;
-			continue;
-		}
+		if (atomic_load_explicit(&c->pub->freelog_head,
+		                         memory_order_relaxed) -
+		            pos >=
+		    slots)
+			return false;
 		for (size_t i = 0; i < k; i++) {
 			uint64_t off = got[i].offset, len = got[i].size;
 
@@ -187,16 +194,72 @@ void client_freelog_apply(shoal_client *c)
 			}
 			client_zap(c, off, len, keep, nkeep);
 		}
-		c->freelog_pos = pos + n;
+		pos += n;
 	}
+	return true;
+}
+
+void client_freelog_apply(shoal_client *c)
+{
+	const uint64_t slots = c->freelog_mask + 1;
+	struct client_range keep[CLIENT_KEPT];
+	uint64_t head = atomic_load_explicit(&c->pub->freelog_head,
+	                                     memory_order_acquire);
+	uint64_t pos = c->freelog_pos;
+	size_t nkeep;
+
+	/* More than a ring behind, or a head that went backwards (nothing
+	 * the daemon writes): what was missed is unknown. */
+	if (head - pos >= slots || c->freelog_seen - pos > head - pos)
+		goto overflow;
+	/* Count what waits; a torn read here only moves the batch. */
+	for (uint64_t i = c->freelog_seen; i != head; i++) {
+		uint64_t len = atomic_load_explicit(
+		        &c->freelog[i & c->freelog_mask].length,
+		        memory_order_relaxed);
+
+		c->freelog_bytes +=
+		        len < CLIENT_FREELOG_BYTES ? len : CLIENT_FREELOG_BYTES;
+	}
+	c->freelog_seen = head;
+	if (c->freelog_bytes < CLIENT_FREELOG_BYTES &&
+	    head - pos < CLIENT_FREELOG_ENTRIES)
+		return;
+	nkeep = kept_ranges(c, keep);
+	if (!drop_entries(c, pos, head, keep, nkeep))
+		goto overflow;
+	c->freelog_pos = head;
+	c->freelog_bytes = 0;
+	return;
+overflow:
+	nkeep = kept_ranges(c, keep);
+	drop_all(c, keep, nkeep);
+	c->freelog_pos = c->freelog_seen = head;
+	c->freelog_bytes = 0;
 }
 
 void client_freelog_created(shoal_client *c, uint64_t offset, uint64_t size)
 {
+	uint64_t end = offset + size;
+	struct client_kept *slot = NULL;
+
 	if (size < CLIENT_NAMED_LARGE)
 		return;
-	c->kept[c->kept_next] = (struct client_range){offset, size};
-	c->kept_next = (c->kept_next + 1) % CLIENT_KEPT;
+	for (size_t i = 0; i < CLIENT_KEPT; i++) {
+		struct client_kept *k = &c->kept[i];
+
+		if (k->seq && k->offset <= end &&
+		    offset <= k->offset + k->size) {
+			if (k->offset < offset)
+				offset = k->offset;
+			if (k->offset + k->size > end)
+				end = k->offset + k->size;
+			k->seq = 0; /* merged into the new one */
+		}
+		if (!slot || (slot->seq && k->seq < slot->seq))
+			slot = k;
+	}
+	*slot = (struct client_kept){offset, end - offset, ++c->kept_seq};
 }
 
 /* Whether p, a mapping of size bytes, is a published region of the
@@ -242,6 +305,8 @@ void client_freelog_map(shoal_client *c, int fd)
 	/* What was freed before this mapping existed is not in it. */
 	c->freelog_pos =
 	        atomic_load_explicit(&p->freelog_head, memory_order_acquire);
+	c->freelog_seen = c->freelog_pos;
+	c->freelog_bytes = 0;
 }
 
 void client_freelog_unmap(shoal_client *c)
@@ -252,7 +317,7 @@ void client_freelog_unmap(shoal_client *c)
 	c->pub_size = 0;
 	c->freelog = NULL;
 	c->freelog_mask = 0;
-	c->freelog_pos = 0;
+	c->freelog_pos = c->freelog_seen = c->freelog_bytes = 0;
 	memset(c->kept, 0, sizeof(c->kept));
-	c->kept_next = 0;
+	c->kept_seq = 0;
 }

@@ -131,12 +131,12 @@ static int teardown(void **state)
 	return testd_finish(&d, msg, sizeof(msg));
 }
 
-/* An unnamed object of a few pages, read by one client and deleted by
- * another, leaves the reader's page tables at the reader's next call; a
- * new object put there reads correctly. */
+/* An unnamed object of a few hundred pages, read by one client and
+ * deleted by another, leaves the reader's page tables at the reader's next
+ * call; a new object put there reads correctly. */
 static void test_deleted_object_leaves_the_reader(void **state)
 {
-	const size_t size = 600 * KiB;
+	const size_t size = 1600 * KiB; /* a batch by itself (>= 1 MiB) */
 	shoal_client *w, *r;
 	shoal_id a, b;
 	int res;
@@ -159,6 +159,41 @@ static void test_deleted_object_leaves_the_reader(void **state)
 	put_fill(w, &b, size, 0x22);
 	const uint8_t *q = read_once(r, &b, size, 0x22);
 	assert_ptr_equal(q, p);
+	shoal_disconnect(r);
+	shoal_disconnect(w);
+}
+
+/* Small objects leave the reader in batches (of 64 ranges or 1 MiB):
+ * once enough of them went, none is mapped any more. */
+static void test_small_objects_leave_in_batches(void **state)
+{
+	const size_t size = 8 * KiB, n = 70;
+	shoal_client *w, *r;
+	shoal_id ids[70];
+	const uint8_t *at[70];
+	int res;
+
+	(void)state;
+	assert_int_equal(shoal_connect(d.socket, &w), 0);
+	assert_int_equal(shoal_connect(d.socket, &r), 0);
+	for (unsigned i = 0; i < n; i++) {
+		testd_id(&ids[i], 0xf4, i);
+		put_fill(w, &ids[i], size, 0x60 + (int)i);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		at[i] = read_once(r, &ids[i], size, 0x60 + (int)i);
+		assert_true(present_pages(at[i], size) >= 1);
+	}
+	any_call(r); /* takes the last release, which waits for a call */
+	for (unsigned i = 0; i < n; i++) {
+		assert_int_equal(shoal_delete(w, &ids[i], 1, &res), 0);
+		assert_int_equal(res, 0);
+	}
+	any_call(r);
+	for (unsigned i = 0; i < n; i++)
+		if (present_pages(at[i], size))
+			fail_msg("object %u (at %p, first at %p) still mapped",
+			         i, (const void *)at[i], (const void *)at[0]);
 	shoal_disconnect(r);
 	shoal_disconnect(w);
 }
@@ -268,11 +303,43 @@ static void test_the_creator_keeps_its_recent_large_ranges(void **state)
 	shoal_disconnect(w);
 }
 
+/* A client that reconnects to a restarted daemon follows the new
+ * daemon's log (its own region, from its current head). */
+static void test_reconnect_follows_the_new_daemon(void **state)
+{
+	const size_t size = 1600 * KiB;
+	shoal_client *w, *r;
+	shoal_id a;
+	int res;
+
+	(void)state;
+	assert_int_equal(shoal_connect(d.socket, &r), 0);
+	any_call(r);
+	testd_kill(&d);
+	assert_int_equal(testd_restart(&d, "128M", "--reserve", "120M", NULL),
+	                 0);
+	any_call(r); /* reconnects */
+	assert_int_equal(shoal_epoch(r), 2);
+	assert_int_equal(shoal_connect(d.socket, &w), 0);
+	testd_id(&a, 0xf5, 1);
+	put_fill(w, &a, size, 0x77);
+	const uint8_t *p = read_once(r, &a, size, 0x77);
+	assert_true(present_pages(p, size) >= pages_in(size) - 1);
+	assert_int_equal(shoal_delete(w, &a, 1, &res), 0);
+	assert_int_equal(res, 0);
+	any_call(r);
+	assert_int_equal(present_pages(p, size), 0);
+	shoal_disconnect(r);
+	shoal_disconnect(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_setup_teardown(
 	                test_deleted_object_leaves_the_reader, setup, teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_small_objects_leave_in_batches, setup, teardown),
 	        cmocka_unit_test_setup_teardown(
 	                test_expired_name_leaves_the_reader, setup, teardown),
 	        cmocka_unit_test_setup_teardown(
@@ -281,6 +348,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(
 	                test_the_creator_keeps_its_recent_large_ranges, setup,
 	                teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_reconnect_follows_the_new_daemon, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
