@@ -4,15 +4,13 @@
  *
  * Fresh shared memory costs the kernel work per page before a byte can be
  * copied into it (allocating, zeroing, mapping: ~2 us per 4 KiB page), and
- * that work, not the copy, decides how fast a large put is. Two ways cost
- * less than populating the mapping and copying into it:
- *
- *   pwrite  into the arena file allocates each page and fills it with the
- *           caller's bytes in one pass: no zeroing of whole pages, no page
- *           tables in this process (so the seal's mprotect has less to
- *           walk and the creator's RSS does not grow by the object). The
- *           kernel serialises writes to one file, so one thread writes.
- *   populate + copy, on the other threads, as populate.c does.
+ * that work, not the copy, decides how fast a large put is. A pwrite into
+ * the arena file costs less than populating the mapping and copying into
+ * it: it allocates each page and fills it with the caller's bytes in one
+ * pass, with no zeroing of whole pages and no page tables in this process
+ * (so the seal's mprotect has less to walk and the creator's RSS does not
+ * grow by the object). The kernel serialises writes to one file, so one
+ * thread writes; the others populate and copy, as populate.c does.
  *
  * The object is cut into steps (CLIENT_FILL_STEP, aligned in the mapping).
  * The calling thread writes steps from the front with pwrite; helper
@@ -28,7 +26,9 @@
  * closes it after): between calls the client keeps none (docs/DESIGN.md,
  * trust model). When the file refuses pwrite or fallocate (hugetlbfs,
  * sealed memfd, EOPNOTSUPP, EINVAL), the step is populated and copied
- * instead and the writer turns into one more populating thread. Without a
+ * instead and the writer turns into one more populating thread; under a
+ * file size limit below the object's end (a pwrite past it would raise
+ * SIGXFSZ) no step is written. Without a
  * fd (memory the daemon vouches for, or no fd given) every thread copies,
  * populating first only the chunks this client has not mapped.
  *

@@ -1,10 +1,10 @@
 /*
  * os.h - the thin seam between shoal and the system: every system call that
  * can fail for reasons outside shoal's control (reads and writes on
- * sockets, accept, mmap, madvise, fallocate, pwrite into the arena) and
- * every private allocation of the daemon and the client go through an os_
- * wrapper, so that tests can make them fail (SQLite's fault injection, in
- * miniature).
+ * sockets, accept, mmap, madvise, fallocate, pwrite into the arena, arming
+ * the loop's timer) and every private allocation of the daemon and the
+ * client go through an os_ wrapper, so that tests can make them fail
+ * (SQLite's fault injection, in miniature).
  *
  * In a normal run the wrappers are the plain calls plus one test of a
  * pointer that stays NULL: os_fault_hook. A test sets the hook; it is then
@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -42,6 +43,7 @@ enum os_call {
 	OS_FALLOCATE,
 	OS_ALLOC, /* malloc, calloc, realloc, strdup */
 	OS_PWRITE,
+	OS_TIMER, /* timerfd_settime */
 	OS_CALL_END
 };
 
@@ -143,6 +145,16 @@ static inline ssize_t os_pwrite(int fd, const void *buf, size_t len, off_t off)
 	if (OS__FAULT(OS_PWRITE, &len))
 		return -1;
 	return pwrite(fd, buf, len, off);
+}
+
+static inline int os_timerfd_settime(int fd, int flags,
+                                     const struct itimerspec *its)
+{
+	size_t n = 0;
+
+	if (OS__FAULT(OS_TIMER, &n))
+		return -1;
+	return timerfd_settime(fd, flags, its, NULL);
 }
 
 static inline void *os_malloc(size_t size)

@@ -23,6 +23,7 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -556,6 +557,38 @@ static void test_fresh_put_keeps_creator_rss(void **state)
 	shoal_disconnect(c);
 	free(src);
 	expect_pattern(g_d.socket, 4, n);
+	assert_int_equal(stop_daemon(), 0);
+}
+
+/*
+ * A process whose file size limit (RLIMIT_FSIZE) lies below the arena's
+ * end must still put large objects: a pwrite past the limit would send it
+ * SIGXFSZ, which kills by default, so fill.c populates and copies instead.
+ */
+static void test_put_under_a_file_size_limit(void **state)
+{
+	size_t n = 48u << 20;
+	(void)state;
+
+	assert_int_equal(start_daemon("100M", NULL, NULL), 0);
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		struct rlimit rl = {1u << 20, 1u << 20};
+		uint8_t *src = malloc(n);
+		shoal_client *c;
+		shoal_id id;
+		if (!src || setrlimit(RLIMIT_FSIZE, &rl) != 0 ||
+		    shoal_connect(g_d.socket, &c) != 0)
+			_exit(100);
+		for (size_t i = 0; i < n; i++)
+			src[i] = pattern_byte(i, 5);
+		id_of(&id, 5);
+		int rc = shoal_put(c, &id, src, n, NULL, 0);
+		shoal_disconnect(c);
+		_exit(rc == 0 ? 0 : 1);
+	}
+	expect_exit(pid, 0);
+	expect_pattern(g_d.socket, 5, n);
 	assert_int_equal(stop_daemon(), 0);
 }
 
@@ -1157,6 +1190,7 @@ int main(void)
 	        T(test_no_sigbus_threaded_populate),
 	        T(test_no_sigbus_fill_runs_out),
 	        T(test_fresh_put_keeps_creator_rss),
+	        T(test_put_under_a_file_size_limit),
 	        T(test_client_fd_is_read_only),
 	        T(test_dir_arena_cannot_be_truncated),
 	        T(test_sealed_data_is_read_only),
