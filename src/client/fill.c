@@ -35,7 +35,9 @@
  * Segments must not overlap (then they are copied in the order given, by
  * the older path in populate.c); they are visited in offset order, found
  * per step by binary search. Helpers exist only during the call and run
- * with every signal blocked.
+ * with every signal blocked. They run outside io_lock, so they use the
+ * mapping as the create found it (struct client_map), never c's: another
+ * thread may reconnect meanwhile and replace it.
  */
 #include <errno.h>
 #include <pthread.h>
