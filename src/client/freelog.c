@@ -293,6 +293,7 @@ static bool region_ok(const struct layout_published *p, uint64_t size,
 void client_freelog_map(shoal_client *c, int fd)
 {
 	struct layout_header h;
+	struct layout_published ph;
 	struct stat st;
 	void *m;
 
@@ -304,19 +305,21 @@ void client_freelog_map(shoal_client *c, int fd)
 	if (m == MAP_FAILED)
 		return;
 	memcpy(&h, c->base, sizeof(h));
-	const struct layout_published *p = m;
-	if (!region_ok(p, (uint64_t)st.st_size, &h)) {
+	/* Checked and used from a private copy: the shared header could
+	 * change between the check and the use. */
+	memcpy(&ph, m, sizeof(ph));
+	if (!region_ok(&ph, (uint64_t)st.st_size, &h)) {
 		munmap(m, (size_t)st.st_size);
 		return;
 	}
-	c->pub = p;
+	c->pub = m;
 	c->pub_size = (uint64_t)st.st_size;
 	c->freelog = (const struct layout_freed *)((const uint8_t *)m +
-	                                           p->freelog_offset);
-	c->freelog_mask = p->freelog_entries - 1;
+	                                           ph.freelog_offset);
+	c->freelog_mask = ph.freelog_entries - 1;
 	/* What was freed before this mapping existed is not in it. */
-	c->freelog_pos =
-	        atomic_load_explicit(&p->freelog_head, memory_order_acquire);
+	c->freelog_pos = atomic_load_explicit(&c->pub->freelog_head,
+	                                      memory_order_acquire);
 	c->freelog_seen = c->freelog_pos;
 	c->freelog_bytes = 0;
 }
