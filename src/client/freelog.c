@@ -40,11 +40,15 @@
  * value; dropping those pages would make every put map them again (~0.3
  * us a page: a fifth of a put into recycled memory). So the places where
  * this client wrote large objects are never dropped by the log: up to
- * CLIENT_KEPT ranges, overlapping ones merged, the least recently written
- * making room. A refreshed frame that wanders among a few places of the
- * warm reserve (the app's other values take the place the old one left)
- * then finds each of them mapped, as before the log existed. Only large
- * creates count: readers and small writers keep nothing.
+ * CLIENT_KEPT ranges, overlapping ones merged up to twice the new object's
+ * size (adjacent ones are not merged), the least recently written making
+ * room. So what is kept is bounded: CLIENT_KEPT ranges, each at most
+ * twice the object last written there. A refreshed frame that wanders
+ * among a few places of the warm reserve (the app's other values take the
+ * place the old one left) then finds each of them mapped, as before the
+ * log existed; a loader of many large values keeps only the places of the
+ * last CLIENT_KEPT it wrote. Only large creates count: readers and small
+ * writers keep nothing.
  */
 #include <string.h>
 #include <sys/mman.h>
@@ -260,13 +264,23 @@ void client_freelog_created(shoal_client *c, uint64_t offset, uint64_t size)
 	for (size_t i = 0; i < CLIENT_KEPT; i++) {
 		struct client_kept *k = &c->kept[i];
 
-		if (k->seq && k->offset <= end &&
-		    offset <= k->offset + k->size) {
-			if (k->offset < offset)
-				offset = k->offset;
-			if (k->offset + k->size > end)
-				end = k->offset + k->size;
-			k->seq = 0; /* merged into the new one */
+		/* Only ranges that overlap (adjacent ones stay apart), and
+		 * only up to twice the new object: merging touching ranges
+		 * let a loader of many values keep one range over all it
+		 * ever wrote, however long ago. An overlapping range that
+		 * would grow past that stays as it is, beside the new one
+		 * (client_zap takes overlapping kept ranges). */
+		if (k->seq && k->offset < end && offset < k->offset + k->size) {
+			uint64_t lo = k->offset < offset ? k->offset : offset;
+			uint64_t hi = k->offset + k->size > end
+			                      ? k->offset + k->size
+			                      : end;
+
+			if (hi - lo <= 2 * size) {
+				offset = lo;
+				end = hi;
+				k->seq = 0; /* merged into the new one */
+			}
 		}
 		if (!slot || (slot->seq && k->seq < slot->seq))
 			slot = k;
