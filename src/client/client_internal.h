@@ -171,8 +171,8 @@ struct client_range {
 
 /* Where this client wrote large objects (CLIENT_NAMED_LARGE and up): the
  * freed-range log never drops those ranges from its mapping (freelog.c).
- * Overlapping and touching ones are merged; the least recently written
- * makes room. */
+ * Overlapping ones are merged up to twice the new object's size (touching
+ * ones are not); the least recently written makes room. */
 #define CLIENT_KEPT 16
 
 struct client_kept {
@@ -672,8 +672,8 @@ static inline void client_freelog_check(shoal_client *c)
 }
 
 /* This client created an object at [offset, offset + size): a large one
- * joins the ranges the log leaves mapped (merged with those it overlaps or
- * touches). io_lock must be held. */
+ * joins the ranges the log leaves mapped (merged with those it overlaps,
+ * up to twice its size). io_lock must be held. */
 void client_freelog_created(shoal_client *c, uint64_t offset, uint64_t size);
 
 /*

@@ -40,11 +40,15 @@
  * value; dropping those pages would make every put map them again (~0.3
  * us a page: a fifth of a put into recycled memory). So the places where
  * this client wrote large objects are never dropped by the log: up to
- * CLIENT_KEPT ranges, overlapping ones merged, the least recently written
- * making room. A refreshed frame that wanders among a few places of the
- * warm reserve (the app's other values take the place the old one left)
- * then finds each of them mapped, as before the log existed. Only large
- * creates count: readers and small writers keep nothing.
+ * CLIENT_KEPT ranges, overlapping ones merged up to twice the new object's
+ * size (adjacent ones are not merged), the least recently written making
+ * room. So what is kept is bounded: CLIENT_KEPT ranges, each at most
+ * twice the object last written there. A refreshed frame that wanders
+ * among a few places of the warm reserve (the app's other values take the
+ * place the old one left) then finds each of them mapped, as before the
+ * log existed; a loader of many large values keeps only the places of the
+ * last CLIENT_KEPT it wrote. Only large creates count: readers and small
+ * writers keep nothing.
  */
 #include <string.h>
 #include <sys/mman.h>
@@ -260,13 +264,23 @@ void client_freelog_created(shoal_client *c, uint64_t offset, uint64_t size)
 	for (size_t i = 0; i < CLIENT_KEPT; i++) {
 		struct client_kept *k = &c->kept[i];
 
-		if (k->seq && k->offset <= end &&
-		    offset <= k->offset + k->size) {
-			if (k->offset < offset)
-				offset = k->offset;
-			if (k->offset + k->size > end)
-				end = k->offset + k->size;
-			k->seq = 0; /* merged into the new one */
+		/* Only ranges that overlap (adjacent ones stay apart), and
+		 * only up to twice the new object: merging touching ranges
+		 * let a loader of many values keep one range over all it
+		 * ever wrote, however long ago. An overlapping range that
+		 * would grow past that stays as it is, beside the new one
+		 * (client_zap takes overlapping kept ranges). */
+		if (k->seq && k->offset < end && offset < k->offset + k->size) {
+			uint64_t lo = k->offset < offset ? k->offset : offset;
+			uint64_t hi = k->offset + k->size > end
+			                      ? k->offset + k->size
+			                      : end;
+
+			if (hi - lo <= 2 * size) {
+				offset = lo;
+				end = hi;
+				k->seq = 0; /* merged into the new one */
+			}
 		}
 		if (!slot || (slot->seq && k->seq < slot->seq))
 			slot = k;
@@ -293,6 +307,7 @@ static bool region_ok(const struct layout_published *p, uint64_t size,
 void client_freelog_map(shoal_client *c, int fd)
 {
 	struct layout_header h;
+	struct layout_published ph;
 	struct stat st;
 	void *m;
 
@@ -304,19 +319,21 @@ void client_freelog_map(shoal_client *c, int fd)
 	if (m == MAP_FAILED)
 		return;
 	memcpy(&h, c->base, sizeof(h));
-	const struct layout_published *p = m;
-	if (!region_ok(p, (uint64_t)st.st_size, &h)) {
+	/* Checked and used from a private copy: the shared header could
+	 * change between the check and the use. */
+	memcpy(&ph, m, sizeof(ph));
+	if (!region_ok(&ph, (uint64_t)st.st_size, &h)) {
 		munmap(m, (size_t)st.st_size);
 		return;
 	}
-	c->pub = p;
+	c->pub = m;
 	c->pub_size = (uint64_t)st.st_size;
 	c->freelog = (const struct layout_freed *)((const uint8_t *)m +
-	                                           p->freelog_offset);
-	c->freelog_mask = p->freelog_entries - 1;
+	                                           ph.freelog_offset);
+	c->freelog_mask = ph.freelog_entries - 1;
 	/* What was freed before this mapping existed is not in it. */
-	c->freelog_pos =
-	        atomic_load_explicit(&p->freelog_head, memory_order_acquire);
+	c->freelog_pos = atomic_load_explicit(&c->pub->freelog_head,
+	                                      memory_order_acquire);
 	c->freelog_seen = c->freelog_pos;
 	c->freelog_bytes = 0;
 }

@@ -148,6 +148,7 @@ static int arena_setup(struct arena *a, uint64_t file_size, uint64_t page,
 	int rc;
 
 	a->map_size = round_up(file_size, page);
+	a->page_size = page;
 	a->data_offset = LAYOUT_HEADER_SIZE;
 	if (ftruncate(a->fd, (off_t)a->map_size) != 0) {
 		rc = -errno;

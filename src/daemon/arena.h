@@ -33,6 +33,7 @@ struct arena {
 	int ro_fd;
 	uint8_t *base;
 	uint64_t map_size;
+	uint64_t page_size; /* the backing's page: a huge page on hugetlbfs */
 	uint64_t capacity;  /* the allocator's area: requested rounded to 64 */
 	uint64_t requested; /* capacity as asked for: what clients are told */
 	uint64_t data_offset;

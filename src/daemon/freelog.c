@@ -97,6 +97,7 @@ int freelog_open(struct freelog *f, uint64_t entries,
 	f->hdr = (struct layout_published *)f->base;
 	f->ring = (struct layout_freed *)(f->base + hdr_size);
 	f->mask = entries - 1;
+	f->unit = LAYOUT_FREELOG_UNIT;
 	*f->hdr = (struct layout_published){
 	        .magic = LAYOUT_PUB_MAGIC,
 	        .version = LAYOUT_PUB_VERSION,
@@ -128,12 +129,12 @@ void freelog_close(struct freelog *f)
 void freelog_note(struct freelog *f, uint64_t off, uint64_t len,
                   uint64_t span_off, uint64_t span_len)
 {
-	const uint64_t u = LAYOUT_FREELOG_UNIT;
-	uint64_t lo, hi;
+	uint64_t u, lo, hi;
 	struct layout_freed *e;
 
 	if (!f || !f->ring)
 		return;
+	u = f->unit;
 	/* Whole pages of the free stretch ... */
 	lo = round_up(span_off, u);
 	hi = (span_off + span_len) / u * u;

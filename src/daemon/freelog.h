@@ -22,6 +22,12 @@ struct freelog {
 	struct layout_published *hdr;
 	struct layout_freed *ring;
 	uint64_t mask; /* entries - 1 */
+	/* What entries are whole multiples of: LAYOUT_FREELOG_UNIT after
+	 * freelog_open; the arena's page size when that is larger (a huge
+	 * page on hugetlbfs, where a client can drop only whole huge pages:
+	 * with 4 KiB units, a huge page freed piece by piece would never be
+	 * logged whole and never leave any mapping). A power of two. */
+	uint64_t unit;
 	uint64_t head; /* the daemon's own copy: never read back */
 };
 
@@ -40,11 +46,11 @@ void freelog_close(struct freelog *f);
 /*
  * The block [off, off + len) of the arena was freed and, merged with its
  * free neighbours, is now the free stretch [span_off, span_off + span_len).
- * Logs the whole pages that this free made free: those of the stretch that
- * the block overlaps (pages shared with a live neighbour stay out; a page
- * that the block shared with earlier frees is in). Nothing when there is
- * none, e.g. for most small blocks. O(1), no system call. f may be NULL or
- * closed (nothing is logged).
+ * Logs the whole pages (of f->unit bytes) that this free made free: those of
+ * the stretch that the block overlaps (pages shared with a live neighbour stay
+ * out; a page that the block shared with earlier frees is in). Nothing when
+ * there is none, e.g. for most small blocks. O(1), no system call. f may be
+ * NULL or closed (nothing is logged).
  */
 void freelog_note(struct freelog *f, uint64_t off, uint64_t len,
                   uint64_t span_off, uint64_t span_len);

@@ -159,8 +159,11 @@ static bool try_creates(struct server *srv)
 		struct conn *c = container_of(w, struct conn, wait);
 		if (!alloc_surely_fits(st->alloc, need)) {
 			uint64_t seen = avail_events(srv);
-			if (runs_largest(&st->runs, &st->objs) < need ||
-			    srv->avail_seen == seen)
+			/* The cheap test first: runs_largest applies the
+			 * pin queue, which a waiting create must not undo
+			 * on every pass when nothing changed. */
+			if (srv->avail_seen == seen ||
+			    runs_largest(&st->runs, &st->objs) < need)
 				break;
 			srv->avail_seen = seen;
 		}
@@ -390,6 +393,8 @@ int server_init_state(struct server *srv, const struct server_options *opt,
 		                  &srv->arena.header, err, size);
 		if (rc)
 			goto fail;
+		if (srv->arena.page_size > srv->freelog.unit)
+			srv->freelog.unit = srv->arena.page_size;
 		srv->store.freelog = &srv->freelog;
 	}
 	if (opt->persist_dir) {

@@ -23,9 +23,12 @@
 #define BASE  4096u
 #define AREA  (1u << 20)
 #define GRAN  64u
-#define PAGE  LAYOUT_FREELOG_UNIT
 #define NGRAN (AREA / GRAN)
-#define NPAGE (AREA / PAGE)
+/* The log's unit: LAYOUT_FREELOG_UNIT, or larger (a huge page). */
+static uint64_t page_unit = LAYOUT_FREELOG_UNIT;
+#define PAGE      page_unit
+#define NPAGE     ((BASE + AREA + PAGE - 1) / PAGE) /* pages from offset 0 */
+#define MAX_NPAGE ((BASE + AREA) / LAYOUT_FREELOG_UNIT + 1)
 
 struct model {
 	uint8_t used[NGRAN]; /* 1: the granule is in a used block */
@@ -51,6 +54,7 @@ static void model_open(struct model *m)
 	assert_int_equal(alloc_create(BASE, AREA, &m->a), 0);
 	if (freelog_open(&m->f, 1u << 16, &h, err, sizeof(err)) != 0)
 		fail_msg("freelog_open: %s", err);
+	m->f.unit = page_unit;
 }
 
 static void model_close(struct model *m)
@@ -59,9 +63,14 @@ static void model_close(struct model *m)
 	freelog_close(&m->f);
 }
 
+/* Page p is [p * PAGE, (p + 1) * PAGE) of the arena file: free when all
+ * of it lies in the area and no granule of it is used. */
 static bool page_free(const struct model *m, uint64_t p)
 {
-	for (uint64_t g = p * (PAGE / GRAN); g < (p + 1) * (PAGE / GRAN); g++)
+	if (p * PAGE < BASE || (p + 1) * PAGE > BASE + AREA)
+		return false;
+	for (uint64_t g = (p * PAGE - BASE) / GRAN;
+	     g < ((p + 1) * PAGE - BASE) / GRAN; g++)
 		if (m->used[g])
 			return false;
 	return true;
@@ -78,7 +87,7 @@ static void set_used(struct model *m, uint64_t off, uint64_t size, uint8_t v)
 static void model_free(struct model *m, uint64_t off, uint64_t size)
 {
 	uint64_t span_off, span_len;
-	bool was_free[NPAGE];
+	bool was_free[MAX_NPAGE];
 
 	for (uint64_t p = 0; p < NPAGE; p++)
 		was_free[p] = page_free(m, p);
@@ -102,7 +111,7 @@ static void model_free(struct model *m, uint64_t off, uint64_t size)
 	}
 	assert_int_equal(head, m->seen + 1);
 	const struct layout_freed *e = &m->f.ring[m->seen & m->f.mask];
-	assert_int_equal(atomic_load(&e->offset), BASE + lo * PAGE);
+	assert_int_equal(atomic_load(&e->offset), lo * PAGE);
 	assert_int_equal(atomic_load(&e->length), (hi - lo) * PAGE);
 	m->seen++;
 }
@@ -143,6 +152,44 @@ static void test_log_matches_the_model(void **state)
 		model_free(&m, live[nlive].off, live[nlive].size);
 	}
 	assert_true(m.seen > 0);
+	model_close(&m);
+}
+
+/* The same with the unit of a 64 KiB "huge page": a page freed piece by
+ * piece is logged, whole, by the free that completes it. */
+static void test_log_matches_the_model_huge_unit(void **state)
+{
+	page_unit = 64 * 1024;
+	test_log_matches_the_model(state);
+	page_unit = LAYOUT_FREELOG_UNIT;
+}
+
+/* Two objects share one huge page: freeing the first logs nothing (the
+ * page still holds the second), freeing the second logs the page. */
+static void test_huge_page_freed_in_two_pieces(void **state)
+{
+	static struct model m;
+	uint64_t x, y, span_off, span_len;
+
+	(void)state;
+	page_unit = 64 * 1024;
+	model_open(&m);
+	/* Fill up to the first whole unit, so that x and y share one. */
+	uint64_t pad;
+	assert_int_equal(alloc_alloc(m.a, PAGE - BASE, &pad), 0);
+	assert_int_equal(alloc_alloc(m.a, PAGE / 2, &x), 0);
+	assert_int_equal(alloc_alloc(m.a, PAGE / 2, &y), 0);
+	assert_int_equal(x, PAGE);
+	assert_int_equal(y, PAGE + PAGE / 2);
+	alloc_free_span(m.a, x, &span_off, &span_len);
+	freelog_note(&m.f, x, PAGE / 2, span_off, span_len);
+	assert_int_equal(atomic_load(&m.f.hdr->freelog_head), 0);
+	alloc_free_span(m.a, y, &span_off, &span_len);
+	freelog_note(&m.f, y, PAGE / 2, span_off, span_len);
+	assert_int_equal(atomic_load(&m.f.hdr->freelog_head), 1);
+	assert_int_equal(atomic_load(&m.f.ring[0].offset), PAGE);
+	assert_int_equal(atomic_load(&m.f.ring[0].length), PAGE);
+	page_unit = LAYOUT_FREELOG_UNIT;
 	model_close(&m);
 }
 
@@ -204,6 +251,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_log_matches_the_model),
+	        cmocka_unit_test(test_log_matches_the_model_huge_unit),
+	        cmocka_unit_test(test_huge_page_freed_in_two_pieces),
 	        cmocka_unit_test(test_tiny_frees_log_little),
 	        cmocka_unit_test(test_region_header),
 	};
