@@ -203,7 +203,8 @@ struct shoal_client {
 	uint64_t arena_dev, arena_ino;
 
 	/* Chunks (LAYOUT_CHUNK) of the arena this client has populated in its
-	 * page tables; set bits only, updated without locks. */
+	 * page tables, updated without locks: set by creates, cleared when
+	 * client_zap drops a whole chunk. */
 	_Atomic uint64_t *populated;
 	size_t nchunks;
 
@@ -288,7 +289,7 @@ struct shoal_client {
 	uint64_t freelog_pos;       /* entries before it were acted on */
 	uint64_t freelog_seen;      /* entries before it were counted in ... */
 	uint64_t freelog_bytes;     /* ... the bytes waiting since pos */
-	uint64_t freelog_overflows; /* times it fell a ring behind */
+	uint64_t freelog_overflows; /* times it dropped the whole mapping */
 	struct client_kept kept[CLIENT_KEPT];
 	uint64_t kept_seq;
 };
@@ -656,6 +657,11 @@ void client_freelog_unmap(shoal_client *c);
  * client a system call per free (freelog.c). */
 #define CLIENT_FREELOG_BYTES   (1u << 20)
 #define CLIENT_FREELOG_ENTRIES 64
+
+/* More entries than this waiting (a client idle while the store freed
+ * much): one pass over the whole mapping (as a client a ring behind does)
+ * instead of up to one madvise per entry. */
+#define CLIENT_FREELOG_MANY 4096
 
 /* Counts the ranges freed since this client last looked, and drops the
  * waiting ones once they make a batch (freelog.c). io_lock must be held. */

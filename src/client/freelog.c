@@ -32,8 +32,11 @@
  * Falling behind: a client more than a ring behind (idle while the store
  * freed many ranges) cannot know which ranges it missed; it drops its whole
  * mapping instead, except what it keeps (below) and the objects it is
- * writing. Objects it still views are faulted in again when read: correct,
- * and bounded to once per ring.
+ * writing (up to 64 of them). Objects it still views are faulted in again
+ * when read: correct, and bounded to once per ring. A client that finds
+ * more than CLIENT_FREELOG_MANY entries waiting does the same: one pass
+ * over the mapping instead of up to tens of thousands of madvise calls in
+ * one call of its own.
  *
  * Kept: a process that creates large objects (a loader refreshing a frame)
  * puts each into warm memory that it mapped when it wrote an earlier
@@ -126,11 +129,15 @@ static size_t kept_ranges(const shoal_client *c, struct client_range *out)
 	return n;
 }
 
-/* Fell behind: drops the whole data area except the kept ranges and the
- * objects this client is writing. */
+/* The unsealed objects drop_all leaves mapped: a client writing more at
+ * once has the others' pages faulted in again as it writes them. */
+#define DROP_ALL_UNSEALED 64
+
+/* Fell behind: drops the whole data area except the kept ranges and (up
+ * to DROP_ALL_UNSEALED of) the objects this client is writing. */
 static void drop_all(shoal_client *c, struct client_range *keep, size_t nkeep)
 {
-	struct client_range all[CLIENT_KEPT + 64];
+	struct client_range all[CLIENT_KEPT + DROP_ALL_UNSEALED];
 	struct client_ref *r;
 	size_t n = nkeep;
 
@@ -213,8 +220,11 @@ void client_freelog_apply(shoal_client *c)
 	size_t nkeep;
 
 	/* More than a ring behind, or a head that went backwards (nothing
-	 * the daemon writes): what was missed is unknown. */
-	if (head - pos >= slots || c->freelog_seen - pos > head - pos)
+	 * the daemon writes): what was missed is unknown. Very many entries
+	 * waiting: one pass over the mapping costs less than an madvise
+	 * each. */
+	if (head - pos >= slots || c->freelog_seen - pos > head - pos ||
+	    head - pos > CLIENT_FREELOG_MANY)
 		goto overflow;
 	/* Count what waits; a torn read here only moves the batch. */
 	for (uint64_t i = c->freelog_seen; i != head; i++) {

@@ -14,6 +14,8 @@
 
 os_fault_fn *os_fault_hook;
 
+_Thread_local void *os_fault_addr;
+
 int os__fault(enum os_call call, size_t *len)
 {
 	os_fault_fn *hook = os_fault_hook;

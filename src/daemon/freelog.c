@@ -146,6 +146,11 @@ void freelog_note(struct freelog *f, uint64_t off, uint64_t len,
 	if (lo >= hi)
 		return;
 	e = &f->ring[f->head & f->mask];
+	/* The slot's previous entry is overwritten: a reader that reads the
+	 * new values and then (after its acquire fence) the head must see
+	 * the head that made this slot reusable, and so know it was
+	 * overwritten (src/client/freelog.c). No-op on x86. */
+	atomic_thread_fence(memory_order_release);
 	atomic_store_explicit(&e->offset, lo, memory_order_relaxed);
 	atomic_store_explicit(&e->length, hi - lo, memory_order_relaxed);
 	f->head++;

@@ -785,6 +785,29 @@ static void test_negative_timeouts_other_than_minus_one(void **state)
 	raw_free(&m);
 }
 
+/* Open descriptors of this process. */
+static int open_fds(void)
+{
+	int n = 0;
+
+	for (int fd = 0; fd < 4096; fd++)
+		n += fcntl(fd, F_GETFD) >= 0;
+	return n;
+}
+
+/* The tests' raw connections close every descriptor the daemon sends at
+ * HELLO (the arena and the published region): many raw clients must not
+ * run this process out of descriptors. */
+static void test_raw_connect_keeps_no_fd(void **state)
+{
+	struct fx *f = *state;
+	int before = open_fds();
+
+	for (int i = 0; i < 20; i++)
+		close(raw_connect(f->d.socket));
+	assert_int_equal(open_fds(), before);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -797,6 +820,7 @@ int main(void)
 	        T(test_unknown_type_before_hello_closes),
 	        T(test_oversized_release_is_too_big),
 	        T(test_negative_timeouts_other_than_minus_one),
+	        T(test_raw_connect_keeps_no_fd),
 #undef T
 	        cmocka_unit_test(test_half_sent_requests_are_bounded),
 	        cmocka_unit_test(test_client_count_is_bounded),

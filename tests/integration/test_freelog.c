@@ -164,7 +164,9 @@ static void test_deleted_object_leaves_the_reader(void **state)
 }
 
 /* Small objects leave the reader in batches (of 64 ranges or 1 MiB):
- * once enough of them went, none is mapped any more. */
+ * after 63 frees of 8 KiB (one range each) and a call they are all still
+ * mapped; the 64th makes a batch, and at the next call none is mapped any
+ * more. */
 static void test_small_objects_leave_in_batches(void **state)
 {
 	const size_t size = 8 * KiB, n = 70;
@@ -185,15 +187,61 @@ static void test_small_objects_leave_in_batches(void **state)
 		assert_true(present_pages(at[i], size) >= 1);
 	}
 	any_call(r); /* takes the last release, which waits for a call */
-	for (unsigned i = 0; i < n; i++) {
+	for (unsigned i = 0; i < 63; i++) {
 		assert_int_equal(shoal_delete(w, &ids[i], 1, &res), 0);
 		assert_int_equal(res, 0);
 	}
 	any_call(r);
-	for (unsigned i = 0; i < n; i++)
-		if (present_pages(at[i], size))
-			fail_msg("object %u (at %p, first at %p) still mapped",
-			         i, (const void *)at[i], (const void *)at[0]);
+	for (unsigned i = 0; i < 63; i++)
+		if (present_pages(at[i], size) == 0)
+			fail_msg("object %u left before its batch", i);
+	for (unsigned i = 63; i < n; i++) {
+		assert_int_equal(shoal_delete(w, &ids[i], 1, &res), 0);
+		assert_int_equal(res, 0);
+		if (i == 63) {
+			any_call(r);
+			for (unsigned k = 0; k < 64; k++)
+				if (present_pages(at[k], size))
+					fail_msg("object %u still mapped", k);
+		}
+	}
+	/* 6 more: less than a batch; one more call does not drop them
+	 * either. */
+	any_call(r);
+	for (unsigned i = 64; i < n; i++)
+		assert_true(present_pages(at[i], size) > 0);
+	shoal_disconnect(r);
+	shoal_disconnect(w);
+}
+
+/* A reader that finds very many ranges waiting (more than 4096) drops its
+ * whole mapping in one pass rather than an madvise per range: an object
+ * it read and that is still live leaves its page tables too, and reads
+ * the same afterwards. */
+static void test_many_waiting_ranges_drop_everything(void **state)
+{
+	const size_t size = 256 * KiB;
+	shoal_client *w, *r;
+	shoal_id a, x;
+	int res;
+
+	(void)state;
+	assert_int_equal(shoal_connect(d.socket, &w), 0);
+	assert_int_equal(shoal_connect(d.socket, &r), 0);
+	testd_id(&a, 0xf6, 1);
+	put_fill(w, &a, size, 0x66);
+	const uint8_t *p = read_once(r, &a, size, 0x66);
+	any_call(r);
+	assert_true(present_pages(p, size) >= pages_in(size) - 1);
+	for (unsigned i = 0; i < 4200; i++) {
+		testd_id(&x, 0xf7, i);
+		put_fill(w, &x, 8 * KiB, 0x01);
+		assert_int_equal(shoal_delete(w, &x, 1, &res), 0);
+		assert_int_equal(res, 0);
+	}
+	any_call(r);
+	assert_int_equal(present_pages(p, size), 0);
+	read_once(r, &a, size, 0x66);
 	shoal_disconnect(r);
 	shoal_disconnect(w);
 }
@@ -345,6 +393,9 @@ int main(void)
 	                test_deleted_object_leaves_the_reader, setup, teardown),
 	        cmocka_unit_test_setup_teardown(
 	                test_small_objects_leave_in_batches, setup, teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_many_waiting_ranges_drop_everything, setup,
+	                teardown),
 	        cmocka_unit_test_setup_teardown(
 	                test_expired_name_leaves_the_reader, setup, teardown),
 	        cmocka_unit_test_setup_teardown(

@@ -53,19 +53,28 @@ int raw_connect(const char *path)
 		raw_fail("no hello reply");
 	uint8_t buf[sizeof(struct proto_header) +
 	            sizeof(struct proto_hello_reply)];
-	char cbuf[CMSG_SPACE(sizeof(int))];
+	/* Room for more fds than the daemon sends (the arena and the
+	 * published region): none is cut off, and every one is closed. */
+	char cbuf[CMSG_SPACE(4 * sizeof(int))];
 	struct iovec iov = {buf, sizeof(buf)};
 	struct msghdr msg = {.msg_iov = &iov,
 	                     .msg_iovlen = 1,
 	                     .msg_control = cbuf,
 	                     .msg_controllen = sizeof(cbuf)};
-	if (recvmsg(fd, &msg, MSG_WAITALL) <= 0)
+	if (recvmsg(fd, &msg, MSG_WAITALL | MSG_CMSG_CLOEXEC) <= 0)
 		raw_fail("hello reply");
 	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm;
 	     cm = CMSG_NXTHDR(&msg, cm)) {
-		int pfd;
-		memcpy(&pfd, CMSG_DATA(cm), sizeof(pfd));
-		close(pfd);
+		size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		for (size_t i = 0; i < k; i++) {
+			int pfd;
+			memcpy(&pfd, CMSG_DATA(cm) + i * sizeof(pfd),
+			       sizeof(pfd));
+			close(pfd);
+		}
 	}
 	return fd;
 }

@@ -36,6 +36,7 @@
 
 #include <cmocka.h>
 
+#include "client_internal.h"
 #include "os.h"
 #include "server.h"
 #include "shoal.h"
@@ -1400,16 +1401,48 @@ static void publish_raw(const uint64_t (*e)[2], size_t n, uint64_t head)
 	daemon_resume();
 }
 
+/* Every madvise of the test thread, checked against the data area of
+ * the client's mapping: a DONTNEED outside it (below the base, over the
+ * header, past the end into private memory) would zero what it covers. */
+static struct {
+	pthread_t thread;
+	uintptr_t lo, hi; /* the client's data area */
+	atomic_long calls, outside;
+} watch;
+
+static long watch_madvise(enum os_call call, size_t len)
+{
+	uintptr_t a = (uintptr_t)os_fault_addr;
+
+	if (call != OS_MADVISE || !pthread_equal(pthread_self(), watch.thread))
+		return 0;
+	atomic_fetch_add(&watch.calls, 1);
+	if (a < watch.lo || a > watch.hi || len > watch.hi - a) {
+		atomic_fetch_add(&watch.outside, 1);
+		print_message("madvise [%#lx, +%zu) outside [%#lx, %#lx)\n",
+		              (unsigned long)a, len, (unsigned long)watch.lo,
+		              (unsigned long)watch.hi);
+	}
+	return 0;
+}
+
 /* A client trusts no entry of the freed-range log: entries over the
  * header, past the mapping, of any length, wrapping around, and a head
  * that goes back or far ahead cost it at most an madvise of its own
- * mapping; what it views reads the same. */
+ * mapping's data area (each call is checked); what it views reads the
+ * same. */
 static void test_hostile_freelog(void **state)
 {
 	const uint64_t u = UINT64_MAX;
 	(void)state;
 	daemon_start(4u << 20);
 	shoal_client *c = must_connect();
+	watch.thread = pthread_self();
+	watch.lo = (uintptr_t)c->base + c->data_offset;
+	watch.hi = (uintptr_t)c->base + c->map_size;
+	atomic_store(&watch.calls, 0);
+	atomic_store(&watch.outside, 0);
+	os_fault_hook = watch_madvise;
 	shoal_view v;
 	shoal_id id = make_id(1);
 	must_put(c, 1, 300000);
@@ -1436,6 +1469,9 @@ static void test_hostile_freelog(void **state)
 	publish_raw(bad, n, u - 2 + n);
 	assert_int_equal(shoal_contains(c, &id, &st), 0);
 	assert_true(has_pattern(v.data, v.data_size, 1));
+	os_fault_hook = NULL;
+	assert_true(atomic_load(&watch.calls) > 0);
+	assert_int_equal(atomic_load(&watch.outside), 0);
 	/* Still a working store. */
 	must_put(c, 2, 70000);
 	assert_int_equal(shoal_release(c, &v), 0);
