@@ -293,7 +293,12 @@ SHOAL_API int shoal_set_interrupt_signals(shoal_client *c, const int *signals,
  * their memory from being reused until the old views are released. An
  * object the new daemon does not have (an unnamed one) cannot be pinned
  * so: the bytes of such an old view may change once the new daemon reuses
- * its memory. Setting SHOAL_NO_RECONNECT=1 in the environment turns
+ * its memory. An unsealed object's pages become private to this process
+ * when it reconnects: writes through its *data after that (or still made
+ * by a shoal_create_from() under way in another thread, which then stops
+ * copying) reach nobody else, so they cannot change an object the new
+ * daemon placed there; writes before the reconnect do reach the file.
+ * Setting SHOAL_NO_RECONNECT=1 in the environment turns
  * reconnecting off (calls then fail with SHOAL_EUNAVAILABLE).
  */
 
@@ -379,7 +384,10 @@ typedef struct shoal_segment {
  * this process's page tables until it touches them). Segments in
  * ascending offset order overlap best; any order gives the same bytes. Bytes that no segment
  * covers are left as shoal_create() leaves them, for the caller to write
- * through *data before sealing. segs must stay valid during the call.
+ * through *data before sealing. segs must stay valid during the call. If
+ * another thread reconnects during the call (a restart, see above), the
+ * copy stops, the call still returns 0, the bytes at *data are unspecified
+ * and shoal_seal() returns SHOAL_EUNAVAILABLE.
  * Returns what shoal_create() returns; SHOAL_EINVAL (nothing is created)
  * for a segment that does not lie within the object's data_size +
  * metadata_size bytes, a NULL src with a size, or a bad width.
@@ -414,7 +422,9 @@ SHOAL_API int shoal_set_populate_threads(shoal_client *c, unsigned threads);
  * The creator keeps holding the object after sealing, exactly as if it had
  * got it once: call shoal_release_id() when done with the written bytes.
  * Returns 0; SHOAL_ENOTFOUND if this client has no unsealed object with this
- * ID; SHOAL_EUNAVAILABLE; SHOAL_EFORKED; or -errno.
+ * ID; SHOAL_EUNAVAILABLE (also for an object created before a restart: it
+ * is lost, and its bytes were private to this process since the
+ * reconnect); SHOAL_EFORKED; or -errno.
  */
 SHOAL_API int shoal_seal(shoal_client *c, const shoal_id *id);
 

@@ -215,6 +215,10 @@ struct shoal_client {
 	/* Restarts (io_lock): the connection's number, 1 at connect and one
 	 * more per reconnect; the hook that may start a daemon. */
 	uint32_t epoch;
+	/* Sessions retired so far: a fill outside io_lock compares it with
+	 * the count its create saw (struct client_map) before each write
+	 * through the arena fd. */
+	atomic_uint retirements;
 	shoal_restart_fn restart_hook;
 	void *restart_ctx;
 	bool no_reconnect; /* SHOAL_NO_RECONNECT: fail instead */
@@ -545,6 +549,7 @@ struct client_map {
 	uint64_t size;
 	size_t window_page;
 	_Atomic uint64_t *populated;
+	unsigned retirements; /* c->retirements when copied */
 };
 
 /* Copies c's current mapping into *m. io_lock must be held. */
@@ -554,6 +559,15 @@ static inline void client_map_of(const shoal_client *c, struct client_map *m)
 	m->size = c->map_size;
 	m->window_page = c->window_page;
 	m->populated = c->populated;
+	m->retirements = atomic_load(&c->retirements);
+}
+
+/* Whether the session m was copied from has been retired since: then the
+ * create is lost and its range in the old mapping is private memory. */
+static inline bool client_map_retired(const shoal_client *c,
+                                      const struct client_map *m)
+{
+	return atomic_load(&((shoal_client *)c)->retirements) != m->retirements;
 }
 
 /* Most threads shoal_set_populate_threads() accepts. */

@@ -465,6 +465,55 @@ static int copy_refs(struct client_refmap *to, const struct client_refmap *from,
 }
 
 /*
+ * Makes the pages of every unsealed create of the ending session private
+ * to this process (anonymous memory at the same addresses), so that a
+ * thread still filling one, or an application still writing through the
+ * pointer its create gave, writes into memory nobody else sees. The daemon
+ * that allocated these objects is gone or will never hear of them again; a
+ * daemon restarted with --persist reopens the same arena file and may give
+ * their blocks to other objects, which writes through the shared mapping
+ * would corrupt. The object is lost either way (its seal fails with
+ * SHOAL_EUNAVAILABLE).
+ *
+ * The range is rounded out to window_page, as its window was. The first
+ * and last page may hold bytes of neighbouring objects that views of this
+ * mapping still read: their current contents are copied into the private
+ * pages first, and the whole range is swapped in by one mremap, so a reader
+ * never sees the range unmapped or zeroed. Sealed bytes do not change, so
+ * the copy is what the file holds. Interior pages belong to the object
+ * only and start zeroed. When the kernel refuses (no memory, too many
+ * mappings) the range stays shared: the behaviour before this existed.
+ * ref_lock must be held.
+ */
+static void privatize_unsealed(shoal_client *c)
+{
+	uint64_t mask = c->window_page - 1;
+	struct client_ref *e;
+
+	for (size_t i = 0; (e = client_refmap_next(&c->unsealed, &i));) {
+		if (e->size == 0)
+			continue;
+		uint64_t lo = e->offset & ~mask;
+		uint64_t hi = (e->offset + e->size + mask) & ~mask;
+		if (hi > c->map_size)
+			hi = c->map_size;
+		if (hi <= lo)
+			continue;
+		size_t len = (size_t)(hi - lo), wp = c->window_page;
+		uint8_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			continue;
+		memcpy(p, c->base + lo, wp < len ? wp : len);
+		if (len > wp)
+			memcpy(p + len - wp, c->base + hi - wp, wp);
+		if (mremap(p, len, len, MREMAP_MAYMOVE | MREMAP_FIXED,
+		           c->base + lo) == MAP_FAILED)
+			munmap(p, len);
+	}
+}
+
+/*
  * Moves the current mapping, views and unsealed creates to a retired
  * record (or unmaps at once when nothing uses them) and empties the maps,
  * keeping their room. io_lock must be held. Returns 0 or SHOAL_ENOMEM
@@ -503,6 +552,10 @@ static int retire_session(shoal_client *c)
 		free(r);
 		return rc;
 	}
+	/* First the count, so that a fill stops writing through the fd;
+	 * then its mapping goes private. */
+	atomic_fetch_add(&c->retirements, 1);
+	privatize_unsealed(c);
 	client_refmap_clear(&c->views);
 	client_refmap_clear(&c->view_ids);
 	client_refmap_clear(&c->unsealed);

@@ -37,7 +37,13 @@
  * per step by binary search. Helpers exist only during the call and run
  * with every signal blocked. They run outside io_lock, so they use the
  * mapping as the create found it (struct client_map), never c's: another
- * thread may reconnect meanwhile and replace it.
+ * thread may reconnect meanwhile and replace it. That reconnect makes the
+ * object's pages in the old mapping private (connect.c) and bumps
+ * c->retirements: a daemon restarted with --persist reuses the arena file,
+ * so the fd and the shared pages may now hold another object. The threads
+ * take no step after it, and the writer checks it before every pwrite (at
+ * most CLIENT_FILL_WRITE bytes), so one call under way is all that can
+ * still reach the file; a step being copied goes to private memory.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -54,13 +60,20 @@
  * are populated (or not) by one thread. */
 #define CLIENT_FILL_STEP (8u << 20)
 
+/* Most bytes one pwrite writes: what may still land in the arena file
+ * after a reconnect retired the session (see write_all). */
+#define CLIENT_FILL_WRITE (1u << 20)
+
 /* A rebased segment (width 4 or 8) is written through a buffer this big. */
 #define CLIENT_FILL_BOUNCE (256u << 10)
 
 /* A step the file refused to write: populate and copy it instead. */
 #define FILL_REFUSED 1
+/* The session was retired: the object is lost, write nothing more. */
+#define FILL_ABANDONED 2
 
 struct fill_job {
+	const shoal_client *c;
 	const struct client_map *m; /* the mapping the object lies in */
 	int fd;                     /* writable arena fd, or -1 */
 	bool reserve; /* the daemon does not vouch for the pages */
@@ -102,7 +115,8 @@ static uint64_t take(struct fill_job *j, bool front)
 	uint64_t k = UINT64_MAX;
 
 	pthread_mutex_lock(&j->lock);
-	if (j->lo < j->hi && atomic_load(&j->error) == 0)
+	if (j->lo < j->hi && atomic_load(&j->error) == 0 &&
+	    !client_map_retired(j->c, j->m))
 		k = front ? j->lo++ : --j->hi;
 	pthread_mutex_unlock(&j->lock);
 	return k;
@@ -165,12 +179,21 @@ static void copy_range(struct fill_job *j, uint64_t a, uint64_t b)
 		                  p.len);
 }
 
-/* pwrite of len bytes at file offset off, through short writes and EINTR.
- * Returns 0, FILL_REFUSED or -errno. */
-static int write_all(int fd, const uint8_t *p, uint64_t len, uint64_t off)
+/* pwrite of len bytes at file offset off, through short writes and EINTR,
+ * at most CLIENT_FILL_WRITE bytes a call. Returns 0, FILL_REFUSED,
+ * FILL_ABANDONED or -errno. */
+static int write_all(const struct fill_job *j, const uint8_t *p, uint64_t len,
+                     uint64_t off)
 {
 	while (len > 0) {
-		ssize_t n = os_pwrite(fd, p, (size_t)len, (off_t)off);
+		/* The file may belong to a restarted daemon now (--persist
+		 * reopens it) and these bytes to another object: checked
+		 * before every call, so at most one call in flight lands. */
+		if (client_map_retired(j->c, j->m))
+			return FILL_ABANDONED;
+		size_t part = len < CLIENT_FILL_WRITE ? (size_t)len
+		                                      : CLIENT_FILL_WRITE;
+		ssize_t n = os_pwrite(j->fd, p, part, (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -193,8 +216,7 @@ static int write_piece(struct fill_job *j, const shoal_segment *s,
                        uint64_t from, uint64_t len, uint64_t off)
 {
 	if (s->width == 0)
-		return write_all(j->fd, (const uint8_t *)s->src + from, len,
-		                 off);
+		return write_all(j, (const uint8_t *)s->src + from, len, off);
 	/* Rebased integers: through the bounce buffer (a multiple of 8, and
 	 * pieces start on the segment's integers: steps are page-aligned). */
 	for (uint64_t done = 0; done < len;) {
@@ -202,7 +224,7 @@ static int write_piece(struct fill_job *j, const shoal_segment *s,
 		                     ? len - done
 		                     : CLIENT_FILL_BOUNCE;
 		client_copy_piece(j->bounce, s, from + done, n);
-		int rc = write_all(j->fd, j->bounce, n, off + done);
+		int rc = write_all(j, j->bounce, n, off + done);
 		if (rc)
 			return rc;
 		done += n;
@@ -213,6 +235,8 @@ static int write_piece(struct fill_job *j, const shoal_segment *s,
 /* Allocates the file's pages under [off, off + len). */
 static int reserve_gap(struct fill_job *j, uint64_t off, uint64_t len)
 {
+	if (client_map_retired(j->c, j->m))
+		return FILL_ABANDONED;
 	while (os_fallocate(j->fd, FALLOC_FL_KEEP_SIZE, (off_t)off,
 	                    (off_t)len) != 0) {
 		if (errno == EINTR)
@@ -370,7 +394,8 @@ int client_fill(shoal_client *c, const struct client_map *m, uint64_t off,
                 size_t nsegs)
 {
 	uint64_t mask = c->page_size - 1, wp = m->window_page;
-	struct fill_job j = {.m = m,
+	struct fill_job j = {.c = c,
+	                     .m = m,
 	                     .fd = backed ? -1 : fd,
 	                     .reserve = !backed,
 	                     .obj_off = off,

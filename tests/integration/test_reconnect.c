@@ -302,7 +302,7 @@ static void *do_big_put(void *arg)
 
 /* The child: 0 when all went as it should, else the step that failed. */
 static int reconnect_during_fill_child(const char *socket, int to_parent,
-                                       int from_parent)
+                                       int from_parent, bool wait_parent)
 {
 	struct big_put p = {.create_rc = 1, .seal_rc = 1};
 	shoal_stats st;
@@ -334,6 +334,11 @@ static int reconnect_during_fill_child(const char *socket, int to_parent,
 		rc = 15;
 	if (!rc && shoal_epoch(p.c) != 2)
 		rc = 16;
+	/* Reconnected: the parent may now give the put's block to another
+	 * object before the put's threads go on. */
+	if (wait_parent &&
+	    (write(to_parent, "c", 1) != 1 || read(from_parent, &b, 1) != 1))
+		rc = rc ? rc : 20;
 	atomic_store(&fill_released, true);
 	pthread_join(t, NULL);
 	os_fault_hook = NULL;
@@ -370,7 +375,8 @@ static void test_reconnect_during_large_put(void **state)
 		close(up[0]);
 		close(down[1]);
 		/* exit, not _exit: a sanitizer build checks for leaks. */
-		exit(reconnect_during_fill_child(d.socket, up[1], down[0]));
+		exit(reconnect_during_fill_child(d.socket, up[1], down[0],
+		                                 false));
 	}
 	close(up[1]);
 	close(down[0]);
@@ -391,6 +397,142 @@ static void test_reconnect_during_large_put(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* Memory of the persisted arena below: any two objects of BIG_PUT and
+ * NEW_OBJECT bytes in it overlap. */
+#define SMALL_ARENA "100M"
+#define NEW_OBJECT  (80u << 20)
+
+static void start_persisted(struct testd *d, char *pdir, size_t size)
+{
+	memset(d, 0, sizeof(*d));
+	snprintf(d->dir, sizeof(d->dir), "/tmp/shoal-test-XXXXXX");
+	assert_non_null(mkdtemp(d->dir));
+	snprintf(pdir, size, "%s/p", d->dir);
+	assert_int_equal(testd_restart(d, SMALL_ARENA, "--persist", pdir, NULL),
+	                 0);
+}
+
+/* Another client's new object, which must lie where the lost create lay:
+ * created, filled with 0xa7 and sealed; its ID in *id. */
+static void put_pattern(const char *socket, shoal_id *id)
+{
+	shoal_client *c;
+	uint8_t *data;
+
+	assert_int_equal(shoal_connect(socket, &c), 0);
+	shoal_id_random(id);
+	assert_int_equal(shoal_create(c, id, NEW_OBJECT, 0, 0, &data, NULL), 0);
+	memset(data, 0xa7, NEW_OBJECT);
+	assert_int_equal(shoal_seal(c, id), 0);
+	shoal_disconnect(c);
+}
+
+/* Whether every byte of the object is still 0xa7, read by a new client. */
+static void check_pattern(const char *socket, const shoal_id *id)
+{
+	shoal_client *c;
+	shoal_view v;
+	size_t bad = 0;
+
+	assert_int_equal(shoal_connect(socket, &c), 0);
+	assert_int_equal(shoal_get(c, id, 1, 0, &v), 0);
+	assert_int_equal(v.data_size, NEW_OBJECT);
+	for (size_t i = 0; i < NEW_OBJECT; i++)
+		bad += ((const uint8_t *)v.data)[i] != 0xa7;
+	assert_int_equal(bad, 0);
+	assert_int_equal(shoal_release(c, &v), 0);
+	shoal_disconnect(c);
+}
+
+/*
+ * As above, but the daemon is restarted with --persist, so it reopens the
+ * same arena file, and another client's object takes the lost put's block
+ * before the put's threads go on. Whatever they still write must not reach
+ * that object.
+ */
+static void test_large_put_after_persisted_restart(void **state)
+{
+	struct testd d;
+	char pdir[300];
+	int up[2], down[2];
+	char b;
+	shoal_id id;
+
+	(void)state;
+	start_persisted(&d, pdir, sizeof(pdir));
+	assert_int_equal(pipe(up), 0);
+	assert_int_equal(pipe(down), 0);
+	fflush(stdout);
+	fflush(stderr);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(up[0]);
+		close(down[1]);
+		exit(reconnect_during_fill_child(d.socket, up[1], down[0],
+		                                 true));
+	}
+	close(up[1]);
+	close(down[0]);
+	bool put = false;
+	if (read(up[0], &b, 1) == 1) {
+		testd_kill(&d);
+		assert_int_equal(
+		        testd_restart(&d, SMALL_ARENA, "--persist", pdir, NULL),
+		        0);
+		assert_int_equal(write(down[1], "r", 1), 1);
+		if (read(up[0], &b, 1) == 1) {
+			put_pattern(d.socket, &id);
+			put = true;
+			assert_int_equal(write(down[1], "g", 1), 1);
+		}
+	}
+	int status = testd_wait_pid(pid, 60000);
+	close(up[0]);
+	close(down[1]);
+	if (put)
+		check_pattern(d.socket, &id);
+	testd_stop(&d);
+	assert_true(status != -1);
+	assert_int_equal(WIFSIGNALED(status) ? WTERMSIG(status) : 0, 0);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_true(put);
+}
+
+/*
+ * An application that keeps writing through the pointer of a create from
+ * before a --persist restart, after this client reconnected: the restarted
+ * daemon's object at that place stays intact, and the seal fails.
+ */
+static void test_writes_after_persisted_restart(void **state)
+{
+	struct testd d;
+	char pdir[300];
+	shoal_client *c;
+	shoal_stats st;
+	uint8_t *data;
+	shoal_id lost, id;
+
+	(void)state;
+	start_persisted(&d, pdir, sizeof(pdir));
+	assert_int_equal(shoal_connect(d.socket, &c), 0);
+	shoal_id_random(&lost);
+	assert_int_equal(shoal_create(c, &lost, BIG_PUT, 0, 0, &data, NULL), 0);
+	memset(data, 0x11, BIG_PUT);
+	testd_kill(&d);
+	assert_int_equal(
+	        testd_restart(&d, SMALL_ARENA, "--persist", pdir, NULL), 0);
+	assert_int_equal(shoal_get_stats(c, &st), 0); /* reconnects */
+	assert_int_equal(shoal_epoch(c), 2);
+	put_pattern(d.socket, &id);
+	memset(data, 0x22, BIG_PUT);
+	assert_int_equal(shoal_seal(c, &lost), SHOAL_EUNAVAILABLE);
+	check_pattern(d.socket, &id);
+	shoal_disconnect(c);
+	testd_stop(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -398,6 +540,8 @@ int main(void)
 	        cmocka_unit_test(test_unsafe_calls_and_no_daemon),
 	        cmocka_unit_test(test_restart_hook_and_safe_retry),
 	        cmocka_unit_test(test_reconnect_during_large_put),
+	        cmocka_unit_test(test_large_put_after_persisted_restart),
+	        cmocka_unit_test(test_writes_after_persisted_restart),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
