@@ -135,6 +135,9 @@ struct client_retired {
 	uint32_t epoch;
 	uint64_t dev, ino;    /* the arena file */
 	uint32_t repin_epoch; /* epoch of this record's re-pin holds, or 0 */
+	/* The mapping's populated bitmap: a create being filled in another
+	 * thread may still use it (struct client_map). */
+	_Atomic uint64_t *populated;
 	struct client_refmap views;    /* by handle: view counts */
 	struct client_refmap unsealed; /* by id: creates never sealed */
 };
@@ -530,11 +533,34 @@ int client_window_open(shoal_client *c, uint64_t off, uint64_t len);
  * that another open window still needs. io_lock must be held. */
 void client_window_close(shoal_client *c, uint64_t off, uint64_t len);
 
+/*
+ * What filling a new object needs of the mapping, copied while io_lock is
+ * held: once the create's request ends, another thread may reconnect and
+ * replace c's mapping. The old mapping and its populated bitmap then live
+ * on in a retired record as long as the create stays unsealed (which the
+ * filling call's caller ends), so these stay valid meanwhile.
+ */
+struct client_map {
+	uint8_t *base;
+	uint64_t size;
+	size_t window_page;
+	_Atomic uint64_t *populated;
+};
+
+/* Copies c's current mapping into *m. io_lock must be held. */
+static inline void client_map_of(const shoal_client *c, struct client_map *m)
+{
+	m->base = c->base;
+	m->size = c->map_size;
+	m->window_page = c->window_page;
+	m->populated = c->populated;
+}
+
 /* Most threads shoal_set_populate_threads() accepts. */
 #define CLIENT_POPULATE_THREADS_LIMIT 16
 
 /*
- * MADV_POPULATE_WRITE over [start, end) of the mapping (page-aligned), by
+ * MADV_POPULATE_WRITE over [start, end) of mapping m (page-aligned), by
  * several threads when the range is large (populate.c). With segments
  * (checked by client_check_segments), also copies them into the object at
  * mapping offset obj_off while the pages are being reserved, and sets
@@ -542,9 +568,9 @@ void client_window_close(shoal_client *c, uint64_t off, uint64_t len);
  * Returns 0 or the first -errno; -EINVAL means the kernel predates the
  * advice.
  */
-int client_populate(shoal_client *c, uint64_t start, uint64_t end,
-                    uint64_t obj_off, const shoal_segment *segs, size_t nsegs,
-                    bool *copied);
+int client_populate(shoal_client *c, const struct client_map *m, uint64_t start,
+                    uint64_t end, uint64_t obj_off, const shoal_segment *segs,
+                    size_t nsegs, bool *copied);
 
 /* MADV_POPULATE_WRITE over [p, p + len). Returns 0 or -errno. */
 int client_populate_span(uint8_t *p, size_t len);
@@ -576,14 +602,16 @@ bool client_fill_wants(uint64_t len, size_t nsegs);
  * Writes the segments (checked by client_check_segments) into the new
  * object at mapping offset off (len bytes) and makes sure every page of it
  * is allocated (backed: the daemon vouches for it already), on several
- * threads (fill.c). With fd (a writable arena fd, or -1), fresh memory is
- * written with pwrite and its gaps reserved with fallocate. Returns 0,
- * SHOAL_EFULL (the machine cannot back the object: the caller aborts it),
- * or CLIENT_FILL_DECLINED (overlapping segments, a rebased segment that
- * does not start on its integers, no memory: nothing was done).
+ * threads (fill.c). m is the mapping the object lies in (copied under
+ * io_lock: c's own may be replaced meanwhile). With fd (a writable arena fd, or
+ * -1), fresh memory is written with pwrite and its gaps reserved with
+ * fallocate. Returns 0, SHOAL_EFULL (the machine cannot back the object: the
+ * caller aborts it), or CLIENT_FILL_DECLINED (overlapping segments, a rebased
+ * segment that does not start on its integers, no memory: nothing was done).
  */
-int client_fill(shoal_client *c, uint64_t off, uint64_t len, bool backed,
-                int fd, const shoal_segment *segs, size_t nsegs);
+int client_fill(shoal_client *c, const struct client_map *m, uint64_t off,
+                uint64_t len, bool backed, int fd, const shoal_segment *segs,
+                size_t nsegs);
 
 /*
  * Asks the daemon, on a second short connection, for the arena's writable
@@ -594,7 +622,7 @@ int client_fill(shoal_client *c, uint64_t off, uint64_t len, bool backed,
 int client_writer_fd(shoal_client *c, int *fd);
 
 /* Copies the segments into the object at mapping offset obj_off. */
-void client_copy_segments(shoal_client *c, uint64_t obj_off,
+void client_copy_segments(const struct client_map *m, uint64_t obj_off,
                           const shoal_segment *segs, size_t n);
 
 /* 0 if every segment lies in an object of size bytes and has a width of 0,

@@ -513,6 +513,9 @@ static int retire_session(shoal_client *c)
 	c->deferred_bytes = 0;
 	r->base = c->base;
 	r->map_size = c->map_size;
+	/* A create being filled outside io_lock may still mark it. */
+	r->populated = c->populated;
+	c->populated = NULL;
 	r->epoch = c->epoch;
 	r->dev = c->arena_dev;
 	r->ino = c->arena_ino;
@@ -589,6 +592,7 @@ static void retired_destroy(struct client_retired *r)
 	if (r->fd >= 0)
 		close(r->fd);
 	munmap(r->base, r->map_size);
+	free((void *)r->populated);
 	client_refmap_free(&r->views);
 	client_refmap_free(&r->unsealed);
 	free(r);

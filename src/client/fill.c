@@ -35,7 +35,9 @@
  * Segments must not overlap (then they are copied in the order given, by
  * the older path in populate.c); they are visited in offset order, found
  * per step by binary search. Helpers exist only during the call and run
- * with every signal blocked.
+ * with every signal blocked. They run outside io_lock, so they use the
+ * mapping as the create found it (struct client_map), never c's: another
+ * thread may reconnect meanwhile and replace it.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -59,8 +61,8 @@
 #define FILL_REFUSED 1
 
 struct fill_job {
-	shoal_client *c;
-	int fd;       /* writable arena fd, or -1 */
+	const struct client_map *m; /* the mapping the object lies in */
+	int fd;                     /* writable arena fd, or -1 */
 	bool reserve; /* the daemon does not vouch for the pages */
 	uint64_t obj_off, obj_end;
 	uint64_t base, start, end, step, nsteps;
@@ -155,7 +157,7 @@ static bool next_piece(const struct fill_job *j, size_t *i, uint64_t a,
 /* Copies the segments' bytes of object range [a, b) through the mapping. */
 static void copy_range(struct fill_job *j, uint64_t a, uint64_t b)
 {
-	uint8_t *obj = j->c->base + j->obj_off;
+	uint8_t *obj = j->m->base + j->obj_off;
 	struct piece p;
 
 	for (size_t i = first_segment(j, a); next_piece(j, &i, a, b, &p);)
@@ -248,15 +250,15 @@ static int write_step(struct fill_job *j, uint64_t lo, uint64_t hi)
 	return 0;
 }
 
-static bool chunk_mapped(const shoal_client *c, size_t k)
+static bool chunk_mapped(const struct client_map *m, size_t k)
 {
-	return atomic_load(&c->populated[k / 64]) & (1ull << (k % 64));
+	return atomic_load(&m->populated[k / 64]) & (1ull << (k % 64));
 }
 
 /* Populates (when needed) and copies step [lo, hi). Returns 0 or -errno. */
 static int populate_step(struct fill_job *j, uint64_t lo, uint64_t hi)
 {
-	shoal_client *c = j->c;
+	const struct client_map *m = j->m;
 	/* The chunks of the step that lie wholly inside the object. */
 	uint64_t olo = lo > j->obj_off ? lo : j->obj_off;
 	uint64_t ohi = hi < j->obj_end ? hi : j->obj_end;
@@ -265,14 +267,14 @@ static int populate_step(struct fill_job *j, uint64_t lo, uint64_t hi)
 	bool need = j->reserve;
 
 	for (size_t k = first; !need && k < end; k++)
-		need = !chunk_mapped(c, k);
+		need = !chunk_mapped(m, k);
 	if (need) {
 		uint64_t plo = lo, phi = hi;
 		if (!j->reserve) { /* vouched for: only whole chunks */
 			plo = (uint64_t)first * LAYOUT_CHUNK;
 			phi = (uint64_t)end * LAYOUT_CHUNK;
 		}
-		int rc = phi > plo ? client_populate_span(c->base + plo,
+		int rc = phi > plo ? client_populate_span(m->base + plo,
 		                                          (size_t)(phi - plo))
 		                   : 0;
 		/* -EINVAL: a kernel without the advice; the daemon's own
@@ -281,7 +283,7 @@ static int populate_step(struct fill_job *j, uint64_t lo, uint64_t hi)
 			return rc;
 		if (rc == 0)
 			for (size_t k = first; k < end; k++)
-				atomic_fetch_or(&c->populated[k / 64],
+				atomic_fetch_or(&m->populated[k / 64],
 				                1ull << (k % 64));
 	}
 	copy_range(j, olo - j->obj_off, ohi - j->obj_off);
@@ -363,11 +365,12 @@ static bool fsize_limited(uint64_t end)
 	       rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < end;
 }
 
-int client_fill(shoal_client *c, uint64_t off, uint64_t len, bool backed,
-                int fd, const shoal_segment *segs, size_t nsegs)
+int client_fill(shoal_client *c, const struct client_map *m, uint64_t off,
+                uint64_t len, bool backed, int fd, const shoal_segment *segs,
+                size_t nsegs)
 {
-	uint64_t mask = c->page_size - 1, wp = c->window_page;
-	struct fill_job j = {.c = c,
+	uint64_t mask = c->page_size - 1, wp = m->window_page;
+	struct fill_job j = {.m = m,
 	                     .fd = backed ? -1 : fd,
 	                     .reserve = !backed,
 	                     .obj_off = off,
@@ -397,8 +400,8 @@ int client_fill(shoal_client *c, uint64_t off, uint64_t len, bool backed,
 	}
 	j.start = off & ~mask;
 	j.end = (off + len + mask) & ~mask;
-	if (j.end > c->map_size)
-		j.end = c->map_size;
+	if (j.end > m->size)
+		j.end = m->size;
 	j.step = (CLIENT_FILL_STEP + wp - 1) / wp * wp;
 	j.base = j.start / j.step * j.step;
 	j.nsteps = (j.end - j.base + j.step - 1) / j.step;

@@ -89,32 +89,32 @@ struct object_copy {
  * several CPUs for a large range (populate.c), copying cp's segments into
  * the object at off meanwhile if cp is given. Returns 0 or -errno; EINVAL
  * means the kernel predates the advice. */
-static int populate_range(shoal_client *c, uint64_t off, uint64_t end,
-                          struct object_copy *cp)
+static int populate_range(shoal_client *c, const struct client_map *m,
+                          uint64_t off, uint64_t end, struct object_copy *cp)
 {
 	uint64_t mask = c->page_size - 1;
 	uint64_t start = off & ~mask;
 	bool copied = false;
 
 	end = (end + mask) & ~mask;
-	if (end > c->map_size)
-		end = c->map_size;
-	int rc = client_populate(c, start, end, off, cp ? cp->segs : NULL,
+	if (end > m->size)
+		end = m->size;
+	int rc = client_populate(c, m, start, end, off, cp ? cp->segs : NULL,
 	                         cp ? cp->n : 0, &copied);
 	if (cp)
 		cp->done = copied;
 	return rc;
 }
 
-static bool chunk_populated(const shoal_client *c, size_t k)
+static bool chunk_populated(const struct client_map *m, size_t k)
 {
-	return atomic_load(&c->populated[k / 64]) & (1ull << (k % 64));
+	return atomic_load(&m->populated[k / 64]) & (1ull << (k % 64));
 }
 
-static void mark_chunks(shoal_client *c, size_t first, size_t end)
+static void mark_chunks(const struct client_map *m, size_t first, size_t end)
 {
 	for (size_t k = first; k < end; k++)
-		atomic_fetch_or(&c->populated[k / 64], 1ull << (k % 64));
+		atomic_fetch_or(&m->populated[k / 64], 1ull << (k % 64));
 }
 
 /*
@@ -123,8 +123,9 @@ static void mark_chunks(shoal_client *c, size_t first, size_t end)
  * that this client has not mapped yet. Returns 0 or SHOAL_EFULL when the
  * machine cannot back the object.
  */
-static int reserve_object(shoal_client *c, uint64_t off, uint64_t len,
-                          bool backed, struct object_copy *cp)
+static int reserve_object(shoal_client *c, const struct client_map *m,
+                          uint64_t off, uint64_t len, bool backed,
+                          struct object_copy *cp)
 {
 	size_t first = (size_t)((off + LAYOUT_CHUNK - 1) / LAYOUT_CHUNK);
 	size_t end = (size_t)((off + len) / LAYOUT_CHUNK);
@@ -133,31 +134,31 @@ static int reserve_object(shoal_client *c, uint64_t off, uint64_t len,
 	if (len == 0)
 		return 0;
 	if (!backed) {
-		rc = populate_range(c, off, off + len, cp);
+		rc = populate_range(c, m, off, off + len, cp);
 		/* Without MADV_POPULATE_WRITE (Linux < 5.14) the daemon's
 		 * own reservation is all there is. */
 		if (rc < 0 && rc != -EINVAL)
 			return SHOAL_EFULL;
 		if (rc == 0 && first < end)
-			mark_chunks(c, first, end);
+			mark_chunks(m, first, end);
 		return 0;
 	}
 	for (size_t k = first; k < end;) {
 		size_t run = k;
 
-		if (chunk_populated(c, k)) {
+		if (chunk_populated(m, k)) {
 			k++;
 			continue;
 		}
-		while (run < end && !chunk_populated(c, run))
+		while (run < end && !chunk_populated(m, run))
 			run++;
-		rc = populate_range(c, (uint64_t)k * LAYOUT_CHUNK,
+		rc = populate_range(c, m, (uint64_t)k * LAYOUT_CHUNK,
 		                    (uint64_t)run * LAYOUT_CHUNK, NULL);
 		if (rc == -EINVAL)
 			return 0;
 		if (rc < 0)
 			return SHOAL_EFULL;
-		mark_chunks(c, k, run);
+		mark_chunks(m, k, run);
 		k = run;
 	}
 	return 0;
@@ -166,21 +167,21 @@ static int reserve_object(shoal_client *c, uint64_t off, uint64_t len,
 /* reserve_object(), then the copy of segs if it was not made meanwhile;
  * a large object from segments is filled by fill.c instead (with fd, a
  * writable arena fd or -1). */
-static int populate_object(shoal_client *c, uint64_t off, uint64_t len,
-                           bool backed, int fd, const shoal_segment *segs,
-                           size_t n)
+static int populate_object(shoal_client *c, const struct client_map *m,
+                           uint64_t off, uint64_t len, bool backed, int fd,
+                           const shoal_segment *segs, size_t n)
 {
 	struct object_copy cp = {.segs = segs, .n = n};
 	int rc = client_fill_wants(len, n)
-	                 ? client_fill(c, off, len, backed, fd, segs, n)
+	                 ? client_fill(c, m, off, len, backed, fd, segs, n)
 	                 : CLIENT_FILL_DECLINED;
 
 	if (rc != CLIENT_FILL_DECLINED)
 		return rc;
-	rc = reserve_object(c, off, len, backed, n ? &cp : NULL);
+	rc = reserve_object(c, m, off, len, backed, n ? &cp : NULL);
 
 	if (rc == 0 && n && !cp.done)
-		client_copy_segments(c, off, segs, n);
+		client_copy_segments(m, off, segs, n);
 	return rc;
 }
 
@@ -291,23 +292,27 @@ SHOAL_API int shoal_create_from(shoal_client *c, const shoal_id *id,
 	    client_fill_wants(data_size + metadata_size, nsegs))
 		(void)client_writer_fd(c, &fd);
 	bool made = !had && client_refmap_find(&c->unsealed, 0, id);
+	/* From here on another thread may reconnect and replace c's mapping:
+	 * the object's stays (retired, while the create is unsealed). */
+	struct client_map m;
+	client_map_of(c, &m);
 	client_end(c);
 	if (rc < 0) {
 		if (made) /* created, but its window could not be opened */
 			shoal_abort(c, id);
 		return rc;
 	}
-	rc = populate_object(c, offset, data_size + metadata_size, backed, fd,
-	                     segs, nsegs);
+	rc = populate_object(c, &m, offset, data_size + metadata_size, backed,
+	                     fd, segs, nsegs);
 	if (fd >= 0)
 		close(fd);
 	if (rc < 0) {
 		shoal_abort(c, id);
 		return rc;
 	}
-	*data = c->base + offset;
+	*data = m.base + offset;
 	if (metadata)
-		*metadata = metadata_size ? c->base + offset + data_size : NULL;
+		*metadata = metadata_size ? m.base + offset + data_size : NULL;
 	return 0;
 }
 

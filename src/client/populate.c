@@ -192,7 +192,7 @@ void client_copy_piece(uint8_t *dst, const shoal_segment *s, uint64_t from,
 /* Copies the segments into the object that starts at mapping offset
  * obj_off, each piece after its pages are reserved when j is given. Returns
  * 0 or j's failure. */
-static int copy_segments(shoal_client *c, uint64_t obj_off,
+static int copy_segments(uint8_t *base, uint64_t obj_off,
                          const shoal_segment *segs, size_t n,
                          struct populate_job *j)
 {
@@ -206,16 +206,16 @@ static int copy_segments(shoal_client *c, uint64_t obj_off,
 			int rc = j ? job_wait(j, at + len) : 0;
 			if (rc < 0)
 				return rc;
-			client_copy_piece(c->base + at, s, from, len);
+			client_copy_piece(base + at, s, from, len);
 		}
 	}
 	return 0;
 }
 
-void client_copy_segments(shoal_client *c, uint64_t obj_off,
+void client_copy_segments(const struct client_map *m, uint64_t obj_off,
                           const shoal_segment *segs, size_t n)
 {
-	copy_segments(c, obj_off, segs, n, NULL);
+	copy_segments(m->base, obj_off, segs, n, NULL);
 }
 
 int client_check_segments(uint64_t size, const shoal_segment *segs, size_t n)
@@ -301,12 +301,12 @@ unsigned client_populate_threads_for(const shoal_client *c, uint64_t len)
 	return slices < want ? (unsigned)slices : want;
 }
 
-int client_populate(shoal_client *c, uint64_t start, uint64_t end,
-                    uint64_t obj_off, const shoal_segment *segs, size_t nsegs,
-                    bool *copied)
+int client_populate(shoal_client *c, const struct client_map *m, uint64_t start,
+                    uint64_t end, uint64_t obj_off, const shoal_segment *segs,
+                    size_t nsegs, bool *copied)
 {
-	uint64_t wp = c->window_page;
-	struct populate_job j = {.base = c->base, .start = start, .end = end};
+	uint64_t wp = m->window_page;
+	struct populate_job j = {.base = m->base, .start = start, .end = end};
 	struct populate_helper helper[CLIENT_POPULATE_THREADS_LIMIT];
 	unsigned threads = client_populate_threads_for(c, end - start),
 	         started = 0;
@@ -315,7 +315,7 @@ int client_populate(shoal_client *c, uint64_t start, uint64_t end,
 	if (end <= start)
 		return 0;
 	if (threads < 2 && nsegs == 0)
-		return client_populate_span(c->base + start,
+		return client_populate_span(m->base + start,
 		                            (size_t)(end - start));
 	/* Step k (k < threads) is the first of thread k, the caller's 0. */
 	j.step = (CLIENT_POPULATE_STEP + wp - 1) / wp * wp;
@@ -324,7 +324,7 @@ int client_populate(shoal_client *c, uint64_t start, uint64_t end,
 	if (end - start <= j.step)
 		nsegs = 0; /* one step: nothing to overlap */
 	if (threads < 2 && nsegs == 0)
-		return client_populate_span(c->base + start,
+		return client_populate_span(m->base + start,
 		                            (size_t)(end - start));
 	if (nsegs) {
 		uint64_t nsteps = (end - start + j.step - 1) / j.step;
@@ -354,7 +354,7 @@ int client_populate(shoal_client *c, uint64_t start, uint64_t end,
 	job_step(&j, start);
 	for (unsigned k = started + 1; k < threads; k++)
 		job_step(&j, start + k * j.step);
-	if (nsegs && copy_segments(c, obj_off, segs, nsegs, &j) == 0)
+	if (nsegs && copy_segments(m->base, obj_off, segs, nsegs, &j) == 0)
 		*copied = true;
 	job_rest(&j);
 	for (unsigned i = 0; i < started; i++)

@@ -17,10 +17,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "os.h"
 #include "shoal.h"
 #include "testd.h"
 
@@ -249,12 +251,153 @@ static void test_restart_hook_and_safe_retry(void **state)
 	testd_stop(&d);
 }
 
+/*
+ * A reconnect while another thread fills a large put (shoal_create_from
+ * with helper threads, outside io_lock). The fault hook holds every large
+ * madvise and pwrite of the fill until the other thread has reconnected,
+ * then refuses them (EINVAL: a kernel without the advice, a file that
+ * refuses pwrite), so every thread copies through the mapping. The copy
+ * must go to the put's own (old, retired) mapping, never to the new
+ * daemon's read-only one or through freed memory; the put then fails at
+ * seal like any create from before a restart. Runs in a child process, so
+ * that a crash is a failure of this test.
+ */
+#define BIG_PUT (64u << 20)
+
+static atomic_bool fill_entered, fill_released;
+static pthread_t caller_thread;
+
+static long hold_fill(enum os_call call, size_t len)
+{
+	if ((call != OS_MADVISE && call != OS_PWRITE) || len < (1u << 20) ||
+	    pthread_equal(pthread_self(), caller_thread))
+		return 0;
+	atomic_store(&fill_entered, true);
+	uint64_t end = testd_now_ms() + 20000;
+	while (!atomic_load(&fill_released) && testd_now_ms() < end)
+		usleep(1000);
+	return -EINVAL;
+}
+
+struct big_put {
+	shoal_client *c;
+	uint8_t *src;
+	int create_rc, seal_rc;
+};
+
+static void *do_big_put(void *arg)
+{
+	struct big_put *p = arg;
+	shoal_segment seg = {.src = p->src, .size = BIG_PUT};
+	uint8_t *data;
+	shoal_id id;
+
+	shoal_id_random(&id);
+	p->create_rc = shoal_create_from(p->c, &id, BIG_PUT, 0, 0, &seg, 1,
+	                                 &data, NULL);
+	p->seal_rc = p->create_rc == 0 ? shoal_seal(p->c, &id)
+	                               : shoal_abort(p->c, &id);
+	return NULL;
+}
+
+/* The child: 0 when all went as it should, else the step that failed. */
+static int reconnect_during_fill_child(const char *socket, int to_parent,
+                                       int from_parent)
+{
+	struct big_put p = {.create_rc = 1, .seal_rc = 1};
+	shoal_stats st;
+	pthread_t t;
+	char b;
+	int rc = 0;
+
+	if (shoal_connect(socket, &p.c) != 0)
+		return 10;
+	shoal_set_populate_threads(p.c, 2);
+	p.src = malloc(BIG_PUT);
+	if (!p.src)
+		return 11;
+	memset(p.src, 0x5a, BIG_PUT);
+	caller_thread = pthread_self();
+	os_fault_hook = hold_fill;
+	if (pthread_create(&t, NULL, do_big_put, &p) != 0)
+		return 12;
+	uint64_t end = testd_now_ms() + 20000;
+	while (!atomic_load(&fill_entered) && testd_now_ms() < end)
+		usleep(1000);
+	if (!atomic_load(&fill_entered))
+		rc = 13;
+	/* The parent restarts the daemon; this thread's next call
+	 * reconnects while the put's threads wait in the hook. */
+	if (write(to_parent, "k", 1) != 1 || read(from_parent, &b, 1) != 1)
+		rc = rc ? rc : 14;
+	if (!rc && shoal_get_stats(p.c, &st) != 0)
+		rc = 15;
+	if (!rc && shoal_epoch(p.c) != 2)
+		rc = 16;
+	atomic_store(&fill_released, true);
+	pthread_join(t, NULL);
+	os_fault_hook = NULL;
+	/* The put wrote into the old daemon's object, which died with it. */
+	if (!rc && p.create_rc != 0)
+		rc = 17;
+	if (!rc && p.seal_rc != SHOAL_EUNAVAILABLE)
+		rc = 18;
+	/* The new daemon works for this client. */
+	shoal_id id;
+	shoal_id_random(&id);
+	if (!rc && shoal_put(p.c, &id, "after", 6, NULL, 0) != 0)
+		rc = 19;
+	shoal_disconnect(p.c);
+	free(p.src);
+	return rc;
+}
+
+static void test_reconnect_during_large_put(void **state)
+{
+	struct testd d;
+	int up[2], down[2];
+	char b;
+
+	(void)state;
+	assert_int_equal(testd_start(&d, "256M", NULL), 0);
+	assert_int_equal(pipe(up), 0);
+	assert_int_equal(pipe(down), 0);
+	fflush(stdout);
+	fflush(stderr);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(up[0]);
+		close(down[1]);
+		/* exit, not _exit: a sanitizer build checks for leaks. */
+		exit(reconnect_during_fill_child(d.socket, up[1], down[0]));
+	}
+	close(up[1]);
+	close(down[0]);
+	/* EOF here means the child ended early; the status says how. */
+	if (read(up[0], &b, 1) == 1) {
+		testd_kill(&d);
+		assert_int_equal(testd_restart(&d, "256M", NULL), 0);
+		assert_int_equal(write(down[1], "r", 1), 1);
+	}
+	int status = testd_wait_pid(pid, 60000);
+	close(up[0]);
+	close(down[1]);
+	testd_stop(&d);
+	assert_true(status != -1);
+	/* The signal that killed the child, if one did. */
+	assert_int_equal(WIFSIGNALED(status) ? WTERMSIG(status) : 0, 0);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_next_call_succeeds_and_old_views_stay),
 	        cmocka_unit_test(test_unsafe_calls_and_no_daemon),
 	        cmocka_unit_test(test_restart_hook_and_safe_retry),
+	        cmocka_unit_test(test_reconnect_during_large_put),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1087,7 +1087,8 @@ static bool object_is(shoal_client *c, unsigned n, const uint8_t *want,
  * shoal_create_from(): the bytes of plain and rebased (4- and 8-byte
  * integer) segments land exactly, for an object copied after its
  * reservation (small) and one copied behind it by several threads
- * (40 MiB); a failed reservation in any thread is a clean "store full";
+ * (40 MiB); a failed reservation in any thread is a clean "store full",
+ * also part-way through the copy of overlapping segments (populate.c);
  * a segment outside the object is refused before anything is created.
  */
 static void test_create_from(void **state)
@@ -1162,6 +1163,20 @@ static void test_create_from(void **state)
 		assert_int_equal(shoal_contains(c, &id, &state_of), 0);
 		assert_int_equal(state_of, SHOAL_STATE_ABSENT);
 	}
+	/* Overlapping segments are not taken by fill.c: populate.c copies
+	 * them behind its reservation. The caller's reservation fails after
+	 * its first step was copied (one thread: it takes every step, so the
+	 * second is its own). */
+	shoal_segment overlap[2] = {{0, src, big, 0, 0},
+	                            {4096, src, 4096, 0, 0}};
+	assert_int_equal(shoal_set_populate_threads(c, 1), 0);
+	inject(CALL(OS_MADVISE), ONLY_THREAD, pthread_self(), -ENOMEM, 2, 1);
+	assert_int_equal(create_from(c, 3, big, overlap, 2), SHOAL_EFULL);
+	assert_int_equal(stop_faults(), 1);
+	shoal_id gone = make_id(3);
+	assert_int_equal(shoal_contains(c, &gone, &state_of), 0);
+	assert_int_equal(state_of, SHOAL_STATE_ABSENT);
+	assert_int_equal(shoal_set_populate_threads(c, 4), 0);
 
 	static const shoal_segment bad[] = {
 	        {1, "x", 1u << 20, 0, 0}, /* ends past the object */
