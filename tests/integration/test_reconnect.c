@@ -266,17 +266,29 @@ static void test_restart_hook_and_safe_retry(void **state)
 
 static atomic_bool fill_entered, fill_released;
 static pthread_t caller_thread;
+/* Whether the held pwrite goes ahead once released (else every one is
+ * refused); then the pwrites asked for after the release are counted. */
+static bool pwrite_through;
+static atomic_bool pwrite_held;
+static atomic_int pwrites_after;
 
 static long hold_fill(enum os_call call, size_t len)
 {
 	if ((call != OS_MADVISE && call != OS_PWRITE) || len < (1u << 20) ||
 	    pthread_equal(pthread_self(), caller_thread))
 		return 0;
+	if (call == OS_PWRITE && pwrite_through &&
+	    atomic_load(&fill_released)) {
+		atomic_fetch_add(&pwrites_after, 1);
+		return 0;
+	}
 	atomic_store(&fill_entered, true);
+	if (call == OS_PWRITE)
+		atomic_store(&pwrite_held, true);
 	uint64_t end = testd_now_ms() + 20000;
 	while (!atomic_load(&fill_released) && testd_now_ms() < end)
 		usleep(1000);
-	return -EINVAL;
+	return call == OS_PWRITE && pwrite_through ? 0 : -EINVAL;
 }
 
 struct big_put {
@@ -322,9 +334,12 @@ static int reconnect_during_fill_child(const char *socket, int to_parent,
 	if (pthread_create(&t, NULL, do_big_put, &p) != 0)
 		return 12;
 	uint64_t end = testd_now_ms() + 20000;
-	while (!atomic_load(&fill_entered) && testd_now_ms() < end)
+	while ((!atomic_load(&fill_entered) ||
+	        (pwrite_through && !atomic_load(&pwrite_held))) &&
+	       testd_now_ms() < end)
 		usleep(1000);
-	if (!atomic_load(&fill_entered))
+	if (!atomic_load(&fill_entered) ||
+	    (pwrite_through && !atomic_load(&pwrite_held)))
 		rc = 13;
 	/* The parent restarts the daemon; this thread's next call
 	 * reconnects while the put's threads wait in the hook. */
@@ -347,6 +362,9 @@ static int reconnect_during_fill_child(const char *socket, int to_parent,
 		rc = 17;
 	if (!rc && p.seal_rc != SHOAL_EUNAVAILABLE)
 		rc = 18;
+	/* Only the pwrite under way at the reconnect reached the file. */
+	if (!rc && atomic_load(&pwrites_after) != 0)
+		rc = 21;
 	/* The new daemon works for this client. */
 	shoal_id id;
 	shoal_id_random(&id);
@@ -501,6 +519,52 @@ static void test_large_put_after_persisted_restart(void **state)
 }
 
 /*
+ * The fill's writer is held inside a pwrite (the call under way, which is
+ * let through) while the client reconnects: it asks for no pwrite after
+ * that, so nothing more of the lost object reaches the arena file.
+ */
+static void test_no_pwrite_after_reconnect(void **state)
+{
+	struct testd d;
+	char pdir[300];
+	int up[2], down[2];
+	char b;
+
+	(void)state;
+	start_persisted(&d, pdir, sizeof(pdir));
+	assert_int_equal(pipe(up), 0);
+	assert_int_equal(pipe(down), 0);
+	fflush(stdout);
+	fflush(stderr);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(up[0]);
+		close(down[1]);
+		pwrite_through = true;
+		exit(reconnect_during_fill_child(d.socket, up[1], down[0],
+		                                 false));
+	}
+	close(up[1]);
+	close(down[0]);
+	if (read(up[0], &b, 1) == 1) {
+		testd_kill(&d);
+		assert_int_equal(
+		        testd_restart(&d, SMALL_ARENA, "--persist", pdir, NULL),
+		        0);
+		assert_int_equal(write(down[1], "r", 1), 1);
+	}
+	int status = testd_wait_pid(pid, 60000);
+	close(up[0]);
+	close(down[1]);
+	testd_stop(&d);
+	assert_true(status != -1);
+	assert_int_equal(WIFSIGNALED(status) ? WTERMSIG(status) : 0, 0);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/*
  * An application that keeps writing through the pointer of a create from
  * before a --persist restart, after this client reconnected: the restarted
  * daemon's object at that place stays intact, and the seal fails.
@@ -542,6 +606,7 @@ int main(void)
 	        cmocka_unit_test(test_reconnect_during_large_put),
 	        cmocka_unit_test(test_large_put_after_persisted_restart),
 	        cmocka_unit_test(test_writes_after_persisted_restart),
+	        cmocka_unit_test(test_no_pwrite_after_reconnect),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
