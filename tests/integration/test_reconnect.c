@@ -375,14 +375,27 @@ static int reconnect_during_fill_child(const char *socket, int to_parent,
 	return rc;
 }
 
-static void test_reconnect_during_large_put(void **state)
+/* How a test runs reconnect_during_fill_child: the memory of the daemon
+ * it restarts (and its --persist directory, or NULL), whether the fill's
+ * writer is let through the pwrite under way, and what the parent does
+ * once the child has reconnected (NULL: nothing, and the child does not
+ * wait for it). */
+struct fill_run {
+	const char *memory;
+	const char *pdir;
+	bool pwrite_through;
+	void (*reconnected)(struct testd *d, void *arg);
+	void *arg;
+};
+
+/* Forks the child; when the put's threads are held, kills and restarts
+ * the daemon and lets the child reconnect. Returns the child's status
+ * (testd_wait_pid). */
+static int run_fill_child(struct testd *d, const struct fill_run *run)
 {
-	struct testd d;
-	int up[2], down[2];
+	int up[2], down[2], rc;
 	char b;
 
-	(void)state;
-	assert_int_equal(testd_start(&d, "256M", NULL), 0);
 	assert_int_equal(pipe(up), 0);
 	assert_int_equal(pipe(down), 0);
 	fflush(stdout);
@@ -392,27 +405,52 @@ static void test_reconnect_during_large_put(void **state)
 	if (pid == 0) {
 		close(up[0]);
 		close(down[1]);
+		pwrite_through = run->pwrite_through;
 		/* exit, not _exit: a sanitizer build checks for leaks. */
-		exit(reconnect_during_fill_child(d.socket, up[1], down[0],
-		                                 false));
+		exit(reconnect_during_fill_child(d->socket, up[1], down[0],
+		                                 run->reconnected != NULL));
 	}
 	close(up[1]);
 	close(down[0]);
 	/* EOF here means the child ended early; the status says how. */
 	if (read(up[0], &b, 1) == 1) {
-		testd_kill(&d);
-		assert_int_equal(testd_restart(&d, "256M", NULL), 0);
+		testd_kill(d);
+		rc = run->pdir ? testd_restart(d, run->memory, "--persist",
+		                               run->pdir, NULL)
+		               : testd_restart(d, run->memory, NULL);
+		assert_int_equal(rc, 0);
 		assert_int_equal(write(down[1], "r", 1), 1);
+		if (run->reconnected && read(up[0], &b, 1) == 1) {
+			run->reconnected(d, run->arg);
+			assert_int_equal(write(down[1], "g", 1), 1);
+		}
 	}
 	int status = testd_wait_pid(pid, 60000);
 	close(up[0]);
 	close(down[1]);
-	testd_stop(&d);
+	return status;
+}
+
+/* The child ended by itself with status 0. */
+static void assert_child_ok(int status)
+{
 	assert_true(status != -1);
 	/* The signal that killed the child, if one did. */
 	assert_int_equal(WIFSIGNALED(status) ? WTERMSIG(status) : 0, 0);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_reconnect_during_large_put(void **state)
+{
+	struct testd d;
+	struct fill_run run = {.memory = "256M"};
+
+	(void)state;
+	assert_int_equal(testd_start(&d, "256M", NULL), 0);
+	int status = run_fill_child(&d, &run);
+	testd_stop(&d);
+	assert_child_ok(status);
 }
 
 /* Memory of the persisted arena below: any two objects of BIG_PUT and
@@ -462,6 +500,20 @@ static void check_pattern(const char *socket, const shoal_id *id)
 	shoal_disconnect(c);
 }
 
+/* The new object that takes the lost put's block (fill_run.reconnected). */
+struct new_object {
+	shoal_id id;
+	bool put;
+};
+
+static void put_new_object(struct testd *d, void *arg)
+{
+	struct new_object *o = arg;
+
+	put_pattern(d->socket, &o->id);
+	o->put = true;
+}
+
 /*
  * As above, but the daemon is restarted with --persist, so it reopens the
  * same arena file, and another client's object takes the lost put's block
@@ -472,50 +524,20 @@ static void test_large_put_after_persisted_restart(void **state)
 {
 	struct testd d;
 	char pdir[300];
-	int up[2], down[2];
-	char b;
-	shoal_id id;
+	struct new_object o = {.put = false};
+	struct fill_run run = {.memory = SMALL_ARENA,
+	                       .pdir = pdir,
+	                       .reconnected = put_new_object,
+	                       .arg = &o};
 
 	(void)state;
 	start_persisted(&d, pdir, sizeof(pdir));
-	assert_int_equal(pipe(up), 0);
-	assert_int_equal(pipe(down), 0);
-	fflush(stdout);
-	fflush(stderr);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		close(up[0]);
-		close(down[1]);
-		exit(reconnect_during_fill_child(d.socket, up[1], down[0],
-		                                 true));
-	}
-	close(up[1]);
-	close(down[0]);
-	bool put = false;
-	if (read(up[0], &b, 1) == 1) {
-		testd_kill(&d);
-		assert_int_equal(
-		        testd_restart(&d, SMALL_ARENA, "--persist", pdir, NULL),
-		        0);
-		assert_int_equal(write(down[1], "r", 1), 1);
-		if (read(up[0], &b, 1) == 1) {
-			put_pattern(d.socket, &id);
-			put = true;
-			assert_int_equal(write(down[1], "g", 1), 1);
-		}
-	}
-	int status = testd_wait_pid(pid, 60000);
-	close(up[0]);
-	close(down[1]);
-	if (put)
-		check_pattern(d.socket, &id);
+	int status = run_fill_child(&d, &run);
+	if (o.put)
+		check_pattern(d.socket, &o.id);
 	testd_stop(&d);
-	assert_true(status != -1);
-	assert_int_equal(WIFSIGNALED(status) ? WTERMSIG(status) : 0, 0);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
-	assert_true(put);
+	assert_child_ok(status);
+	assert_true(o.put);
 }
 
 /*
@@ -527,41 +549,14 @@ static void test_no_pwrite_after_reconnect(void **state)
 {
 	struct testd d;
 	char pdir[300];
-	int up[2], down[2];
-	char b;
+	struct fill_run run = {
+	        .memory = SMALL_ARENA, .pdir = pdir, .pwrite_through = true};
 
 	(void)state;
 	start_persisted(&d, pdir, sizeof(pdir));
-	assert_int_equal(pipe(up), 0);
-	assert_int_equal(pipe(down), 0);
-	fflush(stdout);
-	fflush(stderr);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		close(up[0]);
-		close(down[1]);
-		pwrite_through = true;
-		exit(reconnect_during_fill_child(d.socket, up[1], down[0],
-		                                 false));
-	}
-	close(up[1]);
-	close(down[0]);
-	if (read(up[0], &b, 1) == 1) {
-		testd_kill(&d);
-		assert_int_equal(
-		        testd_restart(&d, SMALL_ARENA, "--persist", pdir, NULL),
-		        0);
-		assert_int_equal(write(down[1], "r", 1), 1);
-	}
-	int status = testd_wait_pid(pid, 60000);
-	close(up[0]);
-	close(down[1]);
+	int status = run_fill_child(&d, &run);
 	testd_stop(&d);
-	assert_true(status != -1);
-	assert_int_equal(WIFSIGNALED(status) ? WTERMSIG(status) : 0, 0);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_child_ok(status);
 }
 
 /*
